@@ -52,10 +52,18 @@ class Service:
     commands: ClassVar[dict[str, dict[str, Any]]] = {}
     # Command types that move hardware (open a door): they must carry a valid HMAC signature.
     signed_commands: ClassVar[frozenset[str]] = frozenset()
+    # A service whose loop must keep moving sets this and calls `heartbeat()` from its loop;
+    # a critical service silent for longer is "wedged" and the systemd watchdog is not fed.
+    wedged_after_s: ClassVar[float | None] = None
 
     def __init__(self, ctx: ServiceContext):
         self.ctx = ctx
         self.log = logging.getLogger(f"edge.{self.name}")
+        self.last_heartbeat = time.monotonic()
+
+    def heartbeat(self) -> None:
+        """Record progress of the main loop (see `wedged_after_s`)."""
+        self.last_heartbeat = time.monotonic()
 
     async def start(self) -> None:
         """Open hardware, restore state from the store, publish the retained snapshot."""

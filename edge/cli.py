@@ -1,0 +1,145 @@
+"""The `edge` command line (also `python -m edge`).
+
+Heavy modules (numpy, onnxruntime, paho, serial) are imported inside the handlers, so that
+`edge --help` stays fast on a Pi. Each area registers its own subcommands from `AREA_CLIS`,
+and each benchmark is a module in `BENCHES` with `add_arguments(parser)` and `main(args)`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import sys
+
+from edge import __version__
+
+AREA_CLIS = [
+]
+BENCHES = {
+    "mqtt": "edge.mqtt_bench",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="edge", description="One-stop office device software: pager base, lockers, face, QR, MQTT.")
+    parser.add_argument("--version", action="version", version=f"edge {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("run", help="run the supervisor with a config file")
+    p.add_argument("--config", default="/etc/edge/edge.toml", help="TOML file (default %(default)s)")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("demo", help="every service on simulators with a built-in config")
+    p.add_argument("--seconds", type=float, default=None, help="stop after N seconds (default: until Ctrl-C)")
+    p.add_argument("--broker", default=None, help="use this broker (mqtt://HOST:PORT) instead of starting one")
+    p.set_defaults(func=lambda a: _call("edge.demo", "main", a))
+
+    p = sub.add_parser("config", help="configuration tools")
+    csub = p.add_subparsers(dest="config_command", metavar="ACTION", required=True)
+    c = csub.add_parser("check", help="validate a config file; names every bad key")
+    c.add_argument("file")
+    c.set_defaults(func=cmd_config_check)
+
+    p = sub.add_parser("doctor", help="check ports, GPIO, camera, models, broker, clock, disk")
+    p.add_argument("--config", default=None, help="TOML file to check against")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=lambda a: _call("edge.doctor", "main", a))
+
+    p = sub.add_parser("audit", help="audit log tools")
+    asub = p.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
+    c = asub.add_parser("verify", help="check the hash chain of the audit log")
+    c.add_argument("--db", required=True, help="the store (e.g. /var/lib/edge/edge.db)")
+    c.set_defaults(func=cmd_audit_verify)
+
+    p = sub.add_parser("monitor", help="show live status and events of a site")
+    p.add_argument("--broker", required=True, help="mqtt://HOST:PORT")
+    p.add_argument("--site", default="+", help="site id (default: all)")
+    p.add_argument("--seconds", type=float, default=None, help="stop after N seconds")
+    p.add_argument("--json", action="store_true", help="one JSON line per message")
+    p.set_defaults(func=lambda a: _call("edge.monitor", "main", a))
+
+    p = sub.add_parser("bench", help="benchmarks: " + ", ".join(sorted(BENCHES)))
+    bsub = p.add_subparsers(dest="bench", metavar="NAME", required=True)
+    for name, module in sorted(BENCHES.items()):
+        mod = importlib.import_module(module)
+        b = bsub.add_parser(name, help=(mod.__doc__ or "").strip().splitlines()[0] if mod.__doc__ else None)
+        b.add_argument("--json", action="store_true", help="print the results as JSON")
+        mod.add_arguments(b)
+        b.set_defaults(func=mod.main)
+
+    for module in AREA_CLIS:
+        importlib.import_module(module).register(sub)
+    return parser
+
+
+def _call(module: str, func: str, args: argparse.Namespace) -> int:
+    return getattr(importlib.import_module(module), func)(args)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from edge.config import load
+    from edge.errors import ConfigError
+    from edge.supervisor import Supervisor
+
+    try:
+        config = load(args.config)
+    except ConfigError as err:
+        print(f"edge: invalid config {args.config}:", file=sys.stderr)
+        for problem in err.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 2
+    setup_logging(config.log_level.upper() if not args.verbose else "DEBUG")
+    asyncio.run(Supervisor(config).run())
+    return 0
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    from edge.config import load
+    from edge.errors import ConfigError
+
+    try:
+        config = load(args.file)
+    except ConfigError as err:
+        print(f"{args.file}: {len(err.problems)} problem(s):")
+        for problem in err.problems:
+            print(f"  {problem}")
+        return 1
+    print(f"{args.file}: OK (site {config.site}, device {config.device}, role {config.role}, "
+          f"services: {', '.join(config.enabled_services()) or 'none'})")
+    return 0
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    from edge.audit import verify
+
+    verdict = verify(args.db)
+    print(verdict.message)
+    return 0 if verdict.ok else 1
+
+
+def setup_logging(level: str = "INFO") -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", datefmt="%H:%M:%S")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    if args.command != "run":
+        setup_logging("DEBUG" if args.verbose else "INFO")
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

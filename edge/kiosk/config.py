@@ -1,0 +1,31 @@
+"""The `[kiosk]` section: where the screens listen, session limits, language, the button."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from edge.config import opt
+
+
+@dataclass(frozen=True)
+class KioskConfig:
+    enabled: bool = opt(True)
+    host: str = opt("127.0.0.1", pattern=r"[0-9A-Za-z.:\-\[\]]+",
+                    help="address the screens listen on (127.0.0.1: only the local Chromium)")
+    port: int = opt(8080, min=0, max=65535, help="TCP port; 0 picks a free one (tests)")
+    language: Literal["vi", "en", "device"] = opt("device", help="screen language; 'device' = the top-level language")
+    session_timeout_s: float = opt(90.0, min=5, max=3600,
+                                   help="an idle pickup session returns to the start screen after this")
+    code_attempts: int = opt(3, min=1, max=20, help="wrong receipt codes in one session before the kiosk locks")
+    face_attempts: int = opt(3, min=1, max=20, help="rejected face checks before falling back to code + PIN")
+    pin_attempts: int = opt(3, min=1, max=20, help="wrong PINs for one receipt before it is locked out")
+    lockout_s: float = opt(900.0, min=10, max=86400, help="how long a lockout lasts")
+    face_timeout_s: float = opt(2.0, min=0.2, max=30, help="time given to one face check")
+    face_retries: int = opt(15, min=1, max=200,
+                            help="face checks that ask the citizen to adjust (too far, too dark) before giving up")
+    door_timeout_s: float = opt(120.0, min=5, max=3600, help="waiting for the citizen to close the door, per reminder")
+    thanks_s: float = opt(8.0, min=1, max=120, help="the thank-you screen stays this long")
+    button_pin: str | None = opt(None, help="GPIO of the physical 'get result' button, e.g. 'GPIO17' (None: no button)")
+    button_bounce_s: float = opt(0.05, min=0.0, max=1.0, help="debounce of the button")
+    counters: list[str] = opt([], help="counter ids shown as links on the index page (pager counters)")

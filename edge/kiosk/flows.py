@@ -1,0 +1,485 @@
+"""The night pickup journey as a state machine: one session at a time, every step audited.
+
+start → code (QR or typed) → face (1:1 against the claimed dossier) → open → thanks,
+with code + PIN as the fallback after the face attempt limit or without face consent.
+A door opens only through the locker's `pickup`, and only after the claim is verified here.
+The flow talks to its peers through the agreed async methods (locker: lookup, verify_pin,
+pickup, wait_door; vision: enrolled, verify); tests pass Fake* doubles with the same methods.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from edge.errors import EdgeError
+from edge.store import Store
+
+log = logging.getLogger(__name__)
+
+ACTOR = "kiosk"
+MIGRATIONS = [
+    """
+    CREATE TABLE kiosk_lockouts (
+        receipt TEXT PRIMARY KEY,   -- the dossier code whose PIN was guessed too often
+        until   REAL NOT NULL,
+        reason  TEXT NOT NULL
+    );
+    """,
+]
+# A lenient dossier code (shared/qr.md §3): dotted agency parts, a date, a running number.
+RECEIPT_RE = re.compile(r"[0-9A-Z]{1,3}(?:\.[0-9A-Z]{1,3}){0,4}-\d{6}-\d{4,6}")
+DOOR_REMINDERS = 3  # door-close waits before the session ends with "left open" (the locker alarms)
+
+
+class SessionError(EdgeError, ValueError):
+    """Error raised when a screen acts on a session that is not the current one (stale page, second citizen)."""
+
+
+@dataclass
+class Session:
+    id: str
+    started: float
+    touched: float
+    step: str = "code"  # code | face | pin | open
+    receipt: str | None = None
+    compartment: Any = None
+    method: str | None = None
+    code_failures: int = 0
+    face_rejects: int = 0
+    face_retries: int = 0
+    pin_failures: int = 0
+    notice: str | None = None  # i18n key shown on the current step (wrong PIN, face fallback…)
+    notice_params: dict = field(default_factory=dict)
+    guidance: str | None = None
+    door_reminder: bool = False
+    pin_set: bool = False  # the locker holds a PIN for this receipt: the fallback exists
+
+
+@dataclass
+class Limits:
+    session_timeout_s: float = 90.0
+    code_attempts: int = 3
+    face_attempts: int = 3
+    face_retries: int = 15
+    face_timeout_s: float = 2.0
+    face_pause_s: float = 0.8
+    pin_attempts: int = 3
+    lockout_s: float = 900.0
+    door_timeout_s: float = 120.0
+    thanks_s: float = 8.0
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> "Limits":
+        names = cls.__dataclass_fields__
+        return cls(**{n: getattr(cfg, n) for n in names if hasattr(cfg, n)})
+
+
+class PickupFlow:
+    """The pickup state machine. All methods run on the event loop; an asyncio.Lock serialises steps."""
+
+    def __init__(self, *, store: Store, locker: Callable[[], Any], vision: Callable[[], Any],
+                 limits: Limits | None = None, clock: Callable[[], float] = time.time,
+                 language: str = "vi", parse_code: Callable[[str], str | None] | None = None):
+        self.store = store
+        self._locker = locker  # callables: peers may start after us or be restarted
+        self._vision = vision
+        self.limits = limits or Limits()
+        self.clock = clock
+        self.default_language = language
+        self.language = language
+        self.parse_code = parse_code or receipt_from_text
+        self.session: Session | None = None
+        self.banner: tuple[str, dict, float] | None = None  # (message key, params, until) after a session ends
+        self.version = 0
+        self._changed = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task] = set()
+        store.migrate("kiosk", MIGRATIONS)
+
+    # -- what the screen shows ------------------------------------------------------------------
+    def view(self) -> dict:
+        """The current screen as plain data (no PIN, no face, the receipt code masked)."""
+        s = self.session
+        base = {"version": self.version, "lang": self.language}
+        if s is None:
+            if self.banner and self.banner[2] > self.clock():
+                key, params, _ = self.banner
+                step = "thanks" if key == "kiosk.thanks_title" else "message"
+                return {**base, "step": step, "message": key, "params": params, "session": None}
+            return {**base, "step": "start", "session": None}
+        left = {"code": self.limits.code_attempts - s.code_failures,
+                "face": self.limits.face_attempts - s.face_rejects,
+                "pin": self.limits.pin_attempts - s.pin_failures}
+        return {**base, "step": s.step, "session": s.id, "receipt": mask(s.receipt),
+                "compartment": s.compartment, "notice": s.notice, "params": {**s.notice_params, "n": left.get(s.step)},
+                "guidance": s.guidance, "door_reminder": s.door_reminder, "attempts_left": left.get(s.step)}
+
+    async def changed(self, after: int, timeout_s: float) -> dict:
+        """Wait until the view's version passes `after` (or the timeout); for server-sent events."""
+        if self.version <= after:
+            event = self._changed
+            try:
+                await asyncio.wait_for(event.wait(), timeout_s)
+            except asyncio.TimeoutError:
+                pass
+        return self.view()
+
+    def _notify(self) -> None:
+        self.version += 1
+        event, self._changed = self._changed, asyncio.Event()
+        event.set()
+
+    def set_language(self, lang: str) -> dict:
+        if lang in ("vi", "en"):
+            self.language = lang
+            self._notify()
+        return self.view()
+
+    # -- steps ------------------------------------------------------------------------------------
+    async def start(self, source: str = "screen") -> dict:
+        """Begin a session (screen button or the physical button); pressing again keeps the same one."""
+        async with self._lock:
+            if self.session is not None:
+                self._touch(self.session)
+                return self.view()
+            now = self.clock()
+            self.session = Session(id=uuid.uuid4().hex[:12], started=now, touched=now)
+            self.banner = None
+            self._audit("session.start", source=source)
+            self._notify()
+            return self.view()
+
+    async def submit_code(self, session_id: str, text: str) -> dict:
+        """A scanned QR payload or a typed dossier code."""
+        async with self._lock:
+            s = self._current(session_id, "code")
+            code = self.parse_code(text or "")
+            if code is None:
+                self._audit("code.rejected", reason="not a dossier code")
+                return self._code_failure(s, "kiosk.code_bad")
+            locker = self._locker()
+            if locker is None:
+                return self._end("out_of_service", "msg.out_of_service")
+            try:
+                found = await locker.lookup(code)
+            except EdgeError as err:
+                log.warning("kiosk: locker lookup failed: %s", err)
+                return self._end("out_of_service", "msg.out_of_service")
+            status = (found or {}).get("status", "unknown")
+            self._audit("code.lookup", receipt=code, status=status)
+            if status == "unknown":
+                return self._code_failure(s, "kiosk.code_wrong")
+            if status in ("expired", "collected"):
+                return self._end(status, f"msg.{status}")
+            if status != "waiting":
+                return self._end("no_result", "msg.no_result")
+            s.receipt, s.notice, s.notice_params = code, None, {}
+            s.pin_set = bool(found.get("pin_set"))
+            locked = self._locked_minutes(code)
+            if locked:
+                self._audit("lockout.refused", receipt=code)
+                return self._end("locked", "msg.locked", minutes=locked)
+            if await self._face_possible(code):
+                s.step = "face"
+                self._touch(s)
+                self._audit("step.face", receipt=code)
+                self._spawn(self._face_loop(s))
+            else:
+                self._to_pin(s, reason="no face consent", notice=None)
+            self._notify()
+            return self.view()
+
+    async def use_pin(self, session_id: str) -> dict:
+        """The citizen chooses the PIN instead of the face (the consent is theirs to withdraw)."""
+        async with self._lock:
+            s = self._current(session_id, "face")
+            self._to_pin(s, reason="citizen chose PIN", notice=None)
+            self._notify()
+            return self.view()
+
+    async def submit_pin(self, session_id: str, pin: str) -> dict:
+        async with self._lock:
+            s = self._current(session_id, "pin")
+            locker = self._locker()
+            pin = (pin or "").strip()
+            ok = False
+            if pin.isdigit() and 3 <= len(pin) <= 12 and locker is not None:
+                ok = await locker.verify_pin(s.receipt, pin)
+            if ok:
+                self._audit("pin.accept", receipt=s.receipt)
+                return await self._open(s, "pin")
+            s.pin_failures += 1
+            self._audit("pin.reject", receipt=s.receipt, failures=s.pin_failures)
+            if s.pin_failures >= self.limits.pin_attempts:
+                self._lock_receipt(s.receipt, "pin attempts")
+                return self._end("locked", "msg.locked", minutes=self._minutes(self.limits.lockout_s))
+            s.notice = "kiosk.pin_wrong"
+            self._touch(s)
+            self._notify()
+            return self.view()
+
+    async def cancel(self, session_id: str | None = None) -> dict:
+        async with self._lock:
+            if self.session is None or (session_id and session_id != self.session.id):
+                return self.view()
+            if self.session.step == "open":
+                return self.view()  # the door is open: the session ends when it closes
+            return self._end("cancelled", "msg.cancelled")
+
+    async def tick(self) -> None:
+        """Called about once a second: an idle session times out back to the start screen."""
+        async with self._lock:
+            s = self.session
+            if s is None:
+                if self.banner and self.banner[2] <= self.clock():
+                    self.banner = None
+                    self._notify()
+                return
+            if s.step != "open" and self.clock() - s.touched > self.limits.session_timeout_s:
+                self._end("timeout", "msg.timeout")
+
+    async def close(self) -> None:
+        """Stop background steps (service stop)."""
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # -- face -------------------------------------------------------------------------------------
+    async def _face_possible(self, receipt: str) -> bool:
+        vision = self._vision()
+        if vision is None:
+            return False
+        try:
+            return bool(await vision.enrolled(receipt))
+        except EdgeError as err:
+            log.warning("kiosk: vision unavailable (%s): PIN only", err)
+            return False
+
+    async def _face_loop(self, s: Session) -> None:
+        """Check the face until accepted, rejected too often, or the session moves on."""
+        while True:
+            vision = self._vision()
+            if vision is None:
+                result = {"decision": "error", "reason": "camera"}
+            else:
+                try:
+                    result = await vision.verify(s.receipt, timeout_s=self.limits.face_timeout_s)
+                except (EdgeError, asyncio.TimeoutError) as err:
+                    result = {"decision": "error", "reason": str(err) or "camera"}
+            async with self._lock:
+                if self.session is not s or s.step != "face":
+                    return
+                if not await self._face_result(s, result or {}):
+                    return
+            await asyncio.sleep(self.limits.face_pause_s)
+
+    async def _face_result(self, s: Session, result: dict) -> bool:
+        """Apply one verify answer; True to keep checking."""
+        decision = result.get("decision")
+        score = result.get("score")
+        self._audit(f"face.{decision}", receipt=s.receipt, reason=result.get("reason"),
+                    score=round(score, 4) if isinstance(score, (int, float)) else None)
+        if decision == "accept":
+            await self._open(s, "face")
+            return False
+        if decision == "reject":
+            s.face_rejects += 1
+            if s.face_rejects >= self.limits.face_attempts:
+                self._to_pin(s, reason="face attempts", notice="kiosk.pin_after_face")
+            else:
+                s.notice, s.guidance = "kiosk.face_retry", None
+        elif decision == "retry":
+            s.face_retries += 1
+            s.guidance = guidance_key(result.get("guidance") or result.get("reason"))
+            if s.face_retries >= self.limits.face_retries:
+                self._to_pin(s, reason="face retries", notice="kiosk.pin_after_face")
+        else:  # "locked" by the vision service, or the camera failed
+            self._to_pin(s, reason=f"face {decision}: {result.get('reason')}", notice="kiosk.pin_after_face")
+        if self.session is s:
+            self._touch(s)
+        self._notify()
+        return self.session is s and s.step == "face"
+
+    def _to_pin(self, s: Session, *, reason: str, notice: str | None) -> None:
+        if not s.pin_set:
+            self._audit("step.no_fallback", receipt=s.receipt, reason=reason)
+            self._end("no_pin", "msg.no_pin")
+            return
+        s.step, s.notice, s.guidance = "pin", notice, None
+        self._touch(s)
+        self._audit("step.pin", receipt=s.receipt, reason=reason)
+
+    # -- door -------------------------------------------------------------------------------------
+    async def _open(self, s: Session, method: str) -> dict:
+        locker = self._locker()
+        try:
+            opened = await locker.pickup(s.receipt, claim={"method": method, "ref": s.id}, actor=ACTOR)
+        except EdgeError as err:
+            log.warning("kiosk: pickup refused: %s", err)
+            self._audit("locker.refused", receipt=s.receipt, error=str(err))
+            return self._end("out_of_service", "msg.out_of_service")
+        s.compartment = (opened or {}).get("compartment")
+        s.step, s.method, s.notice, s.guidance = "open", method, None, None
+        self._audit("locker.opened", receipt=s.receipt, compartment=s.compartment, method=method)
+        self._spawn(self._door_loop(s))
+        self._notify()
+        return self.view()
+
+    async def _door_loop(self, s: Session) -> None:
+        locker = self._locker()
+        for _ in range(DOOR_REMINDERS):
+            try:
+                closed = await locker.wait_door(s.compartment, "closed", self.limits.door_timeout_s)
+            except EdgeError as err:
+                log.warning("kiosk: waiting for the door failed: %s", err)
+                closed = False
+            async with self._lock:
+                if self.session is not s:
+                    return
+                if closed:
+                    self._audit("door.closed", receipt=s.receipt, compartment=s.compartment)
+                    self._end("collected", "kiosk.thanks_title", duration=self.limits.thanks_s,
+                              compartment=s.compartment)
+                    return
+                s.door_reminder = True
+                self._notify()
+        async with self._lock:
+            if self.session is s:
+                self._end("door_left_open", "msg.door_left_open", compartment=s.compartment)
+
+    # -- helpers ----------------------------------------------------------------------------------
+    def _current(self, session_id: str, step: str) -> Session:
+        s = self.session
+        if s is None or s.id != session_id:
+            raise SessionError("this screen is out of date: the session has ended")
+        if s.step != step:
+            raise SessionError(f"the session is at step '{s.step}', not '{step}'")
+        self._touch(s)
+        return s
+
+    def _touch(self, s: Session) -> None:
+        s.touched = self.clock()
+
+    def _code_failure(self, s: Session, notice: str) -> dict:
+        s.code_failures += 1
+        if s.code_failures >= self.limits.code_attempts:
+            return self._end("too_many_codes", "msg.too_many_codes")
+        s.notice = notice
+        self._notify()
+        return self.view()
+
+    def _end(self, outcome: str, message: str, duration: float | None = None, **params) -> dict:
+        """End the session (and only then may a new citizen start one); show `message` a while."""
+        s = self.session
+        self.session = None
+        self.language = self.default_language
+        self.banner = (message, params, self.clock() + (duration or max(self.limits.thanks_s, 5.0)))
+        if s is not None:
+            with self.store.transaction() as tx:
+                tx.audit(ACTOR, "session.end", session=s.id, outcome=outcome, receipt=s.receipt,
+                         compartment=s.compartment, method=s.method)
+                tx.emit("kiosk", "session_ended", session=s.id, outcome=outcome, method=s.method,
+                        seconds=round(self.clock() - s.started, 1))
+        for task in list(self._tasks):
+            if task is not asyncio.current_task():
+                task.cancel()
+        self._notify()
+        return self.view()
+
+    def _audit(self, action: str, **detail) -> None:
+        detail = {k: v for k, v in detail.items() if v is not None}
+        if self.session is not None:
+            detail["session"] = self.session.id
+        with self.store.transaction() as tx:
+            tx.audit(ACTOR, action, **detail)
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("kiosk: background step failed", exc_info=task.exception())
+            if self.session is not None and self.session.step != "open":
+                self._end("error", "msg.out_of_service")
+
+    def _lock_receipt(self, receipt: str, reason: str) -> None:
+        with self.store.transaction() as tx:
+            tx.execute("INSERT INTO kiosk_lockouts(receipt, until, reason) VALUES (?, ?, ?) "
+                       "ON CONFLICT(receipt) DO UPDATE SET until = excluded.until, reason = excluded.reason",
+                       (receipt, self.clock() + self.limits.lockout_s, reason))
+            tx.audit(ACTOR, "lockout", receipt=receipt, reason=reason, seconds=self.limits.lockout_s,
+                     session=self.session.id if self.session else None)
+            tx.emit("kiosk", "lockout", reason=reason, seconds=self.limits.lockout_s)
+
+    def _locked_minutes(self, receipt: str) -> int:
+        rows = self.store.query("SELECT until FROM kiosk_lockouts WHERE receipt = ?", (receipt,))
+        if rows and rows[0]["until"] > self.clock():
+            return self._minutes(rows[0]["until"] - self.clock())
+        return 0
+
+    @staticmethod
+    def _minutes(seconds: float) -> int:
+        return max(1, int(seconds // 60 + (1 if seconds % 60 else 0)))
+
+
+def receipt_from_text(text: str) -> str | None:
+    """The dossier code in a scanned QR payload (bare code or a lookup URL) or a typed code."""
+    text = (text or "").strip()
+    if not text or len(text) > 512:
+        return None
+    try:
+        from edge.qr.parse import parse  # the QR service's parser knows bare codes and lookup URLs
+    except ImportError:
+        parse = None
+    parsed = parse(text) if parse is not None else None
+    if parsed is not None:
+        code = _code_from_parsed(parsed)
+        if code:
+            return code
+    match = RECEIPT_RE.search(text.upper())
+    return match.group(0) if match else None
+
+
+def _code_from_parsed(parsed: Any) -> str | None:
+    kind = getattr(parsed, "kind", None) or (parsed.get("kind") if isinstance(parsed, dict) else None)
+    if kind not in ("receipt", "dossier", "dossier_code", "receipt_code"):
+        return None
+    fields = getattr(parsed, "fields", None) or (parsed.get("fields") if isinstance(parsed, dict) else None) or {}
+    for key in ("code", "dossier", "receipt", "dossier_code", "receipt_code"):
+        value = fields.get(key) if isinstance(fields, dict) else getattr(fields, key, None)
+        if value:
+            return str(value)
+    value = getattr(parsed, "code", None) or getattr(parsed, "value", None)
+    return str(value) if value else None
+
+
+def mask(receipt: str | None) -> str | None:
+    """Only the last part of a dossier code is shown on screen."""
+    if not receipt:
+        return None
+    return "…" + receipt[-6:] if len(receipt) > 6 else receipt
+
+
+def guidance_key(reason: Any) -> str:
+    """The i18n key of a vision quality reason ('too_small', 'dark', …); unknown ones map to a generic hint."""
+    from edge.kiosk.i18n import STRINGS
+    text = str(reason or "").strip().lower().replace(" ", "_").replace("-", "_")
+    for candidate in (text, text.split(":")[0], text.split("(")[0].strip("_")):
+        if f"guide.{candidate}" in STRINGS:
+            return f"guide.{candidate}"
+    for word, key in (("dark", "guide.dark"), ("bright", "guide.bright"), ("small", "guide.too_small"),
+                      ("far", "guide.too_small"), ("blur", "guide.blurred"), ("pose", "guide.pose"),
+                      ("no_face", "guide.no_face"), ("multiple", "guide.multiple_faces"), ("faces", "guide.multiple_faces")):
+        if word in text:
+            return key
+    return "guide.ok"

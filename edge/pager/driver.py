@@ -1,0 +1,152 @@
+"""Pager transmitter driver: writes protocol frames to a transport it is given, reads acks.
+
+The driver never opens a port: `open_transport(url)` does (pyserial `serial_for_url`, so a pty
+path, `/dev/ttyUSB0`, `socket://…` and `spy://…` all work), and the service hands the result in.
+One page at a time: the cheap systems have no over-the-air acknowledgement, so reliability is the
+box's own repetition plus our retransmission of frames the box refused or did not answer.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from edge.errors import DeviceError, DeviceNotReady, ProtocolError
+from edge.pager import protocol
+
+log = logging.getLogger(__name__)
+
+ACK_TIMEOUT_S = 0.5
+CTS_WAIT_S = 2.0
+CTS_CHUNK = 16  # bytes written between CTS checks: the JTECH Premises buffer is small
+
+
+class TransmitterError(DeviceError):
+    """Error raised when the transmitter refuses a page after every retry, or its port fails."""
+
+
+def open_transport(url: str, *, baud: int, rtscts: bool = False, timeout_s: float = ACK_TIMEOUT_S) -> Any:
+    """Open a serial transport by URL or device path; DeviceNotReady when it is absent."""
+    import serial  # imported here so `edge --help` stays fast
+
+    try:
+        return serial.serial_for_url(url, baudrate=baud, timeout=timeout_s, write_timeout=2.0,
+                                     rtscts=rtscts, exclusive=not url.startswith(("socket:", "loop:", "spy:")))
+    except (serial.SerialException, OSError, ValueError) as err:
+        raise DeviceNotReady(f"pager transmitter port {url}: {err}") from err
+
+
+@dataclass
+class PageResult:
+    card: int
+    frame: bytes
+    attempts: int
+
+
+class PagerDriver:
+    """Send pages through `transport` (a pyserial-like object: write, read, flush, cts)."""
+
+    def __init__(self, transport: Any, transmitter: protocol.Transmitter, *, retries: int = 2,
+                 ack_timeout_s: float = ACK_TIMEOUT_S, cts_flow: bool = False, cts_wait_s: float = CTS_WAIT_S,
+                 monotonic: Callable[[], float] = time.monotonic):
+        self.transport = transport
+        self.transmitter = transmitter
+        self.retries = retries
+        self.ack_timeout_s = ack_timeout_s
+        self.cts_flow = cts_flow
+        self.cts_wait_s = cts_wait_s
+        self.monotonic = monotonic
+
+    def page(self, card: int) -> PageResult:
+        """Page one card; raises FrameError for a bad card, TransmitterError when the box fails."""
+        frame = self.transmitter.page_frame(card)  # FrameError (a ValueError) before any I/O
+        last_problem = ""
+        for attempt in range(1, self.retries + 2):
+            try:
+                if self._send(frame):
+                    return PageResult(card, frame, attempt)
+                last_problem = "refused (NAK)"
+            except ProtocolError as err:
+                last_problem = str(err)
+            except OSError as err:
+                raise TransmitterError(f"{self.transmitter.name} port failed: {err}") from err
+            log.info("pager: %s page to card %d %s, attempt %d", self.transmitter.name, card, last_problem, attempt)
+        raise TransmitterError(f"{self.transmitter.name} did not accept the page to card {card} after "
+                               f"{self.retries + 1} attempts: {last_problem}")
+
+    def _send(self, frame: bytes) -> bool:
+        if isinstance(self.transmitter, protocol.Espa):
+            return self._send_espa(frame)
+        self._write(frame)
+        if not self.transmitter.acked:
+            return True
+        return self.transmitter.parse_reply(self._read_reply())
+
+    def _send_espa(self, frame: bytes) -> bool:
+        # ISO 1745 select: the base station must agree (ACK) before it takes the block.
+        self._write(self.transmitter.select())
+        if not self.transmitter.parse_reply(self._read_exact(1)):
+            return False
+        self._write(frame)
+        accepted = self.transmitter.parse_reply(self._read_exact(1))
+        self._write(bytes([protocol.EOT]))
+        return accepted
+
+    def _write(self, data: bytes) -> None:
+        if not self.cts_flow:
+            self.transport.write(data)
+            self.transport.flush()
+            return
+        for start in range(0, len(data), CTS_CHUNK):
+            self._wait_for_cts()
+            self.transport.write(data[start:start + CTS_CHUNK])
+            self.transport.flush()
+
+    def _wait_for_cts(self) -> None:
+        # JTECH Premises drops CTS while its buffer is full: bytes written then are lost.
+        deadline = self.monotonic() + self.cts_wait_s
+        while not self.transport.cts:
+            if self.monotonic() > deadline:
+                raise DeviceNotReady(f"transmitter held CTS low for {self.cts_wait_s} s")
+            time.sleep(0.005)
+
+    def _read_reply(self) -> bytes:
+        """Read one `SOH … EOT` reply (WaveWare) or a single ACK/NAK byte (bridge)."""
+        first = self._read_exact(1)
+        if first != b"\x01":
+            return first
+        reply = bytearray(first)
+        deadline = self.monotonic() + self.ack_timeout_s
+        while not reply.endswith(b"\x04"):
+            if self.monotonic() > deadline or len(reply) > 64:
+                raise ProtocolError(f"reply not terminated: {bytes(reply)!r}")
+            reply += self.transport.read(1)
+        return bytes(reply)
+
+    def _read_exact(self, count: int) -> bytes:
+        old = self.transport.timeout
+        self.transport.timeout = self.ack_timeout_s
+        try:
+            data = self.transport.read(count)
+        finally:
+            self.transport.timeout = old
+        if len(data) < count:
+            raise ProtocolError(f"no answer from the {self.transmitter.name} transmitter within {self.ack_timeout_s} s")
+        return data
+
+    def close(self) -> None:
+        try:
+            self.transport.close()
+        except OSError:
+            pass
+
+
+def make_transmitter(name: str, *, system: int = 0, ook_protocol: str = "retekess-t119", **settings) -> protocol.Transmitter:
+    """Build a transmitter codec by driver name (the OOK bridge gets the pure encoder injected)."""
+    if name == "ook":
+        from edge.pager import ook
+
+        return protocol.OokBridge(system=system, protocol=ook_protocol, encoder=ook.encode)
+    return protocol.transmitter(name, system=system, **settings)

@@ -1,0 +1,174 @@
+"""Transmitter simulators on a pty: they decode every byte as the real box does and record pages.
+
+`TransmitterSim("jtech", system=10).start()` returns a stable path (a symlink to the pty, like a
+udev name) for the driver to open. A wrong checksum, frame or system id is refused (and NAKed
+where the protocol answers); an accepted page appends the card to `vibrated`. `unplug()` and
+`replug()` simulate a dead and returning USB transmitter at the same path.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import select
+import tempfile
+import threading
+import time
+import tty
+from pathlib import Path
+from typing import Callable
+
+from edge.pager import ook, protocol
+
+log = logging.getLogger(__name__)
+
+
+class TransmitterSim:
+    """One simulated transmitter; thread-based so sync drivers and asyncio services both use it."""
+
+    def __init__(self, transmitter: str, *, link_dir: str | Path | None = None,
+                 on_page: Callable[[int], None] | None = None, clock: Callable[[], float] = time.time,
+                 ook_protocol: str = "retekess-t119", **settings):
+        if transmitter == "ook":
+            settings = {"system": settings.get("system", 0), "protocol": ook_protocol, "encoder": ook.encode}
+        self.codec = protocol.transmitter(transmitter, **settings)
+        self.ook_protocol = ook_protocol
+        self.on_page = on_page
+        self.clock = clock
+        self.vibrated: list[int] = []
+        self.pages: list[tuple[float, int, str]] = []
+        self.rejected: list[tuple[bytes, str]] = []
+        self.last_byte_at: float | None = None  # perf_counter of the last byte received
+        self.nak_next = 0  # fault injection: refuse the next N frames
+        self.silent = False  # fault injection: never answer
+        self._dir = Path(link_dir or tempfile.mkdtemp(prefix="pager-sim-"))
+        self.path = str(self._dir / f"{transmitter}-tx")
+        self._cond = threading.Condition()
+        self._master = self._slave = -1
+        self._thread: threading.Thread | None = None
+        self._running = False
+        self._buffer = bytearray()
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def start(self) -> str:
+        self._open_pty()
+        self._running = True
+        self._thread = threading.Thread(target=self._serve, name=f"sim-{self.codec.name}", daemon=True)
+        self._thread.start()
+        return self.path
+
+    def stop(self) -> None:
+        self._running = False
+        if self._thread:
+            self._thread.join(timeout=2)
+        self._close_pty()
+        Path(self.path).unlink(missing_ok=True)
+
+    def unplug(self) -> None:
+        """The transmitter disappears: its port goes away and writes to it fail."""
+        with self._cond:
+            self._close_pty()
+            Path(self.path).unlink(missing_ok=True)
+
+    def replug(self) -> None:
+        """The transmitter comes back at the same path (a fresh pty, like a re-enumerated USB device)."""
+        with self._cond:
+            self._open_pty()
+
+    @property
+    def plugged(self) -> bool:
+        return self._master >= 0
+
+    def _open_pty(self) -> None:
+        master, slave = os.openpty()
+        tty.setraw(slave)  # the box sees bytes, not a terminal: no echo, no CR/LF translation
+        os.set_blocking(master, False)
+        self._master, self._slave = master, slave
+        tmp = f"{self.path}.{os.getpid()}.tmp"
+        Path(tmp).unlink(missing_ok=True)
+        os.symlink(os.ttyname(slave), tmp)
+        os.replace(tmp, self.path)
+        self._buffer.clear()
+
+    def _close_pty(self) -> None:
+        for fd in (self._master, self._slave):
+            if fd >= 0:
+                os.close(fd)
+        self._master = self._slave = -1
+
+    # -- waiting (tests) --------------------------------------------------------------------
+    def wait_for(self, count: int, timeout_s: float = 5.0) -> bool:
+        """Block until `count` pages were accepted in total; False on timeout."""
+        with self._cond:
+            return self._cond.wait_for(lambda: len(self.vibrated) >= count, timeout=timeout_s)
+
+    # -- serving ----------------------------------------------------------------------------
+    def _serve(self) -> None:
+        while self._running:
+            master = self._master
+            if master < 0:
+                time.sleep(0.01)
+                continue
+            try:
+                ready, _, _ = select.select([master], [], [], 0.05)
+                if not ready:
+                    continue
+                data = os.read(master, 4096)
+            except (OSError, ValueError):
+                time.sleep(0.01)  # unplugged under us, or the driver closed its side
+                continue
+            self.last_byte_at = time.perf_counter()
+            with self._cond:
+                self._buffer += data
+                for frame in self.codec.split(self._buffer):
+                    self._handle(frame)
+                self._cond.notify_all()
+
+    def _handle(self, frame: bytes) -> None:
+        if isinstance(self.codec, protocol.Espa) and frame in (self.codec.select(), bytes([protocol.EOT])):
+            if frame != bytes([protocol.EOT]):
+                self._reply(b"\x06")
+            return
+        try:
+            card = self._decode(frame)
+        except protocol.FrameError as err:
+            self.rejected.append((frame, str(err)))
+            log.warning("pager sim: refused frame %r: %s", frame[:40], err)
+            self._reply(self._nak())
+            return
+        if self.nak_next > 0:
+            self.nak_next -= 1
+            self.rejected.append((frame, "fault injected: NAK"))
+            self._reply(self._nak())
+            return
+        self.vibrated.append(card)
+        self.pages.append((self.clock(), card, self.codec.name))
+        self._reply(self._ack())
+        if self.on_page:
+            self.on_page(card)
+
+    def _decode(self, frame: bytes) -> int:
+        if isinstance(self.codec, protocol.OokBridge):
+            pulses, _repeats = self.codec.decode_pulses(frame)
+            station, card = ook.decode(self.ook_protocol, pulses)
+        else:
+            page = self.codec.decode(frame)
+            station, card = page.system, page.card
+        if station != self.codec.system:
+            raise protocol.FrameError(f"system id {station} is not this base's {self.codec.system}")
+        if card in protocol.BROADCAST_CARDS or card < 1:
+            raise protocol.FrameError(f"card {card} would page every card")
+        return card
+
+    def _ack(self) -> bytes:
+        return {"waveware": protocol.WaveWare.ack(), "espa": b"\x06", "ook": b"K"}.get(self.codec.name, b"")
+
+    def _nak(self) -> bytes:
+        return {"waveware": protocol.WaveWare.nak(1), "espa": b"\x15", "ook": b"E"}.get(self.codec.name, b"")
+
+    def _reply(self, data: bytes) -> None:
+        if data and not self.silent and self._master >= 0:
+            try:
+                os.write(self._master, data)
+            except OSError:
+                pass

@@ -1,0 +1,274 @@
+"""Finding QR codes in a camera frame: zxing-cpp first, ZBar second, harder passes on a budget.
+
+Both decoders are asked for the raw bytes of each symbol, never their guessed text: ZBar tries
+Shift-JIS before UTF-8 and turns short Vietnamese into mojibake (shared/qr.md §6). The bytes are
+decoded here as strict UTF-8; bytes that are not valid text, carry control characters or are
+longer than the limit are refused and counted, never passed on.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import cv2
+import numpy as np
+import zxingcpp
+
+from edge.qr.errors import QrInputError
+from edge.qr.codes import DEFAULT_ALLOWED_HOSTS, MAX_TEXT_CHARS, ParsedCode, parse
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BUDGET_MS = 150.0
+MAX_FRAME_PIXELS = 40_000_000  # larger frames are refused: bounded time and memory
+_ZX_FORMATS = zxingcpp.BarcodeFormat.QRCode | zxingcpp.BarcodeFormat.MicroQRCode
+# Control characters have no place in an office code; TAB/CR/LF may appear in free text.
+_CONTROL = {c for c in range(0x20) if c not in (0x09, 0x0A, 0x0D)} | {0x7F}
+
+
+@dataclass(frozen=True)
+class Scan:
+    """One decoded QR code: `.text` (str), `.kind` (see edge.qr.codes.KINDS) and its meaning."""
+
+    text: str
+    kind: str
+    fields: dict = field(default_factory=dict)
+    reason: str | None = None
+    decoder: str = ""  # which pass found it, e.g. "zxing", "zbar", "zxing+clahe"
+    points: tuple[tuple[int, int], ...] = ()  # corners in frame pixels (may be empty)
+
+    @property
+    def code(self) -> str | None:
+        return self.fields.get("code") or self.fields.get("uuid")
+
+    def as_dict(self) -> dict:
+        return {"text": self.text, "kind": self.kind}
+
+
+@dataclass
+class _Raw:
+    data: bytes
+    points: tuple[tuple[int, int], ...]
+    decoder: str
+
+
+@dataclass
+class DecodeStats:
+    """Counters a caller can read after `decode_frame` (the bench and the service use them)."""
+
+    passes: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)  # reasons for refused symbols
+
+
+class Decoder:
+    """QR decoding with a per-frame time budget; thread-safe (no state between frames)."""
+
+    def __init__(self, *, budget_ms: float = DEFAULT_BUDGET_MS, max_text_chars: int = MAX_TEXT_CHARS,
+                 allowed_hosts: tuple[str, ...] | list[str] = DEFAULT_ALLOWED_HOSTS,
+                 use_zbar: bool = True, clock: Callable[[], float] = time.perf_counter):
+        self.budget_s = budget_ms / 1000.0
+        self.max_text_chars = max_text_chars
+        self.allowed_hosts = tuple(allowed_hosts)
+        self.use_zbar = use_zbar and _zbar_available()
+        self.clock = clock
+
+    # -- public -------------------------------------------------------------------------------
+    def decode(self, frame: np.ndarray, stats: DecodeStats | None = None) -> list[Scan]:
+        gray = to_gray(frame)
+        stats = stats if stats is not None else DecodeStats()
+        if min(gray.shape) < 8:
+            return []  # smaller than one module of the smallest code: nothing to find
+        deadline = self.clock() + self.budget_s
+        found: dict[str, Scan] = {}
+        for name, run in self._passes(gray):
+            if name != "zxing" and self.clock() > deadline:
+                break  # the fast path always runs; harder passes only while time is left
+            stats.passes.append(name)
+            hits, candidates = run()
+            for raw in hits:
+                self._accept(raw, found, stats)
+            if found and not self._worth_more(name, candidates, found):
+                break
+        return list(found.values())
+
+    # -- passes -------------------------------------------------------------------------------
+    def _passes(self, gray: np.ndarray):
+        """(name, thunk) in escalating cost; each thunk returns (raw hits, unresolved candidates)."""
+        yield "zxing", lambda: _zxing(gray, "zxing")
+        if self.use_zbar:
+            yield "zbar", lambda: (_zbar(gray, "zbar"), 0)
+        yield "zxing+clahe", lambda: _zxing(_clahe(gray), "zxing+clahe")
+        small = max(gray.shape) <= 1280
+        if small:
+            yield "zxing+upscale", lambda: _zxing(_upscale(gray), "zxing+upscale", scale=2.0)
+        yield "zxing+sharpen", lambda: _zxing(_sharpen(gray), "zxing+sharpen")
+        if self.use_zbar:
+            yield "zbar+clahe", lambda: (_zbar(_clahe(gray), "zbar+clahe"), 0)
+        yield "zxing+adaptive", lambda: _zxing(_adaptive(gray), "zxing+adaptive")
+        if self.use_zbar and small:
+            yield "zbar+upscale", lambda: (_zbar(_upscale(gray), "zbar+upscale", scale=2.0), 0)
+        yield "zxing+global", lambda: _zxing(gray, "zxing+global", binarizer=zxingcpp.Binarizer.GlobalHistogram)
+
+    def _worth_more(self, name: str, candidates: int, found: dict) -> bool:
+        # After the fast path, the second decoder always gets one look (it finds codes zxing
+        # misses in the same frame); beyond that, go on only while zxing saw QR-like symbols it
+        # could not read.
+        return name == "zxing" and self.use_zbar or candidates > 0
+
+    # -- text ---------------------------------------------------------------------------------
+    def _accept(self, raw: _Raw, found: dict[str, Scan], stats: DecodeStats) -> None:
+        text, why = bytes_to_text(raw.data, self.max_text_chars)
+        if text is None:
+            stats.refused.append(why)
+            log.debug("refused a QR symbol from %s: %s", raw.decoder, why)
+            return
+        if text in found:
+            return
+        parsed: ParsedCode = parse(text, allowed_hosts=self.allowed_hosts, max_chars=self.max_text_chars)
+        found[text] = Scan(text, parsed.kind, parsed.fields, parsed.reason, raw.decoder, raw.points)
+
+
+def bytes_to_text(data: bytes, max_chars: int = MAX_TEXT_CHARS) -> tuple[str | None, str]:
+    """Strict UTF-8 text of a symbol's bytes, or (None, why it was refused)."""
+    if len(data) > 4 * max_chars:  # cheap check before decoding a huge payload
+        return None, f"payload of {len(data)} bytes exceeds the limit"
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]  # a UTF-8 byte order mark is harmless
+    try:
+        text = data.decode("utf-8", errors="strict")
+    except UnicodeDecodeError as err:
+        return None, f"not UTF-8 text ({err.reason} at byte {err.start})"
+    if not text:
+        return None, "empty payload"
+    if len(text) > max_chars:
+        return None, f"text of {len(text)} characters exceeds the limit of {max_chars}"
+    bad = next((c for c in text if ord(c) in _CONTROL), None)
+    if bad is not None:
+        return None, f"control character U+{ord(bad):04X} in the text"
+    return text, ""
+
+
+# -- frames ------------------------------------------------------------------------------------
+
+def to_gray(frame) -> np.ndarray:
+    """A contiguous H×W uint8 view of a gray, BGR or BGRA frame; QrInputError for anything else."""
+    if not isinstance(frame, np.ndarray):
+        raise QrInputError(f"frame must be a numpy array, found {type(frame).__name__}")
+    if frame.dtype != np.uint8:
+        raise QrInputError(f"frame must be uint8 (gray or BGR), found dtype {frame.dtype}")
+    if frame.ndim == 3 and frame.shape[2] == 1:
+        frame = frame[:, :, 0]
+    if frame.ndim not in (2, 3) or (frame.ndim == 3 and frame.shape[2] not in (3, 4)):
+        raise QrInputError(f"frame must be H×W (gray) or H×W×3 (BGR), found shape {frame.shape}")
+    if frame.shape[0] == 0 or frame.shape[1] == 0:
+        raise QrInputError(f"frame is empty (shape {frame.shape})")
+    if frame.shape[0] * frame.shape[1] > MAX_FRAME_PIXELS:
+        raise QrInputError(f"frame of {frame.shape[1]}×{frame.shape[0]} pixels is larger than "
+                           f"{MAX_FRAME_PIXELS} pixels: downscale it first")
+    if frame.ndim == 3:
+        code = cv2.COLOR_BGR2GRAY if frame.shape[2] == 3 else cv2.COLOR_BGRA2GRAY
+        frame = cv2.cvtColor(frame, code)
+    return np.ascontiguousarray(frame)
+
+
+def _clahe(gray: np.ndarray) -> np.ndarray:
+    return cv2.createCLAHE(clipLimit=3.0, tileGridSize=(8, 8)).apply(gray)
+
+
+def _upscale(gray: np.ndarray) -> np.ndarray:
+    return cv2.resize(gray, None, fx=2.0, fy=2.0, interpolation=cv2.INTER_CUBIC)
+
+
+def _sharpen(gray: np.ndarray) -> np.ndarray:
+    blurred = cv2.GaussianBlur(gray, (0, 0), 2.0)
+    return cv2.addWeighted(gray, 2.0, blurred, -1.0, 0)
+
+
+def _adaptive(gray: np.ndarray) -> np.ndarray:
+    block = max(15, (min(gray.shape) // 16) | 1)
+    return cv2.adaptiveThreshold(gray, 255, cv2.ADAPTIVE_THRESH_GAUSSIAN_C, cv2.THRESH_BINARY, block, 5)
+
+
+# -- the two decoders --------------------------------------------------------------------------
+
+def _zxing(gray: np.ndarray, name: str, *, scale: float = 1.0,
+           binarizer=zxingcpp.Binarizer.LocalAverage) -> tuple[list[_Raw], int]:
+    """zxing-cpp raw bytes, and how many QR-like symbols it found but could not decode."""
+    results = zxingcpp.read_barcodes(gray, formats=_ZX_FORMATS, binarizer=binarizer,
+                                     text_mode=zxingcpp.TextMode.Plain, return_errors=True)
+    hits, failed = [], 0
+    for r in results:
+        if r.error or not r.valid:
+            failed += 1
+            continue
+        pos = r.position
+        corners = (pos.top_left, pos.top_right, pos.bottom_right, pos.bottom_left)
+        points = tuple((int(p.x / scale), int(p.y / scale)) for p in corners)
+        hits.append(_Raw(bytes(r.bytes), points, name))
+    return hits, failed
+
+
+_ZBAR_CFG_BINARY = 4  # zbar >= 0.23: return raw bytes instead of a charset guess
+
+
+def _zbar_available() -> bool:
+    try:
+        from pyzbar import wrapper  # noqa: F401  (loads libzbar)
+    except (ImportError, OSError) as err:
+        log.warning("ZBar unavailable, decoding with zxing-cpp only: %s", err)
+        return False
+    return True
+
+
+def _zbar(gray: np.ndarray, name: str, *, scale: float = 1.0) -> list[_Raw]:
+    """ZBar through pyzbar's ctypes bindings, in binary mode, with the full data length.
+
+    pyzbar.decode() cannot do this: it returns ZBar's charset guess and cuts at the first NUL.
+    """
+    from pyzbar import wrapper as zb
+
+    hits: list[_Raw] = []
+    scanner = zb.zbar_image_scanner_create()
+    try:
+        zb.zbar_image_scanner_set_config(scanner, 0, zb.ZBarConfig.CFG_ENABLE, 0)
+        zb.zbar_image_scanner_set_config(scanner, zb.ZBarSymbol.QRCODE, zb.ZBarConfig.CFG_ENABLE, 1)
+        if zb.zbar_image_scanner_set_config(scanner, zb.ZBarSymbol.QRCODE, _ZBAR_CFG_BINARY, 1) != 0:
+            return hits  # an old ZBar without binary mode would guess charsets: do not use it
+        zb.zbar_image_scanner_set_config(scanner, 0, zb.ZBarConfig.CFG_POSITION, 1)
+        image = zb.zbar_image_create()
+        try:
+            zb.zbar_image_set_format(image, 0x30303859)  # fourcc 'Y800': 8-bit gray
+            zb.zbar_image_set_size(image, gray.shape[1], gray.shape[0])
+            zb.zbar_image_set_data(image, ctypes.cast(gray.ctypes.data, ctypes.c_void_p), gray.size, None)
+            if zb.zbar_scan_image(scanner, image) < 0:
+                return hits
+            symbol = zb.zbar_image_first_symbol(image)
+            while symbol:
+                length = zb.zbar_symbol_get_data_length(symbol)
+                data = ctypes.string_at(zb.zbar_symbol_get_data(symbol), length)
+                points = tuple(
+                    (int(zb.zbar_symbol_get_loc_x(symbol, i) / scale), int(zb.zbar_symbol_get_loc_y(symbol, i) / scale))
+                    for i in range(zb.zbar_symbol_get_loc_size(symbol))
+                )
+                hits.append(_Raw(data, points, name))
+                symbol = zb.zbar_symbol_next(symbol)
+        finally:
+            zb.zbar_image_destroy(image)
+    finally:
+        zb.zbar_image_scanner_destroy(scanner)
+    return hits
+
+
+_default: Decoder | None = None
+
+
+def decode(frame: np.ndarray) -> list[Scan]:
+    """Every QR code in a gray (H×W) or BGR (H×W×3) uint8 frame, with the default settings."""
+    global _default
+    if _default is None:
+        _default = Decoder()
+    return _default.decode(frame)
