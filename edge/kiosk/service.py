@@ -140,6 +140,7 @@ def build_app(svc: KioskService) -> web.Application:
     r.add_get("/api/i18n", get_i18n)
     r.add_get("/api/kiosk", kiosk_view)
     r.add_get("/api/kiosk/events", kiosk_events)
+    r.add_get("/api/kiosk/layout", kiosk_layout)
     r.add_post("/api/kiosk/start", kiosk_step("start"))
     r.add_post("/api/kiosk/code", kiosk_step("code"))
     r.add_post("/api/kiosk/use-pin", kiosk_step("use_pin"))
@@ -206,6 +207,19 @@ async def get_i18n(request: web.Request) -> web.Response:
 
 async def kiosk_view(request: web.Request) -> web.Response:
     return web.json_response(request.app["svc"].flow.view())
+
+
+async def kiosk_layout(request: web.Request) -> web.Response:
+    """The compartment numbers, so the open one can be shown in place (no occupancy, no codes)."""
+    view = _safe_view(request.app["svc"].ctx.peer("locker"))
+    comps = view.get("compartments") if isinstance(view, dict) else None
+    if isinstance(comps, dict):
+        ids = list(comps)
+    elif isinstance(comps, list):
+        ids = [c.get("id", c.get("compartment")) if isinstance(c, dict) else c for c in comps]
+    else:
+        ids = []
+    return web.json_response({"compartments": [i for i in ids if i is not None]}, dumps=_dumps)
 
 
 def kiosk_step(step: str):
@@ -344,7 +358,7 @@ async def pager_action(request: web.Request) -> web.Response:
         raise ValueError(f"the pager service has no '{action}'")
     args = await _body(request)
     for key, value in args.items():
-        if not isinstance(value, (str, int, float)) or isinstance(value, bool) and key != "priority":
+        if not isinstance(value, (str, int, float)):
             raise ValueError(f"argument '{key}' must be text or a number")
     result = await _maybe_await(method(**args))
     return web.json_response({"ok": True, "result": _as_dict(result)}, dumps=_dumps)
