@@ -1,0 +1,208 @@
+"""Fixtures for the deployment tests: the office broker exactly as deploy/mosquitto ships it
+(TLS with a CA made by deploy/mosquitto/make-certs.py, passwd from make-passwd.sh, the ACL file),
+started as a real mosquitto on free loopback ports; and MQTT clients whose every wait has a
+deadline."""
+
+from __future__ import annotations
+
+import os
+import queue
+import shutil
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+DEPLOY = REPO / "deploy" / "mosquitto"
+WAIT_S = 10.0
+SITE = "hn-test"
+DEVICES = ("kiosk-a", "kiosk-b")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class OfficeBroker:
+    dir: Path
+    tls_port: int
+    plain_port: int
+    process: subprocess.Popen
+    passwords: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ca_file(self) -> str:
+        return str(self.dir / "ca.crt")
+
+
+def render_config(text: str, workdir: Path, tls_port: int, plain_port: int) -> str:
+    """deploy/mosquitto/mosquitto.conf with its paths and ports moved into the test's directory."""
+    text = text.replace("/etc/mosquitto/edge/", f"{workdir}/").replace("/var/lib/mosquitto/", f"{workdir}/data/")
+    text = text.replace("listener 8883\n", f"listener {tls_port} 127.0.0.1\n")
+    text = text.replace("listener 1883 127.0.0.1\n", f"listener {plain_port} 127.0.0.1\n")
+    text = text.replace("log_dest syslog", "log_dest stderr")
+    if os.geteuid() == 0:
+        # As root mosquitto would switch to the `mosquitto` user, who cannot read pytest's tmp dirs.
+        text = "user root\n" + text
+    return text
+
+
+def start_office_broker(workdir: Path, users: list[str]) -> OfficeBroker:
+    if not shutil.which("mosquitto") and not Path("/usr/sbin/mosquitto").exists():
+        pytest.skip("mosquitto not installed (apt package 'mosquitto')")
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "data").mkdir(exist_ok=True)
+    subprocess.run([sys.executable, str(DEPLOY / "make-certs.py"), "--out", str(workdir),
+                    "--host", "localhost", "--ip", "127.0.0.1"], check=True, capture_output=True, timeout=60)
+    subprocess.run([str(DEPLOY / "make-passwd.sh"), str(workdir), *users], check=True, capture_output=True, timeout=60)
+    shutil.copy(DEPLOY / "acl", workdir / "acl")
+    tls_port, plain_port = free_port(), free_port()
+    conf = workdir / "mosquitto.conf"
+    conf.write_text(render_config((DEPLOY / "mosquitto.conf").read_text(), workdir, tls_port, plain_port))
+    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    log = open(workdir / "mosquitto.log", "ab")
+    process = subprocess.Popen([binary, "-c", str(conf)], stdout=log, stderr=log)
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        if process.poll() is not None:
+            pytest.fail(f"mosquitto exited: {(workdir / 'mosquitto.log').read_text(errors='replace')[-800:]}")
+        try:
+            socket.create_connection(("127.0.0.1", tls_port), timeout=0.2).close()
+            socket.create_connection(("127.0.0.1", plain_port), timeout=0.2).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                process.kill()
+                pytest.fail("mosquitto did not listen in time")
+            time.sleep(0.05)
+    passwords = {u: (workdir / "secrets" / f"{u}.password").read_text() for u in users}
+    return OfficeBroker(workdir, tls_port, plain_port, process, passwords)
+
+
+@pytest.fixture(scope="module")
+def office_broker(tmp_path_factory):
+    broker = start_office_broker(tmp_path_factory.mktemp("office-broker"), ["central", *DEVICES])
+    try:
+        yield broker
+    finally:
+        broker.process.terminate()
+        try:
+            broker.process.wait(5)
+        except subprocess.TimeoutExpired:
+            broker.process.kill()
+
+
+class Peer:
+    """A paho client for tests: connect() returns the CONNACK reason, messages land in a queue."""
+
+    def __init__(self, broker: OfficeBroker, username: str | None, password: str | None = None, *,
+                 tls: bool = True, ca_file: str | None = None, protocol=mqtt.MQTTv311):
+        self.broker = broker
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"t-{uuid.uuid4().hex[:10]}",
+                                  protocol=protocol)
+        if username is not None:
+            self.client.username_pw_set(username, password)
+        self.tls = tls
+        if tls:
+            self.client.tls_set(ca_certs=ca_file or broker.ca_file, tls_version=ssl.PROTOCOL_TLS_CLIENT)
+        self.messages: queue.Queue = queue.Queue()
+        self.connack = threading.Event()
+        self.reason = None
+        self.suback = threading.Event()
+        self.granted = None
+        self.published: dict[int, object] = {}
+        self._puback = threading.Condition()
+        self.client.on_connect = self._on_connect
+        self.client.on_message = lambda c, u, msg: self.messages.put((msg.topic, msg.payload))
+        self.client.on_subscribe = self._on_subscribe
+        self.client.on_publish = self._on_publish
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties):
+        self.reason = reason_code
+        self.connack.set()
+
+    def _on_publish(self, client, userdata, mid, reason_code, properties):
+        with self._puback:
+            self.published[mid] = reason_code
+            self._puback.notify_all()
+
+    def wait_published(self, mid: int):
+        """Wait for the PUBACK of `mid`; returns its reason code (MQTT 5 says why a publish failed)."""
+        with self._puback:
+            assert self._puback.wait_for(lambda: mid in self.published, WAIT_S), f"no PUBACK for {mid}"
+            return self.published[mid]
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties):
+        self.granted = reason_codes
+        self.suback.set()
+
+    def connect(self):
+        """Connect and wait for the CONNACK; returns its reason code (0 = accepted)."""
+        port = self.broker.tls_port if self.tls else self.broker.plain_port
+        self.client.connect("127.0.0.1" if not self.tls else "localhost", port, keepalive=30)
+        self.client.loop_start()
+        assert self.connack.wait(WAIT_S), "no CONNACK within the deadline"
+        return self.reason
+
+    def subscribe(self, topic: str, qos: int = 1):
+        self.suback.clear()
+        self.client.subscribe(topic, qos)
+        assert self.suback.wait(WAIT_S), "no SUBACK within the deadline"
+        return self.granted
+
+    def publish(self, topic: str, payload: str, qos: int = 1) -> int:
+        info = self.client.publish(topic, payload, qos=qos)
+        return info.mid
+
+    def wait_for(self, payload: bytes | str, timeout: float = WAIT_S) -> list[tuple[str, bytes]]:
+        """Collect messages until one with `payload` arrives; returns everything received before it."""
+        payload = payload.encode() if isinstance(payload, str) else payload
+        seen = []
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"{payload!r} did not arrive within {timeout} s; got {seen}")
+            try:
+                topic, body = self.messages.get(timeout=remaining)
+            except queue.Empty:
+                continue
+            if body == payload:
+                return seen
+            seen.append((topic, body))
+
+    def close(self):
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+@pytest.fixture
+def peers(office_broker):
+    """`peers(user)` -> a connected Peer authenticated as that user (password from make-passwd)."""
+    made: list[Peer] = []
+
+    def make(username: str | None, password: str | None = None, **kwargs) -> Peer:
+        if username is not None and password is None:
+            password = office_broker.passwords[username]
+        peer = Peer(office_broker, username, password, **kwargs)
+        made.append(peer)
+        return peer
+
+    yield make
+    for peer in made:
+        try:
+            peer.close()
+        except Exception:  # a refused client may already be gone
+            pass
