@@ -1,0 +1,351 @@
+"""PagerService: the queue engine, the transmitter (with reconnection) and the counter panels.
+
+Peers (kiosk, QR, web panels) call the async methods: `issue`, `checkin`, `call_next`, `recall`,
+`no_show`, `transfer`, `done`, `pause`, `rate`, `page`, `view`, `stats`. Queue state lives in
+the store (edge.pager.queue); pages go through one transmit worker, one at a time, because the
+cheap transmitters have no over-the-air acknowledgement and must not be talked over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+from typing import Any, ClassVar
+
+from edge.errors import CommandError, ConfigError, DeviceError
+from edge.pager import config as pager_config
+from edge.pager.driver import PagerDriver, make_transmitter, open_transport
+from edge.pager.protocol import FrameError
+from edge.pager.queue import QueueEngine, QueueError
+from edge.service import Service
+
+TICK_S = 15.0
+RECONNECT_FIRST_S = 0.1
+PAGE_WAIT_S = 30.0
+
+COUNTER = {"counter": str}
+
+
+class PagerService(Service):
+    name: ClassVar[str] = "pager"
+    critical: ClassVar[bool] = True
+    commands: ClassVar[dict[str, dict[str, Any]]] = {
+        "issue": {"service": str, "priority": (str, None), "source": (str, "mqtt")},
+        "checkin": {"code": str},
+        "call_next": COUNTER,
+        "recall": COUNTER,
+        "no_show": COUNTER,
+        "transfer": {"counter": str, "to_service": (str, None), "to_counter": (str, None)},
+        "done": COUNTER,
+        "pause": {"counter": str, "paused": (bool, True)},
+        "rate": {"counter": str, "score": int},
+        "page": {"card": int},
+    }
+
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        self.config: pager_config.PagerConfig = ctx.config
+        self.engine: QueueEngine | None = None
+        self.sim = None
+        self.driver: PagerDriver | None = None
+        self.online = False
+        self.last_error = ""
+        self.panels: list = []
+        self._pages: asyncio.Queue | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._card_ticket: dict[int, str] = {}  # for log lines: which ticket a card was paged for
+
+    # -- lifecycle --------------------------------------------------------------------------
+    async def start(self) -> None:
+        problems = pager_config.problems(self.config)
+        if problems:
+            raise ConfigError(problems)
+        self._loop = asyncio.get_running_loop()
+        self._pages = asyncio.Queue()
+        self.engine = QueueEngine(self.ctx.store, self.config, clock=self.ctx.clock,
+                                  extra_state=lambda: {"transmitter": self._transmitter_state()})
+        if self.config.port == "sim":
+            self._start_sim()
+        self._connect()
+        if not self.online:
+            self._alarm_offline()
+        self._start_panels()
+        self.engine.tick()
+        self.publish_state()
+
+    async def run(self) -> None:
+        worker = asyncio.create_task(self._transmit_worker(), name="pager-transmit")
+        try:
+            while True:
+                await asyncio.sleep(TICK_S)
+                await asyncio.to_thread(self.engine.tick)
+                self._check_port()
+                if worker.done():
+                    worker.result()  # a crashed worker is a crashed service: let the supervisor restart us
+        finally:
+            worker.cancel()
+
+    async def stop(self) -> None:
+        for panel in self.panels:
+            panel.close()
+        self.panels = []
+        if self.driver:
+            self.driver.close()
+            self.driver = None
+        if self.sim:
+            self.sim.stop()
+            self.sim = None
+
+    def health(self) -> str:
+        return "ok" if self.online else "degraded"
+
+    def snapshot(self) -> dict:
+        view = self.engine.view() if self.engine else {}
+        return {**view, "transmitter": self._transmitter_state()}
+
+    def _transmitter_state(self) -> dict:
+        return {"driver": self.config.driver, "online": self.online}
+
+    # -- the async peer API -----------------------------------------------------------------
+    async def issue(self, service: str, priority: str | None = None, source: str = "desk") -> dict:
+        return await asyncio.to_thread(self.engine.issue, service, priority, source)
+
+    async def checkin(self, appointment_code: str) -> dict:
+        return await asyncio.to_thread(self.engine.checkin, appointment_code)
+
+    async def call_next(self, counter: str) -> dict | None:
+        result = await asyncio.to_thread(self.engine.call_next, counter)
+        if result:
+            self._queue_page(result["card"], result["ticket"])
+        self._update_leds()
+        return result
+
+    async def recall(self, counter: str) -> dict:
+        result = await asyncio.to_thread(self.engine.recall, counter)
+        self._queue_page(result["card"], result["ticket"])
+        return result
+
+    async def no_show(self, counter: str) -> dict:
+        result = await asyncio.to_thread(self.engine.no_show, counter)
+        self._update_leds()
+        return result
+
+    async def transfer(self, counter: str, to_service: str | None = None, to_counter: str | None = None) -> dict:
+        result = await asyncio.to_thread(self.engine.transfer, counter, to_service, to_counter)
+        self._update_leds()
+        return result
+
+    async def done(self, counter: str) -> dict:
+        result = await asyncio.to_thread(self.engine.done, counter)
+        self._update_leds()
+        return result
+
+    async def pause(self, counter: str, paused: bool) -> dict:
+        return await asyncio.to_thread(self.engine.pause, counter, paused)
+
+    async def rate(self, counter: str, score: int) -> dict:
+        return await asyncio.to_thread(self.engine.rate, counter, score)
+
+    async def page(self, card: int) -> dict:
+        """A technician's test page to one card; waits until the transmitter took it."""
+        if isinstance(card, bool) or not isinstance(card, int) or not 1 <= card <= self.config.cards:
+            raise QueueError(f"card must be 1..{self.config.cards}, found {card!r}")
+        done = self._queue_page(card, "test")
+        try:
+            attempts = await asyncio.wait_for(asyncio.shield(done), PAGE_WAIT_S)
+        except asyncio.TimeoutError as err:
+            raise CommandError(f"transmitter offline: page to card {card} still queued ({self.last_error})") from err
+        return {"card": card, "attempts": attempts}
+
+    def view(self) -> dict:
+        """Now-serving per counter, queue lengths and estimated waits (wall display, counter panel)."""
+        return {**self.engine.view(), "transmitter": self._transmitter_state()}
+
+    def stats(self, day: str | None = None) -> dict:
+        return self.engine.stats(day)
+
+    # -- MQTT commands ----------------------------------------------------------------------
+    async def handle_command(self, type: str, args: dict) -> dict:
+        if type == "issue":
+            return await self.issue(args["service"], args["priority"], args["source"])
+        if type == "checkin":
+            return await self.checkin(args["code"])
+        if type == "call_next":
+            result = await self.call_next(args["counter"])
+            return result if result else {"ticket": None, "counter": args["counter"], "message": "queue empty"}
+        if type == "transfer":
+            return await self.transfer(args["counter"], args["to_service"], args["to_counter"])
+        if type == "pause":
+            return await self.pause(args["counter"], args["paused"])
+        if type == "rate":
+            return await self.rate(args["counter"], args["score"])
+        if type == "page":
+            return await self.page(args["card"])
+        if type in ("recall", "no_show", "done"):
+            return await getattr(self, type)(args["counter"])
+        raise CommandError(f"pager has no command {type!r}")
+
+    # -- transmitter ------------------------------------------------------------------------
+    def _start_sim(self) -> None:
+        from edge.pager.sim import TransmitterSim
+
+        settings = {"system": self.config.system_id}
+        if self.config.driver == "waveware":
+            settings["capcode_base"] = self.config.capcode_base
+        self.sim = TransmitterSim(self.config.driver, link_dir=self.ctx.data_dir, ook_protocol=self.config.ook_protocol,
+                                  on_page=self._on_sim_page, **settings)
+        self.sim.start()
+        self.log.info("pager: transmitter simulator (%s) on %s", self.config.driver, self.sim.path)
+
+    def _on_sim_page(self, card: int) -> None:
+        self.log.info("pager: card %d vibrated for %s", card, self._card_ticket.get(card, "?"))
+
+    def _port(self) -> str:
+        return self.sim.path if self.sim else self.config.port
+
+    def _connect(self) -> bool:
+        """Open the port and build the driver; True when the transmitter is usable."""
+        cfg = self.config
+        try:
+            settings: dict[str, Any] = {"system": cfg.system_id}
+            if cfg.driver in ("jtech", "lrs", "waveware", "espa"):
+                settings["message"] = cfg.message
+            if cfg.driver == "waveware":
+                settings["capcode_base"] = cfg.capcode_base
+            if cfg.driver == "ook":
+                settings["ook_protocol"] = cfg.ook_protocol
+            codec = make_transmitter(cfg.driver, **settings)
+        except FrameError as err:
+            raise ConfigError(f"pager: transmitter settings refused: {err}") from err
+        try:
+            transport = open_transport(self._port(), baud=cfg.baud or codec.baud, rtscts=cfg.cts_flow,
+                                       timeout_s=cfg.ack_timeout_s)
+        except DeviceError as err:
+            self.last_error = str(err)
+            return False
+        self.driver = PagerDriver(transport, codec, retries=cfg.retries, ack_timeout_s=cfg.ack_timeout_s,
+                                  cts_flow=cfg.cts_flow)
+        self.online = True
+        return True
+
+    def _queue_page(self, card: int, ticket: str) -> asyncio.Future:
+        done = self._loop.create_future()
+        self._card_ticket[card] = ticket
+        self._pages.put_nowait((card, ticket, done))
+        return done
+
+    async def _transmit_worker(self) -> None:
+        while True:
+            card, ticket, done = await self._pages.get()
+            attempts = await self._transmit(card, ticket)
+            if not done.done():
+                if isinstance(attempts, Exception):
+                    done.set_exception(attempts)
+                else:
+                    done.set_result(attempts)
+
+    async def _transmit(self, card: int, ticket: str) -> int | Exception:
+        """Send one page, waiting through an outage (the call stays queued until the box returns)."""
+        delay = RECONNECT_FIRST_S
+        while True:
+            if self.driver is None:
+                if not await asyncio.to_thread(self._connect):
+                    await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+                    delay = min(delay * 2, self.config.reconnect_max_s)
+                    continue
+                self._alarm_online()
+            try:
+                result = await asyncio.to_thread(self.driver.page, card)
+                return result.attempts
+            except FrameError as err:
+                self.log.warning("pager: page to card %d for %s refused: %s", card, ticket, err)
+                return QueueError(f"page to card {card} refused: {err}")
+            except DeviceError as err:
+                self._go_offline(str(err))
+
+    def _go_offline(self, error: str) -> None:
+        self.last_error = error
+        if self.driver:
+            self.driver.close()
+            self.driver = None
+        if self.online:
+            self.online = False
+            self._alarm_offline()
+
+    def _check_port(self) -> None:
+        # A USB transmitter that was unplugged vanishes from /dev: notice it before the next page.
+        port = self._port()
+        if self.online and port.startswith("/") and not os.path.exists(port):
+            self._go_offline(f"{port} disappeared")
+
+    def _alarm_offline(self) -> None:
+        self.log.warning("pager: transmitter %s on %s offline: %s", self.config.driver, self._port(), self.last_error)
+        with self.ctx.store.transaction() as tx:
+            tx.emit(self.name, "transmitter_offline", alarm=True, driver=self.config.driver, port=self._port(),
+                    error=self.last_error)
+            self.publish_state(tx)
+
+    def _alarm_online(self) -> None:
+        self.log.info("pager: transmitter %s on %s back online", self.config.driver, self._port())
+        with self.ctx.store.transaction() as tx:
+            tx.emit(self.name, "transmitter_online", driver=self.config.driver, port=self._port())
+            self.publish_state(tx)
+
+    # -- counter panels ---------------------------------------------------------------------
+    def _start_panels(self) -> None:
+        from edge.pager.panel import CounterPanel
+
+        for name, counter in self.config.counters.items():
+            if counter.panel is None:
+                continue
+            self.panels.append(CounterPanel(name, counter.panel, on_action=self._panel_action,
+                                            pin_factory=self.ctx.pin_factory, bounce_s=self.config.bounce_s,
+                                            long_press_s=self.config.long_press_s))
+
+    def _panel_action(self, counter: str, action: str, value: Any = None) -> None:
+        """Called from gpiozero's thread: run the action on the service's loop."""
+        asyncio.run_coroutine_threadsafe(self._do_panel_action(counter, action, value), self._loop)
+
+    async def _do_panel_action(self, counter: str, action: str, value: Any) -> None:
+        try:
+            if action == "pause_toggle":
+                paused = self.engine.view()["counters"][counter]["paused"]
+                await self.pause(counter, not paused)
+            elif action == "rate":
+                await self.rate(counter, value)
+            else:
+                await getattr(self, action)(counter)
+        except QueueError as err:
+            self.log.info("pager: counter %s %s: %s", counter, action, err)
+
+    def _update_leds(self) -> None:
+        if not self.panels:
+            return
+        counters = self.engine.view()["counters"]
+        for panel in self.panels:
+            panel.show_serving(counters[panel.counter]["ticket"] is not None)
+
+    # -- demo -------------------------------------------------------------------------------
+    async def demo(self) -> None:
+        """Issue tickets and call them at the counters so the log shows cards vibrating."""
+        services = list(self.config.services)
+        counters = list(self.config.counters)
+        step = 0
+        while True:
+            step += 1
+            try:
+                service = services[step % len(services)]
+                ticket = await self.issue(service, priority="elderly" if step % 5 == 0 else None, source="demo")
+                self.log.info("pager: issued %s on card %d (%s, about %d s wait)", ticket["ticket"], ticket["card"],
+                              service, ticket["estimated_wait_s"])
+                counter = counters[step % len(counters)]
+                called = await self.call_next(counter)
+                if called:
+                    self.log.info("pager: counter %s calls %s (card %d)", counter, called["ticket"], called["card"])
+                if step % 3 == 0 and self.engine.view()["counters"][counter]["ticket"]:
+                    await self.done(counter)
+                    await self.rate(counter, 4 + step % 2)
+            except QueueError as err:
+                self.log.info("pager demo: %s", err)
+            await asyncio.sleep(1.5)
