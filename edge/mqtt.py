@@ -41,6 +41,7 @@ DRAIN_BATCH = 500
 COMMAND_RATE_PER_S = 5.0  # per service; a burst of COMMAND_BURST is allowed
 COMMAND_BURST = 20
 SESSION_EXPIRY_S = 7 * 86400
+RECONNECT_MIN_S, RECONNECT_MAX_S = 1.0, 30.0
 
 
 def topic_prefix(site: str, device: str) -> str:
@@ -228,7 +229,7 @@ class Reporter:
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"edge-{self.site}-{self.device}",
                              protocol=mqtt.MQTTv5)
         client.max_inflight_messages_set(MAX_INFLIGHT)
-        client.reconnect_delay_set(1, 60)
+        client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
         if self.broker.username:
             client.username_pw_set(self.broker.username, _read_secret(self.broker.password_file))
         if self.address.tls:
@@ -293,9 +294,11 @@ class Reporter:
         self._wake.set()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
-        if self.connected.is_set():
+        if self.connected.is_set() and not self._stopping.is_set():
             log.warning("disconnected from %s: %s (will reconnect)", self.broker.url, reason_code)
         self.connected.clear()
+        # paho's backoff doubles without jitter: spread a fleet's reconnects after a broker restart.
+        client.reconnect_delay_set(RECONNECT_MIN_S * random.uniform(0.5, 1.5), RECONNECT_MAX_S * random.uniform(0.8, 1.2))
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         with self._lock:
