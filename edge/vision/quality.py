@@ -1,0 +1,106 @@
+"""Quality gates run before matching; each failure carries a reason and on-screen guidance.
+
+Reasons: no_face, multiple_faces, too_small, blurred (Laplacian variance of the chip), pose
+(yaw/pitch/roll estimated from the five landmarks), too_dark, too_bright.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+# reason -> (Vietnamese, English) text for the live screen.
+GUIDANCE = {
+    "ok": ("Giữ nguyên, đang kiểm tra", "Hold still, checking"),
+    "no_face": ("Vui lòng nhìn vào camera", "Please look at the camera"),
+    "multiple_faces": ("Chỉ một người đứng trước camera", "Only one person in front of the camera, please"),
+    "too_small": ("Vui lòng lại gần camera hơn", "Please come closer to the camera"),
+    "blurred": ("Vui lòng đứng yên", "Please hold still"),
+    "pose": ("Vui lòng nhìn thẳng vào camera", "Please face the camera directly"),
+    "too_dark": ("Ánh sáng quá tối, vui lòng đứng gần đèn", "Too dark: please move into the light"),
+    "too_bright": ("Ánh sáng quá chói", "Too bright: please step out of direct light"),
+    "spoof": ("Không xác nhận được người thật", "Could not confirm a live person"),
+}
+
+
+def guidance(reason: str, language: str = "vi") -> str:
+    vi, en = GUIDANCE.get(reason, GUIDANCE["ok"])
+    return vi if language == "vi" else en
+
+
+@dataclass(frozen=True)
+class Gates:
+    min_face_px: int = 80  # box width in the frame
+    min_sharpness: float = 30.0  # Laplacian variance of the grey chip
+    max_yaw: float = 0.35  # nose offset from the eye midpoint, in eye distances
+    max_roll_deg: float = 30.0
+    pitch_range: tuple[float, float] = (0.25, 0.80)  # nose between eyes (0) and mouth (1)
+    min_brightness: float = 45.0  # mean grey level of the chip
+    max_brightness: float = 215.0
+
+
+@dataclass
+class Pose:
+    yaw: float
+    pitch: float
+    roll_deg: float
+
+
+def pose(landmarks: np.ndarray) -> Pose:
+    """Rough head pose from MTCNN's five points (image coordinates)."""
+    left_eye, right_eye, nose, mouth_left, mouth_right = np.asarray(landmarks, np.float64)
+    eye_vec = right_eye - left_eye
+    roll = float(np.degrees(np.arctan2(eye_vec[1], eye_vec[0])))
+    eye_dist = float(np.hypot(*eye_vec)) or 1e-6
+    cos, sin = np.cos(np.radians(-roll)), np.sin(np.radians(-roll))
+    rot = np.array([[cos, -sin], [sin, cos]])
+    eye_mid = (left_eye + right_eye) / 2
+    nose_r = rot @ (nose - eye_mid)
+    mouth_r = rot @ ((mouth_left + mouth_right) / 2 - eye_mid)
+    pitch = float(nose_r[1] / mouth_r[1]) if mouth_r[1] > 1e-6 else 0.0
+    return Pose(yaw=float(nose_r[0] / eye_dist), pitch=pitch, roll_deg=roll)
+
+
+def sharpness(chip: np.ndarray) -> float:
+    grey = cv2.cvtColor(chip, cv2.COLOR_RGB2GRAY)
+    return float(cv2.Laplacian(grey, cv2.CV_64F).var())
+
+
+def brightness(chip: np.ndarray) -> float:
+    # The central part of the chip is the face; corners hold background.
+    return float(cv2.cvtColor(chip, cv2.COLOR_RGB2GRAY)[30:120, 30:120].mean())
+
+
+def face_quality(box: np.ndarray, landmarks: np.ndarray, score: float, chip: np.ndarray) -> float:
+    """One number in 0..1 to rank faces/frames: confidence x size x sharpness x frontality."""
+    width = float(box[2] - box[0])
+    p = pose(landmarks)
+    size = min(1.0, width / 120.0)
+    sharp = min(1.0, sharpness(chip) / 100.0)
+    frontal = max(0.0, 1.0 - abs(p.yaw) / 0.5) * max(0.0, 1.0 - abs(p.pitch - 0.53) / 0.5)
+    return float(score * size * sharp * frontal)
+
+
+def check(faces: list, gates: Gates) -> tuple[str, object | None]:
+    """('ok', face) when exactly one usable face is present, else (reason, face or None)."""
+    if not faces:
+        return "no_face", None
+    if len(faces) > 1:
+        return "multiple_faces", None
+    face = faces[0]
+    if float(face.box[2] - face.box[0]) < gates.min_face_px:
+        return "too_small", face
+    p = pose(face.landmarks)
+    if abs(p.yaw) > gates.max_yaw or abs(p.roll_deg) > gates.max_roll_deg \
+            or not gates.pitch_range[0] <= p.pitch <= gates.pitch_range[1]:
+        return "pose", face
+    level = brightness(face.chip)
+    if level < gates.min_brightness:
+        return "too_dark", face
+    if level > gates.max_brightness:
+        return "too_bright", face
+    if sharpness(face.chip) < gates.min_sharpness:
+        return "blurred", face
+    return "ok", face
