@@ -16,6 +16,7 @@ import sys
 from edge import __version__
 
 AREA_CLIS = [
+    "edge.central.cli",
 ]
 BENCHES = {
     "mqtt": "edge.mqtt_bench",

@@ -87,7 +87,7 @@ MIGRATIONS = [
 
 
 def connect(dsn: str, **kw) -> psycopg.Connection:
-    return psycopg.connect(dsn, connect_timeout=5, **kw)
+    return psycopg.connect(dsn, connect_timeout=5, autocommit=True, **kw)
 
 
 def migrate(conn: psycopg.Connection) -> int:

@@ -1,0 +1,124 @@
+"""`edge central run|cmd|migrate` (imports only argparse at --help time)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import sys
+
+
+def register(sub) -> None:
+    central = sub.add_parser("central", help="central service: fleet ingestion, PostgreSQL, dashboard, commands")
+    csub = central.add_subparsers(dest="central_command", metavar="COMMAND", required=True)
+
+    run = csub.add_parser("run", help="consume the broker into PostgreSQL and serve the dashboard")
+    _common(run)
+    run.add_argument("--listen", default=os.environ.get("EDGE_LISTEN", "127.0.0.1:8090"), help="HOST:PORT of the dashboard")
+    run.add_argument("--instance", default=os.environ.get("EDGE_INSTANCE", f"central-{socket.gethostname()}"),
+                     help="MQTT client id: fixed per instance so a restart resumes its session")
+    run.add_argument("--group", default="central", help="shared-subscription group")
+    run.add_argument("--batch-ms", type=float, default=20.0, help="max wait to fill a batch (ms)")
+    run.add_argument("--batch-max", type=int, default=500, help="max messages per transaction")
+    run.add_argument("--tz", default="Asia/Ho_Chi_Minh", help="time zone of the offices (days, hours)")
+    run.add_argument("--retention-months", type=int, default=int(os.environ.get("EDGE_RETENTION_MONTHS", "0")),
+                     help="drop event partitions older than this many months (0 keeps all)")
+    run.add_argument("--offline-alarm-s", type=float, default=300.0, help="alarm when a device is offline this long")
+    run.add_argument("--keys", default=os.environ.get("EDGE_KEYS"), help="device command keys: DIR/{site}/{device}.key")
+    run.add_argument("--staff", default=os.environ.get("EDGE_STAFF"), help="staff tokens file: TOKEN ROLE NAME per line")
+    run.add_argument("--webhook", action="append", default=[], help="alarm webhook URL (repeatable)")
+    run.add_argument("--smtp", default=os.environ.get("EDGE_SMTP"), help="SMTP server HOST:PORT for alarm e-mail")
+    run.add_argument("--mail-from", default="edge-central@localhost")
+    run.add_argument("--mail-to", action="append", default=[], help="alarm e-mail recipient (repeatable)")
+    run.set_defaults(func=cmd_run)
+
+    c = csub.add_parser("cmd", help="send a signed command to a device service and wait for its result")
+    c.add_argument("--broker", default=os.environ.get("EDGE_BROKER", "mqtt://127.0.0.1:1883"))
+    c.add_argument("--db", default=os.environ.get("EDGE_DB"), help="PostgreSQL DSN: audit the command centrally")
+    c.add_argument("--site", required=True)
+    c.add_argument("--device", required=True)
+    c.add_argument("--service", required=True)
+    c.add_argument("--type", required=True, dest="cmd_type")
+    c.add_argument("--args", default="{}", help="JSON object of arguments")
+    key = c.add_mutually_exclusive_group(required=True)
+    key.add_argument("--key", help="the device's HMAC key file (0600)")
+    key.add_argument("--keys", help="directory DIR/{site}/{device}.key")
+    c.add_argument("--actor", default=os.environ.get("USER", "cli"), help="who sends it (audit)")
+    c.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for cmd/result")
+    c.add_argument("--json", action="store_true", help="print the result as JSON")
+    c.set_defaults(func=cmd_cmd)
+
+    m = csub.add_parser("migrate", help="create or upgrade the PostgreSQL schema and exit")
+    m.add_argument("--db", default=os.environ.get("EDGE_DB"), required=os.environ.get("EDGE_DB") is None)
+    m.set_defaults(func=cmd_migrate)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--broker", default=os.environ.get("EDGE_BROKER", "mqtt://127.0.0.1:1883"), help="mqtt://HOST:PORT or mqtts://")
+    p.add_argument("--db", default=os.environ.get("EDGE_DB"), required=os.environ.get("EDGE_DB") is None,
+                   help="postgresql://USER@HOST/DB")
+
+
+def cmd_run(args) -> int:
+    import asyncio
+    import logging
+
+    from edge.central.ingest import IngestConfig
+    from edge.central.service import CentralApp, CentralConfig, parse_listen
+    from edge.errors import ConfigError
+
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        host, port = parse_listen(args.listen)
+        config = CentralConfig(
+            ingest=IngestConfig(broker=args.broker, dsn=args.db, instance=args.instance, group=args.group,
+                                batch_ms=args.batch_ms, batch_max=args.batch_max, tz=args.tz,
+                                offline_alarm_s=args.offline_alarm_s, retention_months=args.retention_months),
+            host=host, port=port, key_dir=args.keys, staff_file=args.staff, webhooks=tuple(args.webhook),
+            smtp=args.smtp, mail_from=args.mail_from, mail_to=tuple(args.mail_to))
+        app = CentralApp(config)
+    except (ConfigError, OSError) as err:
+        print(f"edge central run: {err}", file=sys.stderr)
+        return 2
+    asyncio.run(app.run_forever())
+    return 0
+
+
+def cmd_cmd(args) -> int:
+    from edge.central import cmd as central_cmd
+    from edge.errors import CommandError, ConfigError
+    from edge.security import load_key
+
+    try:
+        cmd_args = json.loads(args.args)
+        key = load_key(args.key) if args.key else central_cmd.KeyDir(args.keys).key_for(args.site, args.device)
+        cmd, result = central_cmd.send(args.broker, key, args.site, args.device, args.service, args.cmd_type,
+                                       cmd_args, timeout_s=args.timeout)
+    except json.JSONDecodeError as err:
+        print(f"edge central cmd: --args is not JSON: {err}", file=sys.stderr)
+        return 2
+    except (ConfigError, CommandError) as err:
+        print(f"edge central cmd: {err}", file=sys.stderr)
+        return 1
+    if args.db:
+        from edge.central import db
+        with db.connect(args.db) as conn:
+            db.migrate(conn)
+            central_cmd.record(conn, cmd, args.site, args.device, args.service, args.actor, result)
+    if args.json:
+        print(json.dumps({"id": cmd["id"], "result": result}, ensure_ascii=False))
+    else:
+        status = "ok" if result.get("ok") else f"refused: {result.get('error')}"
+        print(f"{args.site}/{args.device}/{args.service} {args.cmd_type} ({cmd['id']}): {status}")
+    return 0 if result.get("ok") else 1
+
+
+def cmd_migrate(args) -> int:
+    from edge.central import db
+
+    with db.connect(args.db) as conn:
+        version = db.migrate(conn)
+    print(f"central schema at v{version}")
+    return 0

@@ -1,0 +1,264 @@
+"""The consumer: MQTT (shared subscription, persistent session, manual ack) → PostgreSQL.
+
+paho's network thread only queues each message; one writer thread parses, batches (up to
+`batch_max` messages or `batch_ms` after the first, whichever comes first), writes the batch in one
+transaction, and only then acknowledges each message to the broker. A crash before the commit
+leaves the messages unacknowledged, so the broker redelivers them to this session when the
+instance comes back; the event id key makes a redelivery a no-op.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import random
+import threading
+import time
+import urllib.parse
+from collections import Counter
+from dataclasses import dataclass
+from typing import Callable
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from edge.central import analytics, db, topics
+
+log = logging.getLogger(__name__)
+
+SESSION_EXPIRY_S = 7 * 24 * 3600   # the broker keeps our queue that long while we are away
+DB_BACKOFF_MAX_S = 5.0
+PERIODIC_S = 5.0
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    broker: str = "mqtt://127.0.0.1:1883"
+    dsn: str = "postgresql://postgres@127.0.0.1/postgres"
+    instance: str = "central-1"          # MQTT client id: fixed, so a restart resumes the session
+    group: str = "central"               # shared-subscription group name
+    batch_ms: float = 20.0
+    batch_max: int = 500
+    receive_max: int = 1000              # MQTT 5 Receive Maximum: unacked messages in flight to us
+    tz: str = "Asia/Ho_Chi_Minh"
+    offline_alarm_s: float = 300.0
+    retention_months: int = 0            # 0 keeps every month
+    username: str | None = None
+    password: str | None = None
+
+
+def parse_broker_url(url: str) -> tuple[str, int, bool]:
+    parsed = urllib.parse.urlparse(url if "://" in url else f"mqtt://{url}")
+    if parsed.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
+        raise ValueError(f"broker URL {url!r}: scheme must be mqtt:// or mqtts://")
+    tls = parsed.scheme in ("mqtts", "ssl")
+    return parsed.hostname or "127.0.0.1", parsed.port or (8883 if tls else 1883), tls
+
+
+@dataclass
+class _Inbound:
+    generation: int
+    mid: int
+    qos: int
+    topic: str
+    payload: bytes
+
+
+class Consumer:
+    """Start with `.start()`, stop with `.stop()`; `.stats()` for health and the dashboard."""
+
+    def __init__(self, config: IngestConfig, *, on_alarms: Callable[[list], None] = lambda alarms: None):
+        self.config = config
+        self.on_alarms = on_alarms
+        self.counts: Counter = Counter()
+        self.rejected: Counter = Counter()
+        self.broker_ok = False
+        self.db_ok = False
+        self.last_error = ""
+        self._queue: "queue.Queue[_Inbound]" = queue.Queue()
+        self._stop = threading.Event()
+        self._generation = 0
+        self._conn = None
+        self._writer: db.Writer | None = None
+        self._thread: threading.Thread | None = None
+        self._client = self._make_client()
+
+    # -- MQTT side (paho's thread: never block here) -------------------------------------------
+    def _make_client(self) -> mqtt.Client:
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.config.instance,
+                             protocol=mqtt.MQTTv5, manual_ack=True)
+        if self.config.username:
+            client.username_pw_set(self.config.username, self.config.password)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        client.reconnect_delay_set(1, 30)
+        return client
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            log.error("central: broker refused the connection: %s", reason_code)
+            return
+        self._generation += 1
+        self.broker_ok = True
+        log.info("central: connected to broker (session present: %s)", flags.session_present)
+        shared, plain = topics.subscriptions(self.config.group)
+        client.subscribe([(t, 1) for t in shared + plain])
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        if self.broker_ok:
+            log.warning("central: broker connection lost (%s); reconnecting", reason_code)
+        self.broker_ok = False
+
+    def _on_message(self, client, userdata, msg) -> None:
+        self._queue.put(_Inbound(self._generation, msg.mid, msg.qos, msg.topic, msg.payload))
+
+    def _ack(self, items: list[_Inbound]) -> None:
+        for item in items:
+            # A mid from an older connection may now name another message: skip it; the broker
+            # redelivers the old one and the id key makes that a no-op.
+            if item.qos > 0 and item.generation == self._generation:
+                self._client.ack(item.mid, item.qos)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def start(self) -> "Consumer":
+        self._connect_db_once()
+        host, port, tls = parse_broker_url(self.config.broker)
+        if tls:
+            self._client.tls_set()
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = SESSION_EXPIRY_S
+        props.ReceiveMaximum = self.config.receive_max
+        self._client.connect_async(host, port, keepalive=30, clean_start=False, properties=props)
+        self._client.loop_start()
+        self._thread = threading.Thread(target=self._run, name=f"{self.config.instance}-writer", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=10)
+        self._client.disconnect()
+        self._client.loop_stop()
+        if self._conn is not None:
+            self._conn.close()
+
+    def stats(self) -> dict:
+        return {"instance": self.config.instance, "broker": self.broker_ok, "db": self.db_ok,
+                "received": self.counts["received"], "stored": self.counts["stored"],
+                "duplicates": self.counts["duplicates"], "batches": self.counts["batches"],
+                "redacted": self.counts["redacted"], "rejected": dict(self.rejected),
+                "pending": self._queue.qsize(), "last_error": self.last_error}
+
+    # -- writer thread ------------------------------------------------------------------------
+    def _run(self) -> None:
+        next_periodic = 0.0
+        while not self._stop.is_set():
+            batch = self._collect()
+            if batch:
+                self._process(batch)
+            if time.monotonic() >= next_periodic:
+                self._periodic()
+                next_periodic = time.monotonic() + PERIODIC_S
+
+    def _collect(self) -> list[_Inbound]:
+        try:
+            first = self._queue.get(timeout=0.2)
+        except queue.Empty:
+            return []
+        batch = [first]
+        deadline = time.monotonic() + self.config.batch_ms / 1000.0
+        while len(batch) < self.config.batch_max:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                batch.append(self._queue.get(timeout=remaining))
+            except queue.Empty:
+                break
+        return batch
+
+    def _process(self, batch: list[_Inbound]) -> None:
+        good, good_items, bad_items = [], [], []
+        for item in batch:
+            self.counts["received"] += 1
+            try:
+                message = topics.parse(item.topic, item.payload)
+            except topics.BadMessage as err:
+                self.rejected[err.reason] += 1
+                if self.rejected[err.reason] in (1, 10, 100) or self.rejected[err.reason] % 1000 == 0:
+                    log.warning("central: rejected message (%d so far of this kind): %s", self.rejected[err.reason], err)
+                bad_items.append(item)
+                continue
+            if isinstance(message, topics.Event) and message.redacted:
+                self.counts["redacted"] += 1
+                log.warning("central: dropped forbidden fields %s from event %s of %s/%s",
+                            list(message.redacted), message.id, message.site, message.device)
+            good.append(message)
+            good_items.append(item)
+        self._ack(bad_items)    # a bad message would be redelivered forever: count it, drop it
+        if good:
+            result = self._write_with_retry(good)
+            if result is None:
+                return           # stopping: leave the batch unacknowledged for redelivery
+            self.counts["stored"] += result.stored
+            self.counts["duplicates"] += result.duplicates
+            self.counts["batches"] += 1
+            self._ack(good_items)
+            if result.alarms:
+                self.on_alarms(result.alarms)
+
+    def _write_with_retry(self, messages: list) -> db.WriteResult | None:
+        delay = 0.1
+        while not self._stop.is_set():
+            try:
+                if self._writer is None:
+                    self._connect_db()
+                return self._writer.write(messages)
+            except Exception as err:  # psycopg errors of any kind: keep the batch, reconnect, retry
+                self._db_failed(err)
+                self._stop.wait(delay * (0.5 + random.random()))
+                delay = min(delay * 2, DB_BACKOFF_MAX_S)
+        return None
+
+    def _connect_db_once(self) -> None:
+        try:
+            self._connect_db()
+        except Exception as err:
+            self._db_failed(err)
+
+    def _connect_db(self) -> None:
+        conn = db.connect(self.config.dsn)
+        db.migrate(conn)
+        self._conn, self._writer = conn, db.Writer(conn, tz=self.config.tz)
+        if not self.db_ok:
+            log.info("central: PostgreSQL connected")
+        self.db_ok, self.last_error = True, ""
+
+    def _db_failed(self, err: Exception) -> None:
+        if self.db_ok or not self.last_error:
+            log.warning("central: PostgreSQL unavailable (%s); retrying with backoff", str(err).strip())
+        self.db_ok, self.last_error = False, f"{type(err).__name__}: {str(err).strip()}"
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except Exception:
+                pass
+        self._conn, self._writer = None, None
+
+    def _periodic(self) -> None:
+        if self._conn is None:
+            return
+        try:
+            alarms = db.raise_offline_alarms(self._conn, self.config.offline_alarm_s)
+            analytics.refresh_rollups(self._conn)
+            if self.config.retention_months:
+                for name in db.drop_old_partitions(self._conn, self.config.retention_months):
+                    log.info("central: retention dropped partition %s", name)
+        except Exception as err:
+            self._db_failed(err)
+            return
+        if alarms:
+            self.on_alarms(alarms)

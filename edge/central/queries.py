@@ -1,0 +1,151 @@
+"""Read queries behind the JSON API and the dashboard pages (psycopg 3 async).
+
+Every function takes an open `psycopg.AsyncConnection` and returns plain lists/dicts with epoch
+seconds for times, so the same data feeds JSON, CSV and the HTML pages.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+from psycopg import AsyncConnection
+from psycopg.rows import dict_row
+
+from edge.central.analytics import DAILY_SELECT
+
+COLLECTED_TYPES = ("collected", "result_collected", "picked_up", "pickup_done")
+EXPIRY_SOON_S = 24 * 3600
+
+
+def _epoch(value):
+    return value.timestamp() if isinstance(value, dt.datetime) else value
+
+
+async def _rows(conn: AsyncConnection, sql: str, params=()) -> list[dict]:
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(sql, params)
+        return [{k: _epoch(v) for k, v in row.items()} for row in await cur.fetchall()]
+
+
+async def devices(conn: AsyncConnection) -> list[dict]:
+    """The §3 device list, plus since-when, open alarms and missing seq numbers."""
+    rows = await _rows(conn, """
+        SELECT d.site, d.device, CASE WHEN d.state = 'online' THEN 'online' ELSE 'offline' END AS state,
+               d.last_seen, d.version, d.services, d.state_since AS since,
+               GREATEST(COALESCE(d.seq_max - d.seq_min + 1 - d.seq_stored, 0), 0) AS missing,
+               (SELECT count(*) FROM alarms a WHERE a.site = d.site AND a.device = d.device
+                  AND a.cleared_at IS NULL) AS alarms
+        FROM devices d ORDER BY d.site, d.device""")
+    return rows
+
+
+async def events(conn: AsyncConnection, site: str, device: str, limit: int) -> list[dict]:
+    rows = await _rows(conn, """
+        SELECT service, body FROM events WHERE site = %s AND device = %s
+        ORDER BY ts DESC, seq DESC LIMIT %s""", (site, device, limit))
+    return [{**row["body"], "service": row["service"]} for row in rows]
+
+
+async def gaps(conn: AsyncConnection, site: str, device: str, limit: int = 100) -> list[dict]:
+    """Missing seq ranges of one device (from its stored events)."""
+    return await _rows(conn, """
+        SELECT seq + 1 AS first_missing, next_seq - 1 AS last_missing FROM (
+            SELECT seq, lead(seq) OVER (ORDER BY seq) AS next_seq FROM events
+            WHERE site = %s AND device = %s) s
+        WHERE next_seq > seq + 1 ORDER BY seq DESC LIMIT %s""", (site, device, limit))
+
+
+async def alarms(conn: AsyncConnection, *, open_only: bool = True, limit: int = 500) -> list[dict]:
+    where = "WHERE cleared_at IS NULL" if open_only else ""
+    return await _rows(conn, f"""
+        SELECT id, site, device, service, kind, subject, opened_at, cleared_at, detail
+        FROM alarms {where} ORDER BY opened_at DESC LIMIT %s""", (limit,))
+
+
+def local_day(tz: ZoneInfo, now: float | None = None) -> dt.date:
+    return dt.datetime.fromtimestamp(now if now is not None else dt.datetime.now().timestamp(), tz).date()
+
+
+async def queue_summary(conn: AsyncConnection, day: dt.date, site: str | None = None) -> list[dict]:
+    """Per site and queue for one day: tickets, waiting now, avg/p90 wait, service time, no-shows, ratings."""
+    site_sql = "AND site = %s" if site else ""
+    params = (day, site) if site else (day,)
+    rows = await _rows(conn, f"""
+        SELECT q.*, w.waiting FROM ({DAILY_SELECT} WHERE day = %s {site_sql} GROUP BY day, site, queue) q
+        LEFT JOIN (SELECT site, queue, count(*) AS waiting FROM tickets
+                   WHERE day = %s {site_sql} AND issued_at IS NOT NULL AND called_at IS NULL
+                     AND done_at IS NULL AND NOT no_show GROUP BY site, queue) w
+        ON w.site = q.site AND w.queue = q.queue ORDER BY q.site, q.queue""", params + params)
+    for row in rows:
+        row["day"] = str(row["day"])
+        row["waiting"] = row["waiting"] or 0
+    return rows
+
+
+async def queue_by_hour(conn: AsyncConnection, day: dt.date, tz: ZoneInfo, site: str | None = None) -> list[dict]:
+    """Tickets issued and average wait per local hour of one day (24 rows)."""
+    site_sql = "AND site = %s" if site else ""
+    params = (tz.key, day, site) if site else (tz.key, day)
+    rows = await _rows(conn, f"""
+        SELECT extract(hour FROM issued_at AT TIME ZONE %s)::int AS hour, count(*) AS tickets,
+               avg(extract(epoch FROM called_at - issued_at)) AS wait_avg_s
+        FROM tickets WHERE day = %s {site_sql} AND issued_at IS NOT NULL GROUP BY 1 ORDER BY 1""", params)
+    by_hour = {row["hour"]: row for row in rows}
+    return [{"hour": h, "tickets": by_hour.get(h, {}).get("tickets", 0),
+             "wait_avg_s": by_hour.get(h, {}).get("wait_avg_s")} for h in range(24)]
+
+
+async def queue_days(conn: AsyncConnection, last_day: dt.date, days: int = 30, site: str | None = None) -> list[dict]:
+    """Tickets and average wait per day for the `days` days up to `last_day` (roll-up table)."""
+    site_sql = "AND site = %s" if site else ""
+    first = last_day - dt.timedelta(days=days - 1)
+    params = (first, last_day, site) if site else (first, last_day)
+    rows = await _rows(conn, f"""
+        SELECT day, sum(issued)::int AS tickets, sum(no_shows)::int AS no_shows,
+               sum(wait_avg_s * issued) / NULLIF(sum(issued) FILTER (WHERE wait_avg_s IS NOT NULL), 0) AS wait_avg_s
+        FROM queue_daily WHERE day BETWEEN %s AND %s {site_sql} GROUP BY day ORDER BY day""", params)
+    by_day = {row["day"]: row for row in rows}
+    out = []
+    for i in range(days):
+        d = first + dt.timedelta(days=i)
+        row = by_day.get(d, {"tickets": 0, "no_shows": 0, "wait_avg_s": None})
+        out.append({"day": d.isoformat(), "tickets": row["tickets"], "no_shows": row["no_shows"],
+                    "wait_avg_s": row["wait_avg_s"]})
+    return out
+
+
+def _compartments(snapshot: dict) -> list[dict]:
+    comps = snapshot.get("compartments") or snapshot.get("doors") or snapshot.get("locks") or []
+    if isinstance(comps, dict):
+        comps = [{"name": k, **(v if isinstance(v, dict) else {"state": v})} for k, v in comps.items()]
+    return [c for c in comps if isinstance(c, dict)]
+
+
+def _expiry(c: dict):
+    value = c.get("expires_at", c.get("expires"))
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+async def lockers(conn: AsyncConnection, tz: ZoneInfo, now: float) -> list[dict]:
+    """Per locker device: compartments, occupied, results waiting, nearing expiry, collected overnight."""
+    states = await _rows(conn, """
+        SELECT site, device, service, ts, snapshot FROM service_state
+        WHERE service IN ('locker', 'lockers') ORDER BY site, device""")
+    today = dt.datetime.fromtimestamp(now, tz).replace(hour=7, minute=30, second=0, microsecond=0)
+    night_start = (today - dt.timedelta(days=1)).replace(hour=17, minute=0)
+    collected = {(r["site"], r["device"]): r["n"] for r in await _rows(conn, """
+        SELECT site, device, count(*) AS n FROM events WHERE type = ANY(%s) AND ts >= %s AND ts < %s
+        GROUP BY site, device""", (list(COLLECTED_TYPES), night_start, today))}
+    out = []
+    for row in states:
+        comps = _compartments(row["snapshot"])
+        occupied = [c for c in comps if c.get("occupied") or c.get("result") or c.get("ref") or c.get("assigned")]
+        waiting = [c for c in comps if c.get("result") or c.get("ref") or c.get("assigned")]
+        soon = [c for c in waiting if _expiry(c) is not None and _expiry(c) - now < EXPIRY_SOON_S]
+        open_doors = [c for c in comps if c.get("door") == "open" or c.get("open") is True]
+        out.append({"site": row["site"], "device": row["device"], "compartments": len(comps),
+                    "occupied": len(occupied), "waiting": len(waiting), "expiring": len(soon),
+                    "open_doors": len(open_doors), "collected_overnight": collected.get((row["site"], row["device"]), 0),
+                    "updated": row["ts"]})
+    return out

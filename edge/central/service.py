@@ -1,0 +1,140 @@
+"""`edge central run`: the consumer, the dashboard and the notifiers in one process.
+
+The consumer runs on its own threads (paho + writer); the web app and the command sender run on
+the asyncio loop. Stopping (SIGTERM/SIGINT) stops the web server first, then the consumer, which
+leaves any unwritten batch unacknowledged for redelivery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from dataclasses import dataclass, field
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from aiohttp import web
+
+from edge.central import cmd as central_cmd
+from edge.central import db, notify
+from edge.central.ingest import Consumer, IngestConfig
+from edge.central.web import AsyncDb, make_app
+from edge.errors import CommandError, ConfigError
+
+log = logging.getLogger(__name__)
+
+STAFF_ROLES_ALLOWED = ("operator", "admin")
+
+
+@dataclass(frozen=True)
+class CentralConfig:
+    ingest: IngestConfig
+    host: str = "127.0.0.1"
+    port: int = 8090
+    key_dir: str | None = None             # DIR/{site}/{device}.key
+    staff_file: str | None = None          # lines: TOKEN ROLE NAME
+    webhooks: tuple = ()
+    smtp: str | None = None                # HOST:PORT
+    mail_from: str = "edge-central@localhost"
+    mail_to: tuple = ()
+    cmd_timeout_s: float = 10.0
+    notify_base_delay_s: float = 1.0
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"--listen {value!r}: expected HOST:PORT, e.g. 0.0.0.0:8090")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+def load_staff(path: str | None) -> dict[str, tuple[str, str]]:
+    """token -> (role, name); a missing file means no staff commands from the dashboard."""
+    if not path:
+        return {}
+    staff = {}
+    for number, line in enumerate(Path(path).read_text().splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = line.split(None, 2)
+        if len(parts) < 3 or len(parts[0]) < 16:
+            raise ConfigError(f"{path}:{number}: expected 'TOKEN ROLE NAME' with a token of 16+ characters")
+        staff[parts[0]] = (parts[1], parts[2])
+    return staff
+
+
+class CentralApp:
+    def __init__(self, config: CentralConfig):
+        self.config = config
+        self.tz = ZoneInfo(config.ingest.tz)
+        self.db = AsyncDb(config.ingest.dsn)
+        self.staff = load_staff(config.staff_file)
+        self.keys = central_cmd.KeyDir(config.key_dir) if config.key_dir else None
+        notifiers = [notify.WebhookNotifier(url) for url in config.webhooks]
+        if config.smtp and config.mail_to:
+            host, port = parse_listen(config.smtp)
+            notifiers.append(notify.SmtpNotifier(host, port, config.mail_from, list(config.mail_to)))
+        self.dispatcher = notify.Dispatcher(notifiers, base_delay_s=config.notify_base_delay_s)
+        self.consumer = Consumer(config.ingest, on_alarms=self.dispatcher.submit)
+        self.runner: web.AppRunner | None = None
+        self.port = config.port
+
+    # used by web.Handlers
+    def broker_ok(self) -> bool:
+        return self.consumer.broker_ok
+
+    def consumer_stats(self) -> dict:
+        return {**self.consumer.stats(), "notified": self.dispatcher.sent, "notify_failed": self.dispatcher.failed,
+                "notify_pending": self.dispatcher.pending()}
+
+    def staff_for(self, authorization: str) -> str | None:
+        token = authorization.removeprefix("Bearer ").strip()
+        role, name = self.staff.get(token, (None, None))
+        return name if role in STAFF_ROLES_ALLOWED else None
+
+    async def send_command(self, actor: str, body: dict) -> tuple[dict, dict]:
+        if self.keys is None:
+            raise ConfigError("no --keys directory configured: remote commands are disabled")
+        site, device, service = body["site"], body["device"], body["service"]
+        key = self.keys.key_for(site, device)
+        cmd, result = await asyncio.to_thread(
+            central_cmd.send, self.config.ingest.broker, key, site, device, service, body["type"],
+            body.get("args", {}), timeout_s=self.config.cmd_timeout_s,
+            username=self.config.ingest.username, password=self.config.ingest.password)
+        await asyncio.to_thread(self._record, cmd, site, device, service, actor, result)
+        log.info("central: %s sent %s to %s/%s/%s: %s", actor, cmd["type"], site, device, service, result)
+        return cmd, result
+
+    def _record(self, cmd, site, device, service, actor, result) -> None:
+        with db.connect(self.config.ingest.dsn) as conn:
+            central_cmd.record(conn, cmd, site, device, service, actor, result)
+
+    async def start(self) -> None:
+        self.dispatcher.start()
+        self.consumer.start()
+        self.runner = web.AppRunner(make_app(self), access_log=None)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, self.config.host, self.config.port)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]
+        log.info("central: dashboard on http://%s:%d/ (instance %s)", self.config.host, self.port, self.config.ingest.instance)
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+        await asyncio.to_thread(self.consumer.stop)
+        self.dispatcher.stop()
+        await self.db.close()
+
+    async def run_forever(self) -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await self.start()
+        try:
+            await stop.wait()
+        finally:
+            await self.stop()
