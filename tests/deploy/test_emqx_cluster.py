@@ -1,0 +1,227 @@
+"""The EMQX cluster files in deploy/emqx: the ACL grants exactly what the mosquitto ACL grants
+(evaluated with EMQX's first-match rules and topic matching), deny is the default, the three
+nodes agree on their seeds, and import-users.py speaks the EMQX user API."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+
+import pytest
+
+EMQX = Path(__file__).resolve().parents[2] / "deploy" / "emqx"
+
+# (username, action, topic or filter, allowed) -- the policy of design.md section 3.
+POLICY = [
+    ("kiosk-a", "publish", "motcua/v1/hn/kiosk-a/status", True),
+    ("kiosk-a", "publish", "motcua/v1/hn/kiosk-a/locker/event", True),
+    ("kiosk-a", "publish", "motcua/v1/hn/kiosk-a/locker/state", True),
+    ("kiosk-a", "publish", "motcua/v1/hn/kiosk-a/locker/cmd/result", True),
+    ("kiosk-a", "subscribe", "motcua/v1/hn/kiosk-a/+/cmd", True),
+    ("kiosk-a", "subscribe", "motcua/v1/hn/kiosk-a/locker/cmd", True),
+    ("kiosk-a", "publish", "motcua/v1/hn/kiosk-b/locker/event", False),
+    ("kiosk-a", "publish", "motcua/v1/hn/kiosk-b/status", False),
+    ("kiosk-a", "publish", "motcua/v1/hn/kiosk-a/locker/cmd", False),
+    ("kiosk-a", "publish", "motcua/v1/hn/kiosk-b/locker/cmd", False),
+    ("kiosk-a", "subscribe", "motcua/v1/hn/kiosk-b/+/cmd", False),
+    ("kiosk-a", "subscribe", "motcua/v1/#", False),
+    ("kiosk-a", "subscribe", "#", False),
+    ("kiosk-a", "subscribe", "motcua/v1/hn/+/locker/cmd", False),
+    ("kiosk-a", "publish", "other/topic", False),
+    ("central", "subscribe", "motcua/v1/#", True),
+    ("central", "publish", "motcua/v1/hn/kiosk-a/locker/cmd", True),
+    ("central", "publish", "motcua/v1/hn/kiosk-a/locker/event", False),
+    ("central", "subscribe", "#", False),
+    ("", "subscribe", "motcua/v1/#", False),
+]
+
+
+# -- a small evaluator of EMQX's file ACL (emqx_authz_file / emqx_authz_rule) -----------------
+
+def parse_acl(text: str) -> list[tuple]:
+    """Erlang terms -> Python tuples/lists/strings/atoms (the subset acl.conf uses)."""
+    text = "\n".join(line.split("%%")[0] for line in text.splitlines())
+    tokens = re.findall(r'"(?:[^"\\]|\\.)*"|[{}\[\],.]|[a-z_][a-zA-Z0-9_]*', text)
+    pos = 0
+
+    def term():
+        nonlocal pos
+        tok = tokens[pos]
+        pos += 1
+        if tok in "{[":
+            close = "}" if tok == "{" else "]"
+            items = []
+            while tokens[pos] != close:
+                items.append(term())
+                if tokens[pos] == ",":
+                    pos += 1
+            pos += 1
+            return tuple(items) if close == "}" else list(items)
+        if tok.startswith('"'):
+            return ("str", tok[1:-1])
+        return tok
+
+    rules = []
+    while pos < len(tokens):
+        rules.append(term())
+        assert tokens[pos] == ".", f"rule not ended by '.': {rules[-1]}"
+        pos += 1
+    return rules
+
+
+def topic_matches(name: str, rule_filter: str) -> bool:
+    """emqx_topic:match/2: a wildcard in `name` (a subscription) only matches the same wildcard."""
+    n, f = name.split("/"), rule_filter.split("/")
+    for i, level in enumerate(f):
+        if level == "#":
+            return True
+        if i >= len(n):
+            return False
+        if level == "+":
+            if n[i] == "#":
+                return False
+            continue
+        if level != n[i]:
+            return False
+    return len(n) == len(f)
+
+
+def who_matches(who, username: str) -> bool:
+    if who == "all":
+        return True
+    kind, value = who
+    assert kind in ("username", "user"), who
+    return value == ("str", username)
+
+
+def decide(rules: list, username: str, action: str, topic: str, no_match: str) -> bool:
+    for rule in rules:
+        if rule == ("deny", "all") or rule == ("allow", "all"):
+            return rule[0] == "allow"
+        permission, who, rule_action, filters = rule
+        if not who_matches(who, username) or rule_action not in (action, "all"):
+            continue
+        for flt in filters:
+            if isinstance(flt, tuple) and flt[0] == "eq":
+                hit = flt[1][1] == topic
+            else:
+                hit = topic_matches(topic, flt[1].replace("${username}", username))
+            if hit:
+                return permission == "allow"
+    return no_match == "allow"
+
+
+def test_acl_ends_with_deny_all():
+    rules = parse_acl((EMQX / "acl.conf").read_text())
+    assert rules[-1] == ("deny", "all")
+
+
+@pytest.mark.parametrize("username,action,topic,allowed", POLICY)
+def test_acl_grants_exactly_the_policy(username, action, topic, allowed):
+    rules = parse_acl((EMQX / "acl.conf").read_text())
+    assert decide(rules, username, action, topic, no_match="deny") is allowed
+
+
+def test_emqx_conf_denies_by_default_and_refuses_unknown_users():
+    conf = (EMQX / "emqx.conf").read_text()
+    assert re.search(r"^\s*no_match\s*=\s*deny\s*$", conf, re.M)
+    assert re.search(r"mechanism\s*=\s*password_based", conf)
+    assert re.search(r"backend\s*=\s*built_in_database", conf)
+    assert re.search(r"user_id_type\s*=\s*username", conf)
+    assert re.search(r'type\s*=\s*file[\s\S]*path\s*=\s*"\$\{EMQX_ETC_DIR\}/acl.conf"', conf)
+    assert conf.count("{") == conf.count("}") and conf.count("[") == conf.count("]")
+    assert "{allow, all}" not in (EMQX / "acl.conf").read_text()
+
+
+def test_three_nodes_agree_on_names_seeds_and_image():
+    conf = (EMQX / "emqx.conf").read_text()
+    seeds = re.findall(r"emqx@(node\d\.[\w.]+)", conf.split("seeds", 1)[1].split("]", 1)[0])
+    assert len(seeds) == 3 and len(set(seeds)) == 3
+    compose = (EMQX / "docker-compose.yml").read_text()
+    assert "image: emqx/emqx:5.8.6" in compose
+    for host in seeds:
+        assert f"EMQX_NODE__NAME: emqx@{host}" in compose
+        assert f"server {host.split('.')[0]} {host}:8883" in (EMQX / "haproxy.cfg").read_text()
+    env = (EMQX / "node1.env.example").read_text()
+    assert all(f'"emqx@{h}"' in env for h in seeds)
+    assert "discovery_strategy = static" in conf
+
+
+# -- import-users.py against a stand-in for the EMQX user API ---------------------------------
+
+class FakeEmqxApi(BaseHTTPRequestHandler):
+    users: dict[str, str] = {}
+    calls: list[tuple[str, str, dict, str]] = []
+
+    def _handle(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.calls.append((self.command, self.path, body, self.headers["Authorization"]))
+        base = "/api/v5/authentication/password_based%3Abuilt_in_database/users"
+        if self.command == "POST" and self.path == base:
+            status = 409 if body["user_id"] in self.users else 201
+            self.users.setdefault(body["user_id"], body["password"])
+        elif self.command == "PUT" and self.path.startswith(base + "/"):
+            self.users[self.path.rsplit("/", 1)[1]] = body["password"]
+            status = 200
+        else:
+            status = 404
+        self.send_response(status)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    do_POST = do_PUT = _handle
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def fake_api():
+    FakeEmqxApi.users, FakeEmqxApi.calls = {"central": "old"}, []
+    server = HTTPServer(("127.0.0.1", 0), FakeEmqxApi)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
+
+
+def run_import(*args, env_key=True):
+    env = {"PATH": "/usr/bin:/bin"}
+    if env_key:
+        env |= {"EMQX_API_KEY": "k", "EMQX_API_SECRET": "s"}
+    return subprocess.run([sys.executable, str(EMQX / "import-users.py"), *args], capture_output=True,
+                          text=True, env=env, timeout=60)
+
+
+def test_import_adds_new_users_and_updates_existing_ones(fake_api, tmp_path):
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "central.password").write_text("new-central\n")
+    (secrets / "kiosk-a.password").write_text("pw-a")
+    result = run_import("--api", fake_api, "--secrets", str(secrets))
+    assert result.returncode == 0, result.stderr
+    assert FakeEmqxApi.users == {"central": "new-central", "kiosk-a": "pw-a"}
+    assert "central: updated" in result.stdout and "kiosk-a: added" in result.stdout
+    assert {c[3] for c in FakeEmqxApi.calls} == {"Basic " + base64.b64encode(b"k:s").decode()}
+
+
+def test_import_refuses_a_username_with_wildcards(fake_api, tmp_path):
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "kiosk+a.password").write_text("pw")
+    result = run_import("--api", fake_api, "--secrets", str(secrets))
+    assert result.returncode != 0 and "kiosk+a" in result.stderr
+    assert FakeEmqxApi.calls == []
+
+
+def test_import_needs_an_api_key(fake_api, tmp_path):
+    (tmp_path / "x.password").write_text("pw")
+    result = run_import("--api", fake_api, "--secrets", str(tmp_path), env_key=False)
+    assert result.returncode != 0 and "EMQX_API_KEY" in result.stderr
