@@ -9,6 +9,7 @@ box's own repetition plus our retransmission of frames the box refused or did no
 from __future__ import annotations
 
 import logging
+import termios
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -70,7 +71,7 @@ class PagerDriver:
                 last_problem = "refused (NAK)"
             except ProtocolError as err:
                 last_problem = str(err)
-            except OSError as err:
+            except (OSError, termios.error) as err:  # tcdrain on a vanished pty raises termios.error
                 raise TransmitterError(f"{self.transmitter.name} port failed: {err}") from err
             log.info("pager: %s page to card %d %s, attempt %d", self.transmitter.name, card, last_problem, attempt)
         raise TransmitterError(f"{self.transmitter.name} did not accept the page to card {card} after "
