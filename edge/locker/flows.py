@@ -1,0 +1,330 @@
+"""Locker flows over the store: loading, lookup, PIN checks, pickup bookkeeping, expiry, intents.
+
+Everything here is a short SQLite transaction; the hardware side (pulses, door readings) is in
+`service.py`. A state change and its event are always written in the same transaction, and the
+intent to open a door is written *before* the pulse, so a crash can never make a door open twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from edge.errors import CommandError
+from edge.locker.config import SIZES, LockerConfig
+from edge.locker.pins import check_pin, hash_pin
+from edge.store import Store, Tx
+
+log = logging.getLogger(__name__)
+SERVICE = "locker"
+DAY_S = 86400.0
+
+MIGRATIONS = [
+    """
+    CREATE TABLE locker_assignments (
+        id              INTEGER PRIMARY KEY AUTOINCREMENT,
+        receipt         TEXT NOT NULL,
+        compartment     INTEGER NOT NULL,
+        status          TEXT NOT NULL CHECK (status IN ('waiting','opening','collected','expired','reclaimed')),
+        size            TEXT NOT NULL,
+        pin_hash        TEXT,
+        pin_failures    INTEGER NOT NULL DEFAULT 0,
+        pin_verified_at REAL,
+        face_enrolled   INTEGER NOT NULL DEFAULT 0,
+        deadline        REAL NOT NULL,
+        loaded_at       REAL NOT NULL,
+        loaded_by       TEXT NOT NULL,
+        closed_at       REAL
+    );
+    -- A receipt and a compartment each hold at most one live assignment.
+    CREATE UNIQUE INDEX locker_live_receipt ON locker_assignments(receipt)
+        WHERE status IN ('waiting','opening','expired');
+    CREATE UNIQUE INDEX locker_live_compartment ON locker_assignments(compartment)
+        WHERE status IN ('waiting','opening','expired');
+    CREATE TABLE locker_opens (
+        id          TEXT PRIMARY KEY,  -- command id: one open at most per id, even across restarts
+        compartment INTEGER NOT NULL,
+        reason      TEXT NOT NULL,
+        actor       TEXT NOT NULL,
+        assignment  INTEGER,
+        state       TEXT NOT NULL CHECK (state IN ('started','pulsed','opened','not_detected','failed','interrupted')),
+        created     REAL NOT NULL,
+        pulsed      REAL,
+        finished    REAL,
+        note        TEXT
+    );
+    CREATE TABLE locker_doors (
+        compartment INTEGER PRIMARY KEY,
+        door        TEXT NOT NULL DEFAULT 'unknown' CHECK (door IN ('open','closed','unknown')),
+        occupied    INTEGER,
+        since       REAL,
+        maintenance INTEGER NOT NULL DEFAULT 0,
+        last_pulse  REAL
+    );
+    CREATE TABLE locker_alarms (
+        kind   TEXT NOT NULL,
+        target TEXT NOT NULL,  -- 'compartment:N' or 'board:B'
+        since  REAL NOT NULL,
+        detail TEXT,
+        PRIMARY KEY (kind, target)
+    );
+    """,
+]
+
+LIVE = ("waiting", "opening", "expired")
+
+# Reasons a request is refused; the kiosk shows MESSAGES[reason] (Vietnamese, English fallback).
+MESSAGES = {
+    "unknown": ("Không tìm thấy hồ sơ với mã này.", "No result found for this code."),
+    "expired": ("Hồ sơ đã quá hạn nhận tại tủ. Vui lòng liên hệ bộ phận một cửa.",
+                "The pickup deadline has passed. Please contact the office."),
+    "collected": ("Hồ sơ này đã được nhận.", "This result has already been collected."),
+    "busy": ("Ngăn tủ đang mở.", "The compartment is already being opened."),
+    "not_verified": ("Chưa xác thực người nhận.", "The collector has not been verified."),
+    "pin_locked": ("Đã nhập sai mã PIN quá số lần cho phép.", "Too many wrong PINs."),
+    "staff": ("Mã nhân viên không đúng.", "Wrong staff code."),
+    "full": ("Không còn ngăn trống phù hợp.", "No free compartment of that size."),
+    "duplicate": ("Hồ sơ này đã có trong tủ.", "This result is already in the locker."),
+    "maintenance": ("Ngăn tủ đang bảo trì.", "The compartment is under maintenance."),
+    "rate": ("Ngăn tủ vừa được mở, vui lòng chờ.", "The compartment was just opened; please wait."),
+    "bad_input": ("Dữ liệu không hợp lệ.", "Invalid input."),
+}
+
+
+class LockerRefused(CommandError):
+    """Error raised when a locker request is refused (wrong code, expired, rate limit, …): nothing opened."""
+
+    def __init__(self, reason: str, detail: str = ""):
+        self.reason = reason
+        vi, en = MESSAGES.get(reason, MESSAGES["bad_input"])
+        self.message_vi, self.message_en = vi, en
+        super().__init__(f"{reason}: {detail or en}")
+
+
+@dataclass(frozen=True)
+class Assignment:
+    id: int
+    receipt: str
+    compartment: int
+    status: str
+    pin_hash: str | None
+    pin_failures: int
+    pin_verified_at: float | None
+    face_enrolled: bool
+    deadline: float
+
+
+def normalise_receipt(code: Any) -> str:
+    if not isinstance(code, str):
+        raise LockerRefused("bad_input", f"receipt code must be text, found {type(code).__name__}")
+    code = code.strip().upper()
+    if not 1 <= len(code) <= 64 or not all(c.isalnum() or c in "-_./" for c in code):
+        raise LockerRefused("bad_input", f"receipt code {code[:70]!r} is not 1-64 letters, digits or -_./")
+    return code
+
+
+class LockerFlows:
+    """The durable side of the locker: assignments, open intents, door rows, alarms."""
+
+    def __init__(self, store: Store, config: LockerConfig, clock: Callable[[], float]):
+        self.store, self.config, self.clock = store, config, clock
+        store.migrate("locker", MIGRATIONS)
+        with store.transaction() as tx:
+            for n in config.compartment_ids():
+                tx.execute("INSERT OR IGNORE INTO locker_doors(compartment) VALUES (?)", (n,))
+
+    # -- reads --------------------------------------------------------------------------------
+    def live_assignment(self, receipt: str) -> Assignment | None:
+        rows = self.store.query(
+            "SELECT * FROM locker_assignments WHERE receipt = ? ORDER BY id DESC LIMIT 1", (receipt,))
+        return _assignment(rows[0]) if rows else None
+
+    def assignment_in(self, compartment: int) -> Assignment | None:
+        rows = self.store.query(
+            f"SELECT * FROM locker_assignments WHERE compartment = ? AND status IN {LIVE}", (compartment,))
+        return _assignment(rows[0]) if rows else None
+
+    def doors(self) -> dict[int, dict]:
+        return {r["compartment"]: dict(r) for r in self.store.query("SELECT * FROM locker_doors")}
+
+    def alarms(self) -> list[dict]:
+        rows = self.store.query("SELECT kind, target, since, detail FROM locker_alarms ORDER BY since")
+        return [dict(r) for r in rows]
+
+    def lookup(self, receipt: str) -> dict:
+        a = self.live_assignment(normalise_receipt(receipt))
+        if a is None:
+            return {"status": "unknown", "compartment": None, "face_enrolled": False, "pin_set": False}
+        status = {"opening": "waiting", "reclaimed": "expired"}.get(a.status, a.status)
+        if status == "waiting" and a.deadline < self.clock():
+            status = "expired"
+        return {"status": status, "compartment": a.compartment if status == "waiting" else None,
+                "face_enrolled": a.face_enrolled, "pin_set": a.pin_hash is not None}
+
+    # -- staff ---------------------------------------------------------------------------------
+    def staff_id(self, staff_pin: Any) -> str | None:
+        if not isinstance(staff_pin, str) or not staff_pin:
+            return None
+        for staff, stored in sorted(self.config.staff_pins.items()):
+            if check_pin(staff_pin, stored):
+                return staff
+        return None
+
+    def choose_compartment(self, size: str | None, accessible: bool = False) -> int:
+        if size is not None and size not in SIZES:
+            raise LockerRefused("bad_input", f"size {size!r}: expected one of {', '.join(SIZES)}")
+        doors = self.doors()
+        taken = {r["compartment"] for r in self.store.query(
+            f"SELECT compartment FROM locker_assignments WHERE status IN {LIVE}")}
+        alarmed = {int(a["target"].split(":")[1]) for a in self.alarms() if a["target"].startswith("compartment:")}
+        wanted = SIZES[SIZES.index(size):] if size else SIZES
+
+        def usable(n: int) -> bool:
+            d = doors.get(n, {})
+            return (n not in taken and not d.get("maintenance") and n not in alarmed
+                    and d.get("door") != "open" and not d.get("occupied"))
+
+        for s in wanted:  # the right size first, then the next larger one
+            ids = [n for n in self.config.compartment_ids() if self.config.where(n).size == s and usable(n)]
+            # Keep the low (accessible) compartments free for those who need them, and vice versa.
+            ids.sort(key=lambda n: (self.config.where(n).accessible != accessible, n))
+            if ids:
+                return ids[0]
+        raise LockerRefused("full", f"no free compartment of size {size or 'any'}")
+
+    def create_assignment(self, tx: Tx, *, receipt: str, compartment: int, size: str, pin: str | None,
+                          deadline_days: int | None, staff: str, face_enrolled: bool) -> int:
+        now = self.clock()
+        days = deadline_days or self.config.pickup_deadline_days
+        if not isinstance(days, int) or not 1 <= days <= 365:
+            raise LockerRefused("bad_input", f"deadline_days {days!r}: expected 1..365")
+        if pin is not None and (not isinstance(pin, str) or not pin.isdigit() or not 4 <= len(pin) <= 8):
+            raise LockerRefused("bad_input", "PIN must be 4-8 digits")
+        live = tx.execute(f"SELECT 1 FROM locker_assignments WHERE receipt = ? AND status IN {LIVE}", (receipt,)).fetchone()
+        if live:
+            raise LockerRefused("duplicate", f"receipt {receipt} is already in the locker")
+        cur = tx.execute(
+            "INSERT INTO locker_assignments(receipt, compartment, status, size, pin_hash, face_enrolled, deadline, "
+            "loaded_at, loaded_by) VALUES (?, ?, 'waiting', ?, ?, ?, ?, ?, ?)",
+            (receipt, compartment, size, hash_pin(pin) if pin else None, int(face_enrolled),
+             now + days * DAY_S, now, staff))
+        tx.emit(SERVICE, "loaded", receipt=receipt, compartment=compartment, deadline=now + days * DAY_S,
+                pin_set=pin is not None)
+        tx.audit(staff, "locker.load", receipt=receipt, compartment=compartment, deadline_days=days)
+        return cur.lastrowid
+
+    # -- citizen PIN ---------------------------------------------------------------------------
+    def verify_pin(self, receipt: str, pin: Any) -> bool:
+        receipt = normalise_receipt(receipt)
+        with self.store.transaction() as tx:
+            row = tx.execute(
+                f"SELECT id, pin_hash, pin_failures FROM locker_assignments WHERE receipt = ? AND status IN {LIVE}",
+                (receipt,)).fetchone()
+            if row is None or row[1] is None or row[2] >= self.config.pin_attempts:
+                tx.audit("kiosk", "locker.pin_refused", receipt=receipt,
+                         why="unknown" if row is None else "no_pin" if row[1] is None else "locked")
+                return False
+            ok = isinstance(pin, str) and check_pin(pin, row[1])
+            if ok:
+                tx.execute("UPDATE locker_assignments SET pin_failures = 0, pin_verified_at = ? WHERE id = ?",
+                           (self.clock(), row[0]))
+            else:
+                failures = row[2] + 1
+                tx.execute("UPDATE locker_assignments SET pin_failures = ? WHERE id = ?", (failures, row[0]))
+                if failures >= self.config.pin_attempts:
+                    tx.emit(SERVICE, "pin_locked", receipt=receipt, failures=failures)
+            tx.audit("kiosk", "locker.pin_checked", receipt=receipt, ok=ok)
+            return ok
+
+    def mark_face_enrolled(self, receipt: str, enrolled: bool = True) -> None:
+        with self.store.transaction() as tx:
+            tx.execute(f"UPDATE locker_assignments SET face_enrolled = ? WHERE receipt = ? AND status IN {LIVE}",
+                       (int(enrolled), normalise_receipt(receipt)))
+
+    def claim_for_pickup(self, tx: Tx, receipt: str, claim: Any) -> Assignment:
+        """Check that `receipt` may be collected now with `claim`; raises LockerRefused."""
+        if not isinstance(claim, dict) or claim.get("method") not in ("face", "pin") or not claim.get("ref"):
+            raise LockerRefused("not_verified", "claim must be {'method': 'face'|'pin', 'ref': session id}")
+        cur = tx.execute("SELECT * FROM locker_assignments WHERE receipt = ? ORDER BY id DESC LIMIT 1", (receipt,))
+        row = cur.fetchone()
+        a = _assignment(dict(zip([d[0] for d in cur.description], row))) if row else None
+        if a is None:
+            raise LockerRefused("unknown", f"no assignment for {receipt}")
+        if a.status in ("collected",):
+            raise LockerRefused("collected")
+        if a.status in ("expired", "reclaimed") or (a.status == "waiting" and a.deadline < self.clock()):
+            raise LockerRefused("expired")
+        if a.status == "opening":
+            raise LockerRefused("busy", f"compartment {a.compartment} is already being opened")
+        if claim["method"] == "pin":
+            fresh = a.pin_verified_at is not None and self.clock() - a.pin_verified_at <= self.config.pin_valid_s
+            if not fresh:
+                raise LockerRefused("not_verified", "no PIN verified for this receipt in the last minutes")
+        return a
+
+    # -- open intents --------------------------------------------------------------------------
+    def intent(self, cmd_id: str) -> dict | None:
+        rows = self.store.query("SELECT * FROM locker_opens WHERE id = ?", (cmd_id,))
+        return dict(rows[0]) if rows else None
+
+    def record_intent(self, tx: Tx, *, cmd_id: str, compartment: int, reason: str, actor: str,
+                      assignment: int | None) -> None:
+        now = self.clock()
+        tx.execute("INSERT INTO locker_opens(id, compartment, reason, actor, assignment, state, created) "
+                   "VALUES (?, ?, ?, ?, ?, 'started', ?)", (cmd_id, compartment, reason, actor, assignment, now))
+        # The rate limit counts from the intent: a crash mid-pulse still holds the compartment back.
+        tx.execute("UPDATE locker_doors SET last_pulse = ? WHERE compartment = ?", (now, compartment))
+        tx.audit(actor, "locker.open", id=cmd_id, compartment=compartment, reason=reason)
+
+    def finish_intent(self, tx: Tx, cmd_id: str, state: str, note: str = "") -> None:
+        column = "pulsed" if state == "pulsed" else "finished"
+        tx.execute(f"UPDATE locker_opens SET state = ?, {column} = ?, note = ? WHERE id = ?",
+                   (state, self.clock(), note or None, cmd_id))
+
+    def pending_intents(self, states: tuple[str, ...]) -> list[dict]:
+        marks = ",".join("?" * len(states))
+        return [dict(r) for r in self.store.query(
+            f"SELECT * FROM locker_opens WHERE state IN ({marks}) ORDER BY created", states)]
+
+    # -- alarms --------------------------------------------------------------------------------
+    def raise_alarm(self, tx: Tx, kind: str, target: str, **detail: Any) -> bool:
+        """Record an alarm and emit its event once; False if it was already raised."""
+        cur = tx.execute("INSERT OR IGNORE INTO locker_alarms(kind, target, since, detail) VALUES (?, ?, ?, ?)",
+                         (kind, target, self.clock(), json.dumps(detail, ensure_ascii=False)))
+        if cur.rowcount:
+            tx.emit(SERVICE, kind, target=target, **detail)
+            return True
+        return False
+
+    def clear_alarm(self, tx: Tx, kind: str, target: str) -> bool:
+        cur = tx.execute("DELETE FROM locker_alarms WHERE kind = ? AND target = ?", (kind, target))
+        if cur.rowcount:
+            tx.emit(SERVICE, "alarm_cleared", alarm=kind, target=target)
+            return True
+        return False
+
+    # -- expiry --------------------------------------------------------------------------------
+    def expire_due(self, receipt: str | None = None) -> list[dict]:
+        """Mark overdue (or the named) waiting assignments expired; staff reclaim them later."""
+        now = self.clock()
+        with self.store.transaction() as tx:
+            if receipt is None:
+                rows = tx.execute("SELECT id, receipt, compartment FROM locker_assignments "
+                                  "WHERE status = 'waiting' AND deadline < ?", (now,)).fetchall()
+            else:
+                rows = tx.execute("SELECT id, receipt, compartment FROM locker_assignments "
+                                  "WHERE status = 'waiting' AND receipt = ?", (normalise_receipt(receipt),)).fetchall()
+            for aid, rec, comp in rows:
+                tx.execute("UPDATE locker_assignments SET status = 'expired', closed_at = ? WHERE id = ?", (now, aid))
+                tx.emit(SERVICE, "expired", receipt=rec, compartment=comp)
+                tx.audit("locker", "locker.expired", receipt=rec, compartment=comp)
+        return [{"receipt": r[1], "compartment": r[2]} for r in rows]
+
+
+def _assignment(row: Any) -> Assignment:
+    return Assignment(id=row["id"], receipt=row["receipt"], compartment=row["compartment"], status=row["status"],
+                      pin_hash=row["pin_hash"], pin_failures=row["pin_failures"],
+                      pin_verified_at=row["pin_verified_at"], face_enrolled=bool(row["face_enrolled"]),
+                      deadline=row["deadline"])

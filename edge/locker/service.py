@@ -1,0 +1,609 @@
+"""LockerService: boards -> doors -> assignments; pickups, loading, alarms; all through the store.
+
+Boot: outputs off, every door read, interrupted opens reported (never repeated), retained
+snapshot. Run: poll doors, raise/clear alarms, expire overdue results, reconnect a lost port.
+Stop: outputs off first. Every open writes its intent before the pulse (see flows.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import uuid
+from typing import Any, Callable
+
+from edge.errors import CommandError, DeviceNotReady, EdgeError
+from edge.locker.config import LockerConfig
+from edge.locker.driver import OpenUncertain, SerialLockerDriver
+from edge.locker.flows import SERVICE, LockerFlows, LockerRefused, normalise_receipt
+from edge.service import Service
+from edge.store import Tx
+
+log = logging.getLogger(__name__)
+
+EXPIRY_SWEEP_S = 60.0
+RECONNECT_MAX_S = 30.0
+AUDIT_WAIT_CLOSE_S = 60.0
+INTERRUPTED_EXPLAINS_S = 300.0  # a door found open this soon after an interrupted open is not "forced"
+
+
+class LockerService(Service):
+    name = "locker"
+    critical = True
+    commands = {
+        "open": {"compartment": int, "reason": (str, "remote")},
+        "status": {},
+        "load": {"receipt": str, "size": (str, None), "deadline_days": (int, None), "accessible": (bool, False)},
+        "expire": {"receipt": (str, None)},
+        "maintenance": {"compartment": int, "on": bool},
+        "audit_open_all": {"wait_close_s": (float, AUDIT_WAIT_CLOSE_S)},
+    }
+    # Everything that moves a bolt must be signed by the central service.
+    signed_commands = frozenset({"open", "load", "audit_open_all"})
+
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        self.config: LockerConfig = ctx.config if ctx.config is not None else LockerConfig()
+        self.clock: Callable[[], float] = ctx.clock
+        self.flows: LockerFlows | None = None
+        self.driver: Any = None
+        self.sim: Any = None  # PtySim or GpioDoorSim when port = "sim"
+        self._hw = asyncio.Lock()  # one bus transaction, one coil, at a time
+        self._changed = asyncio.Condition()
+        self._poke = asyncio.Event()
+        self._by_board: dict[int, dict[int, int]] = {}
+        for n in self.config.compartment_ids():
+            c = self.config.where(n)
+            self._by_board.setdefault(c.board, {})[c.lock] = n
+        self._failures = {b: 0 for b in self._by_board}
+        self._changes: dict[int, collections.deque] = collections.defaultdict(collections.deque)
+        self._reconnect_at = 0.0
+        self._reconnect_delay = 0.5
+        self._port_lost = False
+        self._last_sweep = 0.0
+        self._audit_task: asyncio.Task | None = None
+        self._staff_failures: collections.deque = collections.deque()
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    async def start(self) -> None:
+        self.flows = LockerFlows(self.ctx.store, self.config, self.clock)
+        self._build_driver()
+        await asyncio.to_thread(self.driver.all_off, list(self._by_board))
+        self._report_interrupted()
+        async with self._hw:
+            await self._poll_boards(boot=True)
+        self._recover_pickups()
+        self.publish_state()
+        log.info("locker: %d compartments on %d board(s) via %s at %s", len(self.config.compartments),
+                 len(self._by_board), self.config.driver, self._port_name())
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._poke.wait(), timeout=self.config.poll_interval_s)
+            except asyncio.TimeoutError:
+                pass
+            self._poke.clear()
+            async with self._hw:
+                await self._poll_boards()
+            self._check_timers()
+            if self.clock() - self._last_sweep >= EXPIRY_SWEEP_S:
+                self._last_sweep = self.clock()
+                if self.flows.expire_due():
+                    self.publish_state()
+
+    async def stop(self) -> None:
+        if self._audit_task:
+            self._audit_task.cancel()
+        if self.driver is not None:
+            try:  # outputs off first, before anything else is released
+                await asyncio.to_thread(self.driver.all_off, list(self._by_board))
+            except EdgeError as err:
+                log.warning("locker: all-off at stop failed: %s", err)
+            self.driver.close()
+        if self.sim is not None and hasattr(self.sim, "stop"):
+            self.sim.stop()
+
+    def health(self) -> str:
+        if self.driver is None or (self._port_lost and self.config.driver != "gpio"):
+            return "down"
+        if self._by_board and all(n >= self.config.offline_after for n in self._failures.values()):
+            return "down"
+        if self.flows and any(a["kind"] in ("board_offline", "sensor_fault") for a in self.flows.alarms()):
+            return "degraded"
+        return "ok"
+
+    # -- hardware setup ------------------------------------------------------------------------
+    def _build_driver(self) -> None:
+        cfg = self.config
+        if cfg.driver == "gpio":
+            from edge.locker.gpio import GpioDoorSim, GpioLockerDriver
+
+            factory = self.ctx.pin_factory
+            if cfg.port == "sim" and factory is None:
+                from gpiozero.pins.mock import MockFactory
+                factory = MockFactory()
+            if cfg.port == "sim":
+                self.sim = GpioDoorSim(factory, relay_pins=cfg.gpio.relay_pins,
+                                       sensor_pins=cfg.gpio.sensor_pins, polarity=cfg.polarity)
+            self.driver = GpioLockerDriver(relay_pins=cfg.gpio.relay_pins, sensor_pins=cfg.gpio.sensor_pins,
+                                           pin_factory=factory, polarity=cfg.polarity)
+            return
+        from edge.locker.protocols import PROTOCOLS
+
+        protocol = PROTOCOLS[cfg.driver](cfg.polarity)
+        if cfg.port == "sim":
+            from edge.locker.sim import BusSim, PtySim
+            self.sim = PtySim(BusSim(cfg.driver, boards=list(self._by_board), polarity=cfg.polarity,
+                                     auto_close_s=cfg.sim.auto_close_s)).start()
+        self.driver = SerialLockerDriver(protocol, transport=None, reply_timeout_s=cfg.reply_timeout_s,
+                                         retries=cfg.retries)
+        self._connect()
+
+    def _port_name(self) -> str:
+        return self.sim.path if self.sim is not None and hasattr(self.sim, "path") else self.config.port
+
+    def _connect(self) -> bool:
+        import serial
+
+        cfg = self.config
+        try:
+            transport = serial.serial_for_url(self._port_name(), baudrate=cfg.baud or self.driver.protocol.baud,
+                                              timeout=cfg.reply_timeout_s)
+        except (serial.SerialException, OSError, ValueError) as err:
+            if not self._port_lost:
+                log.warning("locker: cannot open %s: %s (retrying)", self._port_name(), err)
+            self._port_lost = True
+            return False
+        self.driver.attach(transport)
+        if self._port_lost:
+            log.info("locker: port %s is back", self._port_name())
+        self._port_lost, self._reconnect_delay = False, 0.5
+        return True
+
+    def _maybe_reconnect(self) -> None:
+        if self.config.driver == "gpio" or self.driver.transport is not None:
+            return
+        now = self.clock()
+        if now < self._reconnect_at:
+            return
+        if not self._connect():
+            self._reconnect_delay = min(self._reconnect_delay * 2, RECONNECT_MAX_S)
+            self._reconnect_at = now + self._reconnect_delay
+
+    # -- door polling --------------------------------------------------------------------------
+    async def _poll_boards(self, boot: bool = False) -> None:
+        self._maybe_reconnect()
+        for board in sorted(self._by_board):
+            try:
+                reading = await asyncio.to_thread(self.driver.status, board)
+            except DeviceNotReady as err:
+                if self.config.driver != "gpio" and self.driver.transport is None:
+                    self._port_lost = True
+                self._board_failed(board, err, boot)
+                continue
+            self._board_ok(board)
+            for lock, state in reading.locks.items():
+                compartment = self._by_board[board].get(lock)
+                if compartment is not None:
+                    await self._door_reading(compartment, state.open, state.occupied, boot)
+
+    def _board_failed(self, board: int, err: Exception, boot: bool) -> None:
+        self._failures[board] = self._failures.get(board, 0) + 1
+        if self._failures[board] == 1:
+            log.warning("locker: board %s did not answer: %s", board, err)
+        if boot or self._failures[board] >= self.config.offline_after:
+            with self.ctx.store.transaction() as tx:
+                if self.flows.raise_alarm(tx, "board_offline", f"board:{board}", error=str(err)[:200]):
+                    log.error("locker: board %s offline: %s", board, err)
+                    self.publish_state(tx)
+
+    def _board_ok(self, board: int) -> None:
+        if self._failures.get(board):
+            self._failures[board] = 0
+            with self.ctx.store.transaction() as tx:
+                if self.flows.clear_alarm(tx, "board_offline", f"board:{board}"):
+                    log.info("locker: board %s answers again", board)
+                    self.publish_state(tx)
+
+    async def _door_reading(self, compartment: int, is_open: bool, occupied: bool | None, boot: bool) -> None:
+        door = "open" if is_open else "closed"
+        row = self.flows.doors().get(compartment, {})
+        occ = row.get("occupied") if occupied is None else int(occupied)
+        if row.get("door") == door:
+            if row.get("occupied") != occ:
+                with self.ctx.store.transaction() as tx:
+                    tx.execute("UPDATE locker_doors SET occupied = ? WHERE compartment = ?", (occ, compartment))
+                    self.publish_state(tx)
+            return
+        now = self.clock()
+        with self.ctx.store.transaction() as tx:
+            tx.execute("UPDATE locker_doors SET door = ?, occupied = ?, since = ? WHERE compartment = ?",
+                       (door, occ, now, compartment))
+            if is_open:
+                self._door_opened(tx, compartment, boot, first_reading=row.get("door") == "unknown")
+            elif row.get("door") == "open":
+                self._door_closed(tx, compartment, occupied)
+            self._track_flapping(tx, compartment, now)
+            if not boot:
+                self.publish_state(tx)
+        async with self._changed:
+            self._changed.notify_all()
+
+    def _door_opened(self, tx: Tx, compartment: int, boot: bool, first_reading: bool) -> None:
+        # An open explains a door opening if it is in flight, or was cut short by a restart lately.
+        intent = tx.execute("SELECT id, reason FROM locker_opens WHERE compartment = ? AND (state IN "
+                            "('started', 'pulsed') OR (state = 'interrupted' AND created > ?)) "
+                            "ORDER BY created DESC LIMIT 1",
+                            (compartment, self.clock() - INTERRUPTED_EXPLAINS_S)).fetchone()
+        if intent:
+            self.flows.finish_intent(tx, intent[0], "opened")
+            tx.emit(SERVICE, "door_opened", compartment=compartment, command=intent[0], reason=intent[1])
+            log.info("locker: door %d opened (%s, command %s)", compartment, intent[1], intent[0][:8])
+            return
+        tx.emit(SERVICE, "door_opened", compartment=compartment, commanded=False, at_boot=boot)
+        if boot and first_reading:
+            log.warning("locker: door %d is open at boot", compartment)
+            return
+        log.error("locker: door %d opened without a command", compartment)
+        self.flows.raise_alarm(tx, "forced_open", f"compartment:{compartment}", compartment=compartment)
+
+    def _door_closed(self, tx: Tx, compartment: int, occupied: bool | None) -> None:
+        tx.emit(SERVICE, "door_closed", compartment=compartment, occupied=occupied)
+        log.info("locker: door %d closed", compartment)
+        for kind in ("left_open", "forced_open"):
+            self.flows.clear_alarm(tx, kind, f"compartment:{compartment}")
+        row = tx.execute("SELECT id, receipt FROM locker_assignments WHERE compartment = ? AND status = 'opening'",
+                         (compartment,)).fetchone()
+        if row:
+            tx.execute("UPDATE locker_assignments SET status = 'collected', closed_at = ? WHERE id = ?",
+                       (self.clock(), row[0]))
+            tx.emit(SERVICE, "collected", receipt=row[1], compartment=compartment)
+            tx.audit("locker", "locker.collected", receipt=row[1], compartment=compartment)
+            log.info("locker: result %s collected from compartment %d", row[1], compartment)
+
+    def _track_flapping(self, tx: Tx, compartment: int, now: float) -> None:
+        times = self._changes[compartment]
+        times.append(now)
+        while times and now - times[0] > self.config.flap_window_s:
+            times.popleft()
+        if len(times) >= self.config.flap_limit:
+            self.flows.raise_alarm(tx, "sensor_fault", f"compartment:{compartment}", compartment=compartment,
+                                   changes=len(times), window_s=self.config.flap_window_s)
+
+    def _check_timers(self) -> None:
+        now = self.clock()
+        changed = False
+        with self.ctx.store.transaction() as tx:
+            for cmd_id, compartment, assignment in tx.execute(
+                    "SELECT o.id, o.compartment, o.assignment FROM locker_opens o WHERE o.state = 'pulsed' "
+                    "AND o.pulsed < ?", (now - self.config.open_detect_s,)).fetchall():
+                door = tx.execute("SELECT door FROM locker_doors WHERE compartment = ?", (compartment,)).fetchone()
+                if door and door[0] == "open":  # it was already open when pulsed: nothing to detect
+                    self.flows.finish_intent(tx, cmd_id, "opened", "door was already open")
+                else:
+                    self._not_detected(tx, cmd_id, compartment, assignment)
+                changed = True
+            doors = tx.execute("SELECT compartment, since FROM locker_doors WHERE door = 'open' AND since < ?",
+                               (now - self.config.left_open_s,)).fetchall()
+            for compartment, since in doors:
+                if self.flows.raise_alarm(tx, "left_open", f"compartment:{compartment}", compartment=compartment,
+                                          open_s=round(now - since, 1)):
+                    log.warning("locker: door %d left open for %.0f s", compartment, now - since)
+                    changed = True
+            for compartment, times in self._changes.items():
+                while times and now - times[0] > self.config.flap_window_s:
+                    times.popleft()
+                if not times:
+                    changed |= self.flows.clear_alarm(tx, "sensor_fault", f"compartment:{compartment}")
+            if changed:
+                self.publish_state(tx)
+
+    def _not_detected(self, tx: Tx, cmd_id: str, compartment: int, assignment: int | None) -> None:
+        self.flows.finish_intent(tx, cmd_id, "not_detected")
+        tx.emit(SERVICE, "open_not_detected", compartment=compartment, command=cmd_id)
+        log.warning("locker: door %d did not open after its pulse (command %s)", compartment, cmd_id[:8])
+        if assignment is not None:
+            tx.execute("UPDATE locker_assignments SET status = 'waiting' WHERE id = ? AND status = 'opening'",
+                       (assignment,))
+
+    # -- recovery after a restart --------------------------------------------------------------
+    def _report_interrupted(self) -> None:
+        """An intent still `started` means we died around the pulse: report it, never repeat it."""
+        with self.ctx.store.transaction() as tx:
+            for intent in self.flows.pending_intents(("started",)):
+                self.flows.finish_intent(tx, intent["id"], "interrupted", "process restarted mid-open")
+                tx.emit(SERVICE, "open_interrupted", compartment=intent["compartment"], command=intent["id"],
+                        reason=intent["reason"])
+                tx.audit("locker", "locker.open_interrupted", id=intent["id"], compartment=intent["compartment"])
+                log.warning("locker: open of compartment %d (command %s) was interrupted by a restart; not repeated",
+                            intent["compartment"], intent["id"][:8])
+
+    def _recover_pickups(self) -> None:
+        """A pickup cut short: door open -> the close will mark it collected; closed -> waiting again."""
+        with self.ctx.store.transaction() as tx:
+            rows = tx.execute("SELECT a.id, a.compartment, d.door FROM locker_assignments a JOIN locker_doors d "
+                              "ON d.compartment = a.compartment WHERE a.status = 'opening'").fetchall()
+            for aid, compartment, door in rows:
+                live = tx.execute("SELECT 1 FROM locker_opens WHERE assignment = ? AND state = 'pulsed'", (aid,)).fetchone()
+                if door != "open" and not live:
+                    tx.execute("UPDATE locker_assignments SET status = 'waiting' WHERE id = ?", (aid,))
+                    tx.emit(SERVICE, "pickup_interrupted", compartment=compartment)
+
+    # -- opening -------------------------------------------------------------------------------
+    async def open_compartment(self, compartment: int, *, cmd_id: str | None = None, reason: str = "remote",
+                               actor: str = "central", prepare: Callable[[Tx], int | None] | None = None,
+                               maintenance_ok: bool = False) -> dict:
+        """Pulse one compartment once per `cmd_id`; the intent is durable before the pulse."""
+        cmd_id = cmd_id or uuid.uuid4().hex
+        async with self._hw:
+            prior = self.flows.intent(cmd_id)
+            if prior is not None:  # the same command again: answer, never pulse twice
+                return {"compartment": prior["compartment"], "id": cmd_id, "state": prior["state"], "duplicate": True}
+            board, lock = self._where(compartment)
+            self._check_may_open(compartment, maintenance_ok)
+            with self.ctx.store.transaction() as tx:
+                assignment = prepare(tx) if prepare else None
+                self.flows.record_intent(tx, cmd_id=cmd_id, compartment=compartment, reason=reason, actor=actor,
+                                         assignment=assignment)
+            try:
+                result = await asyncio.to_thread(self.driver.open, board, lock, self.config.pulse_ms)
+                uncertain, frames, note = False, result.frames_sent, result.note
+            except OpenUncertain as err:  # sent, outcome unknown: the door reading will tell
+                uncertain, frames, note = True, 1, str(err)
+            except DeviceNotReady as err:  # nothing was sent
+                self._open_failed(cmd_id, compartment, assignment, err)
+                raise
+            with self.ctx.store.transaction() as tx:
+                self.flows.finish_intent(tx, cmd_id, "pulsed", note)
+                tx.emit(SERVICE, "pulse_sent", compartment=compartment, board=board, lock=lock, command=cmd_id,
+                        reason=reason, frames=frames, uncertain=uncertain)
+                self.publish_state(tx)
+            log.info("locker: pulse sent to compartment %d (board %s lock %s, %s)", compartment, board, lock, reason)
+            if self.flows.doors().get(compartment, {}).get("door") == "open":
+                with self.ctx.store.transaction() as tx:  # already open (a valid open always pulses)
+                    self.flows.finish_intent(tx, cmd_id, "opened", "door was already open")
+            elif not uncertain and result.door_open:  # the board's reply already shows it open
+                await self._door_reading(compartment, True, None, False)
+        self._poke.set()
+        return {"compartment": compartment, "id": cmd_id, "state": "pulsed", "uncertain": uncertain}
+
+    def _open_failed(self, cmd_id: str, compartment: int, assignment: int | None, err: Exception) -> None:
+        with self.ctx.store.transaction() as tx:
+            self.flows.finish_intent(tx, cmd_id, "failed", str(err)[:200])
+            tx.emit(SERVICE, "open_failed", compartment=compartment, command=cmd_id, error=str(err)[:200])
+            if assignment is not None:
+                tx.execute("UPDATE locker_assignments SET status = 'waiting' WHERE id = ? AND status = 'opening'",
+                           (assignment,))
+        log.error("locker: open of compartment %d failed: %s", compartment, err)
+
+    def _where(self, compartment: Any) -> tuple[int, int]:
+        if not isinstance(compartment, int) or isinstance(compartment, bool) or str(compartment) not in self.config.compartments:
+            raise LockerRefused("bad_input", f"unknown compartment {compartment!r}; configured: {self.config.compartment_ids()}")
+        c = self.config.where(compartment)
+        return c.board, c.lock
+
+    def _check_may_open(self, compartment: int, maintenance_ok: bool) -> None:
+        row = self.flows.doors().get(compartment, {})
+        if row.get("maintenance") and not maintenance_ok:
+            raise LockerRefused("maintenance", f"compartment {compartment} is under maintenance")
+        last = row.get("last_pulse")
+        if last is not None:
+            wait = self.config.rate_limit_s - (self.clock() - last)
+            if wait > 0:
+                raise LockerRefused("rate", f"compartment {compartment} was opened {self.clock() - last:.1f} s ago; "
+                                            f"wait {wait:.1f} s")
+
+    # -- the kiosk's API -----------------------------------------------------------------------
+    async def lookup(self, receipt_code: str) -> dict:
+        return self.flows.lookup(receipt_code)
+
+    async def verify_pin(self, receipt_code: str, pin: str) -> bool:
+        return await asyncio.to_thread(self.flows.verify_pin, receipt_code, pin)
+
+    async def mark_face_enrolled(self, receipt_code: str, enrolled: bool = True) -> None:
+        self.flows.mark_face_enrolled(receipt_code, enrolled)
+
+    async def pickup(self, receipt_code: str, claim: dict, actor: str) -> dict:
+        receipt = normalise_receipt(receipt_code)
+        with self.ctx.store.transaction() as tx:  # refuse early: nothing is written on a refusal
+            a = self.flows.claim_for_pickup(tx, receipt, claim)
+
+        def prepare(tx: Tx) -> int:
+            again = self.flows.claim_for_pickup(tx, receipt, claim)  # still waiting, inside the intent's tx
+            tx.execute("UPDATE locker_assignments SET status = 'opening' WHERE id = ?", (again.id,))
+            tx.audit(actor, "locker.pickup", receipt=receipt, compartment=again.compartment,
+                     method=claim["method"], ref=str(claim["ref"])[:64])
+            return again.id
+
+        await self.open_compartment(a.compartment, reason="pickup", actor=actor, prepare=prepare)
+        return {"compartment": a.compartment}
+
+    async def wait_door(self, compartment: int, state: str, timeout_s: float) -> bool:
+        if state not in ("open", "closed"):
+            raise ValueError(f"state must be 'open' or 'closed', found {state!r}")
+        self._where(compartment)
+
+        def reached() -> bool:
+            # While an open of this door is in flight, "closed" means "not opened yet", not "done".
+            pending = self.ctx.store.query("SELECT 1 FROM locker_opens WHERE compartment = ? AND state IN "
+                                           "('started', 'pulsed')", (compartment,))
+            return not pending and self.flows.doors().get(compartment, {}).get("door") == state
+
+        async with self._changed:
+            try:
+                await asyncio.wait_for(self._changed.wait_for(reached), timeout=timeout_s)
+                return True
+            except asyncio.TimeoutError:
+                return reached()
+
+    async def load(self, staff_pin: str, receipt_code: str, size: str | None, pin: str | None = None,
+                   deadline_days: int | None = None, *, accessible: bool = False, face_enrolled: bool = False) -> dict:
+        staff = await self._staff(staff_pin)
+        return await self._load(staff, receipt_code, size, pin, deadline_days, accessible, face_enrolled)
+
+    async def _load(self, staff: str, receipt_code: str, size: str | None, pin: str | None,
+                    deadline_days: int | None, accessible: bool = False, face_enrolled: bool = False) -> dict:
+        receipt = normalise_receipt(receipt_code)
+        size = size.strip().upper() if isinstance(size, str) and size.strip() else None
+        compartment = self.flows.choose_compartment(size, accessible)
+        real_size = self.config.where(compartment).size
+
+        def prepare(tx: Tx) -> int:
+            return self.flows.create_assignment(tx, receipt=receipt, compartment=compartment, size=real_size, pin=pin,
+                                                deadline_days=deadline_days, staff=staff, face_enrolled=face_enrolled)
+
+        await self.open_compartment(compartment, reason="load", actor=staff, prepare=prepare)
+        log.info("locker: %s loaded %s into compartment %d", staff, receipt, compartment)
+        return {"compartment": compartment}
+
+    async def reclaim(self, staff_pin: str, receipt_code: str) -> dict:
+        """Staff take back an expired result: its compartment opens and becomes free."""
+        staff = await self._staff(staff_pin)
+        receipt = normalise_receipt(receipt_code)
+        a = self.flows.live_assignment(receipt)
+        if a is None or a.status not in ("expired", "waiting"):
+            raise LockerRefused("unknown", f"no result of {receipt} to reclaim")
+
+        def prepare(tx: Tx) -> None:
+            tx.execute("UPDATE locker_assignments SET status = 'reclaimed', closed_at = ? WHERE id = ?", (self.clock(), a.id))
+            tx.emit(SERVICE, "reclaimed", receipt=receipt, compartment=a.compartment)
+            tx.audit(staff, "locker.reclaim", receipt=receipt, compartment=a.compartment)
+
+        await self.open_compartment(a.compartment, reason="reclaim", actor=staff, prepare=prepare, maintenance_ok=True)
+        return {"compartment": a.compartment}
+
+    async def set_maintenance(self, compartment: int, on: bool, actor: str = "central") -> dict:
+        self._where(compartment)
+        with self.ctx.store.transaction() as tx:
+            tx.execute("UPDATE locker_doors SET maintenance = ? WHERE compartment = ?", (int(on), compartment))
+            tx.emit(SERVICE, "maintenance", compartment=compartment, on=on)
+            tx.audit(actor, "locker.maintenance", compartment=compartment, on=on)
+            self.publish_state(tx)
+        return {"compartment": compartment, "maintenance": on}
+
+    async def audit_open_all(self, actor: str = "central", wait_close_s: float = AUDIT_WAIT_CLOSE_S) -> list[dict]:
+        """Staff audit: open every compartment one at a time, each after the previous door closed."""
+        results = []
+        with self.ctx.store.transaction() as tx:
+            tx.audit(actor, "locker.audit_open_all", compartments=self.config.compartment_ids())
+        for n in self.config.compartment_ids():
+            try:
+                await self.open_compartment(n, reason="audit", actor=actor, maintenance_ok=True)
+            except (LockerRefused, DeviceNotReady) as err:
+                results.append({"compartment": n, "opened": False, "error": str(err)})
+                continue
+            opened = await self.wait_door(n, "open", self.config.open_detect_s)
+            closed = await self.wait_door(n, "closed", wait_close_s) if opened else True
+            results.append({"compartment": n, "opened": opened, "closed": closed})
+        return results
+
+    async def _staff(self, staff_pin: str) -> str:
+        now = self.clock()
+        while self._staff_failures and now - self._staff_failures[0] > 300:
+            self._staff_failures.popleft()
+        if len(self._staff_failures) >= self.config.pin_attempts:
+            raise LockerRefused("staff", "too many wrong staff codes; wait 5 minutes")
+        staff = await asyncio.to_thread(self.flows.staff_id, staff_pin)
+        if staff is None:
+            self._staff_failures.append(now)
+            with self.ctx.store.transaction() as tx:
+                tx.audit("kiosk", "locker.staff_refused")
+            raise LockerRefused("staff")
+        return staff
+
+    # -- views ---------------------------------------------------------------------------------
+    def _compartments(self) -> dict[int, dict]:
+        doors = self.flows.doors() if self.flows else {}
+        states = {}
+        if self.flows:
+            for r in self.ctx.store.query("SELECT compartment, status FROM locker_assignments "
+                                          "WHERE status IN ('waiting', 'opening', 'expired')"):
+                states[r["compartment"]] = r["status"]
+        out = {}
+        for n in self.config.compartment_ids():
+            c, d = self.config.where(n), doors.get(n, {})
+            state = "maintenance" if d.get("maintenance") else {"waiting": "occupied"}.get(states.get(n), states.get(n, "free"))
+            occ = d.get("occupied")
+            out[n] = {"size": c.size, "accessible": c.accessible, "state": state, "door": d.get("door", "unknown"),
+                      "occupied": None if occ is None else bool(occ)}
+        return out
+
+    def view(self) -> dict:
+        """For screens: compartments with size, state and door; no receipt codes, no personal data."""
+        comps = self._compartments()
+        return {"compartments": comps, "free": sum(1 for c in comps.values() if c["state"] == "free"),
+                "alarms": len(self.flows.alarms()) if self.flows else 0, "health": self.health()}
+
+    def snapshot(self) -> dict:
+        comps = self._compartments()
+        alarms = self.flows.alarms() if self.flows else []
+        return {
+            "compartments": {str(n): c for n, c in comps.items()},
+            "doors": {str(n): c["door"] for n, c in comps.items()},
+            "boards": {str(b): "offline" if any(a["target"] == f"board:{b}" for a in alarms) else "online"
+                       for b in sorted(self._by_board)},
+            "alarms": [{"alarm": a["kind"], "target": a["target"], "since": a["since"]} for a in alarms],
+            "free": sum(1 for c in comps.values() if c["state"] == "free"),
+        }
+
+    # -- MQTT ----------------------------------------------------------------------------------
+    async def handle_command(self, type: str, args: dict, cmd_id: str | None = None) -> dict:
+        try:
+            if type == "status":
+                return self.snapshot()
+            if type == "open":
+                return await self.open_compartment(args["compartment"], cmd_id=cmd_id,
+                                                   reason=f"remote:{args['reason']}"[:64], actor="central")
+            if type == "load":
+                return await self._load("central", args["receipt"], args["size"], None, args["deadline_days"],
+                                        args["accessible"])
+            if type == "expire":
+                expired = self.flows.expire_due(args["receipt"])
+                self.publish_state()
+                return {"expired": expired}
+            if type == "maintenance":
+                return await self.set_maintenance(args["compartment"], args["on"])
+            if type == "audit_open_all":
+                if self._audit_task and not self._audit_task.done():
+                    raise CommandError("an audit is already running")
+                self._audit_task = asyncio.create_task(self.audit_open_all("central", args["wait_close_s"]))
+                return {"started": len(self.config.compartments)}
+        except DeviceNotReady as err:
+            raise CommandError(f"locker hardware not ready: {err}") from err
+        raise CommandError(f"unknown locker command {type!r}")
+
+    # -- demo ----------------------------------------------------------------------------------
+    async def demo(self) -> None:
+        """Load a result, then collect it with its PIN: the log shows doors opening and closing."""
+        from edge.locker.sim import PtySim
+
+        if not isinstance(self.sim, PtySim) or not self.config.staff_pins:
+            log.info("locker: demo needs port = 'sim' and a staff PIN")
+            return
+        n = 0
+        while True:
+            n += 1
+            receipt = f"DEMO-{n:04d}"
+            try:
+                comp = (await self.load(DEMO_STAFF_PIN, receipt, "M", pin=DEMO_PIN))["compartment"]
+            except EdgeError as err:
+                log.info("locker demo: loading refused: %s", err)
+                await asyncio.sleep(5)
+                continue
+            c = self.config.where(comp)
+            self.sim.bus.set_occupied(c.board, c.lock, True)
+            log.info("locker demo: %s placed in compartment %d", receipt, comp)
+            await self.wait_door(comp, "closed", 30)
+            await asyncio.sleep(max(self.config.rate_limit_s, 1.0))
+            if await self.verify_pin(receipt, DEMO_PIN):
+                await self.pickup(receipt, {"method": "pin", "ref": f"demo-{n}"}, actor="demo")
+                self.sim.bus.set_occupied(c.board, c.lock, False)
+                closed = await self.wait_door(comp, "closed", 30)
+                log.info("locker demo: %s collected from compartment %d (door closed: %s)", receipt, comp, closed)
+            await asyncio.sleep(5)
+
+
+DEMO_STAFF_PIN = "1234"  # its hash is in edge/demo.toml [locker.staff_pins]
+DEMO_PIN = "2468"
