@@ -25,7 +25,13 @@ log = logging.getLogger(__name__)
 
 DEFAULT_BUDGET_MS = 150.0
 MAX_FRAME_PIXELS = 40_000_000  # larger frames are refused: bounded time and memory
-_ZX_FORMATS = zxingcpp.BarcodeFormat.QRCode | zxingcpp.BarcodeFormat.MicroQRCode
+# In zxing-cpp 3 `QRCode` is a family that includes Micro QR, whose smallest versions have
+# almost no error correction: clutter decoded as Micro QR gave false texts in the bench, and
+# office codes are never Micro QR. Searching the family finds more full codes than asking for
+# model 2 alone, so search the family and drop every symbol that is not a full QR code.
+_ZX_FORMATS = zxingcpp.BarcodeFormat.QRCode
+_ZX_FULL_QR = {zxingcpp.BarcodeFormat.QRCodeModel1, zxingcpp.BarcodeFormat.QRCodeModel2,
+               zxingcpp.BarcodeFormat.QRCode}
 # Control characters have no place in an office code; TAB/CR/LF may appear in free text.
 _CONTROL = {c for c in range(0x20) if c not in (0x09, 0x0A, 0x0D)} | {0x7F}
 
@@ -84,6 +90,7 @@ class Decoder:
             return []  # smaller than one module of the smallest code: nothing to find
         deadline = self.clock() + self.budget_s
         found: dict[str, Scan] = {}
+        hopeless = 0
         for name, run in self._passes(gray):
             if name != "zxing" and self.clock() > deadline:
                 break  # the fast path always runs; harder passes only while time is left
@@ -91,33 +98,32 @@ class Decoder:
             hits, candidates = run()
             for raw in hits:
                 self._accept(raw, found, stats)
-            if found and not self._worth_more(name, candidates, found):
+            if candidates == 0 and not hits:
+                hopeless += 1
+            # Stop when this pass saw no QR-like symbol left unread and something was found, or
+            # when two passes in a row saw nothing QR-like at all (a frame without a code).
+            if (found and candidates == 0) or (not found and hopeless >= self.EMPTY_PASSES):
                 break
         return list(found.values())
 
+    EMPTY_PASSES = 2
+
     # -- passes -------------------------------------------------------------------------------
     def _passes(self, gray: np.ndarray):
-        """(name, thunk) in escalating cost; each thunk returns (raw hits, unresolved candidates)."""
+        """(name, thunk) in escalating cost; each thunk returns (raw hits, unread QR-like symbols)."""
         yield "zxing", lambda: _zxing(gray, "zxing")
-        if self.use_zbar:
-            yield "zbar", lambda: (_zbar(gray, "zbar"), 0)
-        yield "zxing+clahe", lambda: _zxing(_clahe(gray), "zxing+clahe")
-        small = max(gray.shape) <= 1280
+        yield "zxing+sharpen", lambda: _zxing(_sharpen(gray, 2.0), "zxing+sharpen")
+        small = max(gray.shape) <= 1280  # upscaling a big frame costs more than it finds
         if small:
-            yield "zxing+upscale", lambda: _zxing(_upscale(gray), "zxing+upscale", scale=2.0)
-        yield "zxing+sharpen", lambda: _zxing(_sharpen(gray), "zxing+sharpen")
-        if self.use_zbar:
-            yield "zbar+clahe", lambda: (_zbar(_clahe(gray), "zbar+clahe"), 0)
+            yield "zxing+median+upscale", lambda: _zxing(_upscale(cv2.medianBlur(gray, 3)), "zxing+median+upscale", scale=2.0)
+        yield "zxing+sharpen3", lambda: _zxing(_sharpen(gray, 3.0), "zxing+sharpen3")
+        if small:
+            yield "zxing+upscale+sharpen", lambda: _zxing(_sharpen(_upscale(gray), 3.0), "zxing+upscale+sharpen", scale=2.0)
         yield "zxing+adaptive", lambda: _zxing(_adaptive(gray), "zxing+adaptive")
-        if self.use_zbar and small:
-            yield "zbar+upscale", lambda: (_zbar(_upscale(gray), "zbar+upscale", scale=2.0), 0)
-        yield "zxing+global", lambda: _zxing(gray, "zxing+global", binarizer=zxingcpp.Binarizer.GlobalHistogram)
-
-    def _worth_more(self, name: str, candidates: int, found: dict) -> bool:
-        # After the fast path, the second decoder always gets one look (it finds codes zxing
-        # misses in the same frame); beyond that, go on only while zxing saw QR-like symbols it
-        # could not read.
-        return name == "zxing" and self.use_zbar or candidates > 0
+        if self.use_zbar:
+            yield "zbar", lambda: _zbar(gray, "zbar")
+            yield "zbar+sharpen", lambda: _zbar(_sharpen(gray, 2.0), "zbar+sharpen")
+        yield "zxing+clahe", lambda: _zxing(_clahe(gray), "zxing+clahe")
 
     # -- text ---------------------------------------------------------------------------------
     def _accept(self, raw: _Raw, found: dict[str, Scan], stats: DecodeStats) -> None:
@@ -183,9 +189,10 @@ def _upscale(gray: np.ndarray) -> np.ndarray:
     return cv2.resize(gray, None, fx=2.0, fy=2.0, interpolation=cv2.INTER_CUBIC)
 
 
-def _sharpen(gray: np.ndarray) -> np.ndarray:
-    blurred = cv2.GaussianBlur(gray, (0, 0), 2.0)
-    return cv2.addWeighted(gray, 2.0, blurred, -1.0, 0)
+def _sharpen(gray: np.ndarray, sigma: float) -> np.ndarray:
+    """Unsharp mask: undoes some of the blur of a defocused or moving camera."""
+    blurred = cv2.GaussianBlur(gray, (0, 0), sigma)
+    return cv2.addWeighted(gray, 2.5, blurred, -1.5, 0)
 
 
 def _adaptive(gray: np.ndarray) -> np.ndarray:
@@ -203,7 +210,9 @@ def _zxing(gray: np.ndarray, name: str, *, scale: float = 1.0,
     hits, failed = [], 0
     for r in results:
         if r.error or not r.valid:
-            failed += 1
+            failed += 1  # a QR-like symbol seen but not read: worth a harder pass
+            continue
+        if r.format not in _ZX_FULL_QR:
             continue
         pos = r.position
         corners = (pos.top_left, pos.top_right, pos.bottom_right, pos.bottom_left)
@@ -224,7 +233,7 @@ def _zbar_available() -> bool:
     return True
 
 
-def _zbar(gray: np.ndarray, name: str, *, scale: float = 1.0) -> list[_Raw]:
+def _zbar(gray: np.ndarray, name: str, *, scale: float = 1.0) -> tuple[list[_Raw], int]:
     """ZBar through pyzbar's ctypes bindings, in binary mode, with the full data length.
 
     pyzbar.decode() cannot do this: it returns ZBar's charset guess and cuts at the first NUL.
@@ -237,7 +246,7 @@ def _zbar(gray: np.ndarray, name: str, *, scale: float = 1.0) -> list[_Raw]:
         zb.zbar_image_scanner_set_config(scanner, 0, zb.ZBarConfig.CFG_ENABLE, 0)
         zb.zbar_image_scanner_set_config(scanner, zb.ZBarSymbol.QRCODE, zb.ZBarConfig.CFG_ENABLE, 1)
         if zb.zbar_image_scanner_set_config(scanner, zb.ZBarSymbol.QRCODE, _ZBAR_CFG_BINARY, 1) != 0:
-            return hits  # an old ZBar without binary mode would guess charsets: do not use it
+            return hits, 0  # an old ZBar without binary mode would guess charsets: do not use it
         zb.zbar_image_scanner_set_config(scanner, 0, zb.ZBarConfig.CFG_POSITION, 1)
         image = zb.zbar_image_create()
         try:
@@ -245,7 +254,7 @@ def _zbar(gray: np.ndarray, name: str, *, scale: float = 1.0) -> list[_Raw]:
             zb.zbar_image_set_size(image, gray.shape[1], gray.shape[0])
             zb.zbar_image_set_data(image, ctypes.cast(gray.ctypes.data, ctypes.c_void_p), gray.size, None)
             if zb.zbar_scan_image(scanner, image) < 0:
-                return hits
+                return hits, 0
             symbol = zb.zbar_image_first_symbol(image)
             while symbol:
                 length = zb.zbar_symbol_get_data_length(symbol)
@@ -260,7 +269,7 @@ def _zbar(gray: np.ndarray, name: str, *, scale: float = 1.0) -> list[_Raw]:
             zb.zbar_image_destroy(image)
     finally:
         zb.zbar_image_scanner_destroy(scanner)
-    return hits
+    return hits, 0
 
 
 _default: Decoder | None = None

@@ -83,15 +83,20 @@ def clutter(rng: np.random.Generator) -> np.ndarray:
 def place(canvas: np.ndarray, code: np.ndarray, rng: np.random.Generator, cell: tuple[int, int, int, int]) -> None:
     """Warp `code` into `cell` (x, y, w, h) of `canvas` with rotation and perspective."""
     x0, y0, cw, ch = cell
-    side = float(rng.uniform(0.45, 0.95) * min(cw, ch))
-    cx, cy = x0 + cw / 2 + rng.uniform(-0.1, 0.1) * cw, y0 + ch / 2 + rng.uniform(-0.1, 0.1) * ch
-    angle = rng.uniform(0, 2 * np.pi)
-    half = side / 2
-    square = np.array([[-half, -half], [half, -half], [half, half], [-half, half]])
-    rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
-    corners = square @ rot.T + [cx, cy]
-    corners += rng.uniform(-0.12, 0.12, (4, 2)) * side  # perspective: a poster seen at an angle
     h, w = code.shape
+    # What a camera resolves is pixels per module: 2.2 (barely) to 6 (close up), within the cell.
+    side = min(float(rng.uniform(2.2, 6.0)) * w, 0.95 * min(cw, ch))
+    angle = rng.uniform(0, 2 * np.pi)
+    rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    unit = np.array([[-0.5, -0.5], [0.5, -0.5], [0.5, 0.5], [-0.5, 0.5]]) @ rot.T
+    unit += rng.uniform(-0.12, 0.12, (4, 2))  # perspective: a poster seen at an angle
+    # Shrink until the whole code lies inside its cell: a clipped code is not a fair test.
+    reach = np.abs(unit).max(axis=0) * 2
+    side = min(side, 0.98 * cw / reach[0], 0.98 * ch / reach[1])
+    span = reach * side / 2
+    cx = x0 + cw / 2 + rng.uniform(-1, 1) * max(0.0, cw / 2 - span[0])
+    cy = y0 + ch / 2 + rng.uniform(-1, 1) * max(0.0, ch / 2 - span[1])
+    corners = unit * side + [cx, cy]
     src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
     m = cv2.getPerspectiveTransform(src, np.float32(corners))
     warped = cv2.warpPerspective(code, m, (canvas.shape[1], canvas.shape[0]), flags=cv2.INTER_AREA,
@@ -155,7 +160,7 @@ def make_frame(rng: np.random.Generator) -> Sample:
         while text in texts:
             text += "."
         texts.append(text)
-        place(canvas, qr_image(text, module_px=int(rng.integers(2, 5))), rng, cell)
+        place(canvas, qr_image(text, module_px=1), rng, cell)
     return Sample(degrade(canvas, rng, tags), texts, tags)
 
 

@@ -1,0 +1,127 @@
+"""`edge bench qr [DIR]`: edge.qr.decode against zxing-cpp alone and pyzbar alone, same frames.
+
+Frames come from DIR when it holds a `labels.json` (written by an earlier run: file -> texts),
+otherwise they are generated from a seed (edge.qr.synth) and, when DIR is given, saved there so
+the same set can be rerun or inspected.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+LABELS = "labels.json"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("dir", nargs="?", help="frames with labels.json, or where to save generated ones")
+    parser.add_argument("--frames", type=int, default=240, help="generated frames (default 240)")
+    parser.add_argument("--seed", type=int, default=1, help="generator seed (default 1)")
+    parser.add_argument("--budget-ms", type=float, default=None, help="edge.qr per-frame budget (default: config default)")
+    parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
+
+
+def load_or_make(directory: str | None, frames: int, seed: int):
+    import cv2
+
+    from edge.qr.synth import make_set
+
+    folder = Path(directory) if directory else None
+    if folder is not None and (folder / LABELS).is_file():
+        labels = json.loads((folder / LABELS).read_text(encoding="utf-8"))
+        samples = []
+        for name, texts in labels.items():
+            image = cv2.imread(str(folder / name), cv2.IMREAD_COLOR)
+            if image is None:
+                raise SystemExit(f"bench qr: cannot read {folder / name}")
+            samples.append((name, image, list(texts)))
+        return samples, f"{folder} ({len(samples)} frames from {LABELS})"
+    generated = make_set(frames, seed)
+    samples = [(f"frame-{i:04d}.png", s.image, s.texts) for i, s in enumerate(generated)]
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, image, _ in samples:
+            cv2.imwrite(str(folder / name), image)
+        (folder / LABELS).write_text(json.dumps({n: t for n, _, t in samples}, ensure_ascii=False, indent=1),
+                                     encoding="utf-8")
+    return samples, f"{len(samples)} generated frames (seed {seed})"
+
+
+def contenders(budget_ms: float | None):
+    import zxingcpp
+    from pyzbar import pyzbar
+
+    from edge.qr.decoder import DEFAULT_BUDGET_MS, Decoder
+
+    decoder = Decoder(budget_ms=budget_ms if budget_ms is not None else DEFAULT_BUDGET_MS)
+
+    def edge_qr(image):
+        return [s.text for s in decoder.decode(image)]
+
+    def zxing_alone(image):
+        return [r.text for r in zxingcpp.read_barcodes(image, formats=zxingcpp.BarcodeFormat.QRCode)]
+
+    def pyzbar_alone(image):
+        # As a user of pyzbar gets it: ZBar's charset guess, re-encoded as UTF-8.
+        return [d.data.decode("utf-8", errors="replace")
+                for d in pyzbar.decode(image, symbols=[pyzbar.ZBarSymbol.QRCODE])]
+
+    return {"edge.qr.decode": edge_qr, "zxing-cpp alone": zxing_alone, "pyzbar alone": pyzbar_alone}
+
+
+def run(samples, budget_ms=None, progress=None) -> dict:
+    runs = contenders(budget_ms)
+    totals = {name: {"decoded": 0, "wrong": 0, "ms": 0.0} for name in runs}
+    union = 0
+    expected_total = sum(len(texts) for _, _, texts in samples)
+    for index, (_, image, texts) in enumerate(samples):
+        expected = set(texts)
+        found_by: dict[str, set[str]] = {}
+        for name, fn in runs.items():
+            start = time.perf_counter()
+            found = set(fn(image))
+            totals[name]["ms"] += (time.perf_counter() - start) * 1000.0
+            totals[name]["decoded"] += len(found & expected)
+            totals[name]["wrong"] += len(found - expected)
+            found_by[name] = found & expected
+        union += len(found_by["zxing-cpp alone"] | found_by["pyzbar alone"])
+        if progress and (index + 1) % 20 == 0:
+            progress(f"bench qr: {index + 1}/{len(samples)} frames")
+    frames = max(len(samples), 1)
+    results = {name: {"decoded": t["decoded"], "wrong": t["wrong"], "ms_per_frame": round(t["ms"] / frames, 2)}
+               for name, t in totals.items()}
+    base = results["zxing-cpp alone"]
+    mine = results["edge.qr.decode"]
+    return {
+        "frames": len(samples),
+        "codes": expected_total,
+        "union_zxing_pyzbar": union,
+        "results": results,
+        "gain_vs_zxing_pct": round(100.0 * (mine["decoded"] - base["decoded"]) / max(base["decoded"], 1), 1),
+        "time_vs_zxing": round(mine["ms_per_frame"] / max(base["ms_per_frame"], 1e-9), 2),
+    }
+
+
+def table(report: dict, source: str) -> str:
+    lines = [f"QR decoding on {source}: {report['codes']} codes in {report['frames']} frames",
+             f"{'decoder':<18} {'decoded':>8} {'rate':>7} {'wrong':>6} {'ms/frame':>9}"]
+    for name, r in report["results"].items():
+        rate = 100.0 * r["decoded"] / max(report["codes"], 1)
+        lines.append(f"{name:<18} {r['decoded']:>8} {rate:>6.1f}% {r['wrong']:>6} {r['ms_per_frame']:>9.2f}")
+    lines.append(f"union of zxing-cpp and pyzbar: {report['union_zxing_pyzbar']} codes")
+    lines.append(f"edge.qr.decode vs zxing-cpp alone: {report['gain_vs_zxing_pct']:+.1f}% codes, "
+                 f"{report['time_vs_zxing']:.2f}× time")
+    return "\n".join(lines)
+
+
+def main(args) -> int:
+    samples, source = load_or_make(args.dir, args.frames, args.seed)
+    report = run(samples, args.budget_ms, progress=lambda m: print(m, file=sys.stderr))
+    report["source"] = source
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False))
+    else:
+        print(table(report, source))
+    return 0
