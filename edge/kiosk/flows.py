@@ -130,6 +130,10 @@ class PickupFlow:
                 pass
         return self.view()
 
+    def wake(self) -> None:
+        """Wake every waiter of `changed` (the service is stopping)."""
+        self._notify()
+
     def _notify(self) -> None:
         self.version += 1
         event, self._changed = self._changed, asyncio.Event()
@@ -438,7 +442,7 @@ def receipt_from_text(text: str) -> str | None:
     if not text or len(text) > 512:
         return None
     try:
-        from edge.qr.parse import parse  # the QR service's parser knows bare codes and lookup URLs
+        from edge.qr import parse  # the QR service's parser knows bare codes and lookup URLs
     except ImportError:
         parse = None
     parsed = parse(text) if parse is not None else None

@@ -30,6 +30,7 @@ PAGER_POLL_S = 0.5  # the pager view is polled for the display's stream (no call
 # Counter panel actions passed to the pager service as keyword calls (the browser sends the args).
 PAGER_ACTIONS = ("call_next", "recall", "no_show", "transfer", "done", "pause", "resume", "rate", "checkin")
 MAX_BODY_BYTES = 16 * 1024
+SVC = web.AppKey("svc", object)  # the KioskService behind the app
 
 
 class KioskService(Service):
@@ -79,6 +80,8 @@ class KioskService(Service):
 
     async def stop(self) -> None:
         self._closing.set()  # open event streams end now, so cleanup does not wait for them
+        if self.flow is not None:
+            self.flow.wake()
         if self.button is not None:
             self.button.close()
             self.button = None
@@ -132,7 +135,7 @@ class KioskService(Service):
 
 def build_app(svc: KioskService) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[error_middleware])
-    app["svc"] = svc
+    app[SVC] = svc
     for path, page in PAGES.items():
         app.router.add_get(path, _page(page))
     app.router.add_static("/static/", STATIC_DIR, append_version=False)
@@ -167,7 +170,7 @@ async def error_middleware(request: web.Request, handler):
     except SessionError as err:
         return web.json_response({"ok": False, "error": str(err), "stale": True}, status=409)
     except (EdgeError, ValueError, TypeError, KeyError) as err:
-        request.app["svc"].log.info("kiosk: %s %s refused: %s", request.method, request.path, err)
+        request.app[SVC].log.info("kiosk: %s %s refused: %s", request.method, request.path, err)
         return web.json_response({"ok": False, "error": str(err) or type(err).__name__}, status=400)
 
 
@@ -199,19 +202,19 @@ def _text(body: dict, key: str, max_len: int = 512, required: bool = True) -> st
 
 
 async def get_i18n(request: web.Request) -> web.Response:
-    lang = request.query.get("lang", request.app["svc"].language)
+    lang = request.query.get("lang", request.app[SVC].language)
     return web.json_response(i18n.table(lang if lang in i18n.LANGUAGES else "vi"))
 
 
 # -- pickup kiosk ---------------------------------------------------------------------------------
 
 async def kiosk_view(request: web.Request) -> web.Response:
-    return web.json_response(request.app["svc"].flow.view())
+    return web.json_response(request.app[SVC].flow.view())
 
 
 async def kiosk_layout(request: web.Request) -> web.Response:
     """The compartment numbers, so the open one can be shown in place (no occupancy, no codes)."""
-    view = _safe_view(request.app["svc"].ctx.peer("locker"))
+    view = _safe_view(request.app[SVC].ctx.peer("locker"))
     comps = view.get("compartments") if isinstance(view, dict) else None
     if isinstance(comps, dict):
         ids = list(comps)
@@ -224,7 +227,7 @@ async def kiosk_layout(request: web.Request) -> web.Response:
 
 def kiosk_step(step: str):
     async def handler(request: web.Request) -> web.Response:
-        flow = request.app["svc"].flow
+        flow = request.app[SVC].flow
         body = await _body(request) if request.can_read_body else {}
         if step == "start":
             view = await flow.start(source="screen")
@@ -243,7 +246,7 @@ def kiosk_step(step: str):
 
 
 async def kiosk_events(request: web.Request) -> web.StreamResponse:
-    svc = request.app["svc"]
+    svc = request.app[SVC]
     stream = await _sse_open(request)
     seen = -1
     while not svc._closing.is_set():
@@ -274,10 +277,10 @@ async def _sse_send(stream: web.StreamResponse, data: Any) -> None:
 
 async def reception_scan(request: web.Request) -> web.Response:
     """A procedure QR (bare code or portal URL) → the catalog entry to show at the desk."""
-    svc = request.app["svc"]
+    svc = request.app[SVC]
     text = _text(await _body(request), "text", 1024)
     try:
-        from edge.qr.parse import parse
+        from edge.qr import parse
     except ImportError as err:
         raise EdgeError("the QR parser is not installed") from err
     parsed = parse(text)
@@ -297,7 +300,7 @@ async def reception_scan(request: web.Request) -> web.Response:
 
 
 async def reception_issue(request: web.Request) -> web.Response:
-    svc = request.app["svc"]
+    svc = request.app[SVC]
     body = await _body(request)
     pager = _need(svc, "pager")
     service = _text(body, "service", 64)
@@ -323,11 +326,11 @@ def _pager_priorities(svc: KioskService) -> list:
 # -- pager: counter panel and wall display --------------------------------------------------------------
 
 async def pager_view(request: web.Request) -> web.Response:
-    return web.json_response(_safe_view(_need(request.app["svc"], "pager")), dumps=_dumps)
+    return web.json_response(_safe_view(_need(request.app[SVC], "pager")), dumps=_dumps)
 
 
 async def pager_events(request: web.Request) -> web.StreamResponse:
-    svc = request.app["svc"]
+    svc = request.app[SVC]
     stream = await _sse_open(request)
     last, idle = None, 0.0
     while not svc._closing.is_set():
@@ -348,7 +351,7 @@ async def pager_events(request: web.Request) -> web.StreamResponse:
 
 
 async def pager_action(request: web.Request) -> web.Response:
-    svc = request.app["svc"]
+    svc = request.app[SVC]
     action = request.match_info["action"]
     if action not in PAGER_ACTIONS:
         raise ValueError(f"unknown counter action '{action}' (expected one of {', '.join(PAGER_ACTIONS)})")
@@ -367,7 +370,7 @@ async def pager_action(request: web.Request) -> web.Response:
 # -- staff loading --------------------------------------------------------------------------------
 
 async def loading_submit(request: web.Request) -> web.Response:
-    svc = request.app["svc"]
+    svc = request.app[SVC]
     body = await _body(request)
     locker = _need(svc, "locker")
     staff_pin = _text(body, "staff_pin", 32)
@@ -387,7 +390,7 @@ async def loading_submit(request: web.Request) -> web.Response:
 # -- status -------------------------------------------------------------------------------------------
 
 async def status_view(request: web.Request) -> web.Response:
-    return web.json_response(request.app["svc"].device_status(), dumps=_dumps)
+    return web.json_response(request.app[SVC].device_status(), dumps=_dumps)
 
 
 def broker_link(store, clock) -> dict:

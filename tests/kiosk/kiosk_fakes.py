@@ -106,7 +106,11 @@ class FakePager:
         return {"ticket": "A001", "counter": counter}
 
     def view(self):
-        return {"counters": {"1": {"serving": "A001"}}, "services": {"A": {"waiting": 2, "wait_s": 300}}}
+        # the shape of edge.pager.queue.QueueEngine.view()
+        return {"counters": {"1": {"paused": False, "ticket": "A001", "service": "general", "card": 7}},
+                "services": {"general": {"prefix": "A", "name": "Tiếp nhận hồ sơ", "name_en": "Filing",
+                                         "waiting": 2, "next": ["A002", "A003"], "estimated_wait_s": 300}},
+                "now_serving": [{"ticket": "A001", "counter": "1", "card": 7}]}
 
     def health(self):
         return "ok"
