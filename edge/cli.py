@@ -17,9 +17,11 @@ from edge import __version__
 
 AREA_CLIS = [
     "edge.central.cli",
+    "edge.locker.cli",
 ]
 BENCHES = {
     "mqtt": "edge.mqtt_bench",
+    "locker": "edge.locker.bench",
 }
 
 
