@@ -168,7 +168,8 @@ class QueueEngine:
                 f"((target_counter IS NULL AND service IN ({marks})) OR target_counter = ?) "
                 f"ORDER BY sort_key, id LIMIT 1", (*services, counter)).fetchone()
             if row is None:
-                self._publish(tx)
+                if current is not None:  # the previous ticket was closed: the display changed
+                    self._publish(tx)
                 return None
             tx.execute("UPDATE pager_ticket SET status = 'called', called = COALESCE(called, ?), counter = ?, "
                        "target_counter = NULL WHERE id = ?", (now, counter, row[0]))
