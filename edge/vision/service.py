@@ -1,0 +1,367 @@
+"""VisionService: consented enrolment, 1:1 verification, restricted 1:N, deletion, live guidance.
+
+The kiosk calls (names are a contract with edge.kiosk):
+  await vision.enrolled(dossier) -> bool
+  await vision.enrol(dossier, frames_rgb, consent={"actor", "purpose"}) -> dict
+  await vision.verify(dossier, frames_rgb=None, timeout_s=2.0) -> {"decision": "accept"|"reject"|"retry"|"locked",
+                                                                     "score", "reason", "guidance", ...}
+  await vision.identify(frames_rgb=None, timeout_s=2.0) -> {"decision", "dossier", ...} (only dossiers marked
+                                                              waiting with `result_waiting`)
+  await vision.delete(dossier, reason) -> bool
+  vision.guidance() -> {"reason", "text", "text_en"} for the live screen
+Camera and models run in a worker process (edge.vision.worker). Templates are AES-GCM encrypted
+in the store; every match, enrolment and deletion is audited; no image or embedding is published.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import re
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from edge.errors import CommandError, DeviceNotReady
+from edge.service import Service
+from edge.vision import matching
+from edge.vision.config import VisionConfig
+from edge.vision.liveness import motion_check
+from edge.vision.quality import guidance as guidance_text
+from edge.vision.templates import TemplateStore, load_or_create_key
+
+DOSSIER_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._/-]{0,63}"
+CHECK_EVERY_S = 1.0
+PURGE_EVERY_S = 3600.0
+WORKER_MARGIN_S = 5.0  # extra time over the capture timeout for the worker to answer
+DEMO_DOSSIER = "DEMO-0001"
+
+
+def check_dossier(dossier: Any) -> str:
+    if not isinstance(dossier, str) or not re.fullmatch(DOSSIER_PATTERN, dossier):
+        raise ValueError(f"dossier code must match {DOSSIER_PATTERN}, found {dossier!r}")
+    return dossier
+
+
+def check_frames(frames: Any) -> list[np.ndarray]:
+    if not isinstance(frames, (list, tuple)) or not frames:
+        raise ValueError("frames_rgb must be a non-empty list of RGB uint8 H x W x 3 arrays")
+    for i, frame in enumerate(frames):
+        if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
+            raise ValueError(f"frames_rgb[{i}]: expected an RGB uint8 H x W x 3 array, found "
+                             f"{getattr(frame, 'dtype', type(frame).__name__)} {getattr(frame, 'shape', '')}")
+    return list(frames)
+
+
+class VisionService(Service):
+    name: ClassVar[str] = "vision"
+    commands: ClassVar[dict[str, dict[str, Any]]] = {"delete": {"dossier": str, "reason": (str, "request")}}
+
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        self.config: VisionConfig = ctx.config or VisionConfig()
+        self.templates: TemplateStore | None = None
+        self.worker = None
+        self._last_purge = 0.0
+        self._last_snapshot: dict = {}
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    async def start(self) -> None:
+        from edge.vision.worker import WorkerProxy
+
+        key_path = self.config.key_file or str(Path(self.ctx.data_dir) / "keys" / "vision.key")
+        self.templates = TemplateStore(self.ctx.store, load_or_create_key(key_path))
+        settings = dataclasses.asdict(self.config)
+        settings["camera"] = _resolve_camera(self.config.camera)
+        self.worker = WorkerProxy(settings, heartbeat_timeout_s=self.config.heartbeat_timeout_s,
+                                  startup_timeout_s=self.config.startup_timeout_s)
+        self.worker.start()
+        self.publish_state()
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(CHECK_EVERY_S)
+            why = self.worker.check()
+            if why:
+                with self.ctx.store.transaction() as tx:
+                    tx.emit(self.name, "worker_restarted", reason=why)
+            if self.ctx.clock() - self._last_purge >= PURGE_EVERY_S:
+                self._last_purge = self.ctx.clock()
+                await self.purge_expired()
+            snapshot = self.snapshot()
+            if snapshot != self._last_snapshot:
+                self._last_snapshot = snapshot
+                self.publish_state()
+
+    async def stop(self) -> None:
+        if self.worker is not None:
+            await asyncio.to_thread(self.worker.stop)
+
+    def health(self) -> str:
+        if self.worker is None or not self.worker.ready():
+            return "down"
+        camera = self.worker.last_beat.get("camera")
+        return "degraded" if camera == "down" else "ok"
+
+    def snapshot(self) -> dict:
+        enrolled, waiting = self.templates.count() if self.templates else (0, 0)
+        beat = self.worker.last_beat if self.worker else {}
+        return {"worker": "ready" if self.worker and self.worker.ready() else "starting",
+                "camera": beat.get("camera", "unknown"), "enrolled": enrolled, "waiting": waiting,
+                "liveness_model": "present" if self.config.liveness_model else "absent",
+                "worker_restarts": self.worker.restarts if self.worker else 0}
+
+    # -- the kiosk's API ------------------------------------------------------------------------
+    def guidance(self) -> dict:
+        reason = (self.worker.last_beat.get("guidance") if self.worker else None) or "no_face"
+        return {"reason": reason, "text": guidance_text(reason, self.ctx.language), "text_en": guidance_text(reason, "en")}
+
+    async def enrolled(self, dossier: str) -> bool:
+        return self.templates.exists(check_dossier(dossier))
+
+    async def enrol(self, dossier: str, frames_rgb: list, consent: dict) -> dict:
+        """Store templates for `dossier` from frames of the citizen, with their recorded consent."""
+        dossier = check_dossier(dossier)
+        frames = check_frames(frames_rgb)
+        actor, purpose = self._check_consent(consent)
+        results = await self._analyse(frames)
+        good = sorted(matching.usable(results), key=lambda f: -f.get("quality", 0.0))
+        rejected = _reason_counts(results)
+        if len(good) < self.config.enrol_min_frames:
+            reason = matching.main_problem(results)
+            return {"ok": False, "reason": reason, "guidance": guidance_text(reason, self.ctx.language),
+                    "usable": len(good), "needed": self.config.enrol_min_frames, "rejected": rejected}
+        vectors = np.stack([f["embedding"] for f in good[:self.config.enrol_max_templates]])
+        # All frames must show one person: a frame far from the others means someone else stepped in.
+        centre = vectors.mean(axis=0)
+        if np.linalg.norm(vectors - centre, axis=1).max() >= self.config.threshold / 2:
+            return {"ok": False, "reason": "inconsistent", "usable": len(good),
+                    "guidance": guidance_text("multiple_faces", self.ctx.language), "rejected": rejected}
+        now = self.ctx.clock()
+        with self.ctx.store.transaction() as tx:
+            self.templates.put(tx, dossier, vectors, actor=actor, purpose=purpose, now=now)
+            tx.audit(actor, "vision.consent", dossier=dossier, purpose=purpose)
+            tx.audit(actor, "vision.enrol", dossier=dossier, templates=len(vectors))
+            tx.emit(self.name, "enrolled", dossier=dossier, templates=len(vectors))
+            self.publish_state(tx)
+        self.log.info("vision: enrolled %s with %d templates (consent by %s for %s)", dossier, len(vectors), actor, purpose)
+        return {"ok": True, "templates": len(vectors), "usable": len(good), "rejected": rejected,
+                "quality": round(float(np.mean([f.get("quality", 0.0) for f in good])), 3)}
+
+    async def verify(self, dossier: str, frames_rgb: list | None = None, timeout_s: float = 2.0, *,
+                     actor: str = "kiosk") -> dict:
+        """1:1: does the person in front of the camera (or in `frames_rgb`) match `dossier`?"""
+        dossier = check_dossier(dossier)
+        now = self.ctx.clock()
+        locked = self._locked_until(dossier)
+        if locked and locked > now:
+            return self._finish_verify(dossier, actor, {"decision": "locked", "score": None, "reason": "locked",
+                                                        "retry_after_s": round(locked - now)}, count=False)
+        templates = self.templates.get(dossier)
+        if templates is None:
+            return self._finish_verify(dossier, actor, {"decision": "reject", "score": None,
+                                                        "reason": "not_enrolled"}, count=False)
+        frames = check_frames(frames_rgb) if frames_rgb is not None else None
+        needed = min(self.config.verify_frames, len(frames)) if frames else self.config.verify_frames
+        try:
+            results = await self._analyse(frames, needed=needed, timeout_s=timeout_s)
+        except DeviceNotReady as err:
+            return {"decision": "retry", "score": None, "reason": "camera_unavailable", "error": str(err),
+                    "guidance": guidance_text("no_face", self.ctx.language)}
+        result = matching.verify_decision(results, templates, threshold=self.config.threshold, needed=needed)
+        result["threshold"] = self.config.threshold
+        result["liveness"] = self._liveness(results)
+        if result["decision"] == "accept" and result["liveness"]["verdict"] == "fail":
+            result.update(decision="reject", reason="spoof")
+        return self._finish_verify(dossier, actor, result, count=result["decision"] == "reject")
+
+    async def identify(self, frames_rgb: list | None = None, timeout_s: float = 2.0, *, actor: str = "kiosk") -> dict:
+        """Restricted 1:N among dossiers with a result waiting (see `result_waiting`)."""
+        frames = check_frames(frames_rgb) if frames_rgb is not None else None
+        gallery = self.templates.waiting()
+        needed = min(self.config.identify_frames, len(frames)) if frames else self.config.identify_frames
+        try:
+            results = await self._analyse(frames, needed=needed, timeout_s=timeout_s)
+        except DeviceNotReady as err:
+            return {"decision": "retry", "dossier": None, "score": None, "reason": "camera_unavailable",
+                    "error": str(err), "guidance": guidance_text("no_face", self.ctx.language)}
+        result = matching.identify_decision(results, gallery, threshold=self.config.threshold,
+                                            margin=self.config.identify_margin, needed=needed)
+        result["liveness"] = self._liveness(results)
+        if result["decision"] == "accept" and result["liveness"]["verdict"] == "fail":
+            result.update(decision="reject", dossier=None, reason="spoof")
+        result["guidance"] = guidance_text("ok" if result["decision"] == "accept" else
+                                           result["reason"] if result["decision"] == "retry" else "pose",
+                                           self.ctx.language)
+        with self.ctx.store.transaction() as tx:
+            tx.audit(actor, "vision.identify", decision=result["decision"], dossier=result["dossier"],
+                     candidates=len(gallery), score=result["score"], reason=result["reason"])
+            tx.emit(self.name, "identified", decision=result["decision"], dossier=result["dossier"],
+                    reason=result["reason"])
+        return result
+
+    async def result_waiting(self, dossier: str, waiting: bool = True) -> bool:
+        """Mark that a result for `dossier` is ready for pickup (only those take part in 1:N)."""
+        dossier = check_dossier(dossier)
+        with self.ctx.store.transaction() as tx:
+            changed = tx.execute("UPDATE vision_enrolments SET waiting = ? WHERE dossier = ?",
+                                 (int(waiting), dossier)).rowcount > 0
+            if changed:
+                tx.audit("system", "vision.waiting", dossier=dossier, waiting=waiting)
+                self.publish_state(tx)
+        return changed
+
+    async def delete(self, dossier: str, reason: str) -> bool:
+        """Delete the dossier's templates (pickup, retention, request); audited either way."""
+        dossier = check_dossier(dossier)
+        with self.ctx.store.transaction() as tx:
+            deleted = self.templates.delete(tx, dossier)
+            tx.audit("vision", "vision.delete", dossier=dossier, reason=reason, found=deleted)
+            if deleted:
+                tx.emit(self.name, "deleted", dossier=dossier, reason=reason)
+                self.publish_state(tx)
+        if deleted:
+            self.log.info("vision: deleted templates of %s (%s)", dossier, reason)
+        return deleted
+
+    async def purge_expired(self) -> int:
+        cutoff = self.ctx.clock() - self.config.retention_days * 86400
+        expired = self.templates.expired(cutoff)
+        for dossier in expired:
+            await self.delete(dossier, "retention")
+        return len(expired)
+
+    async def handle_command(self, type: str, args: dict) -> dict:
+        if type == "delete":
+            try:
+                deleted = await self.delete(args["dossier"], args["reason"])
+            except ValueError as err:
+                raise CommandError(str(err)) from err
+            return {"deleted": deleted}
+        raise CommandError(f"unknown vision command {type!r}")
+
+    # -- internals ----------------------------------------------------------------------------
+    def _check_consent(self, consent: Any) -> tuple[str, str]:
+        if not isinstance(consent, dict):
+            raise ValueError("consent must be a dict with 'actor' and 'purpose'")
+        actor, purpose = consent.get("actor"), consent.get("purpose")
+        if not isinstance(actor, str) or not actor.strip():
+            raise ValueError("consent['actor'] must name who recorded the consent")
+        if purpose not in self.config.purposes:
+            raise ValueError(f"consent['purpose'] must be one of {self.config.purposes}, found {purpose!r}")
+        return actor.strip(), purpose
+
+    async def _analyse(self, frames: list[np.ndarray] | None, *, needed: int = 3, timeout_s: float = 2.0) -> list[dict]:
+        """Per-frame results from the worker: given frames, or `needed` good frames from the camera."""
+        if self.worker is None:
+            raise DeviceNotReady("vision service not started")
+        await self._wait_ready()
+        if frames is None:
+            reply = await self.worker.call("capture", wait_s=timeout_s + WORKER_MARGIN_S, n=needed, timeout_s=timeout_s)
+        else:
+            reply = await self.worker.call("frames", wait_s=WORKER_MARGIN_S + 2.0 * len(frames), frames=frames)
+        if "error" in reply and "frames" not in reply:
+            raise DeviceNotReady(f"vision worker: {reply['error']}")
+        return reply["frames"]
+
+    async def _wait_ready(self) -> None:
+        """While the worker loads its models, requests wait (up to startup_timeout_s)."""
+        deadline = self.ctx.clock() + self.config.startup_timeout_s
+        while not self.worker.ready():
+            if self.ctx.clock() > deadline:
+                raise DeviceNotReady("vision worker is not ready (models still loading or failing)")
+            await asyncio.sleep(0.05)
+
+    def _liveness(self, results: list[dict]) -> dict:
+        good = matching.usable(results)
+        model = "absent"
+        if self.config.liveness_model:
+            scores = [f.get("live", 0.0) for f in good]
+            model = "pass" if scores and min(scores) >= self.config.liveness_threshold else "fail"
+        motion = motion_check([f["landmarks"] for f in good]) if self.config.liveness_motion != "off" else "off"
+        failed = model == "fail" or (self.config.liveness_motion == "require" and motion != "pass")
+        return {"model": model, "motion": motion, "verdict": "fail" if failed else "pass"}
+
+    def _locked_until(self, dossier: str) -> float | None:
+        rows = self.ctx.store.query("SELECT locked_until FROM vision_attempts WHERE dossier = ?", (dossier,))
+        return rows[0][0] if rows and rows[0][0] is not None else None
+
+    def _finish_verify(self, dossier: str, actor: str, result: dict, *, count: bool) -> dict:
+        now = self.ctx.clock()
+        reason = result["reason"]
+        if result["decision"] == "retry":
+            result["guidance"] = guidance_text(reason, self.ctx.language)
+        else:
+            result["guidance"] = guidance_text("ok" if result["decision"] == "accept" else "pose", self.ctx.language)
+        with self.ctx.store.transaction() as tx:
+            if result["decision"] == "accept":
+                tx.execute("DELETE FROM vision_attempts WHERE dossier = ?", (dossier,))
+            elif count:
+                row = tx.execute("SELECT failures FROM vision_attempts WHERE dossier = ?", (dossier,)).fetchone()
+                failures = (row[0] if row else 0) + 1
+                locked_until = None
+                if failures >= self.config.max_attempts:
+                    locked_until, failures = now + self.config.lockout_s, 0
+                    result["locked_until"] = locked_until
+                    tx.audit(actor, "vision.lockout", dossier=dossier, seconds=self.config.lockout_s)
+                    tx.emit(self.name, "locked", dossier=dossier, seconds=self.config.lockout_s)
+                tx.execute("INSERT OR REPLACE INTO vision_attempts(dossier, failures, locked_until) VALUES (?, ?, ?)",
+                           (dossier, failures, locked_until))
+                result["attempts_left"] = self.config.max_attempts - failures if locked_until is None else 0
+            tx.audit(actor, "vision.verify", dossier=dossier, decision=result["decision"], reason=reason,
+                     score=result.get("score"), liveness=(result.get("liveness") or {}).get("verdict"))
+            tx.emit(self.name, "verified", dossier=dossier, decision=result["decision"], reason=reason)
+        self.log.info("vision: verify %s -> %s (%s, distance %s)", dossier, result["decision"], reason, result.get("score"))
+        return result
+
+    # -- demo -----------------------------------------------------------------------------------
+    async def demo(self) -> None:
+        """Enrol the replay camera's sample face, then verify it (and an impostor photo) in a loop."""
+        import cv2
+
+        while not self.worker.ready():
+            await asyncio.sleep(0.5)
+        camera = self.config.camera
+        impostor_path = _repo_root() / "tests" / "data" / "faces" / "biden.jpg"
+        if camera.startswith("replay:") and not await self.enrolled(DEMO_DOSSIER):
+            image = cv2.cvtColor(cv2.imread(_resolve_camera(camera).partition(":")[2]), cv2.COLOR_BGR2RGB)
+            result = await self.enrol(DEMO_DOSSIER, [image] * 3, {"actor": "demo-clerk", "purpose": "result_collection"})
+            self.log.info("vision: demo enrolment of %s: %s", DEMO_DOSSIER, result)
+            await self.result_waiting(DEMO_DOSSIER)
+        impostor = None
+        if impostor_path.is_file():
+            impostor = cv2.cvtColor(cv2.imread(str(impostor_path)), cv2.COLOR_BGR2RGB)
+        while True:
+            result = await self.verify(DEMO_DOSSIER, timeout_s=3.0, actor="demo")
+            self.log.info("vision: camera vs %s -> %s (distance %s, liveness %s)", DEMO_DOSSIER, result["decision"],
+                          result.get("score"), result.get("liveness"))
+            if impostor is not None:
+                result = await self.verify(DEMO_DOSSIER, [impostor] * 3, actor="demo")
+                self.log.info("vision: impostor photo vs %s -> %s (distance %s)", DEMO_DOSSIER,
+                              result["decision"], result.get("score"))
+                with self.ctx.store.transaction() as tx:  # the demo must not lock itself out
+                    tx.execute("DELETE FROM vision_attempts WHERE dossier = ?", (DEMO_DOSSIER,))
+            await asyncio.sleep(10.0)
+
+
+def _reason_counts(results: list[dict]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for f in results:
+        if f.get("reason") != "ok":
+            counts[f.get("reason", "unknown")] = counts.get(f.get("reason", "unknown"), 0) + 1
+    return counts
+
+
+def _repo_root() -> Path:
+    return Path(__file__).resolve().parents[2]
+
+
+def _resolve_camera(spec: str) -> str:
+    """A relative replay path is taken from the working directory, else from the repo checkout."""
+    if not spec.startswith("replay:"):
+        return spec
+    path = Path(spec.partition(":")[2])
+    if not path.is_absolute() and not path.exists() and (_repo_root() / path).exists():
+        path = _repo_root() / path
+    return f"replay:{path}"

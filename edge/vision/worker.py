@@ -1,0 +1,280 @@
+"""The camera and the face models run in a worker process (multiprocessing, spawn), so a stuck
+camera or a hung model never blocks the supervisor's event loop.
+
+Messages over one Pipe. Worker -> proxy: {"type": "beat", "ts", "guidance", "camera", "error"}
+after every frame or idle tick, and {"type": "reply", "id", ...} answers. Proxy -> worker:
+{"id", "op": "capture"|"frames", ...}. The proxy restarts the worker when beats stop for
+`heartbeat_timeout_s` (or `startup_timeout_s` while models load). Embeddings stay on the device:
+they cross only this local pipe, never the network.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import multiprocessing
+import os
+import threading
+import time
+from typing import Any
+
+import numpy as np
+
+from edge.errors import DeviceError, DeviceNotReady
+
+log = logging.getLogger(__name__)
+
+IDLE_TICK_S = 0.5
+CAMERA_RETRY_MAX_S = 30.0
+
+
+# -- worker side (child process) ----------------------------------------------------------------
+
+class _Pipeline:
+    """Embedder + gates + liveness model, built from the settings dict inside the worker."""
+
+    def __init__(self, settings: dict):
+        from edge.vision.embed import Embedder
+        from edge.vision.liveness import LivenessModel
+        from edge.vision.quality import Gates
+
+        self.embedder = Embedder(settings.get("model_dir"), mtcnn_dir=settings.get("mtcnn_dir"),
+                                 threads=settings.get("threads", 2),
+                                 min_face_px=max(24, settings.get("min_face_px", 80) // 2))
+        self.gates = Gates(min_face_px=settings.get("min_face_px", 80), min_sharpness=settings.get("min_sharpness", 30.0),
+                           max_yaw=settings.get("max_yaw", 0.35), min_brightness=settings.get("min_brightness", 45.0),
+                           max_brightness=settings.get("max_brightness", 215.0))
+        model = settings.get("liveness_model")
+        self.liveness = LivenessModel(model, live_index=settings.get("liveness_live_index", 1)) if model else None
+
+    def analyse(self, frame: np.ndarray, *, embed: bool) -> dict:
+        """One frame -> {"reason", and for a usable face: "embedding", "quality", "landmarks", "live"}."""
+        from edge.vision.quality import check
+
+        try:
+            faces = self.embedder.detect(frame)
+        except ValueError as err:
+            return {"reason": "bad_frame", "error": str(err)}
+        reason, face = check(faces, self.gates)
+        result: dict[str, Any] = {"reason": reason}
+        if face is not None:
+            result["landmarks"] = face.landmarks.tolist()
+            result["quality"] = face.quality
+        if reason == "ok" and embed:
+            result["embedding"] = self.embedder.embed_chips(face.chip[None])[0]
+            if self.liveness is not None:
+                result["live"] = self.liveness.score(face.chip)
+        return result
+
+
+def worker_main(conn, settings: dict) -> None:
+    """Entry point of the worker process."""
+    logging.basicConfig(level=settings.get("log_level", "WARNING"))
+    pipeline = _Pipeline(settings)
+    source, camera_state, camera_error, retry_at, retry_s = None, "none", "", 0.0, 1.0
+    period = 1.0 / float(settings.get("fps", 5.0))
+    guidance = "no_face"
+
+    def beat() -> None:
+        conn.send({"type": "beat", "ts": time.time(), "guidance": guidance, "camera": camera_state,
+                   "error": camera_error, "pid": os.getpid()})
+
+    def open_camera() -> None:
+        nonlocal source, camera_state, camera_error, retry_at, retry_s
+        from edge.vision.camera import open_source
+
+        try:
+            source = open_source(settings.get("camera", "none"), width=settings.get("width", 640),
+                                 height=settings.get("height", 480))
+            camera_state, camera_error, retry_s = ("ok" if source else "none"), "", 1.0
+        except DeviceError as err:
+            source, camera_state, camera_error = None, "down", str(err)
+            retry_at, retry_s = time.monotonic() + retry_s, min(CAMERA_RETRY_MAX_S, retry_s * 2)
+
+    def grab() -> np.ndarray | None:
+        nonlocal source, camera_state, camera_error
+        if source is None and settings.get("camera", "none") != "none" and time.monotonic() >= retry_at:
+            open_camera()
+        if source is None:
+            return None
+        try:
+            frame = source.read()
+            camera_state, camera_error = "ok", ""
+            return frame
+        except DeviceError as err:
+            camera_state, camera_error = "down", str(err)
+            source.close()
+            source = None
+            return None
+
+    def capture(request: dict) -> dict:
+        nonlocal guidance
+        wanted, deadline = int(request.get("n", 3)), time.monotonic() + float(request.get("timeout_s", 2.0))
+        frames: list[dict] = []
+        while time.monotonic() < deadline and sum(f["reason"] == "ok" for f in frames) < wanted:
+            frame = grab()
+            if frame is None:
+                beat()
+                time.sleep(min(period, 0.2))
+                continue
+            result = pipeline.analyse(frame, embed=True)
+            guidance = result["reason"]
+            frames.append(result)
+            beat()
+        return {"frames": frames, "camera": camera_state, "error": camera_error}
+
+    open_camera()
+    beat()
+    while True:
+        started = time.monotonic()
+        if conn.poll(period if source is not None else IDLE_TICK_S):
+            try:
+                request = conn.recv()
+            except EOFError:
+                return  # the proxy went away
+            if request.get("op") == "stop":
+                return
+            if request.get("op") == "capture":
+                reply = capture(request)
+            elif request.get("op") == "frames":
+                reply = {"frames": [pipeline.analyse(f, embed=True) for f in request["frames"]]}
+            else:
+                reply = {"error": f"unknown op {request.get('op')!r}"}
+            conn.send({"type": "reply", "id": request.get("id"), **reply})
+        elif source is not None or settings.get("camera", "none") != "none":
+            frame = grab()
+            if frame is not None:  # live guidance for the screen; no embedding needed
+                guidance = pipeline.analyse(frame, embed=False)["reason"]
+        beat()
+        time.sleep(max(0.0, period - (time.monotonic() - started)) if source is not None else 0)
+
+
+# -- supervisor side ----------------------------------------------------------------------------
+
+class WorkerProxy:
+    """Starts the worker, forwards requests, watches the heartbeat and restarts a silent worker."""
+
+    def __init__(self, settings: dict, *, heartbeat_timeout_s: float = 10.0, startup_timeout_s: float = 60.0):
+        self.settings = settings
+        self.heartbeat_timeout_s = heartbeat_timeout_s
+        self.startup_timeout_s = startup_timeout_s
+        self.restarts = 0
+        self.last_beat: dict = {}
+        self._ctx = multiprocessing.get_context("spawn")
+        self._process = None
+        self._conn = None
+        self._reader: threading.Thread | None = None
+        self._pending: dict[int, asyncio.Future] = {}
+        self._ids = itertools.count(1)
+        self._send_lock = threading.Lock()
+        self._started_at = 0.0
+        self._beat_at = 0.0
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # lifecycle
+    def start(self) -> None:
+        self._loop = self._loop or asyncio.get_running_loop()
+        parent, child = self._ctx.Pipe()
+        process = self._ctx.Process(target=worker_main, args=(child, self.settings), name="edge-vision-worker",
+                                    daemon=True)
+        process.start()
+        child.close()
+        self._process, self._conn = process, parent
+        self._started_at, self._beat_at = time.monotonic(), 0.0
+        self._reader = threading.Thread(target=self._read, args=(parent,), name="vision-worker-reader", daemon=True)
+        self._reader.start()
+
+    def stop(self) -> None:
+        process, conn = self._process, self._conn
+        self._process = self._conn = None
+        if conn is not None:
+            try:
+                with self._send_lock:
+                    conn.send({"op": "stop"})
+            except (OSError, ValueError):
+                pass
+        if process is not None:
+            process.join(timeout=2.0)
+            if process.is_alive():
+                process.kill()
+                process.join(timeout=2.0)
+        if conn is not None:
+            conn.close()
+        self._fail_pending(DeviceNotReady("vision worker stopped"))
+
+    def restart(self, why: str) -> None:
+        log.warning("vision worker restarted: %s", why)
+        self.restarts += 1
+        process = self._process
+        if process is not None and process.is_alive():
+            process.kill()  # a hung worker may ignore a polite stop
+        self.stop()
+        self.start()
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+    def ready(self) -> bool:
+        return self._beat_at > 0
+
+    def check(self) -> str | None:
+        """Restart the worker if it died or stopped beating; returns why, or None."""
+        if self._process is None:
+            return None
+        now = time.monotonic()
+        if not self._process.is_alive():
+            why = f"worker exited with code {self._process.exitcode}"
+        elif self._beat_at == 0 and now - self._started_at > self.startup_timeout_s:
+            why = f"no heartbeat within {self.startup_timeout_s:.0f} s of start"
+        elif self._beat_at and now - self._beat_at > self.heartbeat_timeout_s:
+            why = f"no heartbeat for {now - self._beat_at:.1f} s"
+        else:
+            return None
+        self.restart(why)
+        return why
+
+    async def call(self, op: str, *, wait_s: float, **payload) -> dict:
+        """Send a request; the reply dict, or DeviceNotReady on timeout or a dead worker."""
+        if self._conn is None:
+            raise DeviceNotReady("vision worker not running")
+        request_id = next(self._ids)
+        future = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = future
+        try:
+            with self._send_lock:
+                self._conn.send({"id": request_id, "op": op, **payload})
+            return await asyncio.wait_for(future, wait_s)
+        except (OSError, ValueError) as err:
+            raise DeviceNotReady(f"vision worker unreachable: {err}") from err
+        except asyncio.TimeoutError as err:
+            raise DeviceNotReady(f"vision worker gave no answer within {wait_s:.1f} s") from err
+        finally:
+            self._pending.pop(request_id, None)
+
+    # reader thread
+    def _read(self, conn) -> None:
+        while True:
+            try:
+                message = conn.recv()
+            except (EOFError, OSError, ValueError):
+                return
+            if message.get("type") == "beat":
+                self._beat_at = time.monotonic()
+                self.last_beat = message
+            elif message.get("type") == "reply":
+                try:
+                    self._loop.call_soon_threadsafe(self._resolve, message)
+                except RuntimeError:  # the event loop closed under us
+                    return
+
+    def _resolve(self, message: dict) -> None:
+        future = self._pending.get(message.get("id"))
+        if future is not None and not future.done():
+            future.set_result(message)
+
+    def _fail_pending(self, err: Exception) -> None:
+        for future in list(self._pending.values()):
+            if not future.done():
+                future.set_exception(err)

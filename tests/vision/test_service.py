@@ -1,0 +1,178 @@
+"""VisionService end to end: real worker process, real models, real sample faces, real store."""
+
+import asyncio
+import json
+import os
+import signal
+import time
+
+import numpy as np
+import pytest
+
+from edge.service import ServiceContext
+from edge.store import Store
+from edge.vision.config import VisionConfig
+from tests.vision.conftest import FACES, load_rgb
+
+CONSENT = {"actor": "clerk-07", "purpose": "result_collection"}
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1_800_000_000.0
+
+    def __call__(self):
+        return self.now
+
+
+@pytest.fixture(scope="module")
+def loop():
+    loop = asyncio.new_event_loop()
+    yield loop
+    loop.close()
+
+
+@pytest.fixture(scope="module")
+def vision(model_dir, tmp_path_factory, loop):
+    from edge.vision.service import VisionService
+
+    tmp = tmp_path_factory.mktemp("vision")
+    clock = Clock()
+    store = Store(tmp / "edge.db", clock=clock)
+    config = VisionConfig(camera=f"replay:{FACES / 'obama.jpg'}", model_dir=str(model_dir), threads=1,
+                          max_attempts=3, lockout_s=600, fps=10.0)
+    ctx = ServiceContext(name="vision", site="test", device="kiosk-01", store=store, config=config,
+                         data_dir=tmp, clock=clock)
+    service = VisionService(ctx)
+    loop.run_until_complete(service.start())
+    service.clock = clock
+    try:
+        yield service
+    finally:
+        loop.run_until_complete(service.stop())
+        store.close()
+
+
+def run(loop, coro):
+    return loop.run_until_complete(asyncio.wait_for(coro, 60))
+
+
+def frames(name, n=3):
+    return [load_rgb(name)] * n
+
+
+def outbox(store):
+    return [(r["topic"], json.loads(r["payload"])) for r in store.query("SELECT topic, payload FROM outbox ORDER BY row_id")]
+
+
+def test_enrol_then_verify_genuine_and_impostor(vision, loop):
+    result = run(loop, vision.enrol("HS-2026-001", frames("obama.jpg"), CONSENT))
+    assert result["ok"] and result["templates"] >= 1
+    assert run(loop, vision.enrolled("HS-2026-001"))
+    genuine = run(loop, vision.verify("HS-2026-001", frames("obama2.jpg")))
+    assert genuine["decision"] == "accept" and genuine["score"] < 0.6
+    assert genuine["liveness"]["model"] == "absent"
+    impostor = run(loop, vision.verify("HS-2026-001", frames("biden.jpg")))
+    assert impostor["decision"] == "reject" and impostor["reason"] == "no_match"
+    assert impostor["attempts_left"] == 2
+
+
+def test_templates_are_encrypted_and_nothing_biometric_is_published(vision, loop):
+    assert run(loop, vision.enrol("HS-2026-002", frames("obama2.jpg"), CONSENT))["ok"]
+    row = vision.ctx.store.query("SELECT templates FROM vision_enrolments WHERE dossier = 'HS-2026-002'")[0]
+    plain = vision.templates.get("HS-2026-002")
+    assert plain.tobytes() not in bytes(row["templates"])  # ciphertext, not the floats
+    for topic, payload in outbox(vision.ctx.store):
+        assert not {"embedding", "image", "chip", "vector"} & set(payload), payload
+        assert all(not isinstance(v, (list, str)) or len(v) < 100 for v in payload.values()), payload
+    actions = [r["action"] for r in vision.ctx.store.query("SELECT action FROM audit")]
+    assert "vision.consent" in actions and "vision.enrol" in actions
+
+
+def test_enrolment_needs_consent_and_a_usable_face(vision, loop):
+    with pytest.raises(ValueError, match="purpose"):
+        run(loop, vision.enrol("HS-2026-003", frames("obama.jpg"), {"actor": "clerk", "purpose": "marketing"}))
+    with pytest.raises(ValueError, match="actor"):
+        run(loop, vision.enrol("HS-2026-003", frames("obama.jpg"), {"purpose": "result_collection"}))
+    blank = [np.full((480, 640, 3), 128, np.uint8)] * 3
+    result = run(loop, vision.enrol("HS-2026-003", blank, CONSENT))
+    assert not result["ok"] and result["reason"] == "no_face" and result["guidance"]
+    assert not run(loop, vision.enrolled("HS-2026-003"))
+    two = run(loop, vision.enrol("HS-2026-003", frames("two_people.jpg"), CONSENT))
+    assert not two["ok"] and two["reason"] == "multiple_faces"
+
+
+def test_bad_input_is_refused_clearly(vision, loop):
+    with pytest.raises(ValueError, match="dossier"):
+        run(loop, vision.verify("../etc/passwd", frames("obama.jpg")))
+    with pytest.raises(ValueError, match=r"frames_rgb\[0\]"):
+        run(loop, vision.verify("HS-2026-001", [np.zeros((4, 4), np.float32)]))
+    result = run(loop, vision.verify("NOT-ENROLLED", frames("obama.jpg")))
+    assert result["decision"] == "reject" and result["reason"] == "not_enrolled"
+
+
+def test_attempt_limit_locks_the_dossier(vision, loop):
+    run(loop, vision.enrol("HS-2026-004", frames("obama.jpg"), CONSENT))
+    for _ in range(3):
+        result = run(loop, vision.verify("HS-2026-004", frames("biden.jpg")))
+    assert result["decision"] == "reject" and result["attempts_left"] == 0
+    locked = run(loop, vision.verify("HS-2026-004", frames("obama2.jpg")))
+    assert locked["decision"] == "locked" and locked["retry_after_s"] > 0
+    vision.clock.now += 601
+    assert run(loop, vision.verify("HS-2026-004", frames("obama2.jpg")))["decision"] == "accept"
+    events = [p["type"] for t, p in outbox(vision.ctx.store) if t == "vision/event"]
+    assert "locked" in events
+
+
+def test_verify_from_the_camera(vision, loop):
+    run(loop, vision.enrol("HS-2026-005", frames("obama2.jpg"), CONSENT))
+    result = run(loop, vision.verify("HS-2026-005", timeout_s=5.0))
+    assert result["decision"] == "accept", result
+    # the replay camera shows one still picture: the model-free liveness check notices
+    assert result["liveness"]["motion"] == "fail" and result["liveness"]["verdict"] == "pass"
+    assert vision.guidance()["reason"] == "ok" and vision.guidance()["text"]
+
+
+def test_identify_only_among_waiting_dossiers(vision, loop):
+    run(loop, vision.enrol("HS-2026-010", frames("obama.jpg"), CONSENT))
+    run(loop, vision.enrol("HS-2026-011", frames("biden.jpg"), CONSENT))
+    assert run(loop, vision.identify(frames("obama2.jpg")))["reason"] == "no_candidates"
+    run(loop, vision.result_waiting("HS-2026-010"))
+    run(loop, vision.result_waiting("HS-2026-011"))
+    result = run(loop, vision.identify(frames("obama2.jpg")))
+    assert result["decision"] == "accept" and result["dossier"] == "HS-2026-010"
+    impostor = run(loop, vision.identify(frames("biden2.jpg")))
+    assert impostor["dossier"] in (None, "HS-2026-011")
+
+
+def test_delete_on_request_and_retention(vision, loop):
+    run(loop, vision.enrol("HS-2026-020", frames("obama.jpg"), CONSENT))
+    result = run(loop, vision.handle_command("delete", {"dossier": "HS-2026-020", "reason": "request"}))
+    assert result == {"deleted": True}
+    assert not run(loop, vision.enrolled("HS-2026-020"))
+    assert run(loop, vision.delete("HS-2026-020", "pickup")) is False
+    run(loop, vision.enrol("HS-2026-021", frames("obama.jpg"), CONSENT))
+    vision.clock.now += 31 * 86400
+    assert run(loop, vision.purge_expired()) >= 1
+    assert not run(loop, vision.enrolled("HS-2026-021"))
+    deletes = vision.ctx.store.query("SELECT detail FROM audit WHERE action = 'vision.delete'")
+    assert any("retention" in r["detail"] for r in deletes)
+
+
+def test_a_hung_worker_is_restarted(vision, loop):
+    """SIGSTOP freezes the worker like a hung camera driver: the proxy kills and replaces it."""
+    old = vision.worker.pid
+    vision.worker.heartbeat_timeout_s = 1.5
+    os.kill(old, signal.SIGSTOP)
+    try:
+        deadline = time.monotonic() + 20
+        while vision.worker.check() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        try:
+            os.kill(old, signal.SIGCONT)
+        except ProcessLookupError:
+            pass
+    assert vision.worker.pid != old and vision.worker.restarts == 1
+    run(loop, vision.enrol("HS-2026-030", frames("obama.jpg"), CONSENT))  # the new worker answers
+    assert run(loop, vision.verify("HS-2026-030", frames("obama2.jpg")))["decision"] == "accept"
