@@ -18,6 +18,7 @@ from edge import __version__
 AREA_CLIS = [
     "edge.central.cli",
     "edge.locker.cli",
+    "edge.pager.cli",
 ]
 BENCHES = {
     "mqtt": "edge.mqtt_bench",
