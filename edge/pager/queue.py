@@ -109,7 +109,7 @@ class QueueEngine:
             _emit(tx, "ticket_issued", ticket=result["ticket"], service=service, card=result["card"],
                     priority=priority, source=source, position=result["position"],
                     estimated_wait_s=result["estimated_wait_s"])
-            self._publish(tx)
+            self.publish(tx)
         return result
 
     def add_appointment(self, code: str, service: str, slot_ts: float) -> None:
@@ -142,7 +142,7 @@ class QueueEngine:
             _emit(tx, "ticket_issued", ticket=result["ticket"], service=service, card=result["card"],
                     priority=None, source="appointment", position=result["position"],
                     estimated_wait_s=result["estimated_wait_s"], late=late)
-            self._publish(tx)
+            self.publish(tx)
         return result
 
     # -- staff ------------------------------------------------------------------------------
@@ -169,14 +169,14 @@ class QueueEngine:
                 f"ORDER BY sort_key, id LIMIT 1", (*services, counter)).fetchone()
             if row is None:
                 if current is not None:  # the previous ticket was closed: the display changed
-                    self._publish(tx)
+                    self.publish(tx)
                 return None
             tx.execute("UPDATE pager_ticket SET status = 'called', called = COALESCE(called, ?), counter = ?, "
                        "target_counter = NULL WHERE id = ?", (now, counter, row[0]))
             tx.execute("UPDATE pager_counter SET current = ? WHERE name = ?", (row[0], counter))
             result = self._called_answer(tx, row[0], counter)
             _emit(tx, "ticket_called", **result)
-            self._publish(tx)
+            self.publish(tx)
         return result
 
     def recall(self, counter: str) -> dict:
@@ -202,7 +202,7 @@ class QueueEngine:
             result = self._called_answer(tx, ticket, counter)
             _emit(tx, "ticket_no_show", **result)
             self._housekeep(tx)  # card_hold_s may be 0: return the card at once
-            self._publish(tx)
+            self.publish(tx)
         return result
 
     def transfer(self, counter: str, to_service: str | None = None, to_counter: str | None = None) -> dict:
@@ -224,7 +224,7 @@ class QueueEngine:
             result = {**self._ticket_answer(tx, ticket), "from_counter": counter, "to_counter": to_counter}
             _emit(tx, "ticket_transferred", ticket=result["ticket"], service=service, card=result["card"],
                     from_counter=counter, to_counter=to_counter, position=result["position"])
-            self._publish(tx)
+            self.publish(tx)
         return result
 
     def done(self, counter: str) -> dict:
@@ -233,7 +233,7 @@ class QueueEngine:
         with self.store.transaction() as tx:
             ticket = self._current(tx, counter, "finish")
             result = self._finish(tx, counter, ticket, now)
-            self._publish(tx)
+            self.publish(tx)
         return result
 
     def pause(self, counter: str, paused: bool) -> dict:
@@ -241,7 +241,7 @@ class QueueEngine:
         with self.store.transaction() as tx:
             tx.execute("UPDATE pager_counter SET paused = ? WHERE name = ?", (int(bool(paused)), counter))
             _emit(tx, "counter_paused" if paused else "counter_resumed", counter=counter)
-            self._publish(tx)
+            self.publish(tx)
         return {"counter": counter, "paused": bool(paused)}
 
     def rate(self, counter: str, score: int) -> dict:
@@ -266,7 +266,7 @@ class QueueEngine:
         """Housekeeping for the service loop: day rollover and cards held after a no-show."""
         with self.store.transaction() as tx:
             if self._housekeep(tx):
-                self._publish(tx)
+                self.publish(tx)
 
     # -- reading ----------------------------------------------------------------------------
     def view(self) -> dict:
@@ -432,5 +432,6 @@ class QueueEngine:
                 "now_serving": recent, "cards_out": cards_out,
                 "cards_free": self.config.cards - len(set(self.config.broken_cards)) - cards_out}
 
-    def _publish(self, tx: Tx) -> None:
+    def publish(self, tx: Tx) -> None:
+        """Queue the retained snapshot inside `tx` (it commits with the change it describes)."""
         tx.set_state(SERVICE, {**self._view(tx), **(self.extra_state() if self.extra_state else {})})

@@ -104,6 +104,13 @@ class PagerService(Service):
         view = self.engine.view() if self.engine else {}
         return {**view, "transmitter": self._transmitter_state()}
 
+    def publish_state(self, tx=None) -> None:
+        if tx is not None:
+            self.engine.publish(tx)
+            return
+        with self.ctx.store.transaction() as own:
+            self.engine.publish(own)
+
     def _transmitter_state(self) -> dict:
         return {"driver": self.config.driver, "online": self.online}
 

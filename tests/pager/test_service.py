@@ -1,0 +1,221 @@
+"""PagerService end to end: store, pty simulator, MockFactory counter panel, commands, outages."""
+
+import asyncio
+import json
+
+import pytest
+from gpiozero.pins.mock import MockFactory
+
+from edge.errors import CommandError
+from edge.pager.config import CounterDef, PagerConfig, PanelDef, ServiceDef
+from edge.pager.service import PagerService
+from edge.service import ServiceContext, validate_args
+from edge.store import Store
+
+NEXT, RECALL, SKIP, LED = 5, 6, 13, 19
+
+
+def make_service(tmp_path, **overrides):
+    settings = dict(
+        driver="waveware", port="sim", system_id=10, ack_timeout_s=0.2, retries=1, long_press_s=0.3, bounce_s=0,
+        double_press_s=0,
+        services={"a": ServiceDef(prefix="A"), "b": ServiceDef(prefix="B")},
+        counters={"1": CounterDef(services=["a", "b"], panel=PanelDef(next_pin=NEXT, recall_pin=RECALL, skip_pin=SKIP,
+                                                                      rating_pins=[20, 21, 22, 23, 24],
+                                                                      serving_led_pin=LED)),
+                  "2": CounterDef(services=["b"])})
+    settings.update(overrides)
+    store = Store(tmp_path / "edge.db")
+    factory = MockFactory()
+    ctx = ServiceContext(name="pager", site="s", device="d", store=store, config=PagerConfig(**settings),
+                         data_dir=tmp_path, pin_factory=factory)
+    return PagerService(ctx), store, factory
+
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, 30))
+
+
+def events(store, type):
+    return [json.loads(p) for _, t, p, _, _ in store.pending(limit=10000)
+            if t == "pager/event" and json.loads(p)["type"] == type]
+
+
+async def until(predicate, timeout_s=5.0):
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.01)
+
+
+async def started(service):
+    await service.start()
+    task = asyncio.create_task(service.run())
+    return task
+
+
+async def finish(service, task):
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    await service.stop()
+
+
+def test_call_next_pages_the_card(tmp_path):
+    service, store, _ = make_service(tmp_path)
+
+    async def scenario():
+        task = await started(service)
+        try:
+            ticket = await service.issue("a")
+            assert ticket["ticket"] == "A001" and ticket["card"] == 1
+            called = await service.call_next("1")
+            assert called["card"] == 1
+            await until(lambda: service.sim.vibrated == [1])
+            await service.recall("1")
+            await until(lambda: service.sim.vibrated == [1, 1])
+            view = service.view()
+            assert view["counters"]["1"]["ticket"] == "A001" and view["transmitter"]["online"]
+            assert service.health() == "ok"
+            assert (await service.page(42))["card"] == 42
+            assert service.sim.vibrated[-1] == 42
+        finally:
+            await finish(service, task)
+
+    run(scenario())
+
+
+def test_commands(tmp_path):
+    service, store, _ = make_service(tmp_path)
+
+    async def command(type, args):
+        return await service.handle_command(type, validate_args(service.commands[type], args))
+
+    async def scenario():
+        task = await started(service)
+        try:
+            assert (await command("call_next", {"counter": "2"}))["ticket"] is None
+            issued = await command("issue", {"service": "b", "priority": "elderly"})
+            assert issued["ticket"] == "B001"
+            assert (await command("call_next", {"counter": "2"}))["ticket"] == "B001"
+            assert (await command("transfer", {"counter": "2", "to_counter": "1"}))["to_counter"] == "1"
+            assert (await command("call_next", {"counter": "1"}))["ticket"] == "B001"
+            assert (await command("done", {"counter": "1"}))["ticket"] == "B001"
+            assert (await command("rate", {"counter": "1", "score": 5}))["score"] == 5
+            assert (await command("pause", {"counter": "2"}))["paused"] is True
+            with pytest.raises(CommandError, match="unknown counter '7'"):
+                await command("recall", {"counter": "7"})
+            with pytest.raises(CommandError, match="card must be 1..99, found 100"):
+                await command("page", {"card": 100})
+            with pytest.raises(CommandError, match="found 0"):
+                await command("page", {"card": 0})
+            with pytest.raises(CommandError, match="must be int"):
+                await command("page", {"card": "7"})
+        finally:
+            await finish(service, task)
+
+    run(scenario())
+
+
+def test_transmitter_outage_alarms_and_recovers(tmp_path):
+    service, store, _ = make_service(tmp_path)
+
+    async def scenario():
+        task = await started(service)
+        try:
+            await service.issue("a")
+            service.sim.unplug()
+            await service.call_next("1")  # the page cannot go out: alarm, degraded, the call stays queued
+            await until(lambda: service.health() == "degraded")
+            offline = events(store, "transmitter_offline")
+            assert offline and offline[0]["alarm"] is True and offline[0]["driver"] == "waveware"
+            service.sim.replug()
+            await until(lambda: service.sim.vibrated == [1], timeout_s=10)
+            assert service.health() == "ok"
+            assert events(store, "transmitter_online")
+        finally:
+            await finish(service, task)
+
+    run(scenario())
+
+
+def test_missing_port_at_start_is_degraded_not_a_crash(tmp_path):
+    service, store, _ = make_service(tmp_path, port=str(tmp_path / "ttyUSB-absent"))
+
+    async def scenario():
+        task = await started(service)
+        try:
+            assert service.health() == "degraded"
+            assert events(store, "transmitter_offline")[0]["port"].endswith("ttyUSB-absent")
+            assert (await service.issue("a"))["ticket"] == "A001"  # the queue keeps working
+        finally:
+            await finish(service, task)
+
+    run(scenario())
+
+
+def test_counter_panel_buttons(tmp_path):
+    service, store, factory = make_service(tmp_path)
+
+    async def scenario():
+        task = await started(service)
+        try:
+            await service.issue("a")
+            await service.issue("a")
+            next_pin, skip_pin, led = factory.pin(NEXT), factory.pin(SKIP), factory.pin(LED)
+            await asyncio.to_thread(next_pin.drive_low)
+            await asyncio.to_thread(next_pin.drive_high)
+            await until(lambda: service.sim.vibrated == [1])
+            await until(lambda: led.state)  # "now serving" LED lit
+            # A short press of skip does nothing; holding it marks a no-show.
+            await asyncio.to_thread(skip_pin.drive_low)
+            await asyncio.to_thread(skip_pin.drive_high)
+            await asyncio.sleep(0.1)
+            assert service.view()["counters"]["1"]["ticket"] == "A001"
+            await asyncio.to_thread(skip_pin.drive_low)
+            await until(lambda: service.view()["counters"]["1"]["ticket"] is None)
+            await asyncio.to_thread(skip_pin.drive_high)
+            assert events(store, "ticket_no_show")[0]["ticket"] == "A001"
+            await until(lambda: not led.state)
+            # Next again, done by the next press, then the 4-key rating.
+            await asyncio.to_thread(next_pin.drive_low)
+            await asyncio.to_thread(next_pin.drive_high)
+            await until(lambda: service.view()["counters"]["1"]["ticket"] == "A002")
+            await service.done("1")
+            await asyncio.to_thread(factory.pin(23).drive_low)
+            await until(lambda: bool(events(store, "rating")))
+            assert events(store, "rating")[0]["score"] == 4
+        finally:
+            await finish(service, task)
+
+    run(scenario())
+
+
+def test_restart_keeps_the_queue(tmp_path):
+    service, store, _ = make_service(tmp_path)
+
+    async def first():
+        task = await started(service)
+        try:
+            for _ in range(3):
+                await service.issue("a")
+            await service.call_next("1")
+            return service.view()
+        finally:
+            await finish(service, task)
+
+    before = run(first())
+    store.close()
+    again, store2, _ = make_service(tmp_path)
+
+    async def second():
+        task = await started(again)
+        try:
+            after = again.view()
+            assert after["counters"] == before["counters"] and after["services"] == before["services"]
+            assert (await again.call_next("2")) is None
+            assert (await again.issue("a"))["ticket"] == "A004"
+        finally:
+            await finish(again, task)
+
+    run(second())
