@@ -20,7 +20,6 @@ def add_arguments(parser) -> None:
     parser.add_argument("--frames", type=int, default=240, help="generated frames (default 240)")
     parser.add_argument("--seed", type=int, default=1, help="generator seed (default 1)")
     parser.add_argument("--budget-ms", type=float, default=None, help="edge.qr per-frame budget (default: config default)")
-    parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
 
 
 def load_or_make(directory: str | None, frames: int, seed: int):
@@ -120,7 +119,7 @@ def main(args) -> int:
     samples, source = load_or_make(args.dir, args.frames, args.seed)
     report = run(samples, args.budget_ms, progress=lambda m: print(m, file=sys.stderr))
     report["source"] = source
-    if args.json:
+    if getattr(args, "json", False):
         print(json.dumps(report, ensure_ascii=False))
     else:
         print(table(report, source))
