@@ -347,12 +347,15 @@ class PagerService(Service):
                 self.log.info("pager: issued %s on card %d (%s, about %d s wait)", ticket["ticket"], ticket["card"],
                               service, ticket["estimated_wait_s"])
                 counter = counters[step % len(counters)]
-                called = await self.call_next(counter)
-                if called:
-                    self.log.info("pager: counter %s calls %s (card %d)", counter, called["ticket"], called["card"])
-                if step % 3 == 0 and self.engine.view()["counters"][counter]["ticket"]:
-                    await self.done(counter)
+                if step % 4 == 0 and self.engine.view()["counters"][counter]["ticket"]:
+                    finished = await self.done(counter)
                     await self.rate(counter, 4 + step % 2)
+                    self.log.info("pager: counter %s finished %s, card %d back", counter, finished["ticket"],
+                                  finished["card"])
+                else:
+                    called = await self.call_next(counter)
+                    if called:
+                        self.log.info("pager: counter %s calls %s (card %d)", counter, called["ticket"], called["card"])
             except QueueError as err:
                 self.log.info("pager demo: %s", err)
             await asyncio.sleep(1.5)
