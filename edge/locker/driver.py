@@ -23,6 +23,12 @@ from edge.locker.protocols import BoardReading, FrameError, Reply
 
 log = logging.getLogger(__name__)
 
+try:  # pyserial's flush on a vanished pty raises termios.error, which is not an OSError
+    import termios
+    PORT_ERRORS: tuple[type[BaseException], ...] = (OSError, termios.error)
+except ImportError:  # pragma: no cover - not POSIX
+    PORT_ERRORS = (OSError,)
+
 PULSE_HARD_CAP_MS = 1000  # motor locks need up to 1000 ms; solenoids 200-500 ms (design.md §5)
 REPLY_TIMEOUT_S = 0.3
 
@@ -177,7 +183,7 @@ class SerialLockerDriver:
         try:
             t.write(frame)
             self._wrote = True
-        except OSError as err:
+        except PORT_ERRORS as err:
             self._close_transport()
             raise DeviceNotReady(f"serial port gone while writing: {err}") from err
         if kind == "open":
@@ -212,7 +218,7 @@ class SerialLockerDriver:
             t.timeout = remaining
             try:
                 chunk = t.read(max(1, t.in_waiting or 1))
-            except OSError as err:
+            except PORT_ERRORS as err:
                 self._close_transport()
                 raise DeviceNotReady(f"serial port gone while reading: {err}") from err
             if not chunk:
@@ -226,7 +232,7 @@ class SerialLockerDriver:
         t = self._port()
         try:
             t.reset_input_buffer()
-        except OSError as err:
+        except PORT_ERRORS as err:
             self._close_transport()
             raise DeviceNotReady(f"serial port gone: {err}") from err
 

@@ -57,6 +57,7 @@ class BusSim:
     pulses: list[Pulse] = field(default_factory=list)
     requests: list[Request] = field(default_factory=list)
     offline: set[int] = field(default_factory=set)  # boards that neither act nor answer
+    on_pulse: Callable[[Pulse], None] | None = None  # called as a pulse lands (tests: kill -9 here)
 
     def __post_init__(self):
         self.protocol = PROTOCOLS[self.protocol_name](self.polarity)
@@ -131,7 +132,10 @@ class BusSim:
         if request.kind == "open":
             if (request.board, request.lock) not in self.doors:
                 return
-            self.pulses.append(Pulse(request.board, request.lock, self.clock(), request.pulse_ms))
+            pulse = Pulse(request.board, request.lock, self.clock(), request.pulse_ms)
+            self.pulses.append(pulse)
+            if self.on_pulse is not None:
+                self.on_pulse(pulse)
             door = self.doors[(request.board, request.lock)]
             if not door.stuck:
                 self._set_open(door, True)
