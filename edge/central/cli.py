@@ -18,7 +18,8 @@ def register(sub) -> None:
     run.add_argument("--listen", default=os.environ.get("EDGE_LISTEN", "127.0.0.1:8090"), help="HOST:PORT of the dashboard")
     run.add_argument("--instance", default=os.environ.get("EDGE_INSTANCE", f"central-{socket.gethostname()}"),
                      help="MQTT client id: fixed per instance so a restart resumes its session")
-    run.add_argument("--group", default="central", help="shared-subscription group")
+    run.add_argument("--group", default=os.environ.get("EDGE_GROUP", "central"),
+                     help="shared-subscription group; '' = a plain subscription (one instance, survives broker restarts)")
     run.add_argument("--batch-ms", type=float, default=20.0, help="max wait to fill a batch (ms)")
     run.add_argument("--batch-max", type=int, default=500, help="max messages per transaction")
     run.add_argument("--tz", default="Asia/Ho_Chi_Minh", help="time zone of the offices (days, hours)")

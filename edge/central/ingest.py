@@ -93,7 +93,8 @@ class Consumer:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
-        client.reconnect_delay_set(1, 30)
+        client.on_subscribe = self._on_subscribe
+        client.reconnect_delay_set(0.5, 30)
         return client
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
@@ -101,10 +102,16 @@ class Consumer:
             log.error("central: broker refused the connection: %s", reason_code)
             return
         self._generation += 1
-        self.broker_ok = True
         log.info("central: connected to broker (session present: %s)", flags.session_present)
         shared, plain = topics.subscriptions(self.config.group)
         client.subscribe([(t, 1) for t in shared + plain])
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        failed = [str(rc) for rc in reason_codes if rc.is_failure]
+        if failed:
+            log.error("central: broker refused our subscriptions: %s", ", ".join(failed))
+            return
+        self.broker_ok = True     # connected *and* subscribed: events now reach us
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         if self.broker_ok:

@@ -72,7 +72,10 @@ def subscriptions(group: str = "central") -> tuple[list[str], list[str]]:
     subscription; status and state are retained, and MQTT 5 never sends retained messages to a
     shared subscription (§4.8.2), so every instance subscribes to them directly (upserts are
     idempotent)."""
-    shared = [f"$share/{group}/{PREFIX}+/+/+/event"]
+    events = f"{PREFIX}+/+/+/event"
+    # An empty group means one instance on a plain subscription: mosquitto 2.0 does not keep
+    # shared subscriptions across a broker restart, a plain one in a persistent session it does.
+    shared = [f"$share/{group}/{events}" if group else events]
     plain = [f"{PREFIX}+/+/status", f"{PREFIX}+/+/+/state"]
     return shared, plain
 

@@ -1,0 +1,194 @@
+"""Central fixtures: a throwaway PostgreSQL cluster, a persistent mosquitto, simulated devices."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from edge.central.testing import PgCluster, free_port
+from edge.localbroker import MosquittoBroker
+
+REPO = Path(__file__).resolve().parents[2]
+DEADLINE_S = 60.0
+
+
+def wait_until(predicate, timeout: float = DEADLINE_S, what: str = "condition", interval: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+
+
+@pytest.fixture
+def pg():
+    cluster = PgCluster().start()
+    try:
+        yield cluster
+    finally:
+        cluster.cleanup()
+
+
+def persistent_broker_config(directory: Path) -> str:
+    """The office-broker settings that matter to central: a persistent store (so a restarted
+    broker still holds central's session and queue) and a queue long enough for a consumer
+    that is away for a while (mosquitto's default of 1000 would drop events)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() == 0:        # mosquitto started as root drops to the mosquitto user
+        shutil.chown(directory, "mosquitto")
+    return f"persistence true\npersistence_location {directory}/\nmax_queued_messages 1000000\n"
+
+
+@pytest.fixture
+def broker():
+    workdir = Path(tempfile.mkdtemp(prefix="edge-central-mq-"))
+    if os.geteuid() == 0:
+        shutil.chown(workdir, "mosquitto")
+    b = MosquittoBroker(extra_config=persistent_broker_config(workdir / "db"), workdir=workdir)
+    b.start()
+    try:
+        yield b
+    finally:
+        b.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+class SimDevice:
+    """A device as central sees it: retained status with a will, QoS 1 events with seq.
+
+    Like the real outbox, an event is 'sent' only once the broker acknowledged it (on_publish);
+    paho resends unacknowledged ones after a reconnect."""
+
+    def __init__(self, broker_port: int, site: str, device: str, *, version: str = "1.2.0"):
+        self.site, self.device, self.version = site, device, version
+        self.seq = 0
+        self.ids: list[str] = []
+        self.acked = 0
+        self._lock = threading.Lock()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"{site}-{device}", protocol=mqtt.MQTTv5)
+        self.client.max_inflight_messages_set(20)   # mosquitto announces Receive Maximum 20
+        self.client.reconnect_delay_set(0.2, 1)
+        self.client.will_set(self.topic("status"), self._status("offline"), qos=1, retain=True)
+        self.client.on_publish = self._on_publish
+        self.client.on_connect = lambda c, u, f, rc, p: self.publish_status("online")
+        self.client.connect_async("127.0.0.1", broker_port, keepalive=5)
+        self.client.loop_start()
+
+    def topic(self, suffix: str) -> str:
+        return f"motcua/v1/{self.site}/{self.device}/{suffix}"
+
+    def _status(self, state: str) -> str:
+        return json.dumps({"state": state, "ts": time.time(), "version": self.version,
+                           "services": {"pager": "ok", "locker": "ok"}})
+
+    def _on_publish(self, client, userdata, mid, reason_code, properties):
+        with self._lock:
+            self.acked += 1
+
+    def publish_status(self, state: str) -> None:
+        self.client.publish(self.topic("status"), self._status(state), qos=1, retain=True)
+
+    def event(self, service: str, type: str, **fields) -> dict:
+        self.seq += 1
+        body = {"id": uuid.uuid4().hex, "seq": self.seq, "ts": time.time(), "type": type, **fields}
+        self.ids.append(body["id"])
+        self.client.publish(self.topic(f"{service}/event"), json.dumps(body), qos=1)
+        return body
+
+    def state(self, service: str, snapshot: dict) -> None:
+        self.client.publish(self.topic(f"{service}/state"), json.dumps({"ts": time.time(), **snapshot}), qos=1, retain=True)
+
+    def raw(self, topic: str, payload: bytes) -> None:
+        self.client.publish(topic, payload, qos=1)
+
+    def close(self, *, graceful: bool = True) -> None:
+        if graceful:
+            self.publish_status("offline")
+            time.sleep(0.1)
+            self.client.disconnect()
+        self.client.loop_stop()
+
+
+@pytest.fixture
+def devices(broker):
+    made: list[SimDevice] = []
+
+    def make(site: str, device: str) -> SimDevice:
+        d = SimDevice(broker.port, site, device)
+        made.append(d)
+        return d
+
+    yield make
+    for d in made:
+        d.close(graceful=False)
+        d.client.disconnect()
+
+
+class CentralProcess:
+    """`edge central run` as a real process (so it can be killed with SIGKILL)."""
+
+    def __init__(self, broker_url: str, dsn: str, instance: str, log_dir: Path, extra: list[str] = ()):
+        self.port = free_port()
+        self.argv = [sys.executable, "-m", "edge", "central", "run", "--broker", broker_url, "--db", dsn,
+                     "--listen", f"127.0.0.1:{self.port}", "--instance", instance, *extra]
+        self.log_path = log_dir / f"{instance}.log"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "CentralProcess":
+        self.proc = subprocess.Popen(self.argv, cwd=REPO, stdout=subprocess.DEVNULL,
+                                     stderr=open(self.log_path, "ab"))
+        wait_until(lambda: (self.health() or {}).get("ok"), what=f"{self.argv[-1]} healthy (log {self.log_path})")
+        return self
+
+    def health(self) -> dict | None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/api/health", timeout=2) as r:
+                return json.load(r)
+        except OSError:
+            return None
+
+    def get(self, path: str):
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=10) as r:
+            return json.load(r)
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+@pytest.fixture
+def central_process(tmp_path):
+    started: list[CentralProcess] = []
+
+    def make(broker_url: str, dsn: str, instance: str, extra: list[str] = ()) -> CentralProcess:
+        c = CentralProcess(broker_url, dsn, instance, tmp_path, list(extra))
+        started.append(c)
+        return c
+
+    yield make
+    for c in started:
+        c.stop()
