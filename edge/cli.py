@@ -19,10 +19,12 @@ AREA_CLIS = [
     "edge.central.cli",
     "edge.locker.cli",
     "edge.pager.cli",
+    "edge.qr.cli",
 ]
 BENCHES = {
     "mqtt": "edge.mqtt_bench",
     "locker": "edge.locker.bench",
+    "qr": "edge.qr.bench",
 }
 
 
