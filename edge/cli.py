@@ -16,6 +16,7 @@ import sys
 from edge import __version__
 
 AREA_CLIS = [
+    "edge.vision.cli",
     "edge.central.cli",
     "edge.locker.cli",
     "edge.pager.cli",
@@ -23,8 +24,10 @@ AREA_CLIS = [
 ]
 BENCHES = {
     "mqtt": "edge.mqtt_bench",
+    "embed": "edge.vision.bench",
     "locker": "edge.locker.bench",
     "qr": "edge.qr.bench",
+    "pager": "edge.pager.bench",
 }
 
 

@@ -70,14 +70,19 @@ class VisionService(Service):
     async def start(self) -> None:
         from edge.vision.worker import WorkerProxy
 
-        key_path = self.config.key_file or str(Path(self.ctx.data_dir) / "keys" / "vision.key")
-        self.templates = TemplateStore(self.ctx.store, load_or_create_key(key_path))
+        self._open_templates()
         settings = dataclasses.asdict(self.config)
         settings["camera"] = _resolve_camera(self.config.camera)
         self.worker = WorkerProxy(settings, heartbeat_timeout_s=self.config.heartbeat_timeout_s,
                                   startup_timeout_s=self.config.startup_timeout_s)
         self.worker.start()
         self.publish_state()
+
+    def _open_templates(self) -> TemplateStore:
+        if self.templates is None:
+            key_path = self.config.key_file or str(Path(self.ctx.data_dir) / "keys" / "vision.key")
+            self.templates = TemplateStore(self.ctx.store, load_or_create_key(key_path))
+        return self.templates
 
     async def run(self) -> None:
         while True:
@@ -215,8 +220,9 @@ class VisionService(Service):
     async def delete(self, dossier: str, reason: str) -> bool:
         """Delete the dossier's templates (pickup, retention, request); audited either way."""
         dossier = check_dossier(dossier)
+        templates = self._open_templates()  # works before start(): `edge vision delete`
         with self.ctx.store.transaction() as tx:
-            deleted = self.templates.delete(tx, dossier)
+            deleted = templates.delete(tx, dossier)
             tx.audit("vision", "vision.delete", dossier=dossier, reason=reason, found=deleted)
             if deleted:
                 tx.emit(self.name, "deleted", dossier=dossier, reason=reason)
