@@ -60,9 +60,9 @@ def cmd_scan(args) -> int:
     status = 0
     for name in args.images:
         line: dict = {"file": name, "codes": [], "ms": 0.0}
-        image = cv2.imread(name, cv2.IMREAD_COLOR)
+        image, why = _read_image(name)
         if image is None:
-            line["error"] = "not a readable image"
+            line["error"] = why
             status = 1
         else:
             start = time.perf_counter()
@@ -74,6 +74,23 @@ def cmd_scan(args) -> int:
             line["ms"] = round((time.perf_counter() - start) * 1000.0, 2)
         print(json.dumps(line, ensure_ascii=False), flush=True)
     return status
+
+
+def _read_image(name: str):
+    """(BGR image, "") or (None, why); never OpenCV's own stderr warnings."""
+    import cv2
+    import numpy as np
+
+    try:
+        data = np.fromfile(name, dtype=np.uint8)
+    except FileNotFoundError:
+        return None, "no such file"
+    except OSError as err:
+        return None, f"cannot read ({err.strerror or err})"
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if image is None:
+        return None, "not a readable image (PNG, JPEG, BMP, TIFF, WebP)"
+    return image, ""
 
 
 def cmd_parse(args) -> int:

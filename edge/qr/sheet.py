@@ -87,8 +87,12 @@ def _qr(text: str) -> segno.QRCode:
 
 
 def _pdf(items: list[Poster], target: Path, font: str) -> Path:
+    import logging
+
     from fpdf import FPDF
     from PIL import Image
+
+    logging.getLogger("fontTools").setLevel(logging.WARNING)  # font subsetting chatter
 
     pdf = FPDF(orientation="P", unit="mm", format="A4")
     pdf.set_auto_page_break(False)
