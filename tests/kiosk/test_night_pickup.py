@@ -1,0 +1,245 @@
+"""The whole night pickup in Chromium against the REAL peers on simulators: the locker service on
+its Kerong pty simulator and the vision service (real ONNX models) reading a face image from a
+file camera. Scan → face → the simulator shows compartment 7 pulsed and no other → closed → done;
+plus a wrong-face journey and a wrong-code journey. Screenshots of each step go to the test's
+tmp_path (and to $EDGE_SCREENSHOT_DIR when set, which is how docs/screenshots/ was made)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import cv2
+import pytest
+
+from edge.kiosk.config import KioskConfig
+from edge.service import ServiceContext
+from edge.store import Store
+from conftest import LoopThread, Served
+
+pytestmark = pytest.mark.browser
+
+REPO = Path(__file__).resolve().parents[2]
+FACES = REPO / "tests" / "data" / "faces"
+CODE = "000.00.01.H29-240115-0001"
+STAFF_PIN, CITIZEN_PIN = "2580", "2468"
+BOARD, LOCK, COMPARTMENT = 0, 7, 7
+CONSENT = {"actor": "clerk-07", "purpose": "result_collection"}
+
+
+def _model_dir() -> Path:
+    try:
+        from edge.vision.convert import EMBEDDING_MODEL
+    except ImportError:
+        pytest.skip("the vision package is not available")
+    models = REPO / "models"
+    if not (models / EMBEDDING_MODEL).is_file():
+        pytest.skip(f"{models / EMBEDDING_MODEL} missing: run `make setup` (it converts the face models)")
+    return models
+
+
+def _rgb(name: str):
+    return cv2.cvtColor(cv2.imread(str(FACES / name)), cv2.COLOR_BGR2RGB)
+
+
+class Rig:
+    """Locker (Kerong pty sim) + vision (file camera) + kiosk, sharing one store and one loop."""
+
+    def __init__(self, tmp: Path, camera_image: str):
+        from edge.kiosk.service import KioskService
+        from edge.locker.config import CompartmentConfig, LockerConfig, SimConfig
+        from edge.locker.pins import hash_pin
+        from edge.locker.service import LockerService
+        from edge.vision.config import VisionConfig
+        from edge.vision.service import VisionService
+
+        self.loop = LoopThread()
+        self.store = Store(tmp / "edge.db")
+        self.peers: dict = {}
+        # Compartment 7 is the only "M": loading a size-M result puts it there.
+        comps = {str(n): CompartmentConfig(board=BOARD, lock=n, size="M" if n == COMPARTMENT else "S")
+                 for n in range(1, 9)}
+        locker_cfg = LockerConfig(driver="kerong", port="sim", compartments=comps, rate_limit_s=0.5,
+                                  poll_interval_s=0.1, staff_pins={"staff-1": hash_pin(STAFF_PIN)},
+                                  sim=SimConfig(auto_close_s=None))
+        vision_cfg = VisionConfig(camera=f"replay:{FACES / camera_image}", model_dir=str(_model_dir()),
+                                  threads=1, fps=10.0)
+        kiosk_cfg = replace(KioskConfig(), port=0, face_pause_s=0.2, thanks_s=3.0, face_attempts=2)
+
+        def ctx(name, cfg):
+            return ServiceContext(name=name, site="test", device="kiosk-01", store=self.store, config=cfg,
+                                  data_dir=tmp, peers=self.peers)
+
+        self.locker = LockerService(ctx("locker", locker_cfg))
+        self.vision = VisionService(ctx("vision", vision_cfg))
+        self.kiosk = KioskService(ctx("kiosk", kiosk_cfg))
+        self.peers.update(locker=self.locker, vision=self.vision, kiosk=self.kiosk)
+        self.served = Served(self.loop, [self.locker, self.vision, self.kiosk])
+        self.loop.call(self.served.start(), timeout_s=60)
+
+    def call(self, coro, timeout_s=90.0):
+        return self.loop.call(coro, timeout_s)
+
+    @property
+    def bus(self):
+        return self.locker.sim.bus
+
+    def pulses(self) -> dict[int, int]:
+        return {n: self.bus.pulses_for(BOARD, n) for n in range(1, 9)}
+
+    def load_result(self, *, face: bool) -> None:
+        """Staff loads the papers (staff PIN), the citizen enrolled their face at the desk (consent)."""
+        async def go():
+            loaded = await self.locker.load(STAFF_PIN, CODE, "M", pin=CITIZEN_PIN)
+            assert loaded["compartment"] == COMPARTMENT
+            assert await self.locker.wait_door(COMPARTMENT, "open", 5)
+            self.bus.set_occupied(BOARD, LOCK, True)
+            self.bus.close_door(BOARD, LOCK)
+            assert await self.locker.wait_door(COMPARTMENT, "closed", 5)
+            if face:
+                enrol = await self.vision.enrol(CODE, [_rgb("obama.jpg")] * 3, CONSENT)
+                assert enrol["ok"], enrol
+                await self.locker.mark_face_enrolled(CODE)
+            await asyncio.sleep(0.6)  # past the locker's per-compartment rate limit
+        self.call(go())
+
+    def close(self) -> None:
+        try:
+            self.loop.call(self.served.stop(), timeout_s=60)
+        finally:
+            self.loop.close()
+            self.store.close()
+
+
+@pytest.fixture
+def rig_genuine(tmp_path):
+    rig = Rig(tmp_path, "obama2.jpg")  # the same person as enrolled, another photo
+    yield rig
+    rig.close()
+
+
+@pytest.fixture
+def rig_impostor(tmp_path):
+    rig = Rig(tmp_path, "biden2.jpg")  # someone else in front of the camera
+    yield rig
+    rig.close()
+
+
+class Shots:
+    def __init__(self, page, tmp_path: Path, journey: str):
+        self.page, self.dir, self.journey = page, tmp_path / "screenshots", journey
+        self.dir.mkdir(exist_ok=True)
+        self.export = os.environ.get("EDGE_SCREENSHOT_DIR")
+
+    def __call__(self, step: str) -> None:
+        path = self.dir / f"kiosk-{self.journey}-{step}.png"
+        self.page.screenshot(path=str(path))
+        if self.export:
+            Path(self.export).mkdir(parents=True, exist_ok=True)
+            shutil.copy(path, Path(self.export) / path.name)
+
+
+def open_kiosk(page, rig):
+    page.goto(rig.kiosk.url + "/kiosk")
+    page.wait_for_selector("body[data-ready='1']")
+
+
+def scan(page, text):
+    """A USB QR scanner at the kiosk types the payload into the focused field and presses Enter."""
+    page.click("#start")
+    page.wait_for_selector("body[data-step='code']")
+    page.keyboard.type(text)
+    page.keyboard.press("Enter")
+
+
+def test_night_pickup_face_opens_compartment_7_and_only_it(rig_genuine, page, tmp_path):
+    rig = rig_genuine
+    rig.load_result(face=True)
+    before = rig.pulses()
+    shot = Shots(page, tmp_path, "face")
+    open_kiosk(page, rig)
+    shot("1-start")
+    scan(page, f"https://dichvucong.gov.vn/tra-cuu-ho-so?ma_ho_so={CODE}")
+    page.wait_for_selector("body[data-step='face']")
+    shot("2-face")
+    page.wait_for_selector("body[data-step='open']", timeout=30_000)
+    assert page.inner_text("#open-title") == "Ngăn số 7 đang mở"
+    assert page.locator(".locker div.open").all_inner_texts() == ["7"]
+    shot("3-open")
+    after = rig.pulses()
+    assert {n: after[n] - before[n] for n in after} == {n: int(n == COMPARTMENT) for n in after}
+    assert rig.bus.door(BOARD, LOCK).open
+    rig.bus.set_occupied(BOARD, LOCK, False)  # the citizen takes the papers and closes the door
+    rig.bus.close_door(BOARD, LOCK)
+    page.wait_for_selector("body[data-step='thanks']", timeout=15_000)
+    shot("4-thanks")
+    assert rig.call(rig.locker.lookup(CODE))["status"] == "collected"
+    actions = [r["action"] for r in rig.store.query("SELECT action FROM audit WHERE actor = 'kiosk'")]
+    assert {"session.start", "code.lookup", "step.face", "face.accept", "locker.opened", "door.closed",
+            "session.end"} <= set(actions)
+    # the same receipt again: already collected, said kindly, nothing opens
+    page.wait_for_selector("body[data-step='start']", timeout=15_000)
+    scan(page, CODE)
+    page.wait_for_selector("body[data-step='message']")
+    assert "đã được nhận" in page.inner_text("#message")
+    assert rig.pulses() == after
+
+
+def test_wrong_face_falls_back_to_pin_and_nothing_opens(rig_impostor, page, tmp_path):
+    rig = rig_impostor
+    rig.load_result(face=True)
+    before = rig.pulses()
+    shot = Shots(page, tmp_path, "wrong-face")
+    open_kiosk(page, rig)
+    scan(page, CODE)
+    page.wait_for_selector("body[data-step='face']")
+    page.wait_for_selector("body[data-step='pin']", timeout=30_000)  # two rejections: the PIN is offered
+    assert "Không nhận diện được khuôn mặt" in page.inner_text("#pin-notice")
+    shot("1-pin-offered")
+    assert rig.pulses() == before
+    for wrong in ("1111", "2222", "3333"):
+        page.fill("#pin", wrong)
+        page.click("#pin-submit")
+        page.wait_for_function("document.body.dataset.step === 'message' || "
+                               "document.querySelector('#pin-notice').textContent.includes('sai') || "
+                               "document.querySelector('#pin-notice').textContent.includes('không đúng')")
+    page.wait_for_selector("body[data-step='message']")
+    assert "sai quá số lần" in page.inner_text("#message")
+    shot("2-locked")
+    assert rig.pulses() == before and not rig.bus.door(BOARD, LOCK).open
+    assert rig.call(rig.locker.lookup(CODE))["status"] == "waiting"
+    decisions = [r["action"] for r in rig.store.query("SELECT action FROM audit WHERE actor = 'kiosk'")]
+    assert decisions.count("face.reject") == 2 and "lockout" in decisions
+
+
+def test_wrong_code_is_refused_kindly_and_nothing_opens(rig_genuine, page, tmp_path):
+    rig = rig_genuine
+    rig.load_result(face=False)
+    before = rig.pulses()
+    shot = Shots(page, tmp_path, "wrong-code")
+    open_kiosk(page, rig)
+    scan(page, "000.00.01.H29-240115-0002")
+    page.wait_for_function("document.querySelector('#code-notice').textContent.includes('Không tìm thấy')")
+    shot("1-not-found")
+    page.fill("#code", "xin chào")
+    page.click("#code-submit")
+    page.wait_for_function("document.querySelector('#code-notice').textContent.includes('định dạng')")
+    page.fill("#code", "000.00.01.H29-240115-0003")
+    page.click("#code-submit")
+    page.wait_for_selector("body[data-step='message']")
+    shot("2-too-many")
+    assert rig.pulses() == before
+    # no face consent for this receipt: the right code goes straight to the PIN, which opens 7
+    page.click("#back")
+    page.wait_for_selector("body[data-step='code']")
+    page.keyboard.type(CODE)
+    page.keyboard.press("Enter")
+    page.wait_for_selector("body[data-step='pin']")
+    page.fill("#pin", CITIZEN_PIN)
+    page.click("#pin-submit")
+    page.wait_for_selector("body[data-step='open']", timeout=15_000)
+    after = rig.pulses()
+    assert {n: after[n] - before[n] for n in after} == {n: int(n == COMPARTMENT) for n in after}
