@@ -24,6 +24,8 @@ class ReplaySource:
         self._images: list[np.ndarray] = []
         self._video = None
         self._index = 0
+        if not self.path.exists():
+            raise DeviceError(f"replay source {self.path}: no such file or folder")
         if self.path.is_dir():
             files = sorted(p for p in self.path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
             self._images = [self._load(p) for p in files]
@@ -31,12 +33,10 @@ class ReplaySource:
                 raise DeviceError(f"replay folder {self.path} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
         elif self.path.suffix.lower() in IMAGE_SUFFIXES:
             self._images = [self._load(self.path)]
-        elif self.path.is_file():
+        else:
             self._video = cv2.VideoCapture(str(self.path))
             if not self._video.isOpened():
                 raise DeviceError(f"replay source {self.path}: not a readable video")
-        else:
-            raise DeviceError(f"replay source {self.path}: no such file or folder")
 
     def _load(self, path: Path) -> np.ndarray:
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)
