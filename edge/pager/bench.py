@@ -61,8 +61,9 @@ async def _press_latency(workdir: Path, presses: int) -> list[float]:
             before = len(service.sim.vibrated)
             start = time.perf_counter()
             pin.drive_low()  # the gpiozero callback runs here, in this thread, like the edge thread on a Pi
-            while len(service.sim.vibrated) == before:
-                await asyncio.sleep(0)
+            # Wait without spinning: a busy loop here would hold the GIL against the threads measured.
+            if not await asyncio.to_thread(service.sim.wait_for, before + 1, 5.0):
+                raise RuntimeError(f"press {i}: no page reached the transmitter within 5 s")
             latencies.append(service.sim.last_byte_at - start)
             pin.drive_high()
             if i % 100 == 0:
@@ -89,8 +90,8 @@ def _bare_write(workdir: Path, count: int) -> list[float]:
             start = time.perf_counter()
             port.write(frame)
             port.flush()
-            while len(sim.vibrated) == before:
-                time.sleep(0)
+            if not sim.wait_for(before + 1, 5.0):
+                raise RuntimeError("the simulator did not receive the frame within 5 s")
             times.append(sim.last_byte_at - start)
     finally:
         port.close()
