@@ -56,6 +56,9 @@ def session(path: str | Path, *, threads: int = 0):
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
+    # No busy-waiting between ops: the Pi also runs the supervisor, the browser and the camera,
+    # and spinning threads steal their cores for a gain of well under a millisecond.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         return ort.InferenceSession(os.fspath(path), options, providers=["CPUExecutionProvider"])
     except Exception as err:  # onnxruntime raises its own untyped errors for bad files
