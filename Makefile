@@ -51,5 +51,10 @@ test-slow: setup
 wheel: $(STAMP)
 	$(PIP) wheel --no-deps -w dist .
 
+# Raspberry Pi OS Lite arm64 image with pi-gen (images/build.sh): checks the prerequisites
+# (pi-gen checkout, Docker or qemu binfmt, disk, tech account) and says what is missing, or builds.
+image:
+	PYTHON=$(PYTHON) bash images/build.sh
+
 clean:
 	rm -rf $(VENV) $(MODELS) build dist *.egg-info
