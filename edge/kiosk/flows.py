@@ -199,6 +199,15 @@ class PickupFlow:
             self._notify()
             return self.view()
 
+    async def scanned(self, text: str) -> dict:
+        """A receipt QR read by the kiosk's camera (QR service): starts a session if none is open."""
+        if self.session is None:
+            await self.start(source="qr")
+        s = self.session
+        if s is None or s.step != "code":
+            return self.view()  # mid-journey (face, PIN, door): a stray scan changes nothing
+        return await self.submit_code(s.id, text)
+
     async def use_pin(self, session_id: str) -> dict:
         """The citizen chooses the PIN instead of the face (the consent is theirs to withdraw)."""
         async with self._lock:

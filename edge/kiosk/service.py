@@ -49,6 +49,7 @@ class KioskService(Service):
         self.button = None
         self.url: str | None = None
         self._closing = asyncio.Event()
+        self.reception = Latest()  # the last procedure the desk camera read, for the reception screen
 
     # -- lifecycle ---------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -74,14 +75,52 @@ class KioskService(Service):
         self.log.info("kiosk: screens at %s (%s)", self.url, ", ".join(self.screen_urls().values()))
 
     async def run(self) -> None:
-        while True:
-            await asyncio.sleep(1.0)
-            await self.flow.tick()
+        scans = asyncio.create_task(self._follow_qr())
+        try:
+            while True:
+                await asyncio.sleep(1.0)
+                await self.flow.tick()
+                if scans.done():  # a failure to follow the camera must not end quietly
+                    scans.result()
+        finally:
+            scans.cancel()
+
+    async def _follow_qr(self) -> None:
+        """Codes the QR service reads from a camera: receipts drive the kiosk, procedures the reception screen."""
+        qr, queue = None, None
+        try:
+            while True:
+                peer = self.ctx.peer("qr")
+                if peer is not qr:  # started, restarted or gone: (re)subscribe to the live instance
+                    if qr is not None and queue is not None:
+                        qr.unsubscribe(queue)
+                    qr, queue = peer, (peer.subscribe() if hasattr(peer, "subscribe") else None)
+                if queue is None:
+                    await asyncio.sleep(1.0)
+                    continue
+                try:
+                    item = await asyncio.wait_for(queue.get(), 1.0)
+                except asyncio.TimeoutError:
+                    continue
+                await self._scanned(item)
+        finally:
+            if qr is not None and queue is not None:
+                qr.unsubscribe(queue)
+
+    async def _scanned(self, item: dict) -> None:
+        kind = item.get("kind")
+        if kind == "receipt" and item.get("code"):
+            await self.flow.scanned(item["code"])
+        elif kind in ("procedure", "procedure_url"):
+            self.reception.publish({"kind": kind, "code": item.get("code"), "procedure": item.get("procedure"),
+                                    "ticket": item.get("ticket"), "card": item.get("card"),
+                                    "refused": item.get("refused"), "priorities": _pager_priorities(self)})
 
     async def stop(self) -> None:
         self._closing.set()  # open event streams end now, so cleanup does not wait for them
         if self.flow is not None:
             self.flow.wake()
+        self.reception.publish(None)
         if self.button is not None:
             self.button.close()
             self.button = None
@@ -123,12 +162,37 @@ class KioskService(Service):
                 services[name] = f"degraded ({err})"
         alarms = []
         for name, peer in sorted(self.ctx.peers.items()):
-            snap = _safe_view(peer)
-            for alarm in snap.get("alarms", []) if isinstance(snap, dict) else []:
-                alarms.append({"service": name, **(alarm if isinstance(alarm, dict) else {"alarm": alarm})})
+            try:  # the retained snapshot lists alarms (a view may only count them)
+                snap = peer.snapshot() if peer is not self and hasattr(peer, "snapshot") else {}
+            except EdgeError:
+                snap = {}
+            found = snap.get("alarms") if isinstance(snap, dict) else None
+            for alarm in found if isinstance(found, list) else []:
+                alarms.append({"service": name, **(alarm if isinstance(alarm, dict) else {"alarm": str(alarm)})})
         return {"site": self.ctx.site, "device": self.ctx.device, "services": services, "alarms": alarms,
                 "broker": broker_link(self.ctx.store, self.ctx.clock), "disk": disk_usage(self.ctx.data_dir),
                 "temperature_c": cpu_temperature()}
+
+
+class Latest:
+    """The latest value and a version, with waiters woken on each change (for event streams)."""
+
+    def __init__(self):
+        self.value, self.version = None, 0
+        self._event = asyncio.Event()
+
+    def publish(self, value) -> None:
+        self.value, self.version = value, self.version + 1
+        event, self._event = self._event, asyncio.Event()
+        event.set()
+
+    async def next(self, after: int, timeout_s: float):
+        if self.version <= after:
+            try:
+                await asyncio.wait_for(self._event.wait(), timeout_s)
+            except asyncio.TimeoutError:
+                pass
+        return self.value, self.version
 
 
 # -- the web app -------------------------------------------------------------------------------------
@@ -152,6 +216,7 @@ def build_app(svc: KioskService) -> web.Application:
     r.add_post("/api/kiosk/lang", kiosk_step("lang"))
     r.add_post("/api/reception/scan", reception_scan)
     r.add_post("/api/reception/issue", reception_issue)
+    r.add_get("/api/reception/events", reception_events)
     r.add_get("/api/pager", pager_view)
     r.add_get("/api/pager/events", pager_events)
     r.add_post("/api/pager/{action}", pager_action)
@@ -297,6 +362,23 @@ async def reception_scan(request: web.Request) -> web.Response:
     result["procedure"] = entry
     result["priorities"] = _pager_priorities(svc)
     return web.json_response(result)
+
+
+async def reception_events(request: web.Request) -> web.StreamResponse:
+    """Server-sent procedures as the desk's camera reads them (a typed code goes through /scan)."""
+    svc = request.app[SVC]
+    stream = await _sse_open(request)
+    seen = svc.reception.version
+    while not svc._closing.is_set():
+        item, version = await svc.reception.next(seen, SSE_KEEPALIVE_S)
+        if svc._closing.is_set():
+            break
+        if version != seen and item is not None:
+            await _sse_send(stream, item)
+        elif version == seen:
+            await stream.write(b": keepalive\n\n")
+        seen = version
+    return stream
 
 
 async def reception_issue(request: web.Request) -> web.Response:

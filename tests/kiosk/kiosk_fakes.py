@@ -49,7 +49,10 @@ class FakeLocker:
         return {"compartment": 3}
 
     def view(self):
-        return {"compartments": [{"id": n} for n in range(1, 13)], "alarms": []}
+        return {"compartments": {n: {"size": "M", "state": "free"} for n in range(1, 13)}, "alarms": 1}
+
+    def snapshot(self):
+        return {"alarms": [{"alarm": "left_open", "target": "compartment:3", "since": 1.0}]}
 
     def health(self):
         return "ok"

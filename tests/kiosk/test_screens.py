@@ -32,9 +32,9 @@ def kiosk(loop_thread, store, tmp_path):
         peers["locker"] = FakeLocker({CODE: {"status": "waiting", "compartment": 7, "pin": "4321"}})
         peers["vision"] = FakeVision(enrolled=[CODE], decisions=[])
         peers["vision"].gate = asyncio.Event()
-        peers["qr"] = FakeQr({PROCEDURE: {"code": PROCEDURE, "name": "Đăng ký khai sinh", "service": "general",
-                                          "papers": ["Tờ khai", "Giấy chứng sinh"], "fee": "Miễn phí",
-                                          "processing_time": "Trong ngày"}})
+        peers["qr"] = FakeQr({PROCEDURE: {"code": PROCEDURE, "name": "Đăng ký khai sinh", "name_en": "Birth registration",
+                                          "queue_service": "general", "papers": ["Tờ khai", "Giấy chứng sinh"],
+                                          "fee": "Miễn phí", "processing_days": 0}})
         peers["pager"] = FakePager()
         cfg = replace(KioskConfig(), port=0, face_pause_s=0.0, thanks_s=2.0)
         ctx = ServiceContext(name="kiosk", site="s1", device="kiosk-01", store=store, config=cfg,
@@ -130,6 +130,7 @@ def test_reception_counter_loading_and_status_pages(kiosk, page, tmp_path):
     page.wait_for_selector("#procedure:not([hidden])")
     assert page.inner_text("#proc-name") == "Đăng ký khai sinh"
     assert page.locator("#proc-papers li").all_inner_texts() == ["Tờ khai", "Giấy chứng sinh"]
+    assert page.inner_text("#proc-time") == "Trong ngày"
     page.click("#issue")
     page.wait_for_selector("#ticket:not([hidden])")
     assert page.inner_text("#ticket-card") == "Mời nhận thẻ rung số 7"
@@ -166,6 +167,7 @@ def test_reception_counter_loading_and_status_pages(kiosk, page, tmp_path):
     page.goto(svc.url + "/status")
     page.wait_for_selector("body[data-ready='1']")
     assert "locker" in page.inner_text("#services") and "ok" in page.inner_text("#services")
+    assert "left_open" in page.inner_text("#alarms") and "compartment:3" in page.inner_text("#alarms")
     shot(page, tmp_path, "status")
 
 

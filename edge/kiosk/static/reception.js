@@ -1,40 +1,70 @@
-// Reception desk: a procedure QR → what the citizen needs, then a pager card (staff pick the priority).
+// Reception desk: a procedure QR (desk camera, USB scanner or typed) → what the citizen needs and the
+// pager card to take; staff choose a priority class before issuing.
 "use strict";
 (function () {
   const $ = Edge.$;
   let current = null;
-  const pick = (obj, ...keys) => { for (const k of keys) if (obj && obj[k] !== undefined && obj[k] !== null) return obj[k]; return ""; };
+  let priorities = [];
+
+  function processing(days) {
+    if (days === null || days === undefined || days === "") return "";
+    return Number(days) === 0 ? Edge.t("reception.same_day") : Edge.t("reception.days", { n: days });
+  }
+
+  function showProcedure(proc, code, prios) {
+    current = proc;
+    priorities = prios || priorities;
+    $("ticket").hidden = true;
+    $("proc-name").textContent = (Edge.lang === "en" && proc.name_en) || proc.name || "";
+    $("proc-code").textContent = proc.code || code || "";
+    const papers = $("proc-papers"); papers.textContent = "";
+    for (const p of [].concat(proc.papers || [])) papers.append(Edge.el("li", {}, String(p)));
+    $("proc-fee").textContent = proc.fee || "";
+    $("proc-time").textContent = processing(proc.processing_days);
+    $("proc-service").textContent = proc.queue_service || "";
+    const sel = $("priority"); sel.textContent = "";
+    sel.append(Edge.el("option", { value: "" }, Edge.t("reception.priority_none")));
+    for (const p of priorities) sel.append(Edge.el("option", { value: p }, Edge.t("priority." + p) === "priority." + p ? p : Edge.t("priority." + p)));
+    $("procedure").hidden = false;
+  }
+
+  function showTicket(ticket, card) {
+    $("ticket-card").textContent = Edge.t("reception.take_card", { card });
+    $("ticket-number").textContent = Edge.t("reception.ticket", { ticket });
+    $("ticket").hidden = false;
+  }
 
   $("scan-form").addEventListener("submit", async ev => {
     ev.preventDefault();
     $("scan-error").textContent = "";
     $("procedure").hidden = true; $("ticket").hidden = true;
     const r = await Edge.post("/api/reception/scan", { text: $("scan").value });
-    if (!r.ok) { $("scan-error").textContent = Edge.t(r.error || "reception.not_found"); return; }
-    current = r.procedure;
-    $("proc-name").textContent = pick(current, "name", "title");
-    $("proc-code").textContent = pick(current, "code") || r.code;
-    const papers = $("proc-papers"); papers.textContent = "";
-    for (const p of [].concat(pick(current, "papers", "documents") || [])) papers.append(Edge.el("li", {}, String(p)));
-    $("proc-fee").textContent = pick(current, "fee", "fee_text");
-    $("proc-time").textContent = pick(current, "processing_time", "time", "duration");
-    $("proc-service").textContent = pick(current, "service", "pager_service", "queue");
-    const sel = $("priority"); sel.textContent = "";
-    sel.append(Edge.el("option", { value: "" }, Edge.t("reception.priority_none")));
-    for (const p of r.priorities || []) sel.append(Edge.el("option", { value: p }, p));
-    $("procedure").hidden = false;
     $("scan").value = "";
+    if (!r.ok) { $("scan-error").textContent = Edge.t(r.error || "reception.not_found"); return; }
+    showProcedure(r.procedure, r.code, r.priorities);
   });
 
   $("issue").addEventListener("click", async () => {
     const r = await Edge.post("/api/reception/issue", {
-      service: String(pick(current, "service", "pager_service", "queue")), priority: $("priority").value || null });
+      service: String(current.queue_service || ""), priority: $("priority").value || null });
     if (!r.ok) { $("scan-error").textContent = Edge.t("common.error", { error: r.error }); return; }
-    $("ticket-card").textContent = Edge.t("reception.take_card", { card: r.card });
-    $("ticket-number").textContent = Edge.t("reception.ticket", { ticket: r.ticket });
-    $("ticket").hidden = false; $("procedure").hidden = true;
+    $("procedure").hidden = true;
+    showTicket(r.ticket, r.card);
   });
 
-  $("lang").addEventListener("click", () => Edge.loadStrings(Edge.lang === "vi" ? "en" : "vi"));
-  Edge.loadStrings("").then(() => { $("scan").focus(); document.body.dataset.ready = "1"; });
+  // The desk camera (QR service): with action = "ticket" the card is already issued.
+  function onScan(item) {
+    $("scan-error").textContent = "";
+    if (!item.procedure) { $("procedure").hidden = true; $("scan-error").textContent = Edge.t("reception.not_found"); return; }
+    showProcedure(item.procedure, item.code, item.priorities);
+    if (item.ticket) { $("procedure").hidden = true; showTicket(item.ticket, item.card); }
+  }
+
+  $("lang").addEventListener("click", () => Edge.loadStrings(Edge.lang === "vi" ? "en" : "vi")
+    .then(() => { if (current && !$("procedure").hidden) showProcedure(current); }));
+  Edge.loadStrings("").then(() => {
+    Edge.stream("/api/reception/events", onScan);
+    $("scan").focus();
+    document.body.dataset.ready = "1";
+  });
 })();
