@@ -4,7 +4,8 @@ The kiosk calls (names are a contract with edge.kiosk):
   await vision.enrolled(dossier) -> bool
   await vision.enrol(dossier, frames_rgb, consent={"actor", "purpose"}) -> dict
   await vision.verify(dossier, frames_rgb=None, timeout_s=2.0) -> {"decision": "accept"|"reject"|"retry"|"locked",
-                                                                     "score", "reason", "guidance", ...}
+                                                                     "score", "reason", "guidance" (a reason key
+                                                                     for the screen), "guidance_text", ...}
   await vision.identify(frames_rgb=None, timeout_s=2.0) -> {"decision", "dossier", ...} (only dossiers marked
                                                               waiting with `result_waiting`)
   await vision.delete(dossier, reason) -> bool
@@ -23,11 +24,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from edge.errors import CommandError, DeviceNotReady
+from edge.errors import CommandError, DeviceNotReady, EdgeError
 from edge.service import Service
 from edge.vision import matching
 from edge.vision.config import VisionConfig
 from edge.vision.liveness import motion_check
+from edge.vision.quality import GUIDANCE
 from edge.vision.quality import guidance as guidance_text
 from edge.vision.templates import TemplateStore, load_or_create_key
 
@@ -38,18 +40,22 @@ WORKER_MARGIN_S = 5.0  # extra time over the capture timeout for the worker to a
 DEMO_DOSSIER = "DEMO-0001"
 
 
+class VisionInputError(EdgeError, ValueError):
+    """Error raised when a caller passes a bad dossier code, frames or consent record."""
+
+
 def check_dossier(dossier: Any) -> str:
     if not isinstance(dossier, str) or not re.fullmatch(DOSSIER_PATTERN, dossier):
-        raise ValueError(f"dossier code must match {DOSSIER_PATTERN}, found {dossier!r}")
+        raise VisionInputError(f"dossier code must match {DOSSIER_PATTERN}, found {dossier!r}")
     return dossier
 
 
 def check_frames(frames: Any) -> list[np.ndarray]:
     if not isinstance(frames, (list, tuple)) or not frames:
-        raise ValueError("frames_rgb must be a non-empty list of RGB uint8 H x W x 3 arrays")
+        raise VisionInputError("frames_rgb must be a non-empty list of RGB uint8 H x W x 3 arrays")
     for i, frame in enumerate(frames):
         if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
-            raise ValueError(f"frames_rgb[{i}]: expected an RGB uint8 H x W x 3 array, found "
+            raise VisionInputError(f"frames_rgb[{i}]: expected an RGB uint8 H x W x 3 array, found "
                              f"{getattr(frame, 'dtype', type(frame).__name__)} {getattr(frame, 'shape', '')}")
     return list(frames)
 
@@ -135,14 +141,14 @@ class VisionService(Service):
         rejected = _reason_counts(results)
         if len(good) < self.config.enrol_min_frames:
             reason = matching.main_problem(results)
-            return {"ok": False, "reason": reason, "guidance": guidance_text(reason, self.ctx.language),
-                    "usable": len(good), "needed": self.config.enrol_min_frames, "rejected": rejected}
+            return _add_guidance({"ok": False, "reason": reason, "usable": len(good),
+                                  "needed": self.config.enrol_min_frames, "rejected": rejected}, self.ctx.language)
         vectors = np.stack([f["embedding"] for f in good[:self.config.enrol_max_templates]])
         # All frames must show one person: a frame far from the others means someone else stepped in.
         centre = vectors.mean(axis=0)
         if np.linalg.norm(vectors - centre, axis=1).max() >= self.config.threshold / 2:
-            return {"ok": False, "reason": "inconsistent", "usable": len(good),
-                    "guidance": guidance_text("multiple_faces", self.ctx.language), "rejected": rejected}
+            return _add_guidance({"ok": False, "reason": "inconsistent", "usable": len(good), "rejected": rejected},
+                                 self.ctx.language)
         now = self.ctx.clock()
         with self.ctx.store.transaction() as tx:
             self.templates.put(tx, dossier, vectors, actor=actor, purpose=purpose, now=now)
@@ -172,8 +178,8 @@ class VisionService(Service):
         try:
             results = await self._analyse(frames, needed=needed, timeout_s=timeout_s)
         except DeviceNotReady as err:
-            return {"decision": "retry", "score": None, "reason": "camera_unavailable", "error": str(err),
-                    "guidance": guidance_text("no_face", self.ctx.language)}
+            return _add_guidance({"decision": "retry", "score": None, "reason": "camera_unavailable",
+                                  "error": str(err)}, self.ctx.language)
         result = matching.verify_decision(results, templates, threshold=self.config.threshold, needed=needed)
         result["threshold"] = self.config.threshold
         result["liveness"] = self._liveness(results)
@@ -189,16 +195,14 @@ class VisionService(Service):
         try:
             results = await self._analyse(frames, needed=needed, timeout_s=timeout_s)
         except DeviceNotReady as err:
-            return {"decision": "retry", "dossier": None, "score": None, "reason": "camera_unavailable",
-                    "error": str(err), "guidance": guidance_text("no_face", self.ctx.language)}
+            return _add_guidance({"decision": "retry", "dossier": None, "score": None,
+                                  "reason": "camera_unavailable", "error": str(err)}, self.ctx.language)
         result = matching.identify_decision(results, gallery, threshold=self.config.threshold,
                                             margin=self.config.identify_margin, needed=needed)
         result["liveness"] = self._liveness(results)
         if result["decision"] == "accept" and result["liveness"]["verdict"] == "fail":
             result.update(decision="reject", dossier=None, reason="spoof")
-        result["guidance"] = guidance_text("ok" if result["decision"] == "accept" else
-                                           result["reason"] if result["decision"] == "retry" else "pose",
-                                           self.ctx.language)
+        _add_guidance(result, self.ctx.language)
         with self.ctx.store.transaction() as tx:
             tx.audit(actor, "vision.identify", decision=result["decision"], dossier=result["dossier"],
                      candidates=len(gallery), score=result["score"], reason=result["reason"])
@@ -250,12 +254,12 @@ class VisionService(Service):
     # -- internals ----------------------------------------------------------------------------
     def _check_consent(self, consent: Any) -> tuple[str, str]:
         if not isinstance(consent, dict):
-            raise ValueError("consent must be a dict with 'actor' and 'purpose'")
+            raise VisionInputError("consent must be a dict with 'actor' and 'purpose'")
         actor, purpose = consent.get("actor"), consent.get("purpose")
         if not isinstance(actor, str) or not actor.strip():
-            raise ValueError("consent['actor'] must name who recorded the consent")
+            raise VisionInputError("consent['actor'] must name who recorded the consent")
         if purpose not in self.config.purposes:
-            raise ValueError(f"consent['purpose'] must be one of {self.config.purposes}, found {purpose!r}")
+            raise VisionInputError(f"consent['purpose'] must be one of {self.config.purposes}, found {purpose!r}")
         return actor.strip(), purpose
 
     async def _analyse(self, frames: list[np.ndarray] | None, *, needed: int = 3, timeout_s: float = 2.0) -> list[dict]:
@@ -296,10 +300,7 @@ class VisionService(Service):
     def _finish_verify(self, dossier: str, actor: str, result: dict, *, count: bool) -> dict:
         now = self.ctx.clock()
         reason = result["reason"]
-        if result["decision"] == "retry":
-            result["guidance"] = guidance_text(reason, self.ctx.language)
-        else:
-            result["guidance"] = guidance_text("ok" if result["decision"] == "accept" else "pose", self.ctx.language)
+        _add_guidance(result, self.ctx.language)
         with self.ctx.store.transaction() as tx:
             if result["decision"] == "accept":
                 tx.execute("DELETE FROM vision_attempts WHERE dossier = ?", (dossier,))
@@ -349,6 +350,23 @@ class VisionService(Service):
                 with self.ctx.store.transaction() as tx:  # the demo must not lock itself out
                     tx.execute("DELETE FROM vision_attempts WHERE dossier = ?", (DEMO_DOSSIER,))
             await asyncio.sleep(10.0)
+
+
+def _add_guidance(result: dict, language: str) -> dict:
+    """`guidance`: a quality reason key the screen translates ('too_small', 'blurred', ..., 'ok');
+    `guidance_text`: the same in the device language."""
+    reason = result.get("reason")
+    if reason in GUIDANCE:
+        key = reason
+    elif reason == "inconsistent":
+        key = "multiple_faces"
+    elif reason == "camera_unavailable":
+        key = "no_face"
+    else:
+        key = "ok"
+    result["guidance"] = key
+    result["guidance_text"] = guidance_text(key, language)
+    return result
 
 
 def _reason_counts(results: list[dict]) -> dict[str, int]:

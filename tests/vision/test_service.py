@@ -96,7 +96,10 @@ def test_enrolment_needs_consent_and_a_usable_face(vision, loop):
         run(loop, vision.enrol("HS-2026-003", frames("obama.jpg"), {"purpose": "result_collection"}))
     blank = [np.full((480, 640, 3), 128, np.uint8)] * 3
     result = run(loop, vision.enrol("HS-2026-003", blank, CONSENT))
-    assert not result["ok"] and result["reason"] == "no_face" and result["guidance"]
+    assert not result["ok"] and result["reason"] == "no_face" and result["guidance"] == "no_face"
+    assert run(loop, vision.enrol("HS-2026-006", frames("obama.jpg"), CONSENT))["ok"]
+    retry = run(loop, vision.verify("HS-2026-006", blank))
+    assert retry["decision"] == "retry" and retry["guidance"] == "no_face" and retry["guidance_text"]
     assert not run(loop, vision.enrolled("HS-2026-003"))
     two = run(loop, vision.enrol("HS-2026-003", frames("two_people.jpg"), CONSENT))
     assert not two["ok"] and two["reason"] == "multiple_faces"
