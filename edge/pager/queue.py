@@ -205,6 +205,27 @@ class QueueEngine:
             self.publish(tx)
         return result
 
+    def rejoin(self, ticket: str) -> dict:
+        """A citizen marked no-show turns up while still holding the card: back to their place."""
+        now = self.clock()
+        with self.store.transaction() as tx:
+            self._housekeep(tx)
+            row = tx.execute("SELECT id, status, card_held FROM pager_ticket WHERE day = ? AND number = ?",
+                             (self.day_of(now), ticket)).fetchone()
+            if row is None:
+                raise QueueError(f"no ticket {ticket!r} today")
+            ticket_id, status, held = row
+            if status != "no_show" or not held:
+                why = "its card was already returned" if status == "no_show" else f"it is {status}, not a no-show"
+                raise QueueError(f"ticket {ticket} cannot rejoin: {why}")
+            tx.execute("UPDATE pager_ticket SET status = 'waiting', finished = NULL, recalls = 0 WHERE id = ?",
+                       (ticket_id,))
+            result = self._ticket_answer(tx, ticket_id)
+            _emit(tx, "ticket_rejoined", ticket=result["ticket"], service=result["service"], card=result["card"],
+                  position=result["position"])
+            self.publish(tx)
+        return result
+
     def transfer(self, counter: str, to_service: str | None = None, to_counter: str | None = None) -> dict:
         """Send the current ticket to another service or counter; it keeps its place and its card."""
         if to_service is None and to_counter is None:

@@ -1,6 +1,6 @@
 """PagerService: the queue engine, the transmitter (with reconnection) and the counter panels.
 
-Peers (kiosk, QR, web panels) call the async methods: `issue`, `checkin`, `call_next`, `recall`,
+Peers (kiosk, QR, web panels) call the async methods: `issue`, `checkin`, `rejoin`, `call_next`, `recall`,
 `no_show`, `transfer`, `done`, `pause`, `rate`, `page`, `view`, `stats`. Queue state lives in
 the store (edge.pager.queue); pages go through one transmit worker, one at a time, because the
 cheap transmitters have no over-the-air acknowledgement and must not be talked over.
@@ -33,6 +33,7 @@ class PagerService(Service):
     commands: ClassVar[dict[str, dict[str, Any]]] = {
         "issue": {"service": str, "priority": (str, None), "source": (str, "mqtt")},
         "checkin": {"code": str},
+        "rejoin": {"ticket": str},
         "call_next": COUNTER,
         "recall": COUNTER,
         "no_show": COUNTER,
@@ -121,6 +122,9 @@ class PagerService(Service):
     async def checkin(self, appointment_code: str) -> dict:
         return await asyncio.to_thread(self.engine.checkin, appointment_code)
 
+    async def rejoin(self, ticket: str) -> dict:
+        return await asyncio.to_thread(self.engine.rejoin, ticket)
+
     async def call_next(self, counter: str) -> dict | None:
         result = await asyncio.to_thread(self.engine.call_next, counter)
         if result:
@@ -178,6 +182,8 @@ class PagerService(Service):
             return await self.issue(args["service"], args["priority"], args["source"])
         if type == "checkin":
             return await self.checkin(args["code"])
+        if type == "rejoin":
+            return await self.rejoin(args["ticket"])
         if type == "call_next":
             result = await self.call_next(args["counter"])
             return result if result else {"ticket": None, "counter": args["counter"], "message": "queue empty"}

@@ -329,3 +329,25 @@ def test_day_rollover_restarts_numbering_and_frees_cards(make, clock):
     assert rollover[0]["previous_day"] == day and rollover[0]["expired"] == 3
     stats = q.stats(day)
     assert stats["totals"]["tickets"] == 3 and stats["totals"]["expired"] == 3 and stats["totals"]["served"] == 0
+
+
+def test_late_citizen_rejoins_at_their_place_while_holding_the_card(make, clock):
+    q = make(card_hold_s=600)
+    q.issue("a")
+    clock.advance(10)
+    q.issue("a")
+    q.call_next("3")
+    q.no_show("3")  # A001 did not come
+    clock.advance(120)
+    back = q.rejoin("A001")
+    assert back["position"] == 1 and back["card"] == 1  # ahead of A002 again
+    assert q.call_next("3")["ticket"] == "A001"
+    with pytest.raises(QueueError, match="not a no-show"):
+        q.rejoin("A002")
+    with pytest.raises(QueueError, match="no ticket 'A999'"):
+        q.rejoin("A999")
+    clock.advance(30)
+    q.no_show("3")
+    clock.advance(601)
+    with pytest.raises(QueueError, match="card was already returned"):
+        q.rejoin("A001")
