@@ -50,7 +50,7 @@ MIGRATIONS = [
         received timestamptz NOT NULL DEFAULT now(),
         PRIMARY KEY (ts, id)
     ) PARTITION BY RANGE (ts);
-    CREATE INDEX events_by_device ON events (site, device, ts DESC, seq DESC);
+    CREATE INDEX events_by_device ON events (site, device, seq DESC);
     CREATE INDEX events_by_type ON events (type, ts);
     CREATE TABLE alarms (
         id bigserial PRIMARY KEY, site text NOT NULL, device text NOT NULL, service text NOT NULL,
@@ -185,7 +185,7 @@ class Writer:
             result.stored, result.duplicates = len(new), len(events) - len(new)
             self._device_stats(new)
             result.alarms = analytics.apply_events(self.conn, new, self.tz)
-            for status in sorted((m for m in messages if isinstance(m, Status)), key=lambda s: s.ts):
+            for status in (m for m in messages if isinstance(m, Status)):
                 result.alarms += self._status(status)
             for state in (m for m in messages if isinstance(m, State)):
                 self._state(state)
@@ -229,9 +229,12 @@ class Writer:
             )
 
     def _status(self, s: Status) -> list[dict]:
+        # Applied in arrival order, not by `ts`: the will (offline) carries the ts of the
+        # connection, older than the birth that followed it, and MQTT keeps one topic in order.
+        # `state_since` is when central saw the change, for the same reason.
         row = self.conn.execute(
             "INSERT INTO devices AS d (site, device, state, state_since, status_ts, last_seen, version, services) "
-            "VALUES (%(site)s, %(device)s, %(state)s, %(ts)s, %(ts)s, %(ts)s, %(version)s, %(services)s) "
+            "VALUES (%(site)s, %(device)s, %(state)s, now(), %(ts)s, %(ts)s, %(version)s, %(services)s) "
             "ON CONFLICT (site, device) DO UPDATE SET "
             "state_since = CASE WHEN d.state = EXCLUDED.state THEN d.state_since ELSE EXCLUDED.state_since END, "
             "state = EXCLUDED.state, status_ts = EXCLUDED.status_ts, "
@@ -239,7 +242,7 @@ class Writer:
             "version = CASE WHEN EXCLUDED.version = '' THEN d.version ELSE EXCLUDED.version END, "
             "services = CASE WHEN EXCLUDED.services = '{}'::jsonb THEN d.services ELSE EXCLUDED.services END, "
             "offline_alarm_at = CASE WHEN EXCLUDED.state = 'online' THEN NULL ELSE d.offline_alarm_at END "
-            "WHERE d.status_ts IS NULL OR d.status_ts <= EXCLUDED.status_ts RETURNING state",
+            "RETURNING state",
             {"site": s.site, "device": s.device, "state": s.state, "ts": _ts(s.ts),
              "version": s.version, "services": json.dumps(s.services)},
         ).fetchone()
@@ -253,7 +256,7 @@ class Writer:
         self.conn.execute(
             "INSERT INTO service_state AS st (site, device, service, ts, snapshot) VALUES (%s, %s, %s, %s, %s) "
             "ON CONFLICT (site, device, service) DO UPDATE SET ts = EXCLUDED.ts, snapshot = EXCLUDED.snapshot, "
-            "received = now() WHERE st.ts IS NULL OR st.ts <= EXCLUDED.ts",
+            "received = now()",
             (s.site, s.device, s.service, _ts(s.ts) if s.ts else None, json.dumps(s.snapshot, ensure_ascii=False)),
         )
 

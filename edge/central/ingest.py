@@ -44,6 +44,7 @@ class IngestConfig:
     tz: str = "Asia/Ho_Chi_Minh"
     offline_alarm_s: float = 300.0
     retention_months: int = 0            # 0 keeps every month
+    periodic_s: float = PERIODIC_S       # offline alarms, roll-ups, retention
     username: str | None = None
     password: str | None = None
 
@@ -168,7 +169,7 @@ class Consumer:
                 self._process(batch)
             if time.monotonic() >= next_periodic:
                 self._periodic()
-                next_periodic = time.monotonic() + PERIODIC_S
+                next_periodic = time.monotonic() + self.config.periodic_s
 
     def _collect(self) -> list[_Inbound]:
         try:

@@ -7,6 +7,7 @@ seconds for times, so the same data feeds JSON, CSV and the HTML pages.
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from psycopg import AsyncConnection
@@ -19,7 +20,14 @@ EXPIRY_SOON_S = 24 * 3600
 
 
 def _epoch(value):
-    return value.timestamp() if isinstance(value, dt.datetime) else value
+    """JSON-friendly: times as epoch seconds, numerics as float, dates as ISO text."""
+    if isinstance(value, dt.datetime):
+        return value.timestamp()
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return value
 
 
 async def _rows(conn: AsyncConnection, sql: str, params=()) -> list[dict]:
@@ -41,9 +49,10 @@ async def devices(conn: AsyncConnection) -> list[dict]:
 
 
 async def events(conn: AsyncConnection, site: str, device: str, limit: int) -> list[dict]:
+    """Newest first by the device's own `seq` (its clock may jump; its sequence does not)."""
     rows = await _rows(conn, """
         SELECT service, body FROM events WHERE site = %s AND device = %s
-        ORDER BY ts DESC, seq DESC LIMIT %s""", (site, device, limit))
+        ORDER BY seq DESC LIMIT %s""", (site, device, limit))
     return [{**row["body"], "service": row["service"]} for row in rows]
 
 
@@ -109,7 +118,7 @@ async def queue_days(conn: AsyncConnection, last_day: dt.date, days: int = 30, s
     out = []
     for i in range(days):
         d = first + dt.timedelta(days=i)
-        row = by_day.get(d, {"tickets": 0, "no_shows": 0, "wait_avg_s": None})
+        row = by_day.get(d.isoformat(), {"tickets": 0, "no_shows": 0, "wait_avg_s": None})
         out.append({"day": d.isoformat(), "tickets": row["tickets"], "no_shows": row["no_shows"],
                     "wait_avg_s": row["wait_avg_s"]})
     return out

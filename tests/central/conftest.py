@@ -11,6 +11,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
@@ -116,6 +117,13 @@ class SimDevice:
     def raw(self, topic: str, payload: bytes) -> None:
         self.client.publish(topic, payload, qos=1)
 
+    def crash(self) -> None:
+        """Drop the connection without DISCONNECT, as a power cut does: the broker sends the will."""
+        self.client.loop_stop()
+        sock = self.client.socket()
+        if sock is not None:
+            sock.close()
+
     def close(self, *, graceful: bool = True) -> None:
         if graceful:
             self.publish_status("offline")
@@ -187,6 +195,64 @@ def central_process(tmp_path):
     def make(broker_url: str, dsn: str, instance: str, extra: list[str] = ()) -> CentralProcess:
         c = CentralProcess(broker_url, dsn, instance, tmp_path, list(extra))
         started.append(c)
+        return c
+
+    yield make
+    for c in started:
+        c.stop()
+
+
+class CentralThread:
+    """A CentralApp (consumer + dashboard + notifiers) on its own event loop in this process."""
+
+    def __init__(self, config):
+        import asyncio
+
+        from edge.central.service import CentralApp
+
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.app = CentralApp(config)
+        asyncio.run_coroutine_threadsafe(self.app.start(), self.loop).result(30)
+        self.url = f"http://127.0.0.1:{self.app.port}"
+
+    def get(self, path: str, *, raw: bool = False, headers: dict | None = None):
+        request = urllib.request.Request(self.url + path, headers=headers or {})
+        with urllib.request.urlopen(request, timeout=15) as r:
+            body = r.read()
+            return (r, body) if raw else json.loads(body)
+
+    def post(self, path: str, body: dict, headers: dict | None = None) -> tuple[int, dict]:
+        request = urllib.request.Request(self.url + path, data=json.dumps(body).encode(), method="POST",
+                                         headers={"Content-Type": "application/json", **(headers or {})})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as r:
+                return r.status, json.load(r)
+        except urllib.error.HTTPError as err:
+            return err.code, json.load(err)
+
+    def stop(self) -> None:
+        import asyncio
+
+        asyncio.run_coroutine_threadsafe(self.app.stop(), self.loop).result(30)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+@pytest.fixture
+def central_app(broker, pg):
+    from edge.central.ingest import IngestConfig
+    from edge.central.service import CentralConfig
+
+    started: list[CentralThread] = []
+
+    def make(**kw) -> CentralThread:
+        ingest = IngestConfig(broker=broker.url, dsn=pg.dsn, instance=kw.pop("instance", "central-web"),
+                              batch_ms=10, periodic_s=0.3, offline_alarm_s=kw.pop("offline_alarm_s", 300.0))
+        c = CentralThread(CentralConfig(ingest=ingest, host="127.0.0.1", port=0, notify_base_delay_s=0.05, **kw))
+        started.append(c)
+        wait_until(lambda: c.app.consumer.broker_ok and c.app.consumer.db_ok, what="central connected")
         return c
 
     yield make

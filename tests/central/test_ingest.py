@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
@@ -119,5 +120,33 @@ def test_broker_outage_and_postgres_restart_resume_by_themselves(broker, pg, dev
         assert_exactly_once(pg.dsn, sims)
         wait_until(lambda: consumer.db_ok, what="consumer back on PostgreSQL")
         assert consumer.stats()["rejected"] == {}
+    finally:
+        consumer.stop()
+
+
+def test_bad_payloads_are_counted_never_stored_and_ingestion_goes_on(broker, pg, devices):
+    consumer = Consumer(IngestConfig(broker=broker.url, dsn=pg.dsn, instance="central-bad", batch_ms=10)).start()
+    try:
+        wait_until(lambda: consumer.broker_ok and consumer.db_ok, what="consumer connected")
+        d = devices("danang-hc", "kiosk-1")
+        good_before = d.event("qr", "scanned", code="P-001")
+        base = "motcua/v1/danang-hc/kiosk-1/qr/event"
+        d.raw(base, b"not json {")
+        d.raw(base, json.dumps({"seq": 99, "ts": time.time(), "type": "x"}).encode())
+        d.raw(base, json.dumps({"id": "abc", "ts": time.time(), "type": "x"}).encode())
+        d.raw(base, json.dumps({"id": "abd", "seq": "12", "ts": time.time(), "type": "x"}).encode())
+        d.raw(base, json.dumps({"id": "abe", "seq": 3, "ts": "noon", "type": "x"}).encode())
+        d.raw(base, json.dumps({"id": "abf", "seq": 4, "ts": time.time(), "type": "x", "pad": "x" * 1_000_000}).encode())
+        d.raw("motcua/v1/Danang HC/kiosk-1/qr/event", json.dumps({"id": "abg", "seq": 5, "ts": time.time(), "type": "x"}).encode())
+        good_after = d.event("qr", "scanned", code="P-002", embedding=[0.5] * 128)
+        wait_until(lambda: counts(pg.dsn)[0] == 2, what="the two good events stored")
+        wait_until(lambda: sum(consumer.stats()["rejected"].values()) == 7, what="seven rejections counted")
+        assert consumer.stats()["rejected"] == {"not_json": 1, "missing_id": 1, "missing_seq": 1, "bad_seq": 1,
+                                                "bad_ts": 1, "too_large": 1, "bad_topic": 1}
+        assert stored_ids(pg.dsn) == {good_before["id"], good_after["id"]}
+        with psycopg.connect(pg.dsn) as conn:
+            bodies = [r[0] for r in conn.execute("SELECT body FROM events")]
+        assert all("embedding" not in b for b in bodies)
+        assert consumer.stats()["redacted"] == 1 and consumer.db_ok and consumer.broker_ok
     finally:
         consumer.stop()
