@@ -63,6 +63,8 @@ class PagerConfig:
     cards: int = opt(99, min=1, max=99, help="cards 1..cards are in use")
     broken_cards: list[int] = opt([], check=_card_list, help="cards never handed out")
     max_recalls: int = opt(3, min=0, max=20)
+    repage_s: int = opt(0, min=0, max=600, help="re-page a called ticket every N s until served (0 = off); "
+                                                 "counts as a recall, stops at max_recalls")
     card_hold_s: int = opt(900, min=0, max=86400, help="after a no-show the card returns to the pool after this")
     double_press_s: float = opt(3.0, min=0, max=60, help="a second 'next' within this repeats the call instead")
     rating_window_s: int = opt(300, min=10, max=3600, help="a rating applies to the ticket finished this recently")

@@ -283,6 +283,13 @@ class QueueEngine:
             _emit(tx, "rating", **result)
         return result
 
+    def still_called(self, ticket: str, card: int) -> bool:
+        """True while `ticket` is called on `card` today: a page queued during an outage must not
+        vibrate a card that has since been handed to someone else."""
+        return bool(self.store.query(
+            "SELECT 1 FROM pager_ticket WHERE day = ? AND number = ? AND card = ? AND status = 'called'",
+            (self.day_of(self.clock()), ticket, card)))
+
     def tick(self) -> None:
         """Housekeeping for the service loop: day rollover and cards held after a no-show."""
         with self.store.transaction() as tx:

@@ -21,6 +21,7 @@ from edge.pager.queue import QueueEngine, QueueError
 from edge.service import Service
 
 TICK_S = 15.0
+REPAGE_CHECK_S = 1.0
 RECONNECT_FIRST_S = 0.1
 PAGE_WAIT_S = 30.0
 
@@ -55,7 +56,8 @@ class PagerService(Service):
         self.panels: list = []
         self._pages: asyncio.Queue | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._card_ticket: dict[int, str] = {}  # for log lines: which ticket a card was paged for
+        self._card_ticket: dict[int, str] = {}
+        self._last_page: dict[tuple[str, str], float] = {}  # for log lines: which ticket a card was paged for
 
     # -- lifecycle --------------------------------------------------------------------------
     async def start(self) -> None:
@@ -73,15 +75,20 @@ class PagerService(Service):
             self._alarm_offline()
         self._start_panels()
         self.engine.tick()
+        self._update_leds()
         self.publish_state()
 
     async def run(self) -> None:
         worker = asyncio.create_task(self._transmit_worker(), name="pager-transmit")
+        last_tick = self.ctx.clock()
         try:
             while True:
-                await asyncio.sleep(TICK_S)
-                await asyncio.to_thread(self.engine.tick)
-                self._check_port()
+                await asyncio.sleep(REPAGE_CHECK_S if self.config.repage_s else TICK_S)
+                await self._repage_due()
+                if self.ctx.clock() - last_tick >= TICK_S or not self.config.repage_s:
+                    last_tick = self.ctx.clock()
+                    await asyncio.to_thread(self.engine.tick)
+                    self._check_port()
                 if worker.done():
                     worker.result()  # a crashed worker is a crashed service: let the supervisor restart us
         finally:
@@ -134,8 +141,25 @@ class PagerService(Service):
 
     async def recall(self, counter: str) -> dict:
         result = await asyncio.to_thread(self.engine.recall, counter)
+        self._last_page[(counter, result["ticket"])] = self.ctx.clock()
         self._queue_page(result["card"], result["ticket"])
         return result
+
+    async def _repage_due(self) -> None:
+        """Cheap cards have no acknowledgement: page a called citizen again every repage_s."""
+        if not self.config.repage_s:
+            return
+        now = self.ctx.clock()
+        for counter, state in self.engine.view()["counters"].items():
+            if state["ticket"] is None:
+                continue
+            last = max(state["called_at"] or 0, self._last_page.get((counter, state["ticket"]), 0))
+            if now - last >= self.config.repage_s:
+                try:
+                    await self.recall(counter)
+                except QueueError:
+                    self._last_page[(counter, state["ticket"])] = now  # limit reached: staff decide
+        self._last_page = {k: v for k, v in self._last_page.items() if now - v < 3600}
 
     async def no_show(self, counter: str) -> dict:
         result = await asyncio.to_thread(self.engine.no_show, counter)
@@ -162,7 +186,7 @@ class PagerService(Service):
         """A technician's test page to one card; waits until the transmitter took it."""
         if isinstance(card, bool) or not isinstance(card, int) or not 1 <= card <= self.config.cards:
             raise QueueError(f"card must be 1..{self.config.cards}, found {card!r}")
-        done = self._queue_page(card, "test")
+        done = self._queue_page(card, None)
         try:
             attempts = await asyncio.wait_for(asyncio.shield(done), PAGE_WAIT_S)
         except asyncio.TimeoutError as err:
@@ -242,9 +266,10 @@ class PagerService(Service):
         self.online = True
         return True
 
-    def _queue_page(self, card: int, ticket: str) -> asyncio.Future:
+    def _queue_page(self, card: int, ticket: str | None) -> asyncio.Future:
+        """Queue a page; `ticket` None is a technician's test page (always sent)."""
         done = self._loop.create_future()
-        self._card_ticket[card] = ticket
+        self._card_ticket[card] = ticket or "test page"
         self._pages.put_nowait((card, ticket, done))
         return done
 
@@ -258,7 +283,7 @@ class PagerService(Service):
                 else:
                     done.set_result(attempts)
 
-    async def _transmit(self, card: int, ticket: str) -> int | Exception:
+    async def _transmit(self, card: int, ticket: str | None) -> int | Exception:
         """Send one page, waiting through an outage (the call stays queued until the box returns)."""
         delay = RECONNECT_FIRST_S
         while True:
@@ -268,6 +293,9 @@ class PagerService(Service):
                     delay = min(delay * 2, self.config.reconnect_max_s)
                     continue
                 self._alarm_online()
+            if ticket is not None and not await asyncio.to_thread(self.engine.still_called, ticket, card):
+                self.log.info("pager: page to card %d dropped: %s is no longer called", card, ticket)
+                return 0
             try:
                 result = await asyncio.to_thread(self.driver.page, card)
                 return result.attempts

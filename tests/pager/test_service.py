@@ -219,3 +219,54 @@ def test_restart_keeps_the_queue(tmp_path):
             await finish(again, task)
 
     run(second())
+
+
+def test_page_queued_in_an_outage_is_dropped_if_the_ticket_moved_on(tmp_path):
+    service, store, _ = make_service(tmp_path, retries=0)
+
+    async def scenario():
+        task = await started(service)
+        try:
+            await service.issue("a")
+            await service.issue("a")
+            service.sim.unplug()
+            await service.call_next("1")  # A001 on card 1: queued, the transmitter is gone
+            await until(lambda: service.health() == "degraded")
+            await service.no_show("1")  # the desk moved on before the box came back
+            await service.call_next("1")  # A002 on card 2
+            service.sim.replug()
+            await until(lambda: service.sim.vibrated == [2], timeout_s=10)
+            await asyncio.sleep(0.2)
+            assert service.sim.vibrated == [2]  # card 1 (maybe handed out again) never rang late
+        finally:
+            await finish(service, task)
+
+    run(scenario())
+
+
+def test_repage_timer_pages_again_until_the_recall_limit(tmp_path, monkeypatch):
+    from edge.pager import service as service_module
+
+    monkeypatch.setattr(service_module, "REPAGE_CHECK_S", 0.02)
+    clock = [1772413200.0]
+    service, store, _ = make_service(tmp_path, repage_s=40, max_recalls=2)
+    service.ctx.clock = lambda: clock[0]
+
+    async def scenario():
+        task = await started(service)
+        try:
+            await service.issue("a")
+            await service.call_next("1")
+            await until(lambda: service.sim.vibrated == [1])
+            clock[0] += 41
+            await until(lambda: service.sim.vibrated == [1, 1])
+            clock[0] += 41
+            await until(lambda: service.sim.vibrated == [1, 1, 1])
+            clock[0] += 41
+            await asyncio.sleep(0.2)
+            assert service.sim.vibrated == [1, 1, 1]  # max_recalls reached: staff decide now
+            assert [e["recalls"] for e in events(store, "ticket_recalled")] == [1, 2]
+        finally:
+            await finish(service, task)
+
+    run(scenario())
