@@ -8,6 +8,7 @@ counter, display, loading and status pages call the peers (pager, qr, locker) di
 from __future__ import annotations
 
 import asyncio
+import errno
 import glob
 import json
 import shutil
@@ -59,8 +60,14 @@ class KioskService(Service):
         runner = web.AppRunner(build_app(self), handle_signals=False, access_log=None)
         await runner.setup()
         try:
-            site = web.TCPSite(runner, self.host, self.port, reuse_address=True)
-            await site.start()
+            try:
+                await web.TCPSite(runner, self.host, self.port, reuse_address=True).start()
+            except OSError as err:
+                if not (self.ctx.demo and err.errno == errno.EADDRINUSE):
+                    raise
+                # Only under `edge demo` (another demo may hold the port): said out loud, never on a device.
+                self.log.warning("kiosk: port %d is taken (%s); the demo uses a free port instead", self.port, err)
+                await web.TCPSite(runner, self.host, 0).start()
         except OSError:
             await runner.cleanup()  # what started is torn down; nothing half-open is left
             raise
@@ -109,7 +116,7 @@ class KioskService(Service):
 
     async def _scanned(self, item: dict) -> None:
         kind = item.get("kind")
-        if kind == "receipt" and item.get("code"):
+        if kind == "receipt" and item.get("code") and self.ctx.peer("locker") is not None:
             await self.flow.scanned(item["code"])
         elif kind in ("procedure", "procedure_url"):
             self.reception.publish({"kind": kind, "code": item.get("code"), "procedure": item.get("procedure"),
@@ -140,14 +147,29 @@ class KioskService(Service):
     def screen_urls(self) -> dict[str, str]:
         urls = {"kiosk": f"{self.url}/kiosk", "reception": f"{self.url}/reception",
                 "display": f"{self.url}/display", "loading": f"{self.url}/loading", "status": f"{self.url}/status"}
-        for counter in self.counters or ["1"]:
+        pager = self.ctx.peer("pager")
+        counters = self.counters or list(getattr(getattr(pager, "config", None), "counters", None) or ["1"])
+        for counter in counters:
             urls[f"counter {counter}"] = f"{self.url}/counter?c={counter}"
         return urls
 
     async def demo(self) -> None:
-        print("kiosk: screens on this device:", flush=True)
-        for name, url in self.screen_urls().items():
-            print(f"  {name:<12} {url}", flush=True)
+        """Print where the screens are, then press the (simulated) 'get result' button once."""
+        lines = [f"  {name:<12} {url}" for name, url in self.screen_urls().items()]
+        print("kiosk: screens on this device (open them in a browser):\n" + "\n".join(lines), flush=True)
+        pin = getattr(self.button, "button", None)
+        pin = getattr(pin, "pin", None)
+        if pin is None or not hasattr(pin, "drive_low"):
+            return
+        await asyncio.sleep(3.0)
+        pin.drive_low()  # pressed (pull-up button): gpiozero calls back on its thread
+        await asyncio.sleep(0.2)
+        pin.drive_high()
+        view = self.flow.view()
+        print(f"kiosk: the 'get result' button was pressed: the screen shows step '{view['step']}'", flush=True)
+        await asyncio.sleep(5.0)
+        await self.flow.cancel(view.get("session"))
+        print("kiosk: the demo session was cancelled; the screen is back at the start", flush=True)
 
     def _button_pressed(self) -> None:
         asyncio.ensure_future(self.flow.start(source="button"))
