@@ -18,16 +18,24 @@ import numpy as np
 from edge.qr.synth import OLD_PORTAL, VIETQR, clutter, place, qr_image
 
 BLANK = "blank"
+# Procedures the demo shows first when the catalog has them (the demo pager serves their queues).
+DEMO_CODES = ("1.001193", "1.011441", "1.000894", "1.011441.000.00.00.H38")
+
+
+def appointment_code(site: str, day: datetime) -> str:
+    return f"LH-{site}-{day.strftime('%y%m%d')}-0001"
 
 
 def demo_payloads(procedures: list[dict], site: str, day: datetime) -> list[tuple[str, str]]:
     """(label, text) of what the demo camera shows: posters, a receipt, an appointment, traps."""
     yymmdd = day.strftime("%y%m%d")
+    order = {code: i for i, code in enumerate(DEMO_CODES)}
+    procedures = sorted(procedures, key=lambda p: (order.get(p["code"], len(order)), p["code"]))
     items = [(f"poster-{p['code']}", OLD_PORTAL + p["code"]) for p in procedures[:3]]
     items += [(f"code-{p['code']}", p["code"]) for p in procedures[3:4]]
     items += [
         ("receipt", f"000.00.01.H29-{yymmdd}-0001"),
-        ("appointment", f"LH-{site}-{yymmdd}-0001"),
+        ("appointment", appointment_code(site, day)),
         ("vietqr", VIETQR),
         ("vietnamese-text", "Đăng ký khai sinh"),
         ("foreign-url", "https://example.com/?ma_thu_tuc=1.001193"),
@@ -43,6 +51,7 @@ class SimCamera:
                  interval_s: float = 4.0, clock: Callable[[], float] = time.time,
                  size: tuple[int, int] = (640, 480), seed: int = 7):
         self.folder = Path(folder)
+        self.appointment = appointment_code(site, datetime.now())
         self.folder.mkdir(parents=True, exist_ok=True)
         self.interval_s = interval_s
         self.clock = clock

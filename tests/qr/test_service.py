@@ -72,9 +72,9 @@ def make_qr(store, tmp_path, *, peers=None, clock=time.time, **settings):
 
 def make_pager(store, tmp_path):
     config = PagerConfig(driver="waveware", port="sim", ack_timeout_s=0.2, retries=1,
-                         services={"hotich": ServiceDef(prefix="A", name="Hộ tịch"),
-                                   "chungthuc": ServiceDef(prefix="B", name="Chứng thực")},
-                         counters={"1": CounterDef(services=["hotich", "chungthuc"])})
+                         services={"ho-tich": ServiceDef(prefix="A", name="Hộ tịch"),
+                                   "chung-thuc": ServiceDef(prefix="B", name="Chứng thực")},
+                         counters={"1": CounterDef(services=["ho-tich", "chung-thuc"])})
     ctx = ServiceContext(name="pager", site="hn-badinh", device="desk-01", store=store, config=config,
                          data_dir=tmp_path)
     return PagerService(ctx)
@@ -91,9 +91,9 @@ def test_desk_scan_issues_real_pager_tickets_and_checks_appointments_in(store, t
             (birth,) = await qr.scan_frame(frame_of(poster))
             (copy,) = await qr.scan_frame(frame_of("2.000815"))
             code = f"LH-hn-badinh-{time.strftime('%y%m%d')}-0001"
-            pager.engine.add_appointment(code, "chungthuc", time.time())
+            pager.engine.add_appointment(code, "chung-thuc", time.time())
             (visit,) = await qr.scan_frame(frame_of(code))
-            (land,) = await qr.scan_frame(frame_of("1.011441"))  # queue 'datdai' is not on this desk
+            (land,) = await qr.scan_frame(frame_of("1.011441"))  # queue 'dat-dai' is not on this desk
             (nowhere,) = await qr.scan_frame(frame_of("3.999999"))
             return birth, copy, visit, land, nowhere
         finally:
@@ -102,10 +102,10 @@ def test_desk_scan_issues_real_pager_tickets_and_checks_appointments_in(store, t
 
     birth, copy, visit, land, nowhere = run(scenario())
     assert birth["kind"] == "procedure_url" and birth["code"] == "1.001193"
-    assert birth["queue_service"] == "hotich" and birth["ticket"].startswith("A")
+    assert birth["queue_service"] == "ho-tich" and birth["ticket"].startswith("A")
     assert copy["ticket"].startswith("B")
     assert visit["action"] == "checkin" and visit["ticket"].startswith("B")
-    assert "datdai" in land["refused"] and "ticket" not in land
+    assert "dat-dai" in land["refused"] and "ticket" not in land
     assert nowhere["refused"] == "procedure not in the catalog"
     tickets = [json.loads(r["payload"]) for r in store.query("SELECT payload FROM outbox WHERE topic = 'pager/event'")]
     issued = [e for e in tickets if e["type"] == "ticket_issued"]
