@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 STAMP  := $(VENV)/.edge-installed
 MODELS := models
-APT_PACKAGES := mosquitto mosquitto-clients libzbar0 chromium chromium-driver postgresql
+APT_PACKAGES := mosquitto mosquitto-clients libzbar0 chromium chromium-driver postgresql fonts-dejavu-core
 PYTEST_ARGS ?= -m "not slow and not hw" -n 2 --timeout 600
 
 .PHONY: setup apt venv models demo test test-slow bench clean wheel image
