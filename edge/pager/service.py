@@ -35,6 +35,7 @@ class PagerService(Service):
         "issue": {"service": str, "priority": (str, None), "source": (str, "mqtt")},
         "checkin": {"code": str},
         "rejoin": {"ticket": str},
+        "book": {"code": str, "service": str, "slot": float},
         "call_next": COUNTER,
         "recall": COUNTER,
         "no_show": COUNTER,
@@ -176,8 +177,16 @@ class PagerService(Service):
         self._update_leds()
         return result
 
-    async def pause(self, counter: str, paused: bool) -> dict:
+    async def pause(self, counter: str, paused: bool = True) -> dict:
         return await asyncio.to_thread(self.engine.pause, counter, paused)
+
+    async def resume(self, counter: str) -> dict:
+        return await self.pause(counter, False)
+
+    async def book(self, code: str, service: str, slot: float) -> dict:
+        """Register an appointment (from the booking system) so its code can be checked in."""
+        await asyncio.to_thread(self.engine.add_appointment, code, service, slot)
+        return {"code": code, "service": service, "slot": slot}
 
     async def rate(self, counter: str, score: int) -> dict:
         return await asyncio.to_thread(self.engine.rate, counter, score)
@@ -206,6 +215,8 @@ class PagerService(Service):
             return await self.issue(args["service"], args["priority"], args["source"])
         if type == "checkin":
             return await self.checkin(args["code"])
+        if type == "book":
+            return await self.book(args["code"], args["service"], args["slot"])
         if type == "rejoin":
             return await self.rejoin(args["ticket"])
         if type == "call_next":

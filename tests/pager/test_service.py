@@ -270,3 +270,28 @@ def test_repage_timer_pages_again_until_the_recall_limit(tmp_path, monkeypatch):
             await finish(service, task)
 
     run(scenario())
+
+
+def test_book_then_checkin_and_resume(tmp_path):
+    import time
+
+    service, store, _ = make_service(tmp_path)
+
+    async def command(type, args):
+        return await service.handle_command(type, validate_args(service.commands[type], args))
+
+    async def scenario():
+        task = await started(service)
+        try:
+            await command("issue", {"service": "a"})
+            await command("book", {"code": "LH-2026-0001", "service": "a", "slot": time.time() - 60})
+            checked = await command("checkin", {"code": "LH-2026-0001"})
+            assert checked["position"] == 1  # its slot was before the walk-in arrived
+            await service.pause("1")
+            assert service.view()["counters"]["1"]["paused"]
+            await service.resume("1")
+            assert (await service.call_next("1"))["ticket"] == checked["ticket"]
+        finally:
+            await finish(service, task)
+
+    run(scenario())
