@@ -78,12 +78,17 @@ class PagerDriver:
                                f"{self.retries + 1} attempts: {last_problem}")
 
     def _send(self, frame: bytes) -> bool:
-        if isinstance(self.transmitter, protocol.Espa):
-            return self._send_espa(frame)
-        self._write(frame)
-        if not self.transmitter.acked:
-            return True
-        return self.transmitter.parse_reply(self._read_reply())
+        if self.transmitter.acked and hasattr(self.transport, "reset_input_buffer"):
+            self.transport.reset_input_buffer()  # a late reply to an earlier attempt must not answer this one
+        try:
+            if isinstance(self.transmitter, protocol.Espa):
+                return self._send_espa(frame)
+            self._write(frame)
+            if not self.transmitter.acked:
+                return True
+            return self.transmitter.parse_reply(self._read_reply())
+        except protocol.FrameError as err:  # garbled reply: a failed attempt, not a bad card
+            raise ProtocolError(f"garbled reply from the {self.transmitter.name} transmitter: {err}") from err
 
     def _send_espa(self, frame: bytes) -> bool:
         # ISO 1745 select: the base station must agree (ACK) before it takes the block.

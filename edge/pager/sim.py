@@ -41,6 +41,7 @@ class TransmitterSim:
         self.last_byte_at: float | None = None  # perf_counter of the last byte received
         self.nak_next = 0  # fault injection: refuse the next N frames
         self.silent = False  # fault injection: never answer
+        self.garble_next = 0  # fault injection: answer the next N frames with noise
         self._dir = Path(link_dir or tempfile.mkdtemp(prefix="pager-sim-"))
         self.path = str(self._dir / f"{transmitter}-tx")
         self._cond = threading.Condition()
@@ -140,6 +141,11 @@ class TransmitterSim:
             self.nak_next -= 1
             self.rejected.append((frame, "fault injected: NAK"))
             self._reply(self._nak())
+            return
+        if self.garble_next > 0 and self.codec.acked:
+            self.garble_next -= 1
+            self.rejected.append((frame, "fault injected: garbled reply"))
+            self._reply(b"\x01\x7f?\x04" if self.codec.name == "waveware" else b"\x7f")
             return
         self.vibrated.append(card)
         self.pages.append((self.clock(), card, self.codec.name))

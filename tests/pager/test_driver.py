@@ -150,3 +150,11 @@ def test_cts_held_low_is_reported():
     with pytest.raises(TransmitterError, match="CTS low"):
         driver.page(4)
     assert port.written == b""
+
+
+@pytest.mark.parametrize("name", ["waveware", "espa", "ook"])
+def test_garbled_reply_is_a_failed_attempt_not_a_crash(rig, name):
+    sim, driver = rig(name, retries=2)
+    sim.garble_next = 1
+    assert driver.page(6).attempts == 2
+    assert sim.vibrated == [6]
