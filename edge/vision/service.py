@@ -118,7 +118,11 @@ class VisionService(Service):
     def snapshot(self) -> dict:
         enrolled, waiting = self.templates.count() if self.templates else (0, 0)
         beat = self.worker.last_beat if self.worker else {}
-        return {"worker": "ready" if self.worker and self.worker.ready() else "starting",
+        if self.worker and self.worker.fatal:
+            state = "failed"
+        else:
+            state = "ready" if self.worker and self.worker.ready() else "starting"
+        return {"worker": state, "error": self.worker.fatal if self.worker else "",
                 "camera": beat.get("camera", "unknown"), "enrolled": enrolled, "waiting": waiting,
                 "liveness_model": "present" if self.config.liveness_model else "absent",
                 "worker_restarts": self.worker.restarts if self.worker else 0}
@@ -279,6 +283,8 @@ class VisionService(Service):
         """While the worker loads its models, requests wait (up to startup_timeout_s)."""
         deadline = self.ctx.clock() + self.config.startup_timeout_s
         while not self.worker.ready():
+            if self.worker.fatal:
+                raise DeviceNotReady(f"vision worker cannot start: {self.worker.fatal}")
             if self.ctx.clock() > deadline:
                 raise DeviceNotReady("vision worker is not ready (models still loading or failing)")
             await asyncio.sleep(0.05)

@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 
 IDLE_TICK_S = 0.5
 CAMERA_RETRY_MAX_S = 30.0
+RESTART_FIRST_S = 1.0
+RESTART_MAX_S = 60.0
+HEALTHY_RESET_S = 60.0  # a worker that beat this long resets the restart backoff
 
 
 # -- worker side (child process) ----------------------------------------------------------------
@@ -71,7 +74,11 @@ class _Pipeline:
 def worker_main(conn, settings: dict) -> None:
     """Entry point of the worker process."""
     logging.basicConfig(level=settings.get("log_level", "WARNING"))
-    pipeline = _Pipeline(settings)
+    try:
+        pipeline = _Pipeline(settings)
+    except Exception as err:  # missing or corrupt model: tell the proxy why, then exit
+        conn.send({"type": "fatal", "error": f"{type(err).__name__}: {err}"})
+        return
     source, camera_state, camera_error, retry_at, retry_s = None, "none", "", 0.0, 1.0
     period = 1.0 / float(settings.get("fps", 5.0))
     guidance = "no_face"
@@ -161,6 +168,9 @@ class WorkerProxy:
         self.startup_timeout_s = startup_timeout_s
         self.restarts = 0
         self.last_beat: dict = {}
+        self.fatal = ""  # why the worker could not start (e.g. model missing); cleared on a beat
+        self._failures = 0
+        self._restart_at = 0.0
         self._ctx = multiprocessing.get_context("spawn")
         self._process = None
         self._conn = None
@@ -204,11 +214,15 @@ class WorkerProxy:
         self._fail_pending(DeviceNotReady("vision worker stopped"))
 
     def restart(self, why: str) -> None:
-        log.warning("vision worker restarted: %s", why)
         self.restarts += 1
         process = self._process
         if process is not None and process.is_alive():
             process.kill()  # a hung worker may ignore a polite stop
+        if self.fatal or self._failures:
+            self._schedule_restart(why)
+            return
+        log.warning("vision worker restarted: %s", why)
+        self._failures += 1
         self.stop()
         self.start()
 
@@ -221,9 +235,14 @@ class WorkerProxy:
 
     def check(self) -> str | None:
         """Restart the worker if it died or stopped beating; returns why, or None."""
-        if self._process is None:
-            return None
         now = time.monotonic()
+        if self._process is None:
+            if self._restart_at and now >= self._restart_at:
+                self._restart_at = 0.0
+                self.start()
+            return None
+        if self._beat_at and now - self._started_at > HEALTHY_RESET_S:
+            self._failures = 0
         if not self._process.is_alive():
             why = f"worker exited with code {self._process.exitcode}"
         elif self._beat_at == 0 and now - self._started_at > self.startup_timeout_s:
@@ -234,6 +253,14 @@ class WorkerProxy:
             return None
         self.restart(why)
         return why
+
+    def _schedule_restart(self, why: str) -> None:
+        """Stop now; start again after a doubling, capped delay (a broken model must not spin)."""
+        delay = min(RESTART_MAX_S, RESTART_FIRST_S * 2 ** self._failures)
+        self._failures += 1
+        log.warning("vision worker down (%s): restarting in %.0f s", why, delay)
+        self.stop()
+        self._restart_at = time.monotonic() + delay
 
     async def call(self, op: str, *, wait_s: float, **payload) -> dict:
         """Send a request; the reply dict, or DeviceNotReady on timeout or a dead worker."""
@@ -263,6 +290,9 @@ class WorkerProxy:
             if message.get("type") == "beat":
                 self._beat_at = time.monotonic()
                 self.last_beat = message
+                self.fatal = ""
+            elif message.get("type") == "fatal":
+                self.fatal = message.get("error", "worker failed to start")
             elif message.get("type") == "reply":
                 try:
                     self._loop.call_soon_threadsafe(self._resolve, message)

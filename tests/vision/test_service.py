@@ -9,6 +9,7 @@ import time
 import numpy as np
 import pytest
 
+from edge.errors import DeviceNotReady
 from edge.service import ServiceContext
 from edge.store import Store
 from edge.vision.config import VisionConfig
@@ -179,3 +180,27 @@ def test_a_hung_worker_is_restarted(vision, loop):
     assert vision.worker.pid != old and vision.worker.restarts == 1
     run(loop, vision.enrol("HS-2026-030", frames("obama.jpg"), CONSENT))  # the new worker answers
     assert run(loop, vision.verify("HS-2026-030", frames("obama2.jpg")))["decision"] == "accept"
+
+
+def test_missing_model_is_reported_not_hidden(tmp_path, store):
+    """No converted model: the service stays up, says why, and verify falls back to 'retry'."""
+    from edge.vision.service import VisionService
+
+    config = VisionConfig(camera="none", model_dir=str(tmp_path / "empty"), threads=1)
+    ctx = ServiceContext(name="vision", site="test", device="kiosk-01", store=store, config=config, data_dir=tmp_path)
+
+    async def scenario():
+        service = VisionService(ctx)
+        await service.start()
+        try:
+            deadline = time.monotonic() + 30
+            while not service.worker.fatal and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+            with pytest.raises(DeviceNotReady, match="make setup"):
+                await service.enrol("HS-1", frames("obama.jpg"), CONSENT)
+            return service.health(), service.snapshot()
+        finally:
+            await service.stop()
+
+    health, snapshot = asyncio.run(scenario())
+    assert health == "down" and snapshot["worker"] == "failed" and "make setup" in snapshot["error"]
