@@ -277,6 +277,8 @@ class VisionService(Service):
             reply = await self.worker.call("frames", wait_s=WORKER_MARGIN_S + 2.0 * len(frames), frames=frames)
         if "error" in reply and "frames" not in reply:
             raise DeviceNotReady(f"vision worker: {reply['error']}")
+        if not reply["frames"] and reply.get("camera") in ("down", "none"):
+            raise DeviceNotReady(f"camera unavailable: {reply.get('error') or 'no camera configured'}")
         return reply["frames"]
 
     async def _wait_ready(self) -> None:

@@ -38,3 +38,13 @@ def test_enrol_verify_delete_round_trip(tmp_path, model_dir):
     assert json.loads(out.stdout)["reason"] == "not_enrolled"
     bad = edge("enrol", *common, "--actor", "clerk-1", str(tmp_path / "edge.toml"))
     assert bad.returncode == 2 and "not a readable image" in bad.stderr
+
+
+def test_bench_smoke_json(model_dir):
+    out = subprocess.run([sys.executable, "-m", "edge", "bench", "embed", "--json", "--repeat", "1", "--no-dlib",
+                          "--threads", "1", "--models", str(model_dir)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["edge"]["frame"]["p50_ms"] > 0 and result["peak_rss_mb_edge"] > 0
+    assert result["edge_decisions"]["biden.jpg"] == "reject" and result["edge_decisions"]["obama2.jpg"] == "accept"
+    assert "bench embed:" in out.stderr  # progress goes to stderr

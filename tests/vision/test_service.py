@@ -204,3 +204,25 @@ def test_missing_model_is_reported_not_hidden(tmp_path, store):
 
     health, snapshot = asyncio.run(scenario())
     assert health == "down" and snapshot["worker"] == "failed" and "make setup" in snapshot["error"]
+
+
+def test_camera_failure_degrades_and_verify_says_so(tmp_path, store, model_dir):
+    from edge.vision.service import VisionService
+
+    config = VisionConfig(camera="opencv:/dev/no-such-camera", model_dir=str(model_dir), threads=1)
+    ctx = ServiceContext(name="vision", site="test", device="kiosk-01", store=store, config=config, data_dir=tmp_path)
+
+    async def scenario():
+        service = VisionService(ctx)
+        await service.start()
+        try:
+            assert (await service.enrol("HS-9", frames("obama.jpg"), CONSENT))["ok"]
+            result = await service.verify("HS-9", timeout_s=0.5)
+            return service.health(), result
+        finally:
+            await service.stop()
+
+    health, result = asyncio.run(scenario())
+    assert health == "degraded"
+    assert result["decision"] == "retry" and result["reason"] == "camera_unavailable"
+    assert "no-such-camera" in result["error"]
