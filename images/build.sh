@@ -81,6 +81,8 @@ stage() {
 	cp "$REPO"/systemd/*.service "$files/systemd/"
 	cp -a "$REPO/systemd/system.conf.d" "$REPO/systemd/journald.conf.d" "$files/systemd/"
 	cp "$REPO/docs/deployment.md" "$files/deployment.md"
+	cp -a "$REPO/hw-tests" "$files/hw-tests"
+	find "$files/hw-tests" -name __pycache__ -prune -exec rm -rf {} +
 	echo "build.sh: staged $(ls "$files/wheels") and the edge units in $out" >&2
 }
 
