@@ -69,7 +69,7 @@ class BrokerConfig:
 @dataclass(frozen=True)
 class SupervisorConfig:
     backoff_initial_s: float = opt(1.0, min=0.01, max=60)
-    backoff_max_s: float = opt(60.0, min=0.1, max=3600)
+    backoff_max_s: float = opt(60.0, min=0.01, max=3600)
     breaker_failures: int = opt(5, min=1, max=100, help="crashes within breaker_window_s that open the breaker")
     breaker_window_s: float = opt(300.0, min=1, max=86400)
     breaker_cooldown_s: float = opt(600.0, min=1, max=86400, help="how long a tripped service stays down")

@@ -214,12 +214,12 @@ class Store:
 def _split_sql(script: str) -> list[str]:
     """Split a migration script into statements (sqlite3.complete_statement knows triggers)."""
     statements, buf = [], ""
-    for line in script.splitlines(keepends=True):
-        buf += line
+    for piece in script.split(";"):
+        buf += piece + ";"
         if sqlite3.complete_statement(buf):
-            if buf.strip():
+            if buf.strip(" \n\t;"):
                 statements.append(buf.strip())
             buf = ""
-    if buf.strip():
+    if buf.strip(" \n\t;"):
         statements.append(buf.strip())
     return statements
