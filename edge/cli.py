@@ -24,14 +24,16 @@ AREA_CLIS = [
 ]
 BENCHES = {
     "mqtt": "edge.mqtt_bench",
+    "central": "edge.central.bench",
     "embed": "edge.vision.bench",
     "locker": "edge.locker.bench",
     "qr": "edge.qr.bench",
     "pager": "edge.pager.bench",
+    "match": "edge.vision.gallery_bench",
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(with_benches: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="edge", description="One-stop office device software: pager base, lockers, face, QR, MQTT.")
     parser.add_argument("--version", action="version", version=f"edge {__version__}")
@@ -74,11 +76,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="benchmarks: " + ", ".join(sorted(BENCHES)))
     bsub = p.add_subparsers(dest="bench", metavar="NAME", required=True)
     for name, module in sorted(BENCHES.items()):
-        mod = importlib.import_module(module)
-        b = bsub.add_parser(name, help=(mod.__doc__ or "").strip().splitlines()[0] if mod.__doc__ else None)
+        b = bsub.add_parser(name, help=f"edge bench {name} --help for its options")
         b.add_argument("--json", action="store_true", help="print the results as JSON")
-        mod.add_arguments(b)
-        b.set_defaults(func=mod.main)
+        if with_benches:  # bench modules are imported only when a benchmark is asked for
+            mod = importlib.import_module(module)
+            b.description = (mod.__doc__ or "").strip() or None
+            mod.add_arguments(b)
+            b.set_defaults(func=mod.main)
 
     for module in AREA_CLIS:
         importlib.import_module(module).register(sub)
@@ -137,7 +141,8 @@ def setup_logging(level: str = "INFO") -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(with_benches="bench" in argv)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
