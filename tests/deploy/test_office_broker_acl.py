@@ -120,3 +120,13 @@ def test_mqtt5_device_is_told_its_forged_publish_is_not_authorized(peers):
     assert not a.wait_published(own).is_failure  # accepted ('no matching subscribers' is fine)
     reason = a.wait_published(forged)
     assert reason.is_failure and "authori" in str(reason).lower(), reason
+
+
+def test_central_shared_subscription_receives_device_events(peers):
+    """`edge central run` consumes events through `$share/<group>/…` so instances split the load."""
+    central = connected(peers, "central", protocol=mqtt.MQTTv5)
+    granted = central.subscribe("$share/central/motcua/v1/+/+/+/event")
+    assert not granted[0].is_failure, granted
+    a = connected(peers, "kiosk-a")
+    a.publish(topic("kiosk-a", "pager/event"), "shared hello")
+    central.wait_for("shared hello")
