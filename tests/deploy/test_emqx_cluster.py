@@ -39,6 +39,9 @@ POLICY = [
     ("central", "publish", "motcua/v1/hn/kiosk-a/locker/event", False),
     ("central", "subscribe", "#", False),
     ("", "subscribe", "motcua/v1/#", False),
+    # `edge central run` consumes events through a shared subscription.
+    ("central", "subscribe", "$share/central/motcua/v1/+/+/+/event", True),
+    ("kiosk-a", "subscribe", "$share/g/motcua/v1/hn/kiosk-b/+/cmd", False),
 ]
 
 
@@ -101,6 +104,8 @@ def who_matches(who, username: str) -> bool:
 
 
 def decide(rules: list, username: str, action: str, topic: str, no_match: str) -> bool:
+    if action == "subscribe" and topic.startswith("$share/"):
+        topic = topic.split("/", 2)[2]  # EMQX authorizes `$share/<group>/t` as `t`
     for rule in rules:
         if rule == ("deny", "all") or rule == ("allow", "all"):
             return rule[0] == "allow"
