@@ -49,6 +49,9 @@ class TransmitterSim:
         self._thread: threading.Thread | None = None
         self._running = False
         self._buffer = bytearray()
+        self._wake_r, self._wake_w = os.pipe()
+        self._unplug_asked = False
+        self._unplug_done = threading.Event()
 
     # -- lifecycle --------------------------------------------------------------------------
     def start(self) -> str:
@@ -60,16 +63,29 @@ class TransmitterSim:
 
     def stop(self) -> None:
         self._running = False
+        os.write(self._wake_w, b"x")
         if self._thread:
             self._thread.join(timeout=2)
         self._close_pty()
+        for fd in (self._wake_r, self._wake_w):
+            os.close(fd)
         Path(self.path).unlink(missing_ok=True)
 
     def unplug(self) -> None:
         """The transmitter disappears: its port goes away and writes to it fail."""
         with self._cond:
-            self._close_pty()
             Path(self.path).unlink(missing_ok=True)
+            if self._master < 0:
+                return
+            if self._thread is None or not self._thread.is_alive():
+                self._close_pty()
+                return
+            # The serve thread closes the pty itself: while it sits in select() the kernel keeps
+            # the master open, and the driver's side would not see the hang-up until it returns.
+            self._unplug_done.clear()
+            self._unplug_asked = True
+            os.write(self._wake_w, b"x")
+        self._unplug_done.wait(timeout=5)
 
     def replug(self) -> None:
         """The transmitter comes back at the same path (a fresh pty, like a re-enumerated USB device)."""
@@ -111,7 +127,15 @@ class TransmitterSim:
                 time.sleep(0.01)
                 continue
             try:
-                ready, _, _ = select.select([master], [], [], 0.05)
+                ready, _, _ = select.select([master, self._wake_r], [], [], 0.5)
+                if self._wake_r in ready:
+                    os.read(self._wake_r, 64)
+                    if self._unplug_asked:
+                        with self._cond:
+                            self._unplug_asked = False
+                            self._close_pty()
+                        self._unplug_done.set()
+                    continue
                 if not ready:
                     continue
                 data = os.read(master, 4096)
