@@ -38,6 +38,8 @@ CHECK_EVERY_S = 1.0
 PURGE_EVERY_S = 3600.0
 WORKER_MARGIN_S = 5.0  # extra time over the capture timeout for the worker to answer
 DEMO_DOSSIER = "DEMO-0001"
+EMBEDDING_DIM = 128
+CANDIDATE_DOSSIERS = 5  # nearest waiting dossiers per frame scored exactly (need best and second)
 
 
 class VisionInputError(EdgeError, ValueError):
@@ -68,6 +70,7 @@ class VisionService(Service):
         super().__init__(ctx)
         self.config: VisionConfig = ctx.config or VisionConfig()
         self.templates: TemplateStore | None = None
+        self.index = None  # edge.vision.gallery.Gallery of the waiting dossiers' templates (1:N)
         self.worker = None
         self._last_purge = 0.0
         self._last_snapshot: dict = {}
@@ -77,6 +80,7 @@ class VisionService(Service):
         from edge.vision.worker import WorkerProxy
 
         self._open_templates()
+        self._index_waiting()
         settings = dataclasses.asdict(self.config)
         settings["camera"] = _resolve_camera(self.config.camera)
         self.worker = WorkerProxy(settings, heartbeat_timeout_s=self.config.heartbeat_timeout_s,
@@ -155,11 +159,12 @@ class VisionService(Service):
                                  self.ctx.language)
         now = self.ctx.clock()
         with self.ctx.store.transaction() as tx:
-            self.templates.put(tx, dossier, vectors, actor=actor, purpose=purpose, now=now)
+            self.templates.put(tx, dossier, vectors, actor=actor, purpose=purpose, now=now)  # waiting = 0
             tx.audit(actor, "vision.consent", dossier=dossier, purpose=purpose)
             tx.audit(actor, "vision.enrol", dossier=dossier, templates=len(vectors))
             tx.emit(self.name, "enrolled", dossier=dossier, templates=len(vectors))
             self.publish_state(tx)
+        self._unindex(dossier)  # a re-enrolment is not waiting until marked again
         self.log.info("vision: enrolled %s with %d templates (consent by %s for %s)", dossier, len(vectors), actor, purpose)
         return {"ok": True, "templates": len(vectors), "usable": len(good), "rejected": rejected,
                 "quality": round(float(np.mean([f.get("quality", 0.0) for f in good])), 3)}
@@ -194,13 +199,13 @@ class VisionService(Service):
     async def identify(self, frames_rgb: list | None = None, timeout_s: float = 2.0, *, actor: str = "kiosk") -> dict:
         """Restricted 1:N among dossiers with a result waiting (see `result_waiting`)."""
         frames = check_frames(frames_rgb) if frames_rgb is not None else None
-        gallery = self.templates.waiting()
         needed = min(self.config.identify_frames, len(frames)) if frames else self.config.identify_frames
         try:
             results = await self._analyse(frames, needed=needed, timeout_s=timeout_s)
         except DeviceNotReady as err:
             return _add_guidance({"decision": "retry", "dossier": None, "score": None,
                                   "reason": "camera_unavailable", "error": str(err)}, self.ctx.language)
+        gallery = self._candidates(results)
         result = matching.identify_decision(results, gallery, threshold=self.config.threshold,
                                             margin=self.config.identify_margin, needed=needed)
         result["liveness"] = self._liveness(results)
@@ -214,6 +219,31 @@ class VisionService(Service):
                     reason=result["reason"])
         return result
 
+    def _candidates(self, results: list[dict]) -> dict[str, np.ndarray]:
+        """The waiting dossiers nearest to the usable frames, by the gallery's cosine search; only
+        these are decrypted and scored in Euclidean distance (dlib's metric) by the decision."""
+        if self.index is None or len(self.index) == 0:
+            return {}
+        names: set[str] = set()
+        per_frame = self.config.enrol_max_templates * CANDIDATE_DOSSIERS
+        for frame in matching.usable(results):
+            ids, _ = self.index.search(np.asarray(frame["embedding"], np.float32)[None], k=per_frame)
+            names.update(i for i in ids[0] if i is not None)
+        candidates = {name: self.templates.get(name) for name in sorted(names)}
+        return {name: t for name, t in candidates.items() if t is not None}
+
+    def _unindex(self, dossier: str) -> None:
+        if self.index is not None:
+            self.index.remove(dossier)
+
+    def _index_waiting(self) -> None:
+        """Rebuild the 1:N gallery from the store (the store is the truth; this is an index)."""
+        from edge.vision.gallery import Gallery
+
+        self.index = Gallery(EMBEDDING_DIM, mode="exact")
+        for dossier, vectors in self.templates.waiting().items():
+            self.index.add([dossier] * len(vectors), vectors)
+
     async def result_waiting(self, dossier: str, waiting: bool = True) -> bool:
         """Mark that a result for `dossier` is ready for pickup (only those take part in 1:N)."""
         dossier = check_dossier(dossier)
@@ -223,6 +253,11 @@ class VisionService(Service):
             if changed:
                 tx.audit("system", "vision.waiting", dossier=dossier, waiting=waiting)
                 self.publish_state(tx)
+        if changed:
+            self._unindex(dossier)
+            if waiting and self.index is not None:
+                vectors = self.templates.get(dossier)
+                self.index.add([dossier] * len(vectors), vectors)
         return changed
 
     async def delete(self, dossier: str, reason: str) -> bool:
@@ -236,6 +271,7 @@ class VisionService(Service):
                 tx.emit(self.name, "deleted", dossier=dossier, reason=reason)
                 self.publish_state(tx)
         if deleted:
+            self._unindex(dossier)
             self.log.info("vision: deleted templates of %s (%s)", dossier, reason)
         return deleted
 

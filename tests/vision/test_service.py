@@ -147,6 +147,11 @@ def test_identify_only_among_waiting_dossiers(vision, loop):
     assert result["decision"] == "accept" and result["dossier"] == "HS-2026-010"
     impostor = run(loop, vision.identify(frames("biden2.jpg")))
     assert impostor["dossier"] in (None, "HS-2026-011")
+    run(loop, vision.delete("HS-2026-010", "pickup"))  # picked up: no longer a 1:N candidate
+    after = run(loop, vision.identify(frames("obama2.jpg")))
+    assert after["decision"] == "reject" and after["dossier"] is None
+    vision._index_waiting()  # as after a restart: the index is rebuilt from the store
+    assert vision.index.ids() == ["HS-2026-011"] * len(vision.templates.get("HS-2026-011"))
 
 
 def test_delete_on_request_and_retention(vision, loop):
