@@ -59,7 +59,7 @@ def render_config(text: str, workdir: Path, tls_port: int, plain_port: int) -> s
     return text
 
 
-def start_office_broker(workdir: Path, users: list[str]) -> OfficeBroker:
+def start_office_broker(workdir: Path, users: list[str], *, mutual_tls: bool = False) -> OfficeBroker:
     if not shutil.which("mosquitto") and not Path("/usr/sbin/mosquitto").exists():
         pytest.skip("mosquitto not installed (apt package 'mosquitto')")
     workdir.mkdir(parents=True, exist_ok=True)
@@ -70,7 +70,11 @@ def start_office_broker(workdir: Path, users: list[str]) -> OfficeBroker:
     shutil.copy(DEPLOY / "acl", workdir / "acl")
     tls_port, plain_port = free_port(), free_port()
     conf = workdir / "mosquitto.conf"
-    conf.write_text(render_config((DEPLOY / "mosquitto.conf").read_text(), workdir, tls_port, plain_port))
+    text = (DEPLOY / "mosquitto.conf").read_text()
+    if mutual_tls:  # the documented option: uncomment the two lines
+        text = text.replace("#require_certificate true", "require_certificate true")
+        text = text.replace("#use_identity_as_username true", "use_identity_as_username true")
+    conf.write_text(render_config(text, workdir, tls_port, plain_port))
     binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     log = open(workdir / "mosquitto.log", "ab")
     process = subprocess.Popen([binary, "-c", str(conf)], stdout=log, stderr=log)
@@ -108,7 +112,8 @@ class Peer:
     """A paho client for tests: connect() returns the CONNACK reason, messages land in a queue."""
 
     def __init__(self, broker: OfficeBroker, username: str | None, password: str | None = None, *,
-                 tls: bool = True, ca_file: str | None = None, protocol=mqtt.MQTTv311):
+                 tls: bool = True, ca_file: str | None = None, protocol=mqtt.MQTTv311,
+                 certfile: str | None = None, keyfile: str | None = None):
         self.broker = broker
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"t-{uuid.uuid4().hex[:10]}",
                                   protocol=protocol)
@@ -116,7 +121,8 @@ class Peer:
             self.client.username_pw_set(username, password)
         self.tls = tls
         if tls:
-            self.client.tls_set(ca_certs=ca_file or broker.ca_file, tls_version=ssl.PROTOCOL_TLS_CLIENT)
+            self.client.tls_set(ca_certs=ca_file or broker.ca_file, certfile=certfile, keyfile=keyfile,
+                                tls_version=ssl.PROTOCOL_TLS_CLIENT)
         self.messages: queue.Queue = queue.Queue()
         self.connack = threading.Event()
         self.reason = None
@@ -148,12 +154,13 @@ class Peer:
         self.granted = reason_codes
         self.suback.set()
 
-    def connect(self):
-        """Connect and wait for the CONNACK; returns its reason code (0 = accepted)."""
+    def connect(self, timeout_s: float = WAIT_S):
+        """Connect and wait for the CONNACK; its reason code (0 = accepted), None if none came."""
         port = self.broker.tls_port if self.tls else self.broker.plain_port
         self.client.connect("127.0.0.1" if not self.tls else "localhost", port, keepalive=30)
         self.client.loop_start()
-        assert self.connack.wait(WAIT_S), "no CONNACK within the deadline"
+        if not self.connack.wait(timeout_s):
+            return None
         return self.reason
 
     def subscribe(self, topic: str, qos: int = 1):
@@ -188,21 +195,54 @@ class Peer:
         self.client.loop_stop()
 
 
-@pytest.fixture
-def peers(office_broker):
-    """`peers(user)` -> a connected Peer authenticated as that user (password from make-passwd)."""
+@pytest.fixture(scope="module")
+def mtls_broker(tmp_path_factory):
+    """The office broker with its mutual-TLS lines enabled, and a client certificate for kiosk-a."""
+    workdir = tmp_path_factory.mktemp("office-broker-mtls")
+    broker = start_office_broker(workdir, ["central", *DEVICES], mutual_tls=True)
+    subprocess.run([sys.executable, str(DEPLOY / "make-certs.py"), "--out", str(workdir), "--client", "kiosk-a"],
+                   check=True, capture_output=True, timeout=60)
+    try:
+        yield broker
+    finally:
+        broker.process.terminate()
+        try:
+            broker.process.wait(5)
+        except subprocess.TimeoutExpired:
+            broker.process.kill()
+
+
+def _peer_factory(broker: OfficeBroker):
     made: list[Peer] = []
 
     def make(username: str | None, password: str | None = None, **kwargs) -> Peer:
-        if username is not None and password is None:
-            password = office_broker.passwords[username]
-        peer = Peer(office_broker, username, password, **kwargs)
+        if username is not None and password is None and "certfile" not in kwargs:
+            password = broker.passwords[username]
+        peer = Peer(broker, username, password, **kwargs)
         made.append(peer)
         return peer
 
-    yield make
+    return make, made
+
+
+def _close_all(made: list[Peer]) -> None:
     for peer in made:
         try:
             peer.close()
         except Exception:  # a refused client may already be gone
             pass
+
+
+@pytest.fixture
+def peers(office_broker):
+    """`peers(user)` -> a Peer authenticated as that user (password from make-passwd); call .connect()."""
+    make, made = _peer_factory(office_broker)
+    yield make
+    _close_all(made)
+
+
+@pytest.fixture
+def mtls_peers(mtls_broker):
+    make, made = _peer_factory(mtls_broker)
+    yield make
+    _close_all(made)
