@@ -7,6 +7,8 @@ by Playwright (a downloaded browser build cannot work here, see shared/design.md
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
 import sys
 import threading
 from pathlib import Path
@@ -71,9 +73,11 @@ def loop_thread():
         lt.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium():
-    """One headless Chromium per test worker."""
+    """One headless Chromium per test module. Not per session: Playwright's sync API keeps an event
+    loop running in the main thread while it is open, which would break asyncio.run() in any test
+    (of any area) that the same worker runs afterwards."""
     if not Path(CHROMIUM).exists():
         pytest.skip(f"{CHROMIUM} is not installed (make setup installs Debian's chromium)")
     from playwright.sync_api import sync_playwright
@@ -94,3 +98,16 @@ def page(chromium):
         yield pg
     finally:
         context.close()
+
+
+def shot(page, tmp_path: Path, name: str) -> Path:
+    """A screenshot in the test's output (tmp_path/screenshots), also copied to $EDGE_SCREENSHOT_DIR if set."""
+    folder = tmp_path / "screenshots"
+    folder.mkdir(exist_ok=True)
+    path = folder / f"kiosk-{name}.png"
+    page.screenshot(path=str(path))
+    export = os.environ.get("EDGE_SCREENSHOT_DIR")
+    if export:
+        Path(export).mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, Path(export) / path.name)
+    return path

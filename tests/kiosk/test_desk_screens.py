@@ -10,7 +10,7 @@ import pytest
 
 from edge.kiosk.config import KioskConfig
 from edge.service import ServiceContext
-from conftest import Served
+from conftest import Served, shot
 from kiosk_fakes import FakeLocker
 
 pytestmark = pytest.mark.browser
@@ -70,7 +70,7 @@ def test_reception_shows_the_catalog_entry_and_gives_a_card_the_counter_then_cal
     assert "Giấy chứng sinh" in page.locator("#proc-papers li").all_inner_texts()
     assert page.inner_text("#proc-time") == "Trong ngày"
     page.select_option("#priority", "elderly")  # staff see an elderly citizen
-    page.screenshot(path=str(tmp_path / "kiosk-reception.png"))
+    shot(page, tmp_path, "reception")
     page.click("#issue")
     page.wait_for_selector("#ticket:not([hidden])")
     ticket = page.inner_text("#ticket-number")
@@ -87,7 +87,7 @@ def test_reception_shows_the_catalog_entry_and_gives_a_card_the_counter_then_cal
     page.wait_for_selector("body[data-ready='1']")
     page.click("#call_next")
     page.wait_for_function("document.querySelector('#serving').textContent === 'A001'")
-    page.screenshot(path=str(tmp_path / "kiosk-counter.png"))
+    shot(page, tmp_path, "counter")
 
     async def vibrated():
         for _ in range(200):
@@ -100,7 +100,7 @@ def test_reception_shows_the_catalog_entry_and_gives_a_card_the_counter_then_cal
     page.goto(kiosk.url + "/display")
     page.wait_for_selector("body[data-ready='1']")
     page.wait_for_function("document.querySelector('#serving').textContent.includes('A001')")
-    page.screenshot(path=str(tmp_path / "kiosk-display.png"))
+    shot(page, tmp_path, "display")
 
 
 def test_receipt_read_by_the_camera_starts_the_pickup(desk, page, loop_thread):

@@ -7,8 +7,6 @@ tmp_path (and to $EDGE_SCREENSHOT_DIR when set, which is how docs/screenshots/ w
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,7 +16,7 @@ import pytest
 from edge.kiosk.config import KioskConfig
 from edge.service import ServiceContext
 from edge.store import Store
-from conftest import LoopThread, Served
+from conftest import LoopThread, Served, shot
 
 pytestmark = pytest.mark.browser
 
@@ -130,16 +128,10 @@ def rig_impostor(tmp_path):
 
 class Shots:
     def __init__(self, page, tmp_path: Path, journey: str):
-        self.page, self.dir, self.journey = page, tmp_path / "screenshots", journey
-        self.dir.mkdir(exist_ok=True)
-        self.export = os.environ.get("EDGE_SCREENSHOT_DIR")
+        self.page, self.tmp_path, self.journey = page, tmp_path, journey
 
     def __call__(self, step: str) -> None:
-        path = self.dir / f"kiosk-{self.journey}-{step}.png"
-        self.page.screenshot(path=str(path))
-        if self.export:
-            Path(self.export).mkdir(parents=True, exist_ok=True)
-            shutil.copy(path, Path(self.export) / path.name)
+        shot(self.page, self.tmp_path, f"{self.journey}-{step}")
 
 
 def open_kiosk(page, rig):

@@ -14,7 +14,7 @@ import pytest
 from edge.kiosk.config import KioskConfig
 from edge.kiosk.service import KioskService
 from edge.service import ServiceContext
-from conftest import Served
+from conftest import Served, shot
 from kiosk_fakes import FakeLocker, FakePager, FakeQr, FakeVision
 
 pytestmark = pytest.mark.browser
@@ -50,10 +50,6 @@ def kiosk(loop_thread, store, tmp_path):
         yield svc, peers
     finally:
         loop_thread.call(served.stop())
-
-
-def shot(page, tmp_path, name):
-    page.screenshot(path=str(tmp_path / f"kiosk-{name}.png"))
 
 
 def test_face_journey_in_the_browser(kiosk, page, loop_thread, tmp_path):
