@@ -40,51 +40,62 @@ def _ts(value: float) -> dt.datetime:
 def apply_events(conn: psycopg.Connection, events: list, tz: ZoneInfo) -> list[dict]:
     """Update tickets/alarms for newly stored events; return the alarms opened."""
     opened: list[dict] = []
-    dirty: set = set()
+    tickets: dict = {}
     for e in sorted(events, key=lambda e: (e.site, e.device, e.seq)):
-        if e.type in TICKET_ISSUED | TICKET_CALLED | TICKET_DONE | TICKET_NO_SHOW | TICKET_RATED:
-            day = _ticket(conn, e, tz)
-            if day:
-                dirty.add((day, e.site))
+        if e.type in TICKET_TYPES:
+            _merge_ticket(tickets, e, tz)
         elif e.type == "alarm" or e.type in ALARM_TYPES:
             alarm = _open_alarm(conn, e)
             if alarm:
                 opened.append(alarm)
         elif e.type == "alarm_cleared" or e.type in CLEARED_BY:
             _clear_alarm(conn, e)
-    for day, site in sorted(dirty):
-        conn.execute("INSERT INTO rollup_dirty (day, site) VALUES (%s, %s) ON CONFLICT DO NOTHING", (day, site))
+    if tickets:
+        _upsert_tickets(conn, tickets)
     return opened
 
 
-def _ticket(conn: psycopg.Connection, e, tz: ZoneInfo) -> dt.date | None:
+TICKET_TYPES = TICKET_ISSUED | TICKET_CALLED | TICKET_DONE | TICKET_NO_SHOW | TICKET_RATED
+
+
+def _merge_ticket(tickets: dict, e, tz: ZoneInfo) -> None:
+    """Fold one ticket event into this batch's row for that ticket (one row per key per statement)."""
     body = e.body
     ticket = body.get("ticket") or body.get("number") or body.get("ticket_no")
     if ticket is None and not body.get("ticket_id"):
-        return None
+        return
     day = dt.datetime.fromtimestamp(e.ts, tz).date()
-    key = str(body.get("ticket_id") or f"{day.isoformat()}:{ticket}")
+    key = (e.site, e.device, str(body.get("ticket_id") or f"{day.isoformat()}:{ticket}"))
+    row = tickets.setdefault(key, {"day": day, "queue": "", "ticket": "", "issued_at": None, "called_at": None,
+                                   "done_at": None, "no_show": False, "rating": None})
     queue = str(body.get("queue") or body.get("procedure") or body.get("line") or "")
+    row["queue"] = row["queue"] or queue
+    row["ticket"] = row["ticket"] or ("" if ticket is None else str(ticket))
     at = _ts(e.ts)
-    cols = {"issued_at": None, "called_at": None, "done_at": None, "no_show": False, "rating": None}
     if e.type in TICKET_ISSUED:
-        cols["issued_at"] = at
+        row["issued_at"] = min(filter(None, (row["issued_at"], at)))
+        row["day"] = day
     elif e.type in TICKET_CALLED:
-        cols["called_at"] = at
+        row["called_at"] = min(filter(None, (row["called_at"], at)))
     elif e.type in TICKET_DONE:
-        cols["done_at"] = at
+        row["done_at"] = max(filter(None, (row["done_at"], at)))
     elif e.type in TICKET_NO_SHOW:
-        cols["no_show"] = True
+        row["no_show"] = True
     else:
         score = body.get("rating", body.get("score"))
-        if isinstance(score, bool) or not isinstance(score, int) or not 1 <= score <= 5:
-            return None
-        cols["rating"] = score
+        if not isinstance(score, bool) and isinstance(score, int) and 1 <= score <= 5:
+            row["rating"] = score
+
+
+def _upsert_tickets(conn: psycopg.Connection, tickets: dict) -> None:
     # Events of one ticket may be committed in any order by two consumers: keep the earliest
     # issue and call, the latest completion, and never erase a value already known.
+    keys = sorted(tickets)
+    rows = [tickets[k] for k in keys]
     conn.execute(
         "INSERT INTO tickets AS t (site, device, ticket_key, day, queue, ticket, issued_at, called_at, done_at, "
-        "no_show, rating) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+        "no_show, rating) SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::date[], %b::text[], "
+        "%b::text[], %b::timestamptz[], %b::timestamptz[], %b::timestamptz[], %b::bool[], %b::smallint[]) "
         "ON CONFLICT (site, device, ticket_key) DO UPDATE SET "
         "queue = CASE WHEN t.queue = '' THEN EXCLUDED.queue ELSE t.queue END, "
         "ticket = CASE WHEN t.ticket = '' THEN EXCLUDED.ticket ELSE t.ticket END, "
@@ -92,10 +103,14 @@ def _ticket(conn: psycopg.Connection, e, tz: ZoneInfo) -> dt.date | None:
         "issued_at = LEAST(t.issued_at, EXCLUDED.issued_at), called_at = LEAST(t.called_at, EXCLUDED.called_at), "
         "done_at = GREATEST(t.done_at, EXCLUDED.done_at), no_show = t.no_show OR EXCLUDED.no_show, "
         "rating = COALESCE(EXCLUDED.rating, t.rating)",
-        (e.site, e.device, key, day, queue, "" if ticket is None else str(ticket), cols["issued_at"],
-         cols["called_at"], cols["done_at"], cols["no_show"], cols["rating"]),
+        ([k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys], [r["day"] for r in rows],
+         [r["queue"] for r in rows], [r["ticket"] for r in rows], [r["issued_at"] for r in rows],
+         [r["called_at"] for r in rows], [r["done_at"] for r in rows], [r["no_show"] for r in rows],
+         [r["rating"] for r in rows]),
     )
-    return day
+    dirty = sorted({(r["day"], k[0]) for k, r in zip(keys, rows)})
+    conn.execute("INSERT INTO rollup_dirty (day, site) SELECT * FROM unnest(%b::date[], %b::text[]) "
+                 "ON CONFLICT DO NOTHING", ([d for d, _ in dirty], [s for _, s in dirty]))
 
 
 def _alarm_kind(e) -> str:
