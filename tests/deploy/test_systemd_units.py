@@ -91,6 +91,8 @@ def test_edge_service_is_a_watched_notify_service_for_the_edge_user():
     assert set(service["SupplementaryGroups"].split()) >= {"gpio", "dialout", "video"}
     assert service["ProtectSystem"] == "strict"
     assert "/var/lib/edge" in service["ReadWritePaths"].split()
+    # lgpio writes notification files into the working directory: it must be a writable one.
+    assert service["WorkingDirectory"] in service["ReadWritePaths"].split()
     unit = _unit("edge.service")["Unit"]
     assert int(unit["StartLimitBurst"]) >= 1 and int(unit["StartLimitIntervalSec"]) > 0
 
