@@ -115,6 +115,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "display.title": ("Mời công dân", "Now serving"),
     "display.counter": ("Quầy", "Counter"),
     "display.number": ("Số", "Number"),
+    "display.waiting": ("{n} người chờ · khoảng {minutes} phút", "{n} waiting · about {minutes} min"),
     "display.wait": ("Thời gian chờ dự kiến", "Expected wait"),
     # staff loading
     "loading.title": ("Nạp hồ sơ vào tủ", "Load results into the locker"),

@@ -119,7 +119,10 @@ class KioskService(Service):
         if kind == "receipt" and item.get("code") and self.ctx.peer("locker") is not None:
             await self.flow.scanned(item["code"])
         elif kind in ("procedure", "procedure_url"):
-            self.reception.publish({"kind": kind, "code": item.get("code"), "procedure": item.get("procedure"),
+            procedure = item.get("procedure")
+            if isinstance(procedure, dict):
+                procedure = {**procedure, "queue_name": _queue_name(self, procedure.get("queue_service"))}
+            self.reception.publish({"kind": kind, "code": item.get("code"), "procedure": procedure,
                                     "ticket": item.get("ticket"), "card": item.get("card"),
                                     "refused": item.get("refused"), "priorities": _pager_priorities(self)})
 
@@ -381,7 +384,7 @@ async def reception_scan(request: web.Request) -> web.Response:
     if not entry:
         return web.json_response({**result, "ok": False, "error": "reception.not_found"})
     entry = entry if isinstance(entry, dict) else _as_dict(entry)
-    result["procedure"] = entry
+    result["procedure"] = {**entry, "queue_name": _queue_name(svc, entry.get("queue_service"))}
     result["priorities"] = _pager_priorities(svc)
     return web.json_response(result)
 
@@ -414,6 +417,13 @@ async def reception_issue(request: web.Request) -> web.Response:
         tx.audit("kiosk", "reception.issue", service=service, priority=priority,
                  ticket=_as_dict(ticket).get("ticket"))
     return web.json_response({"ok": True, **_as_dict(ticket)})
+
+
+def _queue_name(svc: KioskService, service_id: str | None) -> str | None:
+    """The pager service's display name (Vietnamese) for a catalog queue id."""
+    services = _safe_view(svc.ctx.peer("pager")).get("services") or {}
+    entry = services.get(service_id) if isinstance(services, dict) else None
+    return entry.get("name") if isinstance(entry, dict) and entry.get("name") else service_id
 
 
 def _pager_priorities(svc: KioskService) -> list:

@@ -68,7 +68,7 @@ def test_reception_shows_the_catalog_entry_and_gives_a_card_the_counter_then_cal
     page.wait_for_selector("#procedure:not([hidden])")
     assert page.inner_text("#proc-name") == "Đăng ký khai sinh"
     assert "Giấy chứng sinh" in page.locator("#proc-papers li").all_inner_texts()
-    assert page.inner_text("#proc-time") == "Trong ngày"
+    assert page.inner_text("#proc-time") == "Trong ngày" and page.inner_text("#proc-service") == "Hộ tịch"
     page.select_option("#priority", "elderly")  # staff see an elderly citizen
     shot(page, tmp_path, "reception")
     page.click("#issue")

@@ -57,23 +57,23 @@ def test_face_journey_in_the_browser(kiosk, page, loop_thread, tmp_path):
     page.goto(svc.url + "/kiosk")
     page.wait_for_selector("body[data-ready='1']")
     assert page.inner_text("#step-start button") == "Nhận kết quả"
-    shot(page, tmp_path, "1-start")
+    shot(page, tmp_path, "fakes-1-start")
     page.click("#start")
     page.wait_for_selector("body[data-step='code']")
     page.fill("#code", CODE)
     page.press("#code", "Enter")  # what a USB QR scanner does after the payload
     page.wait_for_selector("body[data-step='face']")
-    shot(page, tmp_path, "2-face")
+    shot(page, tmp_path, "fakes-2-face")
     peers["vision"].decisions = ["accept"]
     loop_thread.loop.call_soon_threadsafe(peers["vision"].gate.set)
     page.wait_for_selector("body[data-step='open']")
     assert page.inner_text("#open-title") == "Ngăn số 7 đang mở"
     assert page.locator(".locker div.open").all_inner_texts() == ["7"]
-    shot(page, tmp_path, "3-open")
+    shot(page, tmp_path, "fakes-3-open")
     assert [(o[1], o[2]) for o in peers["locker"].opened] == [(7, "face")]
     loop_thread.loop.call_soon_threadsafe(peers["locker"].door_closed.set)
     page.wait_for_selector("body[data-step='thanks']")
-    shot(page, tmp_path, "4-thanks")
+    shot(page, tmp_path, "fakes-4-thanks")
     page.wait_for_selector("body[data-step='start']", timeout=15_000)  # back to the start by itself
 
 
@@ -88,7 +88,7 @@ def test_pin_fallback_english_toggle_and_kind_message(kiosk, page, loop_thread, 
     page.fill("#code", "000.00.01.H29-240115-0999")
     page.click("#code-submit")
     page.wait_for_function("document.querySelector('#code-notice').textContent.includes('attempts left: 2')")
-    shot(page, tmp_path, "wrong-code")
+    shot(page, tmp_path, "fakes-wrong-code")
     page.fill("#code", CODE)
     page.click("#code-submit")
     page.wait_for_selector("body[data-step='face']")
@@ -113,7 +113,7 @@ def test_pin_fallback_english_toggle_and_kind_message(kiosk, page, loop_thread, 
     page.click("#code-submit")
     page.wait_for_selector("body[data-step='message']")
     assert "đã được nhận" in page.inner_text("#message")  # language is back to Vietnamese for a new citizen
-    shot(page, tmp_path, "collected")
+    shot(page, tmp_path, "fakes-collected")
     assert len(peers["locker"].opened) == 1
 
 
@@ -131,7 +131,7 @@ def test_reception_counter_loading_and_status_pages(kiosk, page, tmp_path):
     page.wait_for_selector("#ticket:not([hidden])")
     assert page.inner_text("#ticket-card") == "Mời nhận thẻ rung số 7"
     assert peers["pager"].issued == [("general", None, "desk")]
-    shot(page, tmp_path, "reception")
+    shot(page, tmp_path, "fakes-reception")
     page.fill("#scan", "hello")
     page.press("#scan", "Enter")
     page.wait_for_function("document.querySelector('#scan-error').textContent.length > 0")
@@ -164,7 +164,7 @@ def test_reception_counter_loading_and_status_pages(kiosk, page, tmp_path):
     page.wait_for_selector("body[data-ready='1']")
     assert "locker" in page.inner_text("#services") and "ok" in page.inner_text("#services")
     assert "left_open" in page.inner_text("#alarms") and "compartment:3" in page.inner_text("#alarms")
-    shot(page, tmp_path, "status")
+    shot(page, tmp_path, "fakes-status")
 
 
 def post(url, body):

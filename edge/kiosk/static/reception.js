@@ -21,7 +21,7 @@
     for (const p of [].concat(proc.papers || [])) papers.append(Edge.el("li", {}, String(p)));
     $("proc-fee").textContent = proc.fee || "";
     $("proc-time").textContent = processing(proc.processing_days);
-    $("proc-service").textContent = proc.queue_service || "";
+    $("proc-service").textContent = proc.queue_name || proc.queue_service || "";
     const sel = $("priority"); sel.textContent = "";
     sel.append(Edge.el("option", { value: "" }, Edge.t("reception.priority_none")));
     for (const p of priorities) sel.append(Edge.el("option", { value: p }, Edge.t("priority." + p) === "priority." + p ? p : Edge.t("priority." + p)));
