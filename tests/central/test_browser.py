@@ -1,0 +1,95 @@
+"""The dashboard in Debian's headless Chromium (Playwright): live offline state, screenshots.
+
+Set EDGE_SCREENSHOT_DIR=docs/screenshots to refresh the committed pictures.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import random
+import time
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from .conftest import wait_until
+
+pytestmark = pytest.mark.browser
+CHROMIUM = "/usr/bin/chromium"
+TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+
+
+def seed(devices) -> tuple:
+    """Two offices: desks with a day of tickets and 30 days of history, kiosks with lockers."""
+    rng = random.Random(7)
+    now = time.time()
+    today = dt.datetime.fromtimestamp(now, TZ).replace(hour=0, minute=0, second=0, microsecond=0)
+    desk = devices("hanoi-badinh", "desk-1")
+    desk2 = devices("hcm-quan1", "desk-1")
+    kiosk = devices("hanoi-badinh", "kiosk-1")
+    kiosk2 = devices("hcm-quan1", "kiosk-1")
+    for back in range(29, -1, -1):
+        day = today - dt.timedelta(days=back)
+        if day.weekday() >= 5 and back:
+            continue
+        for n in range(rng.randint(8, 24) if back else 30):
+            issued = day.timestamp() + 7.5 * 3600 + rng.random() * 9 * 3600
+            if issued > now - 60:
+                issued = now - rng.random() * 3600
+            if issued < day.timestamp():
+                continue
+            ticket, queue = f"{'AB'[n % 2]}{n:03d}", "AB"[n % 2]
+            d = desk if n % 3 else desk2
+            d.event("pager", "ticket_issued", ticket=ticket, queue=queue, ts=issued)
+            if back or n < 24:
+                wait = rng.uniform(120, 1500)
+                d.event("pager", "ticket_called", ticket=ticket, counter=1 + n % 3, ts=min(now, issued + wait))
+                d.event("pager", "ticket_served", ticket=ticket, ts=min(now, issued + wait + rng.uniform(120, 600)))
+    kiosk.state("locker", {"compartments": [
+        {"name": str(i), "occupied": i in (1, 2, 5, 7, 8), "result": f"R-{i}" if i in (1, 2, 5, 7) else None,
+         "expires_at": now + (3600 if i == 2 else 4 * 86400), "door": "open" if i == 3 else "closed"} for i in range(1, 17)]})
+    kiosk2.state("locker", {"compartments": [{"name": str(i), "occupied": i < 4, "result": f"R-{i}" if i < 4 else None}
+                                             for i in range(1, 13)]})
+    kiosk.event("locker", "alarm", alarm="left_open", compartment=3)
+    return desk, desk2, kiosk, kiosk2
+
+
+def test_fleet_page_shows_a_device_going_offline_and_screenshots(central_app, devices, tmp_path):
+    playwright = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian chromium is not installed")
+    c = central_app(offline_alarm_s=2)
+    desk, desk2, kiosk, kiosk2 = seed(devices)
+    total = len(desk.ids) + len(desk2.ids) + len(kiosk.ids) + len(kiosk2.ids)
+    wait_until(lambda: c.app.consumer.stats()["stored"] == total, what=f"{total} seeded events stored")
+    wait_until(lambda: len(c.get("/api/lockers")) == 2, what="locker snapshots")
+    wait_until(lambda: sum(d["tickets"] for d in c.get("/api/queues/days")[:-1]) > 0, what="30-day roll-up")
+    shots = Path(os.environ.get("EDGE_SCREENSHOT_DIR") or tmp_path)
+    shots.mkdir(parents=True, exist_ok=True)
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync"])
+        page = browser.new_page(viewport={"width": 1200, "height": 860})
+        page.goto(c.url + "/")
+        assert page.locator('[data-state="online"]').count() == 4
+        page.screenshot(path=str(shots / "central-fleet.png"), full_page=True)
+
+        desk2.crash()                              # the demo stops: the will marks it offline
+        stopped = time.monotonic()
+        page.wait_for_selector('[data-state="offline"]', timeout=20_000)   # the page refreshes itself
+        seen_after = time.monotonic() - stopped
+        assert seen_after < 20
+        assert "Mất kết nối" in page.content()
+        page.wait_for_selector("text=device_offline", timeout=20_000)
+        page.screenshot(path=str(shots / "central-fleet-offline.png"), full_page=True)
+
+        page.goto(c.url + "/queues")
+        assert page.locator("svg.chart").count() == 3
+        page.screenshot(path=str(shots / "central-queues.png"), full_page=True)
+        page.goto(c.url + "/lockers?lang=en")
+        assert "Results waiting" in page.content()
+        page.screenshot(path=str(shots / "central-lockers-en.png"), full_page=True)
+        browser.close()
