@@ -391,9 +391,11 @@ class QueueEngine:
                        "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (today,))
             if row is not None:
                 _emit(tx, "day_rollover", previous_day=row[0], day=today, expired=expired)
+        due = tx.execute("SELECT count(*) FROM pager_ticket WHERE card_held = 1 AND status = 'no_show' "
+                         "AND finished <= ?", (now - self.config.card_hold_s,)).fetchone()[0]
         returned = tx.execute(
             "UPDATE pager_ticket SET card_held = 0 WHERE card_held = 1 AND status = 'no_show' AND finished <= ? "
-            "RETURNING number, card", (now - self.config.card_hold_s,)).fetchall()
+            "RETURNING number, card", (now - self.config.card_hold_s,)).fetchall() if due else []
         for number, card in returned:
             changed = True
             _emit(tx, "card_returned", ticket=number, card=card, reason="no_show_timeout")
