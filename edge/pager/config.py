@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Literal, Optional
 
 from edge.config import opt
+from edge.errors import ConfigError
 
 DRIVERS = ("jtech", "lrs", "waveware", "espa", "ook")
 
@@ -72,8 +73,14 @@ class PagerConfig:
     default_service_s: int = opt(300, min=10, max=7200, help="service time assumed before any is measured")
     day_start_hour: int = opt(5, min=0, max=23, help="local hour at which numbering restarts")
     utc_offset_h: float = opt(7.0, min=-12, max=14, help="local time zone (Vietnam: +7)")
-    long_press_s: float = opt(1.5, min=0.3, max=10, help="holding 'next' this long pauses/resumes the counter")
+    long_press_s: float = opt(1.5, min=0.3, max=10, help="holding 'recall' this long pauses/resumes the counter")
     bounce_s: float = opt(0.05, min=0, max=1, help="button debounce")
+
+    def __post_init__(self):
+        # Cross-references (counter -> service, unique prefixes) fail `edge config check` too.
+        found = problems(self)
+        if found:
+            raise ConfigError(found)
 
 
 def problems(config: PagerConfig) -> list[str]:

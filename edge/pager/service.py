@@ -62,9 +62,6 @@ class PagerService(Service):
 
     # -- lifecycle --------------------------------------------------------------------------
     async def start(self) -> None:
-        problems = pager_config.problems(self.config)
-        if problems:
-            raise ConfigError(problems)
         self._loop = asyncio.get_running_loop()
         self._pages = asyncio.Queue()
         self.engine = QueueEngine(self.ctx.store, self.config, clock=self.ctx.clock,

@@ -69,10 +69,15 @@ def test_pager_section_errors_name_the_key():
         assert expected in text
 
 
-def test_cross_references_are_checked():
-    cfg = pager_config.PagerConfig(
-        services={"a": pager_config.ServiceDef(prefix="A"), "b": pager_config.ServiceDef(prefix="A")},
-        counters={"1": pager_config.CounterDef(services=["a", "zz"])})
-    found = pager_config.problems(cfg)
-    assert any("pager.services.b.prefix" in p for p in found)
-    assert any("pager.counters.1.services: found 'zz'" in p for p in found)
+def test_cross_references_are_checked(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        pager_config.PagerConfig(
+            services={"a": pager_config.ServiceDef(prefix="A"), "b": pager_config.ServiceDef(prefix="A")},
+            counters={"1": pager_config.CounterDef(services=["a", "zz"])})
+    assert any("pager.services.b.prefix" in p for p in err.value.problems)
+    assert any("pager.counters.1.services: found 'zz'" in p for p in err.value.problems)
+    bad = tmp_path / "edge.toml"
+    bad.write_text('site = "s"\ndevice = "d"\nrole = "desk"\n[pager.counters.1]\nservices = ["nope"]\n')
+    out = subprocess.run([sys.executable, "-m", "edge", "config", "check", str(bad)], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 1 and "pager.counters.1.services: found 'nope'" in out.stdout
