@@ -38,8 +38,8 @@ TRAIN_MIN_SIZE = 2_048      # fewer samples than this cannot estimate a 256-bit 
 CODE_BITS = 256             # 32 bytes a template: 1/16 of 128-d float32, 1/64 of 512-d
 RERANK = 1_024              # exact float rerank of this many nearest codes (see docs/gallery.md)
 PCA_SAMPLE = 32_768         # rows used to estimate the mean and the principal axes
-ITQ_SAMPLE = 10_000         # rows used for the ITQ rotation iterations
-ITQ_ITERATIONS = 30
+ITQ_SAMPLE = 8_192          # rows used for the ITQ rotation iterations
+ITQ_ITERATIONS = 20         # ITQ's loss has flattened by then
 SCAN_ROWS = 32_768          # Hamming scan block: its scratch stays in L2 cache
 GROW_ROWS = 65_536          # capacity grows by at least this many rows (or by half)
 MAX_ID_CHARS = 256
@@ -148,22 +148,22 @@ def _train_codes(sample: np.ndarray, bits: int, seed: int) -> _CodeModel:
     rng = np.random.default_rng(seed)
     dim = sample.shape[1]
     mean = sample.mean(axis=0, dtype=np.float64)
-    centred = (sample - mean).astype(np.float64)
-    cov = centred.T @ centred / max(1, len(centred) - 1)
+    centred = (sample - mean.astype(np.float32))
+    cov = (centred.T @ centred).astype(np.float64) / max(1, len(centred) - 1)
     _, vecs = np.linalg.eigh(cov)
     axes = min(dim, bits)
-    pca = vecs[:, ::-1][:, :axes]
-    itq_rows = centred[rng.permutation(len(centred))[:ITQ_SAMPLE]] @ pca
+    pca = vecs[:, ::-1][:, :axes].astype(np.float32)
+    itq_rows = centred[rng.permutation(len(centred))[:ITQ_SAMPLE]] @ pca  # float32: half the work
     projections = []
     for _ in range(math.ceil(bits / axes)):
-        rot, _ = np.linalg.qr(rng.standard_normal((axes, axes)))
+        rot, _ = np.linalg.qr(rng.standard_normal((axes, axes)).astype(np.float32))
         for _ in range(ITQ_ITERATIONS):
-            signs = np.where(itq_rows @ rot >= 0, 1.0, -1.0)
+            signs = np.where(itq_rows @ rot >= 0, np.float32(1), np.float32(-1))
             u, _, vt = np.linalg.svd(itq_rows.T @ signs)
             rot = u @ vt
         projections.append(pca @ rot)
     proj = np.hstack(projections)[:, :bits].astype(np.float32)
-    return _CodeModel(proj=proj, thresholds=(mean @ proj).astype(np.float32), bits=bits)
+    return _CodeModel(proj=proj, thresholds=(mean.astype(np.float32) @ proj), bits=bits)
 
 
 @dataclass(frozen=True)
@@ -449,7 +449,13 @@ class Gallery:
         live_rows = np.arange(snap.n) if snap.alive is None else np.flatnonzero(snap.alive)
         rng = np.random.default_rng(self.seed)
         sample = matrix[np.sort(rng.choice(live_rows, min(len(live_rows), PCA_SAMPLE), replace=False))]
-        model = _train_codes(sample, self.bits, self.seed)
+        from threadpoolctl import threadpool_limits
+
+        # Training is ~100 small BLAS calls: with several BLAS threads on a busy machine each one
+        # waits for a scheduled peer (measured 40 s instead of 3 s under load); one thread is
+        # never slower at these sizes.
+        with threadpool_limits(1, user_api="blas"):
+            model = _train_codes(sample, self.bits, self.seed)
         words = np.empty((model.words, len(snap.vectors)), np.uint64)
         words[:, :snap.n] = model.encode(matrix)
         log.debug("gallery: trained %d-bit codes on %d of %d templates", model.bits, len(sample), alive)

@@ -151,7 +151,7 @@ def write_file(path: str | Path, *, dim: int, count: int, parts: list, key: byte
     a crash leaves either the old file or the new one, never half of one.
     """
     path = Path(path)
-    views = [memoryview(p).cast("B") for p in parts]
+    views = [memoryview(p).cast("B") for p in parts if memoryview(p).nbytes]  # (0, dim) arrays cannot cast
     payload_len = sum(len(v) for v in views)
     encrypted = key is not None
     if encrypted:
