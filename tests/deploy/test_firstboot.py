@@ -94,7 +94,7 @@ def test_kiosk_config_is_applied_and_secrets_leave_the_boot_partition(pi):
     assert "provision" not in config and config["kiosk"] == {"port": 8081}
     assert (etc / "broker.password").read_text() == PASSWORD
     assert (etc / "ca.crt").read_text().startswith("-----BEGIN CERTIFICATE-----")
-    assert (etc / "kiosk-browser.env").read_text() == "KIOSK_URL=http://127.0.0.1:8081/\n"
+    assert (etc / "kiosk-browser.env").read_text() == "KIOSK_URL=http://127.0.0.1:8081/kiosk\n"
     assert mode(etc / "broker.password") == 0o600 and mode(etc / "command.key") == 0o600
     assert mode(etc / "edge.toml") == 0o640
     if os.geteuid() == 0:
@@ -201,3 +201,21 @@ def test_toml_writer_round_trips_nested_tables_and_arrays_of_tables():
                        "gpio": {"pins": {"door": 17}}},
             "pager": {"port": "sim"}}
     assert tomllib.loads(fb.dump_toml(data)) == data
+
+
+def test_a_desk_screen_shows_the_queue_display_unless_told_otherwise(pi):
+    root, boot = pi
+    desk = KIOSK_TOML.replace('role = "kiosk"', 'role = "desk"')
+    (boot / "edge.toml").write_text(desk)
+    assert firstboot(root, boot).returncode == 0
+    assert (root / "etc/edge/kiosk-browser.env").read_text() == "KIOSK_URL=http://127.0.0.1:8081/display\n"
+    (boot / "edge.toml").write_text(desk.replace('timezone =', 'screen_page = "/reception"\ntimezone ='))
+    assert firstboot(root, boot).returncode == 0
+    assert (root / "etc/edge/kiosk-browser.env").read_text() == "KIOSK_URL=http://127.0.0.1:8081/reception\n"
+
+
+def test_no_screen_when_kiosk_screen_is_false(pi):
+    root, boot = pi
+    (boot / "edge.toml").write_text(KIOSK_TOML.replace('timezone =', 'kiosk_screen = false\ntimezone ='))
+    assert firstboot(root, boot).returncode == 0
+    assert not (root / "etc/edge/kiosk-browser.env").exists()  # so the browser unit never starts
