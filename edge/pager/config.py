@@ -99,4 +99,22 @@ def problems(config: PagerConfig) -> list[str]:
             found.append(f"pager.counters.{name}.services: empty, expected at least one service id")
     if not config.counters:
         found.append("pager.counters: empty, expected at least one counter")
+    found += _transmitter_problems(config)
     return found
+
+
+def _transmitter_problems(config: PagerConfig) -> list[str]:
+    """Settings the transmitter itself would refuse (e.g. a JTECH base id above 999)."""
+    from edge.pager import ook, protocol  # pure modules, no I/O
+
+    try:
+        if config.driver == "ook":
+            ook.encode(config.ook_protocol, config.system_id, 1)
+            return []
+        settings = {"system": config.system_id, "message": config.message}
+        if config.driver == "waveware":
+            settings["capcode_base"] = config.capcode_base
+        protocol.transmitter(config.driver, **settings)
+    except protocol.FrameError as err:
+        return [f"pager: driver {config.driver!r} refuses these settings: {err}"]
+    return []

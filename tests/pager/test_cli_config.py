@@ -81,3 +81,13 @@ def test_cross_references_are_checked(tmp_path):
     out = subprocess.run([sys.executable, "-m", "edge", "config", "check", str(bad)], capture_output=True, text=True,
                          timeout=60)
     assert out.returncode == 1 and "pager.counters.1.services: found 'nope'" in out.stdout
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"driver": "jtech", "system_id": 1000}, "base id 1000 out of range"),
+    ({"driver": "ook", "ook_protocol": "retekess-td157", "system_id": 2000}, "does not fit in 10 bits"),
+    ({"driver": "waveware", "message": "xin chào"}, "printable ASCII"),
+])
+def test_transmitter_settings_are_checked_at_load(settings, message):
+    with pytest.raises(ConfigError, match=message):
+        config_module.from_dict({**BASE, "pager": settings})
