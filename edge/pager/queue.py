@@ -226,6 +226,29 @@ class QueueEngine:
             self.publish(tx)
         return result
 
+    def return_card(self, card: int) -> dict:
+        """A card handed back at the desk: frees it from a no-show, or takes a waiting citizen
+        who gives up out of the queue (counted as a no-show)."""
+        if isinstance(card, bool) or not isinstance(card, int) or not 1 <= card <= self.config.cards:
+            raise QueueError(f"card {card!r} does not exist: cards are 1..{self.config.cards}")
+        now = self.clock()
+        with self.store.transaction() as tx:
+            self._housekeep(tx)
+            row = tx.execute("SELECT id, number, status, counter FROM pager_ticket WHERE card = ? AND card_held = 1",
+                             (card,)).fetchone()
+            if row is None:
+                raise QueueError(f"card {card} is not out: nobody holds it")
+            ticket_id, number, status, counter = row
+            if status == "called":
+                raise QueueError(f"card {card} ({number}) is being served at counter {counter}: finish it there")
+            if status == "waiting":
+                tx.execute("UPDATE pager_ticket SET status = 'no_show', finished = ? WHERE id = ?", (now, ticket_id))
+            tx.execute("UPDATE pager_ticket SET card_held = 0 WHERE id = ?", (ticket_id,))
+            reason = "left_queue" if status == "waiting" else "returned_at_desk"
+            _emit(tx, "card_returned", ticket=number, card=card, reason=reason)
+            self.publish(tx)
+        return {"card": card, "ticket": number, "reason": reason}
+
     def transfer(self, counter: str, to_service: str | None = None, to_counter: str | None = None) -> dict:
         """Send the current ticket to another service or counter; it keeps its place and its card."""
         if to_service is None and to_counter is None:

@@ -35,6 +35,7 @@ class PagerService(Service):
         "issue": {"service": str, "priority": (str, None), "source": (str, "mqtt")},
         "checkin": {"code": str},
         "rejoin": {"ticket": str},
+        "return_card": {"card": int},
         "book": {"code": str, "service": str, "slot": float},
         "call_next": COUNTER,
         "recall": COUNTER,
@@ -130,6 +131,9 @@ class PagerService(Service):
     async def rejoin(self, ticket: str) -> dict:
         return await asyncio.to_thread(self.engine.rejoin, ticket)
 
+    async def return_card(self, card: int) -> dict:
+        return await asyncio.to_thread(self.engine.return_card, card)
+
     async def call_next(self, counter: str) -> dict | None:
         result = await asyncio.to_thread(self.engine.call_next, counter)
         if result:
@@ -214,6 +218,8 @@ class PagerService(Service):
             return await self.checkin(args["code"])
         if type == "book":
             return await self.book(args["code"], args["service"], args["slot"])
+        if type == "return_card":
+            return await self.return_card(args["card"])
         if type == "rejoin":
             return await self.rejoin(args["ticket"])
         if type == "call_next":

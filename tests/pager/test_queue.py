@@ -351,3 +351,22 @@ def test_late_citizen_rejoins_at_their_place_while_holding_the_card(make, clock)
     clock.advance(601)
     with pytest.raises(QueueError, match="card was already returned"):
         q.rejoin("A001")
+
+
+def test_cards_handed_back_at_the_desk(make, clock):
+    q = make(card_hold_s=3600)
+    q.issue("a")  # card 1
+    q.issue("a")  # card 2
+    q.issue("a")  # card 3
+    q.call_next("3")  # A001 on card 1
+    for card, message in ((0, "does not exist: cards are 1..99"), (100, "does not exist"),
+                          (7, "card 7 is not out"), (1, "being served at counter 3")):
+        with pytest.raises(QueueError, match=message):
+            q.return_card(card)
+    assert q.return_card(2)["reason"] == "left_queue"  # A002 gave up and left
+    clock.advance(10)
+    q.no_show("3")
+    assert q.return_card(1)["reason"] == "returned_at_desk"  # no need to wait card_hold_s
+    assert q.view()["cards_out"] == 1
+    assert q.call_next("3")["ticket"] == "A003"
+    assert q.stats()["totals"]["no_shows"] == 2
