@@ -58,19 +58,23 @@ class PagerService(Service):
         self.panels: list = []
         self._pages: asyncio.Queue | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._card_ticket: dict[int, str] = {}
-        self._last_page: dict[tuple[str, str], float] = {}  # for log lines: which ticket a card was paged for
+        self._card_ticket: dict[int, str] = {}  # for log lines: which ticket a card was paged for
+        self._last_page: dict[tuple[str, str], float] = {}  # (counter, ticket) -> last page, for repage_s
+        self._connected: asyncio.Event | None = None
+        self._lost: asyncio.Event | None = None
 
     # -- lifecycle --------------------------------------------------------------------------
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._pages = asyncio.Queue()
+        self._connected, self._lost = asyncio.Event(), asyncio.Event()
         self.engine = QueueEngine(self.ctx.store, self.config, clock=self.ctx.clock,
                                   extra_state=lambda: {"transmitter": self._transmitter_state()})
         if self.config.port == "sim":
             self._start_sim()
-        self._connect()
-        if not self.online:
+        if self._connect():
+            self._connected.set()
+        else:
             self._alarm_offline()
         self._start_panels()
         self.engine.tick()
@@ -79,6 +83,7 @@ class PagerService(Service):
 
     async def run(self) -> None:
         worker = asyncio.create_task(self._transmit_worker(), name="pager-transmit")
+        reconnector = asyncio.create_task(self._reconnect_loop(), name="pager-reconnect")
         last_tick = self.ctx.clock()
         try:
             while True:
@@ -88,10 +93,12 @@ class PagerService(Service):
                     last_tick = self.ctx.clock()
                     await asyncio.to_thread(self.engine.tick)
                     self._check_port()
-                if worker.done():
-                    worker.result()  # a crashed worker is a crashed service: let the supervisor restart us
+                for task in (worker, reconnector):
+                    if task.done():
+                        task.result()  # a crashed helper is a crashed service: the supervisor restarts us
         finally:
             worker.cancel()
+            reconnector.cancel()
 
     async def stop(self) -> None:
         for panel in self.panels:
@@ -297,16 +304,26 @@ class PagerService(Service):
                 else:
                     done.set_result(attempts)
 
-    async def _transmit(self, card: int, ticket: str | None) -> int | Exception:
-        """Send one page, waiting through an outage (the call stays queued until the box returns)."""
+    async def _reconnect_loop(self) -> None:
+        """Reopen a lost transmitter with a doubling, jittered, capped backoff (pages or not)."""
         delay = RECONNECT_FIRST_S
         while True:
-            if self.driver is None:
-                if not await asyncio.to_thread(self._connect):
-                    await asyncio.sleep(delay * random.uniform(0.8, 1.2))
-                    delay = min(delay * 2, self.config.reconnect_max_s)
-                    continue
+            if self.driver is not None:
+                await self._lost.wait()
+                self._lost.clear()
+                delay = RECONNECT_FIRST_S
+                continue
+            if await asyncio.to_thread(self._connect):
                 self._alarm_online()
+                self._connected.set()
+                continue
+            await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+            delay = min(delay * 2, self.config.reconnect_max_s)
+
+    async def _transmit(self, card: int, ticket: str | None) -> int | Exception:
+        """Send one page, waiting through an outage (the call stays queued until the box returns)."""
+        while True:
+            await self._connected.wait()
             if ticket is not None and not await asyncio.to_thread(self.engine.still_called, ticket, card):
                 self.log.info("pager: page to card %d dropped: %s is no longer called", card, ticket)
                 return 0
@@ -321,9 +338,11 @@ class PagerService(Service):
 
     def _go_offline(self, error: str) -> None:
         self.last_error = error
+        self._connected.clear()
         if self.driver:
             self.driver.close()
             self.driver = None
+        self._lost.set()
         if self.online:
             self.online = False
             self._alarm_offline()

@@ -295,3 +295,26 @@ def test_book_then_checkin_and_resume(tmp_path):
             await finish(service, task)
 
     run(scenario())
+
+
+def test_transmitter_plugged_in_later_comes_online_without_a_page(tmp_path, monkeypatch):
+    from edge.pager import service as service_module
+
+    monkeypatch.setattr(service_module, "RECONNECT_FIRST_S", 0.02)
+    service, store, _ = make_service(tmp_path, reconnect_max_s=0.1)
+
+    async def scenario():
+        await service.start()
+        service.sim.unplug()
+        service._go_offline("unplugged for the test")
+        task = asyncio.create_task(service.run())
+        try:
+            await asyncio.sleep(0.3)
+            assert service.health() == "degraded"
+            service.sim.replug()
+            await until(lambda: service.health() == "ok")
+            assert events(store, "transmitter_online")
+        finally:
+            await finish(service, task)
+
+    run(scenario())
