@@ -136,3 +136,45 @@ def test_out_of_range_fields():
         ook.td161_bits(1000, 1)
     with pytest.raises(FrameError, match="unknown OOK"):
         ook.encode("retekess-x", 1, 1)
+
+
+# -- properties -------------------------------------------------------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+CARDS = st.integers(1, 998).filter(lambda c: c not in protocol.BROADCAST_CARDS)
+
+
+@settings(max_examples=200, deadline=None)
+@given(system=st.integers(0, 999), card=CARDS, message=st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=20))
+def test_serial_frames_roundtrip(system, card, message):
+    for codec in (protocol.Jtech(system=system, message=message), protocol.Lrs(system=system, message=message),
+                  protocol.WaveWare(system=system, capcode_base=1000, message=message),
+                  protocol.Espa(system=system, message=message)):
+        frame = codec.page_frame(card)
+        buffer = bytearray(frame)
+        assert codec.split(buffer) == [frame] and not buffer  # one whole frame, nothing left over
+        page = codec.decode(frame)
+        assert page.card == card and page.system == system
+
+
+@settings(max_examples=200, deadline=None)
+@given(system=st.integers(0, 999), card=CARDS, protocol_name=st.sampled_from(sorted(ook.REPEATS)))
+def test_ook_keys_roundtrip(system, card, protocol_name):
+    key = ook.encode(protocol_name, system, card)
+    assert len(key["bits"]) == (36 if protocol_name == "retekess-td161" else 24)
+    assert ook.decode(protocol_name, key["pulses_us"]) == (system, card)
+
+
+@settings(max_examples=300, deadline=None)
+@given(noise=st.binary(max_size=64))
+def test_decoders_never_crash_on_noise(noise):
+    for codec in (protocol.Jtech(), protocol.Lrs(), protocol.WaveWare(), protocol.Espa(),
+                  protocol.OokBridge(encoder=ook.encode)):
+        buffer = bytearray(noise)
+        for frame in codec.split(buffer):
+            try:
+                codec.decode(frame)
+            except protocol.FrameError:
+                pass
