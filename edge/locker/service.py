@@ -80,9 +80,10 @@ class LockerService(Service):
 
     async def run(self) -> None:
         while True:
-            try:
-                await asyncio.wait_for(self._poke.wait(), timeout=self.config.poll_interval_s)
-            except asyncio.TimeoutError:
+            try:  # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancel when the event fires
+                async with asyncio.timeout(self.config.poll_interval_s):
+                    await self._poke.wait()
+            except TimeoutError:
                 pass
             self._poke.clear()
             async with self._hw:
@@ -433,9 +434,10 @@ class LockerService(Service):
 
         async with self._changed:
             try:
-                await asyncio.wait_for(self._changed.wait_for(reached), timeout=timeout_s)
+                async with asyncio.timeout(timeout_s):
+                    await self._changed.wait_for(reached)
                 return True
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 return reached()
 
     async def load(self, staff_pin: str, receipt_code: str, size: str | None, pin: str | None = None,

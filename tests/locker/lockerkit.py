@@ -1,0 +1,91 @@
+"""Helpers for the locker service tests: a fast config, a running service, the outbox's events."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+from edge.locker.config import CompartmentConfig, LockerConfig, SimConfig
+from edge.locker.pins import hash_pin
+from edge.locker.service import LockerService
+from edge.service import ServiceContext
+from edge.store import Store
+
+STAFF_PIN = "9021"
+STAFF_HASH = hash_pin(STAFF_PIN)
+BOARD = {"kerong": 0, "8a": 1, "modbus": 1, "gpio": 1}
+
+
+class Clock:
+    """Wall time plus an offset a test can move forward."""
+
+    def __init__(self):
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+
+def config(driver: str = "kerong", **over) -> LockerConfig:
+    board = BOARD[driver]
+    sizes = {1: "S", 2: "M", 3: "M", 4: "L", 5: "M", 6: "XL"}
+    comps = {str(n): CompartmentConfig(board=board, lock=n, size=s, accessible=n == 3) for n, s in sizes.items()}
+    base = dict(driver=driver, port="sim", poll_interval_s=0.05, rate_limit_s=0.5, open_detect_s=0.6,
+                reply_timeout_s=0.1, left_open_s=30.0, pulse_ms=100, staff_pins={"an": STAFF_HASH},
+                compartments=comps, sim=SimConfig(auto_close_s=None))
+    base.update(over)
+    return LockerConfig(**base)
+
+
+def service(tmp_path: Path, cfg: LockerConfig | None = None, *, store: Store | None = None,
+            clock=time.time, pin_factory=None) -> LockerService:
+    store = store or Store(tmp_path / "edge.db", clock=clock)
+    ctx = ServiceContext(name="locker", site="hn", device="kiosk-01", store=store, config=cfg or config(),
+                         data_dir=tmp_path, clock=clock, pin_factory=pin_factory)
+    return LockerService(ctx)
+
+
+@contextlib.asynccontextmanager
+async def running(svc: LockerService):
+    await svc.start()
+    task = asyncio.create_task(svc.run())
+    try:
+        yield svc
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await svc.stop()
+
+
+def events(store: Store, *types: str) -> list[dict]:
+    rows = store.query("SELECT payload FROM outbox WHERE topic = 'locker/event' ORDER BY row_id")
+    out = [json.loads(r["payload"]) for r in rows]
+    return [e for e in out if not types or e["type"] in types]
+
+
+def states(store: Store) -> list[dict]:
+    rows = store.query("SELECT payload, retain FROM outbox WHERE topic = 'locker/state' ORDER BY row_id")
+    assert all(r["retain"] for r in rows)
+    return [json.loads(r["payload"]) for r in rows]
+
+
+async def until(predicate, timeout_s: float = 5.0, step_s: float = 0.02) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        await asyncio.sleep(step_s)
+    return predicate()
+
+
+def bus(svc: LockerService):
+    return svc.sim.bus
+
+
+def replace(cfg: LockerConfig, **over) -> LockerConfig:
+    return dataclasses.replace(cfg, **over)

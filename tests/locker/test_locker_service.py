@@ -1,0 +1,335 @@
+"""LockerService on pty simulators with a real store: boot, flows, safety rules, alarms."""
+
+import asyncio
+import json
+
+import pytest
+from lockerkit import STAFF_PIN, Clock, bus, config, events, running, service, states, until
+
+from edge.locker.flows import LockerRefused
+
+
+def run(coro, timeout_s: float = 20.0):
+    """Run a test body with a deadline: a hang fails with a timeout instead of stalling the suite."""
+    return asyncio.run(asyncio.wait_for(coro, timeout_s))
+
+
+# -- boot and stop ----------------------------------------------------------------------------------
+
+def test_boot_turns_outputs_off_reads_every_door_and_publishes_a_snapshot(tmp_path):
+    svc = service(tmp_path, config("modbus"))
+
+    async def body():
+        async with running(svc):
+            kinds = [r.kind for r in bus(svc).requests]
+            assert kinds[:2] == ["all_off", "status"]  # outputs off before anything else
+            snap = states(svc.ctx.store)[0]
+            assert snap["doors"] == {str(n): "closed" for n in range(1, 7)}
+            assert snap["boards"] == {"1": "online"} and snap["alarms"] == []
+
+    run(body())
+
+
+def test_stop_turns_outputs_off_first(tmp_path):
+    svc = service(tmp_path, config("modbus"))
+
+    async def body():
+        async with running(svc):
+            sim_bus = bus(svc)
+        assert sim_bus.requests[-1].kind == "all_off"
+
+    run(body())
+
+
+def test_boot_with_a_board_offline_raises_the_alarm(tmp_path):
+    cfg = config("kerong")
+    svc = service(tmp_path, cfg)
+
+    async def body():
+        await svc.start()
+        bus(svc).offline.add(0)
+        task = asyncio.create_task(svc.run())
+        try:
+            assert await until(lambda: events(svc.ctx.store, "board_offline"))
+            assert svc.health() == "down"
+            assert states(svc.ctx.store)[-1]["boards"] == {"0": "offline"}
+            bus(svc).offline.clear()
+            assert await until(lambda: events(svc.ctx.store, "alarm_cleared"))
+            assert svc.health() == "ok"
+        finally:
+            task.cancel()
+            await svc.stop()
+
+    run(body())
+
+
+# -- loading and pickup -----------------------------------------------------------------------------
+
+def test_load_then_pickup_with_pin(tmp_path):
+    svc = service(tmp_path)
+
+    async def body():
+        async with running(svc):
+            loaded = await svc.load(STAFF_PIN, "hs-2026-001", "M", pin="4321")
+            comp = loaded["compartment"]
+            assert comp == 2  # the smallest M that is not the accessible one
+            assert await svc.wait_door(comp, "open", 3)
+            assert await svc.lookup("HS-2026-001") == {"status": "waiting", "compartment": comp,
+                                                      "face_enrolled": False, "pin_set": True}
+            bus(svc).close_door(0, comp)
+            assert await svc.wait_door(comp, "closed", 3)
+            await asyncio.sleep(0.5)  # rate limit
+            assert await svc.verify_pin("hs-2026-001", "4321")
+            assert await svc.pickup("hs-2026-001", {"method": "pin", "ref": "s1"}, actor="kiosk") == {"compartment": comp}
+            assert await svc.wait_door(comp, "open", 3)
+            bus(svc).close_door(0, comp)
+            assert await svc.wait_door(comp, "closed", 3)
+            assert (await svc.lookup("hs-2026-001"))["status"] == "collected"
+            types = [e["type"] for e in events(svc.ctx.store)]
+            assert types == ["loaded", "pulse_sent", "door_opened", "door_closed",
+                             "pulse_sent", "door_opened", "door_closed", "collected"]
+            assert svc.view()["compartments"][comp]["state"] == "free"
+            assert "HS-2026-001" not in json.dumps(svc.view())  # no receipt codes on screens
+            assert bus(svc).pulses_for(0, comp) == 2
+
+    run(body())
+
+
+def test_wrong_code_expired_and_collected_open_nothing(tmp_path):
+    clock = Clock()
+    svc = service(tmp_path, clock=clock)
+
+    async def body():
+        async with running(svc):
+            with pytest.raises(LockerRefused) as err:
+                await svc.pickup("NOPE-1", {"method": "face", "ref": "s"}, actor="kiosk")
+            assert err.value.reason == "unknown" and err.value.message_vi
+            await svc.load(STAFF_PIN, "OLD-1", "S", deadline_days=1)
+            clock.offset = 2 * 86400
+            assert (await svc.lookup("OLD-1"))["status"] == "expired"
+            with pytest.raises(LockerRefused, match="expired"):
+                await svc.pickup("OLD-1", {"method": "face", "ref": "s"}, actor="kiosk")
+            assert len(bus(svc).pulses) == 1  # only the loading opened a door
+            assert svc.flows.expire_due() == [{"receipt": "OLD-1", "compartment": 1}]
+            assert events(svc.ctx.store, "expired")
+
+    run(body())
+
+
+def test_pin_is_hashed_and_attempts_are_limited(tmp_path):
+    svc = service(tmp_path, config(pin_attempts=3))
+
+    async def body():
+        async with running(svc):
+            await svc.load(STAFF_PIN, "R-7", None, pin="5555")
+            stored = svc.ctx.store.query("SELECT pin_hash FROM locker_assignments")[0]["pin_hash"]
+            assert "5555" not in stored and stored.startswith("pbkdf2_sha256$")
+            for wrong in ("1111", "2222", "3333"):
+                assert not await svc.verify_pin("R-7", wrong)
+            assert not await svc.verify_pin("R-7", "5555")  # locked now, even with the right PIN
+            assert events(svc.ctx.store, "pin_locked")
+            with pytest.raises(LockerRefused, match="not_verified"):
+                await svc.pickup("R-7", {"method": "pin", "ref": "s"}, actor="kiosk")
+
+    run(body())
+
+
+def test_pickup_by_pin_needs_a_verified_pin_face_claim_opens(tmp_path):
+    svc = service(tmp_path)
+
+    async def body():
+        async with running(svc):
+            comp = (await svc.load(STAFF_PIN, "R-8", "L", pin="8888"))["compartment"]
+            bus(svc).close_door(0, comp)
+            await asyncio.sleep(0.55)
+            with pytest.raises(LockerRefused, match="not_verified"):
+                await svc.pickup("R-8", {"method": "pin", "ref": "s"}, actor="kiosk")
+            with pytest.raises(LockerRefused, match="not_verified"):
+                await svc.pickup("R-8", {"method": "magic"}, actor="kiosk")
+            assert await svc.pickup("R-8", {"method": "face", "ref": "sess-1"}, actor="kiosk") == {"compartment": comp}
+            with pytest.raises(LockerRefused, match="busy"):  # a second pickup while opening
+                await svc.pickup("R-8", {"method": "face", "ref": "sess-2"}, actor="kiosk")
+            assert bus(svc).pulses_for(0, comp) == 2
+
+    run(body())
+
+
+def test_wrong_staff_pin_opens_nothing_and_full_locker_is_refused(tmp_path):
+    svc = service(tmp_path)
+
+    async def body():
+        async with running(svc):
+            with pytest.raises(LockerRefused, match="staff"):
+                await svc.load("0000", "R-1", "M")
+            await svc.load(STAFF_PIN, "R-2", "XL")
+            with pytest.raises(LockerRefused, match="full"):
+                await svc.load(STAFF_PIN, "R-3", "XL")
+            with pytest.raises(LockerRefused, match="duplicate"):
+                await svc.load(STAFF_PIN, "R-2", "S")
+            with pytest.raises(LockerRefused, match="size"):
+                await svc.load(STAFF_PIN, "R-4", "HUGE")
+            assert len(bus(svc).pulses) == 1
+
+    run(body())
+
+
+# -- safety rules -----------------------------------------------------------------------------------
+
+def test_valid_open_pulses_even_if_the_sensor_says_open(tmp_path):
+    svc = service(tmp_path)
+
+    async def body():
+        async with running(svc):
+            bus(svc).force_open(0, 4)
+            assert await svc.wait_door(4, "open", 3)
+            await svc.open_compartment(4, reason="staff")
+            assert bus(svc).pulses_for(0, 4) == 1
+            assert events(svc.ctx.store, "pulse_sent")[0]["compartment"] == 4
+
+    run(body())
+
+
+def test_rate_limit_per_compartment(tmp_path):
+    svc = service(tmp_path, config(rate_limit_s=30.0))
+
+    async def body():
+        async with running(svc):
+            await svc.open_compartment(5)
+            with pytest.raises(LockerRefused, match="rate"):
+                await svc.open_compartment(5)
+            await svc.open_compartment(6)  # another compartment is not held back
+            assert bus(svc).pulses_for(0, 5) == 1 and bus(svc).pulses_for(0, 6) == 1
+
+    run(body())
+
+
+def test_same_command_id_opens_once(tmp_path):
+    svc = service(tmp_path)
+
+    async def body():
+        async with running(svc):
+            first = await svc.open_compartment(2, cmd_id="cmd-42")
+            await asyncio.sleep(0.6)  # past the rate limit: only the id stops a second pulse
+            again = await svc.open_compartment(2, cmd_id="cmd-42")
+            assert first["state"] == "pulsed" and again["duplicate"]
+            assert bus(svc).pulses_for(0, 2) == 1
+
+    run(body())
+
+
+def test_unknown_compartment_and_maintenance_are_refused(tmp_path):
+    svc = service(tmp_path)
+
+    async def body():
+        async with running(svc):
+            with pytest.raises(LockerRefused, match="unknown compartment 99"):
+                await svc.open_compartment(99)
+            await svc.set_maintenance(3, True)
+            with pytest.raises(LockerRefused, match="maintenance"):
+                await svc.open_compartment(3)
+            assert svc.view()["compartments"][3]["state"] == "maintenance"
+            assert bus(svc).pulses == []
+
+    run(body())
+
+
+# -- alarms ---------------------------------------------------------------------------------------
+
+def test_forced_open_alarm_and_clear(tmp_path):
+    svc = service(tmp_path)
+
+    async def body():
+        async with running(svc):
+            bus(svc).force_open(0, 1)
+            assert await until(lambda: events(svc.ctx.store, "forced_open"))
+            assert states(svc.ctx.store)[-1]["alarms"][0]["alarm"] == "forced_open"
+            bus(svc).close_door(0, 1)
+            assert await until(lambda: events(svc.ctx.store, "alarm_cleared"))
+            assert states(svc.ctx.store)[-1]["alarms"] == []
+
+    run(body())
+
+
+def test_left_open_alarm(tmp_path):
+    svc = service(tmp_path, config(left_open_s=1.0))
+
+    async def body():
+        async with running(svc):
+            await svc.open_compartment(2)
+            assert await until(lambda: events(svc.ctx.store, "left_open"), timeout_s=5)
+            assert not events(svc.ctx.store, "forced_open")
+
+    run(body())
+
+
+def test_open_not_detected_for_a_stuck_door_returns_the_pickup_to_waiting(tmp_path):
+    svc = service(tmp_path)
+
+    async def body():
+        async with running(svc):
+            comp = (await svc.load(STAFF_PIN, "R-9", "M"))["compartment"]
+            bus(svc).close_door(0, comp)
+            await asyncio.sleep(0.55)
+            bus(svc).door(0, comp).stuck = True
+            await svc.pickup("R-9", {"method": "face", "ref": "s"}, actor="kiosk")
+            assert await until(lambda: events(svc.ctx.store, "open_not_detected"))
+            assert (await svc.lookup("R-9"))["status"] == "waiting"
+            assert await svc.wait_door(comp, "closed", 1)
+
+    run(body())
+
+
+def test_flapping_sensor_raises_sensor_fault(tmp_path):
+    svc = service(tmp_path, config(flap_limit=4, flap_window_s=30.0))
+
+    async def body():
+        async with running(svc):
+            for _ in range(3):
+                bus(svc).force_open(0, 6)
+                assert await svc.wait_door(6, "open", 2)
+                bus(svc).close_door(0, 6)
+                assert await svc.wait_door(6, "closed", 2)
+            assert await until(lambda: events(svc.ctx.store, "sensor_fault"))
+            assert svc.health() == "degraded"
+
+    run(body())
+
+
+# -- staff audit, MQTT commands -------------------------------------------------------------------
+
+def test_audit_opens_one_at_a_time_after_each_door_closes(tmp_path):
+    svc = service(tmp_path, config(sim=config().sim.__class__(auto_close_s=0.2)))
+
+    async def body():
+        async with running(svc):
+            results = await svc.audit_open_all("staff:an", wait_close_s=3)
+            assert [r["compartment"] for r in results] == [1, 2, 3, 4, 5, 6]
+            assert all(r["opened"] and r["closed"] for r in results)
+            pulses = bus(svc).pulses
+            assert [p.lock for p in pulses] == [1, 2, 3, 4, 5, 6]
+            closed = [e for e in events(svc.ctx.store, "door_closed")]
+            opened = [e for e in events(svc.ctx.store, "pulse_sent")]
+            # staged: each pulse comes after the previous door closed
+            for prev_close, next_pulse in zip(closed, opened[1:]):
+                assert prev_close["seq"] < next_pulse["seq"]
+
+    run(body())
+
+
+def test_mqtt_commands(tmp_path):
+    svc = service(tmp_path)
+
+    async def body():
+        async with running(svc):
+            assert "open" in svc.signed_commands and "audit_open_all" in svc.signed_commands
+            status = await svc.handle_command("status", {})
+            assert status["doors"]["1"] == "closed"
+            loaded = await svc.handle_command("load", {"receipt": "C-1", "size": "M", "deadline_days": None,
+                                                       "accessible": False})
+            assert loaded == {"compartment": 2}
+            assert (await svc.handle_command("expire", {"receipt": "C-1"}))["expired"][0]["compartment"] == 2
+            assert (await svc.handle_command("maintenance", {"compartment": 4, "on": True}))["maintenance"]
+            opened = await svc.handle_command("open", {"compartment": 5, "reason": "test"})
+            assert opened["compartment"] == 5
+
+    run(body())
