@@ -53,6 +53,7 @@ class PagerConfig:
     message: str = opt("", help="text sent with each page (alpha pagers); empty = numeric/vibrate")
     ook_protocol: Literal["retekess-t119", "retekess-td157", "retekess-td161"] = opt("retekess-t119")
     cts_flow: bool = opt(False, help="JTECH Premises: stop writing while CTS is low")
+    espa_station: str = opt("2", pattern=r"[0-9]", help="ESPA 4.4.4: address of the paging system selected with ENQ")
     retries: int = opt(2, min=0, max=10, help="retransmissions of a page the box refused or did not answer")
     ack_timeout_s: float = opt(0.5, min=0.05, max=10)
     reconnect_max_s: float = opt(30.0, min=0.1, max=600, help="cap of the reconnect backoff")
@@ -114,6 +115,8 @@ def _transmitter_problems(config: PagerConfig) -> list[str]:
         settings = {"system": config.system_id, "message": config.message}
         if config.driver == "waveware":
             settings["capcode_base"] = config.capcode_base
+        if config.driver == "espa":
+            settings["station"] = config.espa_station
         protocol.transmitter(config.driver, **settings)
     except protocol.FrameError as err:
         return [f"pager: driver {config.driver!r} refuses these settings: {err}"]

@@ -248,9 +248,11 @@ class PagerService(Service):
     def _start_sim(self) -> None:
         from edge.pager.sim import TransmitterSim
 
-        settings = {"system": self.config.system_id}
+        settings: dict[str, Any] = {"system": self.config.system_id}
         if self.config.driver == "waveware":
             settings["capcode_base"] = self.config.capcode_base
+        if self.config.driver == "espa":
+            settings["station"] = self.config.espa_station
         self.sim = TransmitterSim(self.config.driver, link_dir=self.ctx.data_dir, ook_protocol=self.config.ook_protocol,
                                   on_page=self._on_sim_page, **settings)
         self.sim.start()
@@ -271,6 +273,8 @@ class PagerService(Service):
                 settings["message"] = cfg.message
             if cfg.driver == "waveware":
                 settings["capcode_base"] = cfg.capcode_base
+            if cfg.driver == "espa":
+                settings["station"] = cfg.espa_station
             if cfg.driver == "ook":
                 settings["ook_protocol"] = cfg.ook_protocol
             codec = make_transmitter(cfg.driver, **settings)
