@@ -30,10 +30,11 @@ BENCHES = {
     "qr": "edge.qr.bench",
     "pager": "edge.pager.bench",
     "match": "edge.vision.gallery_bench",
+    "kiosk": "edge.kiosk.bench",
 }
 
 
-def build_parser(with_benches: bool = True) -> argparse.ArgumentParser:
+def build_parser(bench_wanted: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="edge", description="One-stop office device software: pager base, lockers, face, QR, MQTT.")
     parser.add_argument("--version", action="version", version=f"edge {__version__}")
@@ -78,7 +79,7 @@ def build_parser(with_benches: bool = True) -> argparse.ArgumentParser:
     for name, module in sorted(BENCHES.items()):
         b = bsub.add_parser(name, help=f"edge bench {name} --help for its options")
         b.add_argument("--json", action="store_true", help="print the results as JSON")
-        if with_benches:  # bench modules are imported only when a benchmark is asked for
+        if name == bench_wanted:  # a bench module is imported only when that benchmark runs
             mod = importlib.import_module(module)
             b.description = (mod.__doc__ or "").strip() or None
             mod.add_arguments(b)
@@ -87,6 +88,12 @@ def build_parser(with_benches: bool = True) -> argparse.ArgumentParser:
     for module in AREA_CLIS:
         importlib.import_module(module).register(sub)
     return parser
+
+
+def _bench_wanted(argv: list[str]) -> str | None:
+    """The NAME of `edge [options] bench NAME …`, if that is what is asked."""
+    words = [w for w in argv if not w.startswith("-")]
+    return words[1] if len(words) > 1 and words[0] == "bench" else None
 
 
 def _call(module: str, func: str, args: argparse.Namespace) -> int:
@@ -142,7 +149,7 @@ def setup_logging(level: str = "INFO") -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    parser = build_parser(with_benches="bench" in argv)
+    parser = build_parser(_bench_wanted(argv))
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
