@@ -3,6 +3,7 @@ devices cannot impersonate each other or send commands, strangers cannot connect
 
 from __future__ import annotations
 
+import json
 import ssl
 import subprocess
 import sys
@@ -130,3 +131,39 @@ def test_central_shared_subscription_receives_device_events(peers):
     a = connected(peers, "kiosk-a")
     a.publish(topic("kiosk-a", "pager/event"), "shared hello")
     central.wait_for("shared hello")
+
+
+POLICY = [r for r in json.loads((Path(__file__).parent / "acl_policy.json").read_text())["rules"] if r["user"]]
+
+
+SENTINEL = {  # subscriber -> (its own extra subscription, who publishes the sentinel, where)
+    "kiosk-a": ("motcua/v1/hn/kiosk-a/sentinel/cmd", "central"),
+    "central": ("motcua/v1/hn/kiosk-a/status", "kiosk-a"),
+}
+
+
+@pytest.mark.parametrize("rule", POLICY, ids=lambda r: f"{r['user']}-{r['action']}-{r['topic']}")
+def test_mosquitto_enforces_the_shared_policy_table(peers, rule):
+    """The same table test_emqx_cluster.py evaluates for EMQX, measured on the live broker. A publish:
+    MQTT 5 says in the PUBACK whether the ACL allowed it. A subscription: mosquitto grants every
+    SUBSCRIBE and filters each message, so the rule's probe message must (or must not) arrive."""
+    peer = connected(peers, rule["user"], protocol=mqtt.MQTTv5)
+    if rule["action"] == "publish":
+        reason = peer.wait_published(peer.publish(rule["topic"], "probe"))
+        assert (not reason.is_failure) is rule["allowed"], reason
+        return
+    if "probe" not in rule:
+        pytest.skip("no message can tell: mosquitto grants the filter and delivers only what the ACL allows")
+    peer.subscribe(rule["topic"])
+    sentinel_topic, sentinel_by = SENTINEL[rule["user"]]
+    peer.subscribe(sentinel_topic)
+    publisher = connected(peers, rule["probe"]["by"], protocol=mqtt.MQTTv5)
+    assert not publisher.wait_published(publisher.publish(rule["probe"]["topic"], "probe")).is_failure
+    if rule["allowed"]:
+        peer.wait_for("probe")
+        return
+    # The probe was routed (or dropped) before its PUBACK; a sentinel sent after it queues behind it.
+    other = publisher if rule["probe"]["by"] == sentinel_by else connected(peers, sentinel_by, protocol=mqtt.MQTTv5)
+    other.publish(sentinel_topic, "sentinel")
+    before = peer.wait_for("sentinel")
+    assert not [m for m in before if m[1] == b"probe"], before
