@@ -17,6 +17,7 @@ FONT_CANDIDATES = (
     "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",  # Debian fonts-dejavu-core
     "/usr/share/fonts/TTF/DejaVuSans.ttf",
     "/usr/share/fonts/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/truetype/noto/NotoSans-Regular.ttf",  # fonts-noto-core (in the Pi image)
 )
 TITLE = "Quét mã QR để xem thủ tục"
 TITLE_EN = "Scan to see the procedure"

@@ -9,6 +9,8 @@ import sys
 
 import cv2
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from edge.qr import bench, catalog
 from edge.qr.synth import qr_image
@@ -44,6 +46,27 @@ def test_scan_of_good_images_exits_zero(tmp_path):
     result = edge("qr", "scan", str(image))
     assert result.returncode == 0
     assert json.loads(result.stdout)["codes"] == [{"text": "000.00.01.H29-240115-0001", "kind": "receipt"}]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.binary(max_size=2000))
+def test_random_file_bytes_are_an_error_line_not_a_crash(tmp_path_factory, data):
+    from edge.qr.cli import _read_image
+
+    path = tmp_path_factory.mktemp("fuzz") / "x.png"
+    path.write_bytes(data)
+    image, why = _read_image(str(path))
+    assert image is not None or why
+
+
+def test_truncated_png_is_refused(tmp_path):
+    from edge.qr.cli import _read_image
+
+    ok, png = cv2.imencode(".png", qr_image("1.001193", module_px=4))
+    path = tmp_path / "cut.png"
+    path.write_bytes(png.tobytes()[:200])
+    image, why = _read_image(str(path))
+    assert image is None and "not a readable image" in why
 
 
 def test_parse_command():

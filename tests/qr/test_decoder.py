@@ -130,6 +130,11 @@ def test_bytes_to_text(data, text):
     assert bytes_to_text(data, max_chars=1024)[0] == text
 
 
+def test_ten_megabyte_payload_is_refused_without_decoding_it():
+    text, why = bytes_to_text("Đ".encode() * 5_000_000, max_chars=1024)
+    assert text is None and "exceeds the limit" in why
+
+
 def test_several_codes_in_one_frame():
     texts = ["1.001193", "2.000815", VIETNAMESE[0], "LH-hn-badinh-260115-0007"]
     image = side_by_side(*(qr_png(t) for t in texts))
