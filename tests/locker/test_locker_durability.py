@@ -1,0 +1,114 @@
+"""`kill -9` between the pulse and the door opening: after a restart nothing is lost, nothing opens twice.
+
+The simulator lives in this process on a pty behind a symlink; the service runs in a child
+process that is SIGKILLed the instant its open frame reaches the board (before the reply).
+"""
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from lockerkit import STAFF_PIN, config, events, running, service
+
+from edge.locker.sim import BusSim, PtySim
+from edge.mqtt import CommandDispatcher
+from edge.security import sign_command
+from edge.store import Store
+
+KEY = bytes(range(32))
+HERE = Path(__file__).parent
+ROOT = HERE.parent.parent
+
+CHILD = """
+import asyncio, json, sys, time
+sys.path.insert(0, {here!r})
+from lockerkit import config, service
+from edge.mqtt import CommandDispatcher
+from edge.store import Store
+
+async def main():
+    svc = service(__import__("pathlib").Path({tmp!r}), config(port={port!r}), store=Store({db!r}))
+    await svc.start()
+    if {action!r} == "pickup":
+        await svc.pickup("R-1", {{"method": "face", "ref": "sess-9"}}, actor="kiosk")
+    else:
+        dispatcher = CommandDispatcher(svc.ctx.store, {{"locker": svc}}, site="hn", device="kiosk-01",
+                                       command_key=bytes(range(32)), max_age_s=600)
+        await dispatcher.dispatch("locker", {payload!r}.encode())
+    print("the open returned: the kill came too late", flush=True)
+
+asyncio.run(main())
+"""
+
+
+def signed_open(compartment: int) -> str:
+    cmd = {"id": "central-cmd-7", "type": "open", "args": {"compartment": compartment, "reason": "staff"},
+           "ts": time.time()}
+    return json.dumps(sign_command(KEY, "hn", "kiosk-01", "locker", cmd))
+
+
+@pytest.mark.parametrize("action", ["pickup", "mqtt_open"])
+def test_kill_between_pulse_and_door_open(tmp_path, action):
+    bus = BusSim("kerong", boards=[0])
+    pty = PtySim(bus, link=tmp_path / "ttyLOCKER").start()
+    db = tmp_path / "edge.db"
+    cfg = config(port=pty.path)
+    try:
+        if action == "pickup":  # a result waiting in compartment 2, door closed again
+            async def load():
+                async with running(service(tmp_path, cfg, store=Store(db))) as svc:
+                    await svc.load(STAFF_PIN, "R-1", "M")
+                    bus.close_door(0, 2)
+                    assert await svc.wait_door(2, "closed", 3)
+            asyncio.run(load())
+            time.sleep(0.6)  # the rate limit of compartment 2
+        target = 2
+        payload = signed_open(target)
+        before = bus.pulses_for(0, target)
+        script = tmp_path / "child.py"
+        script.write_text(textwrap.dedent(CHILD.format(here=str(HERE), tmp=str(tmp_path), port=pty.path,
+                                                      db=str(db), action=action, payload=payload)))
+        child = subprocess.Popen([sys.executable, str(script)], cwd=ROOT, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True)
+        bus.on_pulse = lambda pulse: os.kill(child.pid, signal.SIGKILL)
+        out, err = child.communicate(timeout=60)
+        bus.on_pulse = None
+        assert child.returncode == -signal.SIGKILL, (out, err)
+        assert bus.pulses_for(0, target) == before + 1
+        assert bus.door(0, target).open  # the pulse landed; the citizen can take the papers
+
+        async def restart():
+            store = Store(db)
+            async with running(service(tmp_path, cfg, store=store)) as svc:
+                interrupted = events(store, "open_interrupted")
+                assert [e["compartment"] for e in interrupted] == [target]
+                assert not events(store, "forced_open")  # an open we sent, not a break-in
+                if action == "mqtt_open":  # the broker delivers the same command again
+                    dispatcher = CommandDispatcher(store, {"locker": svc}, site="hn", device="kiosk-01",
+                                                   command_key=KEY, max_age_s=600)
+                    again = await dispatcher.dispatch("locker", payload.encode())
+                    assert again["duplicate"] and not again["ok"]
+                else:
+                    assert (await svc.lookup("R-1"))["status"] == "waiting"  # being collected, door open
+                    with pytest.raises(Exception, match="busy"):
+                        await svc.pickup("R-1", {"method": "face", "ref": "sess-10"}, actor="kiosk")
+                bus.close_door(0, target)
+                assert await svc.wait_door(target, "closed", 3)
+                if action == "pickup":
+                    assert (await svc.lookup("R-1"))["status"] == "collected"
+                await asyncio.sleep(0.3)
+            assert bus.pulses_for(0, target) == before + 1  # nothing was opened again
+            assert [(p.board, p.lock) for p in bus.pulses[before:]] == [(0, target)]  # and no other door
+            audit = [r["action"] for r in store.query("SELECT action FROM audit")]
+            assert "locker.open_interrupted" in audit
+
+        asyncio.run(asyncio.wait_for(restart(), 30))
+    finally:
+        pty.stop()

@@ -1,0 +1,146 @@
+"""Random open/status commands with injected faults: the wrong door never opens, no blind resend.
+
+The invariant is checked after every command against what the simulated boards really did.
+The 10,000-command run per protocol uses the in-process transport (about a second each) and runs
+in `make test`; a 150-command run goes over a real pty; longer soaks are marked slow.
+"""
+
+import asyncio
+import random
+
+import pytest
+from lockerkit import config, running, service, until
+
+from edge.errors import DeviceNotReady
+from edge.locker.driver import OpenUncertain, SerialLockerDriver
+from edge.locker.protocols import PROTOCOLS
+from edge.locker.sim import FAULTS, BusSim, PtySim, SimTransport
+
+BOARDS = {"kerong": [0, 1], "8a": [1, 2], "modbus": [1, 2]}
+
+
+class FakeClock:
+    def __init__(self):
+        self.t = 0.0
+
+    def __call__(self):
+        return self.t
+
+    def sleep(self, s):
+        self.t += s
+
+
+def check_invariant(bus, start_req, start_pulse, cmd, outcome, retries):
+    """What the boards saw during one command must match what was asked."""
+    requests = bus.requests[start_req:]
+    pulses = bus.pulses[start_pulse:]
+    kind, board, lock = cmd
+    if kind == "status":
+        assert pulses == [], f"a status command pulsed {pulses}"
+        if isinstance(outcome, Exception):
+            return
+        truth = {n: bus.doors[(board, n)].open for n in outcome.locks}
+        assert {n: s.open for n, s in outcome.locks.items()} == truth, "status reading differs from the doors"
+        return
+    # Only the commanded lock is ever pulsed: the wrong door never opens.
+    assert all((p.board, p.lock) == (board, lock) for p in pulses), f"wrong door pulsed: {pulses}"
+    assert len(pulses) <= 1 + retries
+    opens = [i for i, r in enumerate(requests) if r.kind == "open"]
+    for first, second in zip(opens, opens[1:]):  # never a blind resend: a status read in between
+        assert any(r.kind == "status" for r in requests[first + 1:second]), f"blind resend: {requests}"
+    if not isinstance(outcome, Exception) and outcome.door_open:
+        assert bus.doors[(board, lock)].open, "reported open but the door is closed"
+
+
+def soak(name, transport_for, commands, seed, retries=1, sleep=None, clock=None):
+    rng = random.Random(seed)
+    bus = BusSim(name, boards=BOARDS[name], seed=seed)
+    proto = PROTOCOLS[name]()
+    driver = SerialLockerDriver(proto, transport=transport_for(bus), reply_timeout_s=0.02, retries=retries,
+                                clock=clock or (lambda: 0.0), sleep=sleep or (lambda s: None))
+    locks = range(1, proto.locks_per_board + 1)
+    counts = {"open": 0, "status": 0, "errors": 0}
+    for _ in range(commands):
+        if rng.random() < 0.3:
+            bus.inject(rng.choice(FAULTS), rng.choice((1, 1, 2)))
+        if rng.random() < 0.05:
+            bus.offline.symmetric_difference_update({rng.choice(BOARDS[name])})
+        if rng.random() < 0.1:
+            bus.door(rng.choice(BOARDS[name]), rng.choice(locks)).stuck ^= True
+        if rng.random() < 0.05:
+            bus.force_open(rng.choice(BOARDS[name]), rng.choice(locks))
+        if rng.random() < 0.3:
+            bus.close_door(rng.choice(BOARDS[name]), rng.choice(locks))
+        board = rng.choice(BOARDS[name] + [BOARDS[name][-1] + 1])  # sometimes a board that is not there
+        cmd = ("open", board, rng.choice(locks)) if rng.random() < 0.5 else ("status", board, None)
+        start_req, start_pulse = len(bus.requests), len(bus.pulses)
+        try:
+            outcome = driver.open(board, cmd[2], 300) if cmd[0] == "open" else driver.status(board)
+        except (OpenUncertain, DeviceNotReady) as err:
+            outcome = err
+            counts["errors"] += 1
+        counts[cmd[0]] += 1
+        check_invariant(bus, start_req, start_pulse, cmd, outcome, retries)
+    return counts, bus
+
+
+SEEDS = {"kerong": 11, "8a": 12, "modbus": 13}
+
+
+@pytest.mark.parametrize("name", ["kerong", "8a", "modbus"])
+def test_10000_random_commands_with_faults(name):
+    # In-process transport: about a second per protocol, so the full 10,000 run in `make test`.
+    counts, bus = soak(name, SimTransport, 10_000, seed=SEEDS[name])
+    assert counts["open"] + counts["status"] == 10_000
+    assert counts["errors"] > 100 and len(bus.pulses) > 1000  # the faults did bite, doors did open
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(10))
+@pytest.mark.parametrize("name", ["kerong", "8a", "modbus"])
+def test_random_commands_soak(name, seed):
+    soak(name, SimTransport, 50_000, seed=seed, retries=seed % 3)
+
+
+def test_random_commands_over_a_real_pty(tmp_path):
+    import serial
+
+    ptys = []
+
+    def over_pty(bus):
+        pty = PtySim(bus, link=tmp_path / "tty").start()
+        ptys.append(pty)
+        return serial.serial_for_url(pty.path, baudrate=19200, timeout=0.05)
+
+    clock = FakeClock()
+    try:
+        counts, _ = soak("kerong", over_pty, 150, seed=3, clock=clock, sleep=clock.sleep)
+    finally:
+        for p in ptys:
+            p.stop()
+    assert counts["open"] > 40
+
+
+def test_service_survives_unplug_and_replug(tmp_path):
+    bus = BusSim("kerong", boards=[0])
+    pty = PtySim(bus, link=tmp_path / "ttyUSB-locker").start()
+    svc = service(tmp_path, config(port=pty.path, offline_after=2))
+
+    async def body():
+        async with running(svc):
+            assert svc.health() == "ok"
+            pty.unplug()
+            assert await until(lambda: svc.health() == "down", timeout_s=5)
+            with pytest.raises(DeviceNotReady):
+                await svc.open_compartment(1)
+            assert bus.pulses == []
+            pty.replug()  # a new /dev/pts behind the same name: the service reconnects by itself
+            assert await until(lambda: svc.health() == "ok", timeout_s=10)
+            await asyncio.sleep(0.6)  # the failed open still counts for the rate limit
+            await svc.open_compartment(1)
+            assert [(p.board, p.lock) for p in bus.pulses] == [(0, 1)]
+
+    try:
+        asyncio.run(asyncio.wait_for(body(), 40))
+    finally:
+        pty.stop()
