@@ -181,6 +181,9 @@ class QrService(Service):
             return {"action": "none", "refused": "no pager service on this device"}
         try:
             if scan.kind == "appointment":
+                site = scan.fields.get("site")
+                if site != self.ctx.site:  # a booking for another office must not take a place here
+                    return {"action": "checkin", "refused": f"appointment for another office ({site})"}
                 result = await pager.checkin(code)
                 return {"action": "checkin", "ticket": result.get("ticket"), "card": result.get("card")}
             queue = (procedure or {}).get("queue_service") or self.config.default_queue_service

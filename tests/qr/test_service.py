@@ -126,6 +126,22 @@ def test_default_queue_service_for_procedures_without_one(store, tmp_path):
     assert event["ticket"] == "A001"
 
 
+def test_appointment_of_another_office_is_refused(store, tmp_path):
+    pager = FakePager()
+    qr = make_qr(store, tmp_path, action="ticket", peers={"pager": pager})
+
+    async def scenario():
+        await qr.start()
+        mine = await qr.scan_frame(frame_of("LH-hn-badinh-260115-0001"))
+        other = await qr.scan_frame(frame_of("LH-hcm-q1-260115-0001"))
+        return mine, other
+
+    (mine,), (other,) = run(scenario())
+    assert mine["ticket"] == "B001"
+    assert other["refused"] == "appointment for another office (hcm-q1)"
+    assert pager.checked_in == ["LH-hn-badinh-260115-0001"]
+
+
 def test_without_a_pager_nothing_is_issued(store, tmp_path):
     qr = make_qr(store, tmp_path, action="ticket")
 
