@@ -49,6 +49,9 @@ class VisionInputError(EdgeError, ValueError):
 def check_dossier(dossier: Any) -> str:
     if not isinstance(dossier, str) or not re.fullmatch(DOSSIER_PATTERN, dossier):
         raise VisionInputError(f"dossier code must match {DOSSIER_PATTERN}, found {dossier!r}")
+    if re.fullmatch(r"\d{9,12}", dossier):
+        # Templates are linked to the dossier, never to an ID-card (9/12 digits) or phone number.
+        raise VisionInputError("dossier code looks like an ID-card or phone number: use the dossier (receipt) code")
     return dossier
 
 

@@ -109,6 +109,8 @@ def test_enrolment_needs_consent_and_a_usable_face(vision, loop):
 def test_bad_input_is_refused_clearly(vision, loop):
     with pytest.raises(ValueError, match="dossier"):
         run(loop, vision.verify("../etc/passwd", frames("obama.jpg")))
+    with pytest.raises(ValueError, match="ID-card"):
+        run(loop, vision.enrol("001203004567", frames("obama.jpg"), CONSENT))  # a CCCD number
     with pytest.raises(ValueError, match=r"frames_rgb\[0\]"):
         run(loop, vision.verify("HS-2026-001", [np.zeros((4, 4), np.float32)]))
     result = run(loop, vision.verify("NOT-ENROLLED", frames("obama.jpg")))
