@@ -174,12 +174,16 @@ def test_central_role_writes_the_central_environment_only(pi):
     root, boot = pi
     (boot / "edge.toml").write_text(
         'site = "hn"\ndevice = "srv-01"\nrole = "central"\n[broker]\nurl = "mqtt://127.0.0.1:1883"\n'
-        '[provision]\ncentral_db = "postgresql://edge:pw@localhost/edge"\ncentral_listen = "0.0.0.0:8090"\n')
+        f'[provision]\ncentral_db = "postgresql://edge:pw@localhost/edge"\ncentral_listen = "0.0.0.0:8090"\n'
+        f'broker_password = "{PASSWORD}"\n')
     result = firstboot(root, boot)
     assert result.returncode == 0, result.stderr
     env = (root / "etc/edge/central.env").read_text()
     assert "EDGE_DB=postgresql://edge:pw@localhost/edge\n" in env and "EDGE_LISTEN=0.0.0.0:8090\n" in env
     assert mode(root / "etc/edge/central.env") == 0o600
+    assert "EDGE_BROKER_USERNAME=central\n" in env  # the ACL's only command sender
+    assert "EDGE_BROKER_PASSWORD_FILE=/etc/edge/broker.password\n" in env
+    assert (root / "etc/edge/broker.password").read_text() == PASSWORD
     assert not (root / "etc/edge/edge.toml").exists()
     assert "edge:pw" not in (boot / "edge.toml.applied").read_text()
 
