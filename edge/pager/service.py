@@ -328,17 +328,25 @@ class PagerService(Service):
         """Send one page, waiting through an outage (the call stays queued until the box returns)."""
         while True:
             await self._connected.wait()
-            if ticket is not None and not await asyncio.to_thread(self.engine.still_called, ticket, card):
-                self.log.info("pager: page to card %d dropped: %s is no longer called", card, ticket)
-                return 0
+            driver = self.driver
             try:
-                result = await asyncio.to_thread(self.driver.page, card)
+                result = await asyncio.to_thread(self._page_if_still_called, driver, card, ticket)
+                if result is None:
+                    self.log.info("pager: page to card %d dropped: %s is no longer called", card, ticket)
+                    return 0
                 return result.attempts
             except FrameError as err:
                 self.log.warning("pager: page to card %d for %s refused: %s", card, ticket, err)
                 return QueueError(f"page to card {card} refused: {err}")
             except DeviceError as err:
                 self._go_offline(str(err))
+
+    def _page_if_still_called(self, driver: PagerDriver, card: int, ticket: str | None):
+        """In the transmit thread: check, then page (one hop off the loop, not two: the tail latency
+        of a press on a busy Pi is mostly thread hand-offs)."""
+        if ticket is not None and not self.engine.still_called(ticket, card):
+            return None
+        return driver.page(card)
 
     def _go_offline(self, error: str) -> None:
         self.last_error = error
