@@ -176,6 +176,7 @@ class VisionService(Service):
                      actor: str = "kiosk") -> dict:
         """1:1: does the person in front of the camera (or in `frames_rgb`) match `dossier`?"""
         dossier = check_dossier(dossier)
+        frames = check_frames(frames_rgb) if frames_rgb is not None else None
         now = self.ctx.clock()
         locked = self._locked_until(dossier)
         if locked and locked > now:
@@ -185,7 +186,6 @@ class VisionService(Service):
         if templates is None:
             return self._finish_verify(dossier, actor, {"decision": "reject", "score": None,
                                                         "reason": "not_enrolled"}, count=False)
-        frames = check_frames(frames_rgb) if frames_rgb is not None else None
         needed = min(self.config.verify_frames, len(frames)) if frames else self.config.verify_frames
         try:
             results = await self._analyse(frames, needed=needed, timeout_s=timeout_s)
