@@ -32,6 +32,8 @@ PAGER_POLL_S = 0.5  # the pager view is polled for the display's stream (no call
 PAGER_ACTIONS = ("call_next", "recall", "no_show", "transfer", "done", "pause", "resume", "rate", "checkin")
 MAX_BODY_BYTES = 16 * 1024
 SVC = web.AppKey("svc", object)  # the KioskService behind the app
+# The open event stream of a request (RequestKey is aiohttp >= 3.12; a plain key before).
+SSE = web.RequestKey("sse", web.StreamResponse) if hasattr(web, "RequestKey") else "sse"
 
 
 class KioskService(Service):
@@ -231,7 +233,7 @@ def build_app(svc: KioskService) -> web.Application:
     r = app.router
     r.add_get("/api/i18n", get_i18n)
     r.add_get("/api/kiosk", kiosk_view)
-    r.add_get("/api/kiosk/events", kiosk_events)
+    r.add_get("/api/kiosk/events", _quiet_disconnect(kiosk_events))
     r.add_get("/api/kiosk/layout", kiosk_layout)
     r.add_post("/api/kiosk/start", kiosk_step("start"))
     r.add_post("/api/kiosk/code", kiosk_step("code"))
@@ -241,9 +243,9 @@ def build_app(svc: KioskService) -> web.Application:
     r.add_post("/api/kiosk/lang", kiosk_step("lang"))
     r.add_post("/api/reception/scan", reception_scan)
     r.add_post("/api/reception/issue", reception_issue)
-    r.add_get("/api/reception/events", reception_events)
+    r.add_get("/api/reception/events", _quiet_disconnect(reception_events))
     r.add_get("/api/pager", pager_view)
-    r.add_get("/api/pager/events", pager_events)
+    r.add_get("/api/pager/events", _quiet_disconnect(pager_events))
     r.add_post("/api/pager/{action}", pager_action)
     r.add_post("/api/loading", loading_submit)
     r.add_get("/api/status", status_view)
@@ -351,10 +353,22 @@ async def kiosk_events(request: web.Request) -> web.StreamResponse:
     return stream
 
 
+def _quiet_disconnect(handler):
+    """A screen that navigates away closes its event stream: that ends the stream, it is no error."""
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except ConnectionResetError:
+            return request.get(SSE) or web.Response(status=204)
+    wrapped.__name__ = handler.__name__
+    return wrapped
+
+
 async def _sse_open(request: web.Request) -> web.StreamResponse:
     stream = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store",
                                          "X-Accel-Buffering": "no"})
     await stream.prepare(request)
+    request[SSE] = stream
     return stream
 
 

@@ -98,6 +98,7 @@
     try { layout = (await Edge.get("/api/kiosk/layout")).compartments || []; } catch (e) { layout = []; }
     render(first);
     Edge.stream("/api/kiosk/events", render);
+    document.body.dataset.readyMs = String(Math.round(performance.now()));  // since navigation start
     document.body.dataset.ready = "1";
   }
   boot();
