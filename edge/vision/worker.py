@@ -305,6 +305,20 @@ class WorkerProxy:
             future.set_result(message)
 
     def _fail_pending(self, err: Exception) -> None:
-        for future in list(self._pending.values()):
-            if not future.done():
-                future.set_exception(err)
+        """Fail waiting callers; safe from any thread (stop() may run in a worker thread)."""
+        def fail() -> None:
+            for future in list(self._pending.values()):
+                if not future.done():
+                    future.set_exception(err)
+
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self._loop or self._loop is None:
+            fail()
+            return
+        try:
+            self._loop.call_soon_threadsafe(fail)
+        except RuntimeError:  # the loop is closed: nobody is waiting any more
+            pass
