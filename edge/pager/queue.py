@@ -448,11 +448,14 @@ class QueueEngine:
                          f"ORDER BY finished DESC LIMIT {RECENT_SERVICE_TIMES})", (service,)).fetchone()
         return row[0] if row[0] is not None else float(self.config.default_service_s)
 
-    def _open_counters(self, tx: Tx, service: str) -> int:
-        paused = {r[0] for r in tx.execute("SELECT name FROM pager_counter WHERE paused = 1")}
+    def _open_counters(self, tx: Tx, service: str, paused: set[str] | None = None) -> int:
+        if paused is None:
+            paused = {r[0] for r in tx.execute("SELECT name FROM pager_counter WHERE paused = 1")}
         return sum(1 for name, c in self.config.counters.items() if service in c.services and name not in paused)
 
     def _estimate(self, tx: Tx, service: str, ahead: int, *, service_s: float | None = None, open_counters: int | None = None) -> int:
+        if ahead <= 0:
+            return 0
         service_s = self._service_time(tx, service) if service_s is None else service_s
         counters = self._open_counters(tx, service) if open_counters is None else open_counters
         # Rounds of service ahead of this ticket across the open counters (none open: one counter).
@@ -461,14 +464,16 @@ class QueueEngine:
     def _view(self, tx: Tx) -> dict:
         waiting = {r[0]: r[1] for r in tx.execute(
             "SELECT service, count(*) FROM pager_ticket WHERE status = 'waiting' GROUP BY service")}
+        paused = {r[0] for r in tx.execute("SELECT name FROM pager_counter WHERE paused = 1")}
         services = {}
         for sid, definition in self.config.services.items():
             count = waiting.get(sid, 0)
             nxt = [r[0] for r in tx.execute("SELECT number FROM pager_ticket WHERE status = 'waiting' AND service = ? "
-                                            "ORDER BY sort_key, id LIMIT 3", (sid,))]
+                                            "ORDER BY sort_key, id LIMIT 3", (sid,))] if count else []
+            open_counters = self._open_counters(tx, sid, paused)
             services[sid] = {"prefix": definition.prefix, "name": definition.name, "name_en": definition.name_en,
-                             "waiting": count, "next": nxt,
-                             "estimated_wait_s": self._estimate(tx, sid, count), "open_counters": self._open_counters(tx, sid)}
+                             "waiting": count, "next": nxt, "open_counters": open_counters,
+                             "estimated_wait_s": self._estimate(tx, sid, count, open_counters=open_counters)}
         counters = {}
         for name, paused, number, service, card, called in tx.execute(
                 "SELECT c.name, c.paused, t.number, t.service, t.card, t.called FROM pager_counter c "

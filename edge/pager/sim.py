@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import select
+import shutil
 import tempfile
 import threading
 import time
@@ -42,6 +43,7 @@ class TransmitterSim:
         self.nak_next = 0  # fault injection: refuse the next N frames
         self.silent = False  # fault injection: never answer
         self.garble_next = 0  # fault injection: answer the next N frames with noise
+        self._own_dir = link_dir is None
         self._dir = Path(link_dir or tempfile.mkdtemp(prefix="pager-sim-"))
         self.path = str(self._dir / f"{transmitter}-tx")
         self._cond = threading.Condition()
@@ -69,6 +71,8 @@ class TransmitterSim:
         self._close_pty()
         for fd in (self._wake_r, self._wake_w):
             os.close(fd)
+        if self._own_dir:
+            shutil.rmtree(self._dir, ignore_errors=True)
         Path(self.path).unlink(missing_ok=True)
 
     def unplug(self) -> None:
