@@ -64,7 +64,7 @@ class _Raw:
 
 @dataclass
 class DecodeStats:
-    """Counters a caller can read after `decode_frame` (the bench and the service use them)."""
+    """What one `Decoder.decode` call did: the passes it ran and why symbols were refused."""
 
     passes: list[str] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)  # reasons for refused symbols
@@ -84,6 +84,7 @@ class Decoder:
 
     # -- public -------------------------------------------------------------------------------
     def decode(self, frame: np.ndarray, stats: DecodeStats | None = None) -> list[Scan]:
+        """Every readable QR code in `frame`, one Scan per distinct text; QrInputError for bad frames."""
         gray = to_gray(frame)
         stats = stats if stats is not None else DecodeStats()
         if min(gray.shape) < 8:
