@@ -136,10 +136,14 @@ def from_dict(data: dict) -> Config:
     return config
 
 
+CENTRAL_USER = "central"
 DEVICE_ROLES = {"desk": {"pager", "qr", "kiosk", "vision"}, "kiosk": {"locker", "vision", "qr", "kiosk", "pager"}}
 
 
 def _check_roles(config: Config, problems: list[str]) -> None:
+    if config.role != "central" and config.device == CENTRAL_USER:
+        problems.append(f"device: '{CENTRAL_USER}' is reserved for the central service "
+                        "(the broker lets that user publish commands)")
     if config.role == "central":
         if config.services:
             problems.append(f"role: 'central' runs no device services, found {sorted(config.services)}")

@@ -65,6 +65,10 @@ def parse_broker_url(url: str) -> BrokerAddress:
 
 # -- inbound commands ---------------------------------------------------------------------------
 
+class RateLimited(CommandError):
+    """Error raised when a service gets commands faster than COMMAND_RATE_PER_S."""
+
+
 class TokenBucket:
     def __init__(self, rate_per_s: float, burst: int, clock: Callable[[], float]):
         self.rate, self.burst, self.clock = rate_per_s, burst, clock
@@ -109,6 +113,8 @@ class CommandDispatcher:
             return self._answer_again(service_name, cmd, previous[0])
         try:
             service, args = self._check(service_name, cmd)
+        except RateLimited as err:  # not recorded: the sender may retry the same id later
+            return self._reply(service_name, cmd, {"ok": False, "error": str(err)}, record=False)
         except CommandError as err:
             return self._reply(service_name, cmd, {"ok": False, "error": str(err)})
         with self.store.transaction() as tx:
@@ -159,7 +165,7 @@ class CommandDispatcher:
             self._authenticate(service_name, cmd)
         bucket = self._buckets.setdefault(service_name, TokenBucket(COMMAND_RATE_PER_S, COMMAND_BURST, self.clock))
         if not bucket.take():
-            raise CommandError(f"rate limited: more than {COMMAND_RATE_PER_S:g} commands/s for {service_name}")
+            raise RateLimited(f"rate limited: more than {COMMAND_RATE_PER_S:g} commands/s for {service_name}")
         return service, args
 
     def _authenticate(self, service_name: str, cmd: dict) -> None:

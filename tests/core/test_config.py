@@ -102,3 +102,8 @@ def test_config_check_cli_exit_codes(tmp_path):
 def test_shipped_example_configs_are_valid(example):
     result = run_cli("config", "check", str(example))
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_device_id_central_is_reserved_for_the_central_service():
+    with pytest.raises(ConfigError, match="device: 'central' is reserved"):
+        config.from_dict({"site": "hn", "device": "central", "role": "kiosk"})
