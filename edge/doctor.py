@@ -115,14 +115,15 @@ def check_disk(config) -> Check:
     return Check("disk", status, f"{path}: {free_mb:,.0f} MB free of {usage.total / 2**30:,.1f} GB")
 
 
-def run_checks(config_path: str | None) -> list[Check]:
+def run_checks(config_path: str | None, *, offline: bool = False) -> list[Check]:
     first, config = check_config(config_path)
+    broker = Check("broker", WARN, "skipped (--offline)") if offline else check_broker(config)
     return [first, *check_serial(config), check_gpio(), check_camera(), check_models(config),
-            check_broker(config), check_clock(), check_disk(config)]
+            broker, check_clock(), check_disk(config)]
 
 
 def main(args) -> int:
-    checks = run_checks(args.config)
+    checks = run_checks(args.config, offline=getattr(args, "offline", False))
     if args.json:
         print(json.dumps([asdict(c) for c in checks], ensure_ascii=False, indent=2))
     else:
