@@ -341,7 +341,7 @@ class LockerService(Service):
         async with self._hw:
             prior = self.flows.intent(cmd_id)
             if prior is not None:  # the same command again: answer, never pulse twice
-                return {"compartment": prior["compartment"], "id": cmd_id, "state": prior["state"], "duplicate": True}
+                return {"compartment": prior["compartment"], "command": cmd_id, "state": prior["state"], "duplicate": True}
             board, lock = self._where(compartment)
             self._check_may_open(compartment, maintenance_ok)
             with self.ctx.store.transaction() as tx:
@@ -368,7 +368,7 @@ class LockerService(Service):
             elif not uncertain and result.door_open:  # the board's reply already shows it open
                 await self._door_reading(compartment, True, None, False)
         self._poke.set()
-        return {"compartment": compartment, "id": cmd_id, "state": "pulsed", "uncertain": uncertain}
+        return {"compartment": compartment, "command": cmd_id, "state": "pulsed", "uncertain": uncertain}
 
     def _open_failed(self, cmd_id: str, compartment: int, assignment: int | None, err: Exception) -> None:
         with self.ctx.store.transaction() as tx:

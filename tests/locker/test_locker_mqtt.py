@@ -1,0 +1,70 @@
+"""The locker under the real supervisor and a real mosquitto: signed opens, duplicates, events, state."""
+
+import asyncio
+import json
+import time
+
+from lockerkit import STAFF_HASH
+
+from edge.config import from_dict
+from edge.security import sign_command
+from edge.supervisor import Supervisor
+from edge.testing import MqttRecorder
+
+BASE = "motcua/v1/hn/kiosk-01/locker"
+KEY = bytes(range(7, 39))
+
+
+def test_signed_open_over_mqtt_runs_once_and_reports_doors(mosquitto, tmp_path):
+    key_file = tmp_path / "command.key"
+    key_file.write_text(KEY.hex())
+    key_file.chmod(0o600)
+    config = from_dict({
+        "site": "hn", "device": "kiosk-01", "role": "kiosk", "data_dir": str(tmp_path / "data"),
+        "broker": {"url": mosquitto.url, "command_key_file": str(key_file)},
+        "locker": {"driver": "kerong", "port": "sim", "poll_interval_s": 0.05, "rate_limit_s": 0.5,
+                   "staff_pins": {"an": STAFF_HASH},
+                   "compartments": {"1": {"board": 0, "lock": 1}, "2": {"board": 0, "lock": 2, "size": "L"}}},
+    })
+    supervisor = Supervisor(config)
+
+    def signed(cmd_id, compartment):
+        cmd = {"id": cmd_id, "type": "open", "args": {"compartment": compartment}, "ts": time.time()}
+        return json.dumps(sign_command(KEY, "hn", "kiosk-01", "locker", cmd)).encode()
+
+    async def scenario():
+        task = asyncio.create_task(supervisor.run())
+        try:
+            with MqttRecorder(mosquitto.url) as rec:
+                await asyncio.to_thread(rec.wait_for, lambda t, p: t.endswith("/status") and p["state"] == "online"
+                                        and p["services"].get("locker") == "ok", 1, 20)
+                payload = signed("open-1", 2)
+                sends = [("open-1", payload), ("open-1", payload),
+                         ("unsigned", json.dumps({"id": "unsigned", "type": "open", "args": {"compartment": 1}}).encode())]
+                for n, (cmd_id, body) in enumerate(sends):
+                    rec.publish(BASE + "/cmd", body)
+                    sent = sum(1 for i, _ in sends[:n + 1] if i == cmd_id)
+                    await asyncio.to_thread(rec.wait_for, lambda t, p, i=cmd_id: t == BASE + "/cmd/result"
+                                            and p.get("id") == i, sent, 10)
+                await asyncio.to_thread(rec.wait_for, lambda t, p: t == BASE + "/event" and p["type"] == "door_opened", 1, 10)
+                results = [p for t, p in rec.matching(lambda t, p: t == BASE + "/cmd/result")]
+                events = [p for t, p in rec.matching(lambda t, p: t == BASE + "/event")]
+                state = [p for t, p in rec.matching(lambda t, p: t == BASE + "/state")]
+                return results, events, state, supervisor.peers["locker"].sim.bus
+        finally:
+            supervisor.request_stop()
+            await task
+
+    results, events, state, bus = asyncio.run(asyncio.wait_for(scenario(), 60))
+    by_id = {}
+    for r in results:
+        by_id.setdefault(r["id"], []).append(r)
+    assert by_id["open-1"][0]["ok"] and by_id["open-1"][0]["compartment"] == 2
+    assert by_id["open-1"][1]["duplicate"]  # answered again, never executed twice
+    assert not by_id["unsigned"][0]["ok"] and "signed" in by_id["unsigned"][0]["error"]
+    assert bus.pulses_for(0, 2) == 1 and bus.pulses_for(0, 1) == 0
+    types = [e["type"] for e in events]
+    assert "pulse_sent" in types and "door_opened" in types
+    assert len({e["id"] for e in events}) == len(events)
+    assert state and state[-1]["doors"]["2"] in ("open", "closed")
+    assert bus.requests[-1].kind == "status"  # stop ran: no open after the end
