@@ -34,6 +34,7 @@ MIGRATIONS = [
 ]
 # A lenient dossier code (shared/qr.md §3): dotted agency parts, a date, a running number.
 RECEIPT_RE = re.compile(r"[0-9A-Z]{1,3}(?:\.[0-9A-Z]{1,3}){0,4}-\d{6}-\d{4,6}")
+GUIDANCE_POLL_S = 0.4  # how often the live camera hint is refreshed during a face check
 DOOR_REMINDERS = 3  # door-close waits before the session ends with "left open" (the locker alarms)
 
 
@@ -283,8 +284,8 @@ class PickupFlow:
                 result = {"decision": "error", "reason": "camera"}
             else:
                 try:
-                    result = await vision.verify(s.receipt, timeout_s=self.limits.face_timeout_s)
-                except (EdgeError, asyncio.TimeoutError) as err:
+                    result = await self._verify_with_guidance(s, vision)
+                except (EdgeError, ValueError, asyncio.TimeoutError) as err:
                     result = {"decision": "error", "reason": str(err) or "camera"}
             async with self._lock:
                 if self.session is not s or s.step != "face":
@@ -292,6 +293,27 @@ class PickupFlow:
                 if not await self._face_result(s, result or {}):
                     return
             await asyncio.sleep(self.limits.face_pause_s)
+
+    async def _verify_with_guidance(self, s: Session, vision) -> dict:
+        """One verify call; meanwhile the camera's live hint (closer, too dark…) is shown as it changes."""
+        verify = asyncio.ensure_future(vision.verify(s.receipt, timeout_s=self.limits.face_timeout_s))
+        try:
+            while not verify.done():
+                await asyncio.wait({verify}, timeout=GUIDANCE_POLL_S)
+                if not verify.done() and hasattr(vision, "guidance"):
+                    self._live_guidance(s, vision.guidance())
+            return verify.result()
+        finally:
+            verify.cancel()
+
+    def _live_guidance(self, s: Session, live: Any) -> None:
+        reason = live.get("reason") if isinstance(live, dict) else live
+        if not reason or self.session is not s or s.step != "face":
+            return
+        key = guidance_key(reason) if reason != "ok" else "guide.ok"
+        if key != s.guidance:
+            s.guidance = key
+            self._notify()
 
     async def _face_result(self, s: Session, result: dict) -> bool:
         """Apply one verify answer; True to keep checking."""

@@ -66,6 +66,7 @@ class FakeVision:
         self.decisions = list(decisions or [])
         self.calls = 0
         self.gate = None  # an asyncio.Event to hold verify() until a test releases it
+        self.live = "no_face"  # what guidance() reports from the camera between verify answers
 
     async def enrolled(self, dossier):
         return dossier in self._enrolled
@@ -79,6 +80,9 @@ class FakeVision:
         d = self.decisions.pop(0)
         return d if isinstance(d, dict) else {"decision": d, "score": 0.9 if d == "accept" else 0.2,
                                                "reason": None, "guidance": None}
+
+    def guidance(self):
+        return {"reason": self.live, "text": "", "text_en": ""}
 
     def health(self):
         return "ok"

@@ -98,6 +98,23 @@ def test_retry_guidance_is_shown_and_does_not_use_up_attempts(store):
     asyncio.run(go())
 
 
+def test_live_camera_guidance_is_shown_while_a_check_runs(store):
+    async def go():
+        flow, locker, vision, _ = make(store, decisions=["accept"])
+        vision.gate = asyncio.Event()
+        vision.live = "too_dark"
+        v = await flow.start()
+        await flow.submit_code(v["session"], CODE)
+        await until(lambda: flow.view()["guidance"] == "guide.too_dark")
+        vision.live = "too_small"
+        await until(lambda: flow.view()["guidance"] == "guide.too_small")
+        assert locker.opened == []
+        vision.gate.set()
+        await until(lambda: flow.view()["step"] == "open")
+        await flow.close()
+    asyncio.run(go())
+
+
 def test_no_face_consent_goes_straight_to_pin(store):
     async def go():
         flow, locker, vision, _ = make(store, enrolled=())
