@@ -27,9 +27,12 @@ CLEARED_BY = {"door_closed": {"left_open", "door_left_open", "forced_open", "doo
 
 
 def _subject(body: dict) -> str:
-    for key in ("compartment", "lock", "door", "board", "port", "counter"):
+    """Where the alarm is, in the locker's own `target` form (`compartment:3`, `board:1`)."""
+    if isinstance(body.get("target"), str):
+        return body["target"]
+    for key in ("compartment", "board", "lock", "door", "port", "counter"):
         if body.get(key) is not None:
-            return f"{key} {body[key]}"
+            return f"{key}:{body[key]}"
     return ""
 
 
@@ -114,7 +117,7 @@ def _upsert_tickets(conn: psycopg.Connection, tickets: dict) -> None:
 
 
 def _alarm_kind(e) -> str:
-    if e.type == "alarm":
+    if e.type in ("alarm", "alarm_cleared"):
         return str(e.body.get("alarm") or e.body.get("kind") or "alarm")
     return e.type
 

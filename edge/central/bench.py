@@ -225,7 +225,7 @@ async def _time_pages(dsn: str, tz: str, repeat: int) -> dict:
     from edge.central.web import make_app
 
     central = _FakeCentral(dsn, tz)
-    runner = web.AppRunner(make_app(central))
+    runner = web.AppRunner(make_app(central), access_log=None)
     await runner.setup()
     port = _free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()

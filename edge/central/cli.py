@@ -58,7 +58,7 @@ def register(sub) -> None:
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--broker", default=os.environ.get("EDGE_BROKER", "mqtt://127.0.0.1:1883"), help="mqtt://HOST:PORT or mqtts://")
     p.add_argument("--db", default=os.environ.get("EDGE_DB"), required=os.environ.get("EDGE_DB") is None,
-                   help="postgresql://USER@HOST/DB")
+                   help="postgresql://USER@HOST/DB, or 'temp' for a throwaway local cluster (demo only)")
 
 
 def cmd_run(args) -> int:
@@ -71,6 +71,12 @@ def cmd_run(args) -> int:
 
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    cluster = None
+    if args.db == "temp":       # a demo on a laptop: a throwaway PostgreSQL, deleted at exit
+        from edge.central.testing import PgCluster
+        cluster = PgCluster().start()
+        args.db = cluster.dsn
+        logging.getLogger(__name__).info("central: throwaway PostgreSQL at %s", cluster.dsn)
     try:
         host, port = parse_listen(args.listen)
         config = CentralConfig(
@@ -82,8 +88,14 @@ def cmd_run(args) -> int:
         app = CentralApp(config)
     except (ConfigError, OSError) as err:
         print(f"edge central run: {err}", file=sys.stderr)
+        if cluster:
+            cluster.cleanup()
         return 2
-    asyncio.run(app.run_forever())
+    try:
+        asyncio.run(app.run_forever())
+    finally:
+        if cluster:
+            cluster.cleanup()
     return 0
 
 

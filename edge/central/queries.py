@@ -151,9 +151,13 @@ async def lockers(conn: AsyncConnection, tz: ZoneInfo, now: float) -> list[dict]
     out = []
     for row in states:
         comps = _compartments(row["snapshot"])
-        occupied = [c for c in comps if c.get("occupied") or c.get("result") or c.get("ref") or c.get("assigned")]
-        waiting = [c for c in comps if c.get("result") or c.get("ref") or c.get("assigned")]
-        soon = [c for c in waiting if _expiry(c) is not None and _expiry(c) - now < EXPIRY_SOON_S]
+        # The locker snapshot: compartments {n: {state: free|occupied|opening|expired|maintenance,
+        # door, occupied (sensor)}}; `occupied` state means a result waits for its citizen.
+        waiting = [c for c in comps if c.get("state") in ("occupied", "opening") or c.get("result") or c.get("ref")]
+        occupied = [c for c in comps if c.get("occupied") is True or c.get("state") in ("occupied", "opening", "expired")
+                    or c in waiting]
+        soon = [c for c in comps if c.get("state") == "expired"
+                or (c in waiting and _expiry(c) is not None and _expiry(c) - now < EXPIRY_SOON_S)]
         open_doors = [c for c in comps if c.get("door") == "open" or c.get("open") is True]
         out.append({"site": row["site"], "device": row["device"], "compartments": len(comps),
                     "occupied": len(occupied), "waiting": len(waiting), "expiring": len(soon),

@@ -47,7 +47,7 @@ TEXT = {
     "last_30": ("Số phiếu 30 ngày qua", "Tickets, last 30 days"),
     "wait_30": ("Thời gian chờ TB 30 ngày qua (phút)", "Average wait, last 30 days (min)"),
     "day": ("Ngày", "Day"), "compartments": ("Ngăn", "Compartments"), "occupied": ("Đang dùng", "Occupied"),
-    "results_waiting": ("Kết quả chờ nhận", "Results waiting"), "expiring": ("Sắp hết hạn", "Nearing expiry"),
+    "results_waiting": ("Kết quả chờ nhận", "Results waiting"), "expiring": ("Quá hạn / sắp hết hạn", "Expired or nearing expiry"),
     "open_doors": ("Cửa đang mở", "Doors open"), "collected": ("Nhận qua đêm", "Collected overnight"),
     "events": ("Sự kiện", "Events"), "type": ("Loại", "Type"), "time": ("Thời gian", "Time"),
     "gaps": ("Khoảng thiếu seq", "Seq gaps"), "ingest": ("Tiếp nhận", "Ingestion"),

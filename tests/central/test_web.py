@@ -38,10 +38,12 @@ def fed(central_app, devices):
     desk.event("pager", "rating", ticket="A001", rating=5, ts=t0 + 910)
     desk.event("pager", "ticket_issued", ticket="B001", queue="B", ts=t0 + 500)
     desk.event("pager", "ticket_no_show", ticket="B001", ts=t0 + 800)
-    kiosk.state("locker", {"compartments": [
-        {"name": "1", "occupied": True, "result": "R-17", "expires_at": time.time() + 3600},
-        {"name": "2", "occupied": True, "result": "R-18", "expires_at": time.time() + 5 * 86400},
-        {"name": "3", "occupied": False, "door": "open"}, {"name": "4", "occupied": False}]})
+    kiosk.state("locker", {"compartments": {         # the locker service's snapshot shape
+        "1": {"size": "M", "state": "occupied", "door": "closed", "occupied": True},
+        "2": {"size": "M", "state": "expired", "door": "closed", "occupied": True},
+        "3": {"size": "S", "state": "free", "door": "open", "occupied": False},
+        "4": {"size": "L", "state": "opening", "door": "closed", "occupied": True},
+        "5": {"size": "L", "state": "free", "door": "closed", "occupied": False}}})
     kiosk.event("locker", "alarm", alarm="left_open", compartment=3)
     kiosk.event("locker", "collected", compartment=4, ts=time.time() - 60)
     wait_until(lambda: c.app.consumer.stats()["stored"] == 11, what="11 events stored")
@@ -96,11 +98,16 @@ def test_queue_figures_of_the_day(fed):
 def test_lockers_and_alarms(fed):
     c, _, kiosk = fed
     [locker] = c.get("/api/lockers")
-    assert (locker["compartments"], locker["occupied"], locker["waiting"], locker["expiring"], locker["open_doors"]) == (4, 2, 2, 1, 1)
+    assert (locker["compartments"], locker["occupied"], locker["waiting"], locker["expiring"], locker["open_doors"]) == (5, 3, 2, 1, 1)
     [alarm] = c.get("/api/alarms")
-    assert (alarm["device"], alarm["kind"], alarm["subject"]) == ("kiosk-1", "left_open", "compartment 3")
+    assert (alarm["device"], alarm["kind"], alarm["subject"]) == ("kiosk-1", "left_open", "compartment:3")
     kiosk.event("locker", "door_closed", compartment=3)
     wait_until(lambda: c.get("/api/alarms") == [], what="alarm cleared by door_closed")
+    # The locker service's own form: the kind as event type with a target, cleared by alarm_cleared.
+    kiosk.event("locker", "board_offline", target="board:1", error="no reply")
+    wait_until(lambda: [a["subject"] for a in c.get("/api/alarms")] == ["board:1"], what="board alarm")
+    kiosk.event("locker", "alarm_cleared", alarm="board_offline", target="board:1")
+    wait_until(lambda: c.get("/api/alarms") == [], what="board alarm cleared")
 
 
 def test_device_offline_shows_and_raises_an_alarm(central_app, devices):
