@@ -54,8 +54,9 @@ def main(args) -> int:
         config = demo_config(url, data_dir)
         print(f"edge demo: site {config.site}, device {config.device}, services: "
               f"{', '.join(config.enabled_services()) or 'none'}; store {config.store_path}", flush=True)
+        # Events, status and command results; the retained state snapshots are too long to read here.
         monitor = threading.Thread(target=watch, args=(url, config.site, lambda line: print(f"mqtt> {line}", flush=True),
-                                                       stop_monitor), daemon=True)
+                                                       stop_monitor), kwargs={"show_state": False}, daemon=True)
         monitor.start()
         supervisor = Supervisor(config, demo=True, pin_factory=_mock_pins())
         try:

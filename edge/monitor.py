@@ -28,7 +28,8 @@ def describe(topic: str, payload: dict) -> str:
     return f"{where} {service} {kind}: {json.dumps(payload, ensure_ascii=False)[:200]}"
 
 
-def watch(broker_url: str, site: str, on_line, stop: threading.Event, *, as_json: bool = False) -> None:
+def watch(broker_url: str, site: str, on_line, stop: threading.Event, *, as_json: bool = False,
+          show_state: bool = True) -> None:
     """Subscribe to a site's topics and call `on_line(text)` per message until `stop` is set."""
     address = parse_broker_url(broker_url)
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"edge-monitor-{time.time_ns()}")
@@ -42,7 +43,7 @@ def watch(broker_url: str, site: str, on_line, stop: threading.Event, *, as_json
         except ValueError:
             on_line(f"{msg.topic}: (not JSON, {len(msg.payload)} bytes)")
             return
-        if not isinstance(payload, dict):
+        if not isinstance(payload, dict) or (not show_state and msg.topic.endswith("/state")):
             return
         if as_json:
             on_line(json.dumps({"topic": msg.topic, "payload": payload}, ensure_ascii=False))
