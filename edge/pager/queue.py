@@ -414,6 +414,8 @@ class QueueEngine:
                        "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (today,))
             if row is not None:
                 _emit(tx, "day_rollover", previous_day=row[0], day=today, expired=expired)
+                # The day's statistics travel to the office dashboard as one event.
+                _emit(tx, "day_stats", **self.stats(row[0]))
         due = tx.execute("SELECT count(*) FROM pager_ticket WHERE card_held = 1 AND status = 'no_show' "
                          "AND finished <= ?", (now - self.config.card_hold_s,)).fetchone()[0]
         returned = tx.execute(

@@ -45,6 +45,7 @@ class PagerService(Service):
         "pause": {"counter": str, "paused": (bool, True)},
         "rate": {"counter": str, "score": int},
         "page": {"card": int},
+        "stats": {"day": (str, None)},
     }
 
     def __init__(self, ctx):
@@ -240,6 +241,8 @@ class PagerService(Service):
             return await self.rate(args["counter"], args["score"])
         if type == "page":
             return await self.page(args["card"])
+        if type == "stats":
+            return await asyncio.to_thread(self.engine.stats, args["day"])
         if type in ("recall", "no_show", "done"):
             return await getattr(self, type)(args["counter"])
         raise CommandError(f"pager has no command {type!r}")

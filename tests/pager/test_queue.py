@@ -329,6 +329,8 @@ def test_day_rollover_restarts_numbering_and_frees_cards(make, clock):
     assert rollover[0]["previous_day"] == day and rollover[0]["expired"] == 3
     stats = q.stats(day)
     assert stats["totals"]["tickets"] == 3 and stats["totals"]["expired"] == 3 and stats["totals"]["served"] == 0
+    day_stats = events(q, "day_stats")
+    assert day_stats[0]["day"] == day and day_stats[0]["totals"] == stats["totals"]
 
 
 def test_late_citizen_rejoins_at_their_place_while_holding_the_card(make, clock):
