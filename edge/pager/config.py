@@ -46,7 +46,8 @@ class CounterDef:
 class PagerConfig:
     enabled: bool = opt(True)
     driver: Literal["jtech", "lrs", "waveware", "espa", "ook"] = opt("jtech", help="transmitter protocol")
-    port: str = opt("sim", help="serial device or pyserial URL; 'sim' starts the pty simulator")
+    port: str = opt("sim", help="serial device or pyserial URL; 'sim' starts the pty simulator; "
+                                "'pigpio:17' drives an OOK module on BCM 17 (driver ook)")
     baud: Optional[int] = opt(None, min=300, max=921600, help="default: the transmitter's own rate")
     system_id: int = opt(10, min=0, max=9999, help="base/system id the cards are paired to (reuse the vendor's)")
     capcode_base: int = opt(0, min=0, max=9_999_000, help="WaveWare: capcode = capcode_base + card")
@@ -100,6 +101,8 @@ def problems(config: PagerConfig) -> list[str]:
             found.append(f"pager.counters.{name}.services: empty, expected at least one service id")
     if not config.counters:
         found.append("pager.counters: empty, expected at least one counter")
+    if config.port.startswith("pigpio:") and config.driver != "ook":
+        found.append(f"pager.port: found {config.port!r}, a pigpio GPIO port needs driver = \"ook\"")
     found += _transmitter_problems(config)
     return found
 

@@ -61,6 +61,7 @@ class PagerService(Service):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._card_ticket: dict[int, str] = {}  # for log lines: which ticket a card was paged for
         self._last_page: dict[tuple[str, str], float] = {}  # (counter, ticket) -> last page, for repage_s
+        self.open_pi = None  # pigpio connector for `port = "pigpio:N"`; tests inject a fake
         self._connected: asyncio.Event | None = None
         self._lost: asyncio.Event | None = None
 
@@ -270,6 +271,8 @@ class PagerService(Service):
     def _connect(self) -> bool:
         """Open the port and build the driver; True when the transmitter is usable."""
         cfg = self.config
+        if cfg.port.startswith("pigpio:"):
+            return self._connect_pigpio()
         try:
             settings: dict[str, Any] = {"system": cfg.system_id}
             if cfg.driver in ("jtech", "lrs", "waveware", "espa"):
@@ -291,6 +294,20 @@ class PagerService(Service):
             return False
         self.driver = PagerDriver(transport, codec, retries=cfg.retries, ack_timeout_s=cfg.ack_timeout_s,
                                   cts_flow=cfg.cts_flow)
+        self.online = True
+        return True
+
+    def _connect_pigpio(self) -> bool:
+        from edge.pager import ook_pigpio
+
+        try:
+            gpio = ook_pigpio.parse_port(self.config.port)
+            pi, pulse = (self.open_pi or ook_pigpio.open_pi)()
+        except DeviceError as err:
+            self.last_error = str(err)
+            return False
+        self.driver = ook_pigpio.PigpioOokTransmitter(pi, gpio, protocol=self.config.ook_protocol,
+                                                      system=self.config.system_id, pulse=pulse)
         self.online = True
         return True
 
