@@ -14,7 +14,8 @@ import pytest
 from edge.errors import ConfigError
 from edge.kiosk import i18n
 from edge.kiosk.config import KioskConfig
-from edge.kiosk.service import STATIC_DIR, KioskService, cpu_temperature
+from edge.kiosk.service import KioskService
+from edge.kiosk.web import STATIC_DIR, cpu_temperature
 from edge.service import ServiceContext
 from kiosk_fakes import FakeLocker
 

@@ -1,0 +1,431 @@
+"""The screens' web app: pages, JSON endpoints and server-sent event streams (aiohttp).
+
+Built by `build_app(service)` and run by `KioskService` inside the supervisor's event loop. The
+pickup journey goes through `service.flow` (edge.kiosk.flows); the desk screens call the pager,
+qr and locker peers directly. Every refusal is a JSON answer naming what was wrong.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import glob
+import json
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from edge.errors import EdgeError
+from edge.kiosk import i18n
+from edge.kiosk.flows import SessionError
+
+if TYPE_CHECKING:
+    from edge.kiosk.service import KioskService
+
+STATIC_DIR = Path(__file__).parent / "static"
+PAGES = {"/": "index.html", "/kiosk": "kiosk.html", "/reception": "reception.html",
+         "/counter": "counter.html", "/display": "display.html", "/loading": "loading.html",
+         "/status": "status.html"}
+SSE_KEEPALIVE_S = 15.0
+PAGER_POLL_S = 0.5  # the pager view is polled for the display's stream (no callbacks to register)
+# Counter panel actions passed to the pager service as keyword calls (the browser sends the args).
+PAGER_ACTIONS = ("call_next", "recall", "no_show", "transfer", "done", "pause", "resume", "rate", "checkin")
+MAX_BODY_BYTES = 16 * 1024
+SVC = web.AppKey("svc", object)  # the KioskService behind the app
+# The open event stream of a request (RequestKey is aiohttp >= 3.12; a plain key before).
+SSE = web.RequestKey("sse", web.StreamResponse) if hasattr(web, "RequestKey") else "sse"
+
+
+class Latest:
+    """The latest value and a version, with waiters woken on each change (for event streams)."""
+
+    def __init__(self):
+        self.value, self.version = None, 0
+        self._event = asyncio.Event()
+
+    def publish(self, value) -> None:
+        self.value, self.version = value, self.version + 1
+        event, self._event = self._event, asyncio.Event()
+        event.set()
+
+    async def next(self, after: int, timeout_s: float):
+        if self.version <= after:
+            try:
+                await asyncio.wait_for(self._event.wait(), timeout_s)
+            except asyncio.TimeoutError:
+                pass
+        return self.value, self.version
+
+
+# -- the web app -------------------------------------------------------------------------------------
+
+def build_app(svc: "KioskService") -> web.Application:
+    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[error_middleware])
+    app[SVC] = svc
+    for path, page in PAGES.items():
+        app.router.add_get(path, _page(page))
+    app.router.add_static("/static/", STATIC_DIR, append_version=False)
+    r = app.router
+    r.add_get("/api/i18n", get_i18n)
+    r.add_get("/api/kiosk", kiosk_view)
+    r.add_get("/api/kiosk/events", _quiet_disconnect(kiosk_events))
+    r.add_get("/api/kiosk/layout", kiosk_layout)
+    r.add_post("/api/kiosk/start", kiosk_step("start"))
+    r.add_post("/api/kiosk/code", kiosk_step("code"))
+    r.add_post("/api/kiosk/use-pin", kiosk_step("use_pin"))
+    r.add_post("/api/kiosk/pin", kiosk_step("pin"))
+    r.add_post("/api/kiosk/cancel", kiosk_step("cancel"))
+    r.add_post("/api/kiosk/lang", kiosk_step("lang"))
+    r.add_post("/api/reception/scan", reception_scan)
+    r.add_post("/api/reception/issue", reception_issue)
+    r.add_get("/api/reception/events", _quiet_disconnect(reception_events))
+    r.add_get("/api/pager", pager_view)
+    r.add_get("/api/pager/events", _quiet_disconnect(pager_events))
+    r.add_post("/api/pager/{action}", pager_action)
+    r.add_post("/api/loading", loading_submit)
+    r.add_get("/api/status", status_view)
+    return app
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler):
+    """Every failure becomes a JSON answer that names what was wrong; nothing leaks a traceback."""
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise
+    except SessionError as err:
+        return web.json_response({"ok": False, "error": str(err), "stale": True}, status=409)
+    except (EdgeError, ValueError, TypeError, KeyError) as err:
+        request.app[SVC].log.info("kiosk: %s %s refused: %s", request.method, request.path, err)
+        return web.json_response({"ok": False, "error": str(err) or type(err).__name__}, status=400)
+
+
+def _page(name: str):
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return web.FileResponse(STATIC_DIR / name, headers={"Cache-Control": "no-store"})
+    return handler
+
+
+async def _body(request: web.Request) -> dict:
+    try:
+        body = await request.json()
+    except json.JSONDecodeError as err:
+        raise ValueError(f"request body is not JSON: {err.msg}") from err
+    if not isinstance(body, dict):
+        raise ValueError("request body must be a JSON object")
+    return body
+
+
+def _text(body: dict, key: str, max_len: int = 512, required: bool = True) -> str | None:
+    value = body.get(key)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"'{key}' must be text")
+    if len(value) > max_len:
+        raise ValueError(f"'{key}' is longer than {max_len} characters")
+    return value
+
+
+async def get_i18n(request: web.Request) -> web.Response:
+    lang = request.query.get("lang", request.app[SVC].language)
+    return web.json_response(i18n.table(lang if lang in i18n.LANGUAGES else "vi"))
+
+
+# -- pickup kiosk ---------------------------------------------------------------------------------
+
+async def kiosk_view(request: web.Request) -> web.Response:
+    return web.json_response(request.app[SVC].flow.view())
+
+
+async def kiosk_layout(request: web.Request) -> web.Response:
+    """The compartment numbers, so the open one can be shown in place (no occupancy, no codes)."""
+    view = _safe_view(request.app[SVC].ctx.peer("locker"))
+    comps = view.get("compartments") if isinstance(view, dict) else None
+    if isinstance(comps, dict):
+        ids = list(comps)
+    elif isinstance(comps, list):
+        ids = [c.get("id", c.get("compartment")) if isinstance(c, dict) else c for c in comps]
+    else:
+        ids = []
+    return web.json_response({"compartments": [i for i in ids if i is not None]}, dumps=_dumps)
+
+
+def kiosk_step(step: str):
+    async def handler(request: web.Request) -> web.Response:
+        flow = request.app[SVC].flow
+        body = await _body(request) if request.can_read_body else {}
+        if step == "start":
+            view = await flow.start(source="screen")
+        elif step == "code":
+            view = await flow.submit_code(_text(body, "session", 64), _text(body, "code"))
+        elif step == "use_pin":
+            view = await flow.use_pin(_text(body, "session", 64))
+        elif step == "pin":
+            view = await flow.submit_pin(_text(body, "session", 64), _text(body, "pin", 32))
+        elif step == "cancel":
+            view = await flow.cancel(_text(body, "session", 64, required=False))
+        else:
+            view = flow.set_language(_text(body, "lang", 4))
+        return web.json_response(view)
+    return handler
+
+
+async def kiosk_events(request: web.Request) -> web.StreamResponse:
+    svc = request.app[SVC]
+    stream = await _sse_open(request)
+    seen = -1
+    while not svc._closing.is_set():
+        view = await svc.flow.changed(seen, SSE_KEEPALIVE_S)
+        if svc._closing.is_set():
+            break
+        if view["version"] != seen:
+            seen = view["version"]
+            await _sse_send(stream, view)
+        else:
+            await stream.write(b": keepalive\n\n")
+    return stream
+
+
+def _quiet_disconnect(handler):
+    """A screen that navigates away closes its event stream: that ends the stream, it is no error."""
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except ConnectionResetError:
+            return request.get(SSE) or web.Response(status=204)
+    wrapped.__name__ = handler.__name__
+    return wrapped
+
+
+async def _sse_open(request: web.Request) -> web.StreamResponse:
+    stream = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store",
+                                         "X-Accel-Buffering": "no"})
+    await stream.prepare(request)
+    request[SSE] = stream
+    return stream
+
+
+async def _sse_send(stream: web.StreamResponse, data: Any) -> None:
+    text = json.dumps(data, ensure_ascii=False, default=str)
+    await stream.write(f"data: {text}\n\n".encode())
+
+
+# -- reception ------------------------------------------------------------------------------------
+
+async def reception_scan(request: web.Request) -> web.Response:
+    """A procedure QR (bare code or portal URL) → the catalog entry to show at the desk."""
+    svc = request.app[SVC]
+    text = _text(await _body(request), "text", 1024)
+    try:
+        from edge.qr import parse
+    except ImportError as err:
+        raise EdgeError("the QR parser is not installed") from err
+    parsed = parse(text)
+    result = {"ok": True, "kind": parsed.kind, "code": parsed.code, "reason": parsed.reason}
+    if parsed.kind not in ("procedure", "procedure_url"):
+        return web.json_response({**result, "ok": False, "error": "reception.not_procedure"})
+    qr = svc.ctx.peer("qr")
+    entry = None
+    if qr is not None and hasattr(qr, "catalog_lookup"):
+        entry = await _maybe_await(qr.catalog_lookup(parsed.code or parsed.fields.get("uuid")))
+    if not entry:
+        return web.json_response({**result, "ok": False, "error": "reception.not_found"})
+    entry = entry if isinstance(entry, dict) else _as_dict(entry)
+    result["procedure"] = {**entry, "queue_name": queue_name(svc, entry.get("queue_service"))}
+    result["priorities"] = pager_priorities(svc)
+    return web.json_response(result)
+
+
+async def reception_events(request: web.Request) -> web.StreamResponse:
+    """Server-sent procedures as the desk's camera reads them (a typed code goes through /scan)."""
+    svc = request.app[SVC]
+    stream = await _sse_open(request)
+    seen = svc.reception.version
+    while not svc._closing.is_set():
+        item, version = await svc.reception.next(seen, SSE_KEEPALIVE_S)
+        if svc._closing.is_set():
+            break
+        if version != seen and item is not None:
+            await _sse_send(stream, item)
+        elif version == seen:
+            await stream.write(b": keepalive\n\n")
+        seen = version
+    return stream
+
+
+async def reception_issue(request: web.Request) -> web.Response:
+    svc = request.app[SVC]
+    body = await _body(request)
+    pager = _need(svc, "pager")
+    service = _text(body, "service", 64)
+    priority = _text(body, "priority", 64, required=False) or None
+    ticket = await _maybe_await(pager.issue(service, priority=priority, source="desk"))
+    with svc.ctx.store.transaction() as tx:
+        tx.audit("kiosk", "reception.issue", service=service, priority=priority,
+                 ticket=_as_dict(ticket).get("ticket"))
+    return web.json_response({"ok": True, **_as_dict(ticket)})
+
+
+def queue_name(svc: "KioskService", service_id: str | None) -> str | None:
+    """The pager service's display name (Vietnamese) for a catalog queue id."""
+    services = _safe_view(svc.ctx.peer("pager")).get("services") or {}
+    entry = services.get(service_id) if isinstance(services, dict) else None
+    return entry.get("name") if isinstance(entry, dict) and entry.get("name") else service_id
+
+
+def pager_priorities(svc: "KioskService") -> list:
+    pager = svc.ctx.peer("pager")
+    cfg = getattr(getattr(pager, "ctx", None), "config", None)
+    for attr in ("priorities", "priority_classes"):
+        value = getattr(cfg, attr, None)
+        if value:
+            return [p if isinstance(p, str) else getattr(p, "name", str(p)) for p in
+                    (value.keys() if isinstance(value, dict) else value)]
+    return []
+
+
+# -- pager: counter panel and wall display --------------------------------------------------------------
+
+async def pager_view(request: web.Request) -> web.Response:
+    return web.json_response(_safe_view(_need(request.app[SVC], "pager")), dumps=_dumps)
+
+
+async def pager_events(request: web.Request) -> web.StreamResponse:
+    svc = request.app[SVC]
+    stream = await _sse_open(request)
+    last, idle = None, 0.0
+    while not svc._closing.is_set():
+        pager = svc.ctx.peer("pager")
+        view = _safe_view(pager) if pager is not None else {"error": "pager not running"}
+        text = _dumps(view)
+        if text != last:
+            last, idle = text, 0.0
+            await stream.write(f"data: {text}\n\n".encode())
+        elif idle >= SSE_KEEPALIVE_S:
+            idle = 0.0
+            await stream.write(b": keepalive\n\n")
+        try:
+            await asyncio.wait_for(svc._closing.wait(), PAGER_POLL_S)
+        except asyncio.TimeoutError:
+            idle += PAGER_POLL_S
+    return stream
+
+
+async def pager_action(request: web.Request) -> web.Response:
+    svc = request.app[SVC]
+    action = request.match_info["action"]
+    if action not in PAGER_ACTIONS:
+        raise ValueError(f"unknown counter action '{action}' (expected one of {', '.join(PAGER_ACTIONS)})")
+    pager = _need(svc, "pager")
+    method = getattr(pager, action, None)
+    if method is None:
+        raise ValueError(f"the pager service has no '{action}'")
+    args = await _body(request)
+    for key, value in args.items():
+        if not isinstance(value, (str, int, float)):
+            raise ValueError(f"argument '{key}' must be text or a number")
+    result = await _maybe_await(method(**args))
+    return web.json_response({"ok": True, "result": _as_dict(result)}, dumps=_dumps)
+
+
+# -- staff loading --------------------------------------------------------------------------------
+
+async def loading_submit(request: web.Request) -> web.Response:
+    svc = request.app[SVC]
+    body = await _body(request)
+    locker = _need(svc, "locker")
+    staff_pin = _text(body, "staff_pin", 32)
+    receipt = _text(body, "receipt", 64).strip().upper()
+    size = _text(body, "size", 16, required=False) or None
+    pin = (_text(body, "pin", 16, required=False) or "").strip() or None
+    days = body.get("deadline_days")
+    if days in ("", None):
+        days = None
+    elif not isinstance(days, int) or isinstance(days, bool):
+        raise ValueError("'deadline_days' must be a whole number of days")
+    # The locker checks the staff PIN and audits the loading; the kiosk never stores either PIN.
+    result = await _maybe_await(locker.load(staff_pin, receipt, size, pin=pin, deadline_days=days))
+    return web.json_response({"ok": True, **_as_dict(result)}, dumps=_dumps)
+
+
+# -- status -------------------------------------------------------------------------------------------
+
+async def status_view(request: web.Request) -> web.Response:
+    return web.json_response(request.app[SVC].device_status(), dumps=_dumps)
+
+
+def broker_link(store, clock) -> dict:
+    """The broker link as the outbox sees it: messages waiting, and the last one acknowledged."""
+    rows = store.query("SELECT max(published) AS last FROM outbox")
+    last = rows[0]["last"] if rows else None
+    return {"pending": store.pending_count(), "last_ack_s_ago": None if last is None else round(clock() - last, 1)}
+
+
+def disk_usage(path: Path) -> dict:
+    target = Path(path)
+    while not target.exists() and target != target.parent:
+        target = target.parent
+    usage = shutil.disk_usage(target)
+    return {"path": str(target), "free_gb": round(usage.free / 1e9, 2), "used_pct": round(100 * usage.used / usage.total, 1)}
+
+
+def cpu_temperature(pattern: str = "/sys/class/thermal/thermal_zone*/temp") -> float | None:
+    """The hottest thermal zone in °C, or None where the machine has none (a VM, a container)."""
+    values = []
+    for path in glob.glob(pattern):
+        try:
+            values.append(int(Path(path).read_text().strip()) / 1000.0)
+        except (OSError, ValueError):
+            continue
+    return max(values) if values else None
+
+
+# -- helpers ------------------------------------------------------------------------------------------
+
+def _need(svc: "KioskService", name: str):
+    peer = svc.ctx.peer(name)
+    if peer is None:
+        raise EdgeError(f"the {name} service is not running on this device")
+    return peer
+
+
+def _safe_view(peer) -> dict:
+    if peer is None:
+        return {}
+    for attr in ("view", "snapshot"):
+        method = getattr(peer, attr, None)
+        if callable(method):
+            try:
+                return method()
+            except EdgeError:
+                continue
+    return {}
+
+
+async def _maybe_await(value):
+    if asyncio.iscoroutine(value) or isinstance(value, asyncio.Future):
+        return await value
+    return value
+
+
+def _as_dict(value) -> dict:
+    if isinstance(value, dict):
+        return value
+    if hasattr(value, "__dataclass_fields__"):
+        return dataclasses.asdict(value)
+    return {"value": value} if value is not None else {}
+
+
+def _dumps(value) -> str:
+    return json.dumps(value, ensure_ascii=False, default=_json_default)
+
+
+def _json_default(value):
+    if hasattr(value, "__dataclass_fields__"):
+        return dataclasses.asdict(value)
+    return str(value)
+
