@@ -174,6 +174,9 @@ class PickupFlow:
             try:
                 found = await locker.lookup(code)
             except EdgeError as err:
+                if getattr(err, "reason", None) == "bad_input":  # the locker's own code rules
+                    self._audit("code.rejected", reason=str(err)[:120])
+                    return self._code_failure(s, "kiosk.code_bad")
                 log.warning("kiosk: locker lookup failed: %s", err)
                 return self._end("out_of_service", "msg.out_of_service")
             status = (found or {}).get("status", "unknown")
@@ -359,6 +362,9 @@ class PickupFlow:
         except EdgeError as err:
             log.warning("kiosk: pickup refused: %s", err)
             self._audit("locker.refused", receipt=s.receipt, error=str(err))
+            reason = getattr(err, "reason", None)  # the locker's refusal (collected, expired, busy…)
+            if reason in ("collected", "expired"):
+                return self._end(reason, f"msg.{reason}")
             return self._end("out_of_service", "msg.out_of_service")
         s.compartment = (opened or {}).get("compartment")
         s.step, s.method, s.notice, s.guidance = "open", method, None, None

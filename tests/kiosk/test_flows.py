@@ -160,6 +160,26 @@ def test_kind_messages_and_nothing_opens(store, status, message):
     asyncio.run(go())
 
 
+def test_a_locker_refusal_at_the_door_is_said_kindly_and_nothing_opens(store):
+    from edge.errors import CommandError
+
+    class Refused(CommandError):
+        reason = "collected"
+
+    async def go():
+        flow, locker, _, _ = make(store, enrolled=())
+
+        async def refuse(*args, **kwargs):  # collected at another kiosk between lookup and pickup
+            raise Refused("collected")
+        locker.pickup = refuse
+        v = await flow.start()
+        await flow.submit_code(v["session"], CODE)
+        v = await flow.submit_pin(v["session"], "4321")
+        assert v["step"] == "message" and v["message"] == "msg.collected" and locker.opened == []
+    asyncio.run(go())
+    assert "locker.refused" in audit_actions(store)
+
+
 def test_wrong_codes_count_and_end_the_session(store):
     async def go():
         flow, locker, _, _ = make(store, code_attempts=3)
