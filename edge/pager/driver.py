@@ -34,7 +34,7 @@ def open_transport(url: str, *, baud: int, rtscts: bool = False, timeout_s: floa
 
     try:
         return serial.serial_for_url(url, baudrate=baud, timeout=timeout_s, write_timeout=2.0,
-                                     rtscts=rtscts, exclusive=not url.startswith(("socket:", "loop:", "spy:")))
+                                     rtscts=rtscts, **({"exclusive": True} if url.startswith("/") else {}))
     except (serial.SerialException, OSError, ValueError) as err:
         raise DeviceNotReady(f"pager transmitter port {url}: {err}") from err
 
