@@ -241,8 +241,9 @@ class Gallery:
 
     def get(self, ident) -> np.ndarray:
         """The normalised templates stored under `ident`, (m, dim); KeyError if there are none."""
-        snap = self._snap
-        rows = [r for r in self._slots.get(ident, ()) if r < snap.n]
+        with self._lock:  # row numbers change at compaction: read them with their snapshot
+            snap = self._snap
+            rows = list(self._slots.get(ident, ()))
         if not rows:
             raise KeyError(ident)
         return snap.vectors[rows].copy()
@@ -321,7 +322,7 @@ class Gallery:
         target = self._rerank_target(snap, k)
         rows = np.empty((len(q), k), dtype=np.intp)
         scores = np.empty((len(q), k), dtype=np.float32)
-        dist = self._distances(snap.n)
+        dist = self._distances(snap.n, codes.model.bits)
         for i in range(len(q)):
             self._hamming(codes.words, qcodes[:, i], snap.n, dist)
             cand = _nearest_codes(dist, target, codes.model.bits)
@@ -361,12 +362,15 @@ class Gallery:
                 np.bitwise_count(x, out=c)
                 np.add(acc, c, out=acc, casting="unsafe")
 
-    def _distances(self, n: int) -> np.ndarray:
-        """This thread's distance buffer (reused: a fresh 2 MB array per query would cost
-        page faults comparable to the whole scan)."""
+    def _distances(self, n: int, bits: int) -> np.ndarray:
+        """This thread's distance buffer (reused: a fresh array per query would cost page faults
+        comparable to the whole scan). uint8 up to 256 bits: only a distance of exactly 256 (the
+        query's complement) wraps, to 0; that row then joins the candidates and the exact
+        rerank scores it for what it is, so the wrap costs one candidate slot, never a miss."""
+        dtype = np.uint8 if bits <= 256 else np.uint16
         buf = getattr(self._scratch, "dist", None)
-        if buf is None or len(buf) < n:
-            buf = np.empty(max(n, 1024) + n // 4, np.uint16)
+        if buf is None or len(buf) < n or buf.dtype != dtype:
+            buf = np.empty(max(n, 1024) + n // 4, dtype)
             self._scratch.dist = buf
         return buf[:n]
 

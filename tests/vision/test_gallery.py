@@ -248,3 +248,20 @@ def test_one_writer_many_readers():
     assert not errors, errors
     assert len(gallery) == 10_000 - len(removed)
     assert set(gallery.ids()) == set(range(10_000)) - removed
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dim, noise", [(128, 0.3), (128, 0.45), (512, 0.3)])
+def test_fast_mode_recall_at_one_million(dim, noise):
+    """The issue's size: 1,000,000 templates (200,000 people x 5), default settings, including
+    a noise level harsher than dlib's (same-person distance ~0.64)."""
+    data = FaceLikeData(dim, 200_000, seed=21, noise=noise)
+    templates, _ = data.gallery(1_000_000, 5)
+    gallery = Gallery(dim)
+    gallery.add(np.arange(len(templates)), templates)
+    del templates
+    assert gallery.stats()["fast_index"]
+    queries, _ = data.queries(3_000)
+    result = recall_at_1(gallery, queries)
+    gallery.close()
+    assert result["recall_at_1"] >= 0.999, result
