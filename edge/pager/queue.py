@@ -146,8 +146,9 @@ class QueueEngine:
         return result
 
     # -- staff ------------------------------------------------------------------------------
-    def call_next(self, counter: str) -> dict | None:
-        """Call the next ticket for `counter` (closing the one it was serving); None when empty."""
+    def call_next(self, counter: str, ticket: str | None = None) -> dict | None:
+        """Call the next ticket for `counter` (closing the one it was serving); None when empty.
+        With `ticket`, call that waiting ticket out of order (staff choice)."""
         self._check_counter(counter)
         now = self.clock()
         with self.store.transaction() as tx:
@@ -161,12 +162,7 @@ class QueueEngine:
                     # Pressed twice (or from two places at once): repeat the call, never a second ticket.
                     return {**self._called_answer(tx, current, counter), "repeated": True}
                 self._finish(tx, counter, current, now)
-            services = self.config.counters[counter].services
-            marks = ",".join("?" * len(services))
-            row = tx.execute(
-                f"SELECT id FROM pager_ticket WHERE status = 'waiting' AND "
-                f"((target_counter IS NULL AND service IN ({marks})) OR target_counter = ?) "
-                f"ORDER BY sort_key, id LIMIT 1", (*services, counter)).fetchone()
+            row = self._pick(tx, counter, ticket, now)
             if row is None:
                 if current is not None:  # the previous ticket was closed: the display changed
                     self.publish(tx)
@@ -178,6 +174,22 @@ class QueueEngine:
             _emit(tx, "ticket_called", **result)
             self.publish(tx)
         return result
+
+    def _pick(self, tx: Tx, counter: str, ticket: str | None, now: float) -> tuple | None:
+        if ticket is None:
+            services = self.config.counters[counter].services
+            marks = ",".join("?" * len(services))
+            return tx.execute(
+                f"SELECT id FROM pager_ticket WHERE status = 'waiting' AND "
+                f"((target_counter IS NULL AND service IN ({marks})) OR target_counter = ?) "
+                f"ORDER BY sort_key, id LIMIT 1", (*services, counter)).fetchone()
+        row = tx.execute("SELECT id, status FROM pager_ticket WHERE day = ? AND number = ?",
+                         (self.day_of(now), ticket)).fetchone()
+        if row is None:
+            raise QueueError(f"no ticket {ticket!r} today")
+        if row[1] != "waiting":
+            raise QueueError(f"ticket {ticket} is not waiting (it is {row[1]})")
+        return row[:1]
 
     def recall(self, counter: str) -> dict:
         """Page the counter's current ticket again (up to max_recalls times)."""

@@ -37,7 +37,7 @@ class PagerService(Service):
         "rejoin": {"ticket": str},
         "return_card": {"card": int},
         "book": {"code": str, "service": str, "slot": float},
-        "call_next": COUNTER,
+        "call_next": {"counter": str, "ticket": (str, None)},
         "recall": COUNTER,
         "no_show": COUNTER,
         "transfer": {"counter": str, "to_service": (str, None), "to_counter": (str, None)},
@@ -143,8 +143,8 @@ class PagerService(Service):
     async def return_card(self, card: int) -> dict:
         return await asyncio.to_thread(self.engine.return_card, card)
 
-    async def call_next(self, counter: str) -> dict | None:
-        result = await asyncio.to_thread(self.engine.call_next, counter)
+    async def call_next(self, counter: str, ticket: str | None = None) -> dict | None:
+        result = await asyncio.to_thread(self.engine.call_next, counter, ticket)
         if result:
             self._queue_page(result["card"], result["ticket"])
         self._update_leds()
@@ -232,7 +232,7 @@ class PagerService(Service):
         if type == "rejoin":
             return await self.rejoin(args["ticket"])
         if type == "call_next":
-            result = await self.call_next(args["counter"])
+            result = await self.call_next(args["counter"], args["ticket"])
             return result if result else {"ticket": None, "counter": args["counter"], "message": "queue empty"}
         if type == "transfer":
             return await self.transfer(args["counter"], args["to_service"], args["to_counter"])

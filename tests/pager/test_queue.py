@@ -372,3 +372,16 @@ def test_cards_handed_back_at_the_desk(make, clock):
     assert q.view()["cards_out"] == 1
     assert q.call_next("3")["ticket"] == "A003"
     assert q.stats()["totals"]["no_shows"] == 2
+
+
+def test_call_a_specific_ticket_out_of_order(make, clock):
+    q = make()
+    for _ in range(3):
+        q.issue("a")
+    assert q.call_next("3", ticket="A003")["ticket"] == "A003"
+    clock.advance(60)
+    with pytest.raises(QueueError, match="A003 is not waiting \\(it is called\\)"):
+        q.call_next("1", ticket="A003")
+    with pytest.raises(QueueError, match="no ticket 'A042' today"):
+        q.call_next("1", ticket="A042")
+    assert q.call_next("3")["ticket"] == "A001"  # the rest keep their order
