@@ -31,6 +31,7 @@ except ImportError:  # pragma: no cover - not POSIX
 
 PULSE_HARD_CAP_MS = 1000  # motor locks need up to 1000 ms; solenoids 200-500 ms (design.md §5)
 REPLY_TIMEOUT_S = 0.3
+COIL_RELEASE_S = 0.05  # margin after a board-timed pulse for the relay to drop out
 
 
 class NoReply(DeviceNotReady):
@@ -188,7 +189,7 @@ class SerialLockerDriver:
             raise DeviceNotReady(f"serial port gone while writing: {err}") from err
         if kind == "open":
             # Counted from the write: the board starts its timed pulse when the frame lands.
-            self._coil_busy_until = self.clock() + (pulse_ms or 0) / 1000.0
+            self._coil_busy_until = self.clock() + (pulse_ms or 0) / 1000.0 + COIL_RELEASE_S
         reply = self._read_reply(kind)
         if reply.board != board:
             self.stats["wrong_address"] += 1
