@@ -10,7 +10,7 @@ import pytest
 
 from edge.kiosk.config import KioskConfig
 from edge.service import ServiceContext
-from conftest import Served, shot
+from kiosk_harness import Served, shot
 from kiosk_fakes import FakeLocker
 
 pytestmark = pytest.mark.browser

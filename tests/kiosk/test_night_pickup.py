@@ -16,7 +16,7 @@ import pytest
 from edge.kiosk.config import KioskConfig
 from edge.service import ServiceContext
 from edge.store import Store
-from conftest import LoopThread, Served, shot
+from kiosk_harness import LoopThread, Served, shot
 
 pytestmark = pytest.mark.browser
 

@@ -14,7 +14,7 @@ import pytest
 from edge.kiosk.config import KioskConfig
 from edge.kiosk.service import KioskService
 from edge.service import ServiceContext
-from conftest import Served, shot
+from kiosk_harness import Served, shot
 from kiosk_fakes import FakeLocker, FakePager, FakeQr, FakeVision
 
 pytestmark = pytest.mark.browser

@@ -1,0 +1,69 @@
+"""Kiosk test harness: services on a background event loop (so sync Playwright can drive them),
+and screenshots. A plain module (not conftest) so that its name cannot clash with other areas'."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import threading
+from pathlib import Path
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+class LoopThread:
+    """An asyncio loop on its own thread, so a sync test (Playwright) can drive async services."""
+
+    def __init__(self):
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="kiosk-test-loop", daemon=True)
+        self.thread.start()
+
+    def call(self, coro, timeout_s: float = 30.0):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout_s)
+
+    def close(self) -> None:
+        async def cancel_rest():
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        self.call(cancel_rest())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+
+class Served:
+    """Services started in order on a LoopThread, each with its run() task; stopped in reverse."""
+
+    def __init__(self, loop: LoopThread, services: list):
+        self.loop, self.services, self.tasks = loop, services, []
+
+    async def start(self):
+        for svc in self.services:
+            await svc.start()
+            self.tasks.append(asyncio.get_running_loop().create_task(svc.run()))
+
+    async def stop(self):
+        for t in self.tasks:
+            t.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        for svc in reversed(self.services):
+            await svc.stop()
+
+
+def shot(page, tmp_path: Path, name: str) -> Path:
+    """A screenshot in the test's output (tmp_path/screenshots), also copied to $EDGE_SCREENSHOT_DIR if set."""
+    folder = tmp_path / "screenshots"
+    folder.mkdir(exist_ok=True)
+    path = folder / f"kiosk-{name}.png"
+    page.screenshot(path=str(path))
+    export = os.environ.get("EDGE_SCREENSHOT_DIR")
+    if export:
+        Path(export).mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, Path(export) / path.name)
+    return path
