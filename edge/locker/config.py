@@ -9,6 +9,9 @@ from edge.config import opt
 from edge.locker.gpio import DEFAULT_RELAY_PINS, DEFAULT_SENSOR_PINS, check_pins
 
 PULSE_HARD_CAP_MS = 1000
+# driver -> ((first board, last board), (first lock, last lock)), as numbered on the boards
+BOARD_RANGES = {"kerong": ((0, 15), (1, 16)), "8a": ((1, 64), (1, 24)), "modbus": ((1, 247), (1, 8)),
+                "gpio": ((1, 1), (1, 8))}
 SIZES = ("S", "M", "L", "XL")
 
 
@@ -72,6 +75,23 @@ class LockerConfig:
     compartments: dict[str, CompartmentConfig] = opt({}, check=_check_compartments)
     gpio: GpioPins = opt(GpioPins())
     sim: SimConfig = opt(SimConfig())
+
+    def problems(self) -> list[str]:
+        """Cross-key checks the per-key rules cannot make: board and lock ranges of the driver."""
+        boards, locks = BOARD_RANGES[self.driver]
+        if self.driver == "gpio":
+            locks = (1, len(self.gpio.relay_pins))
+        out = []
+        for key, c in sorted(self.compartments.items()):
+            if not boards[0] <= c.board <= boards[1]:
+                out.append(f"locker.compartments.{key}.board: found {c.board}, expected {boards[0]}..{boards[1]} "
+                           f"for driver '{self.driver}'")
+            if not locks[0] <= c.lock <= locks[1]:
+                out.append(f"locker.compartments.{key}.lock: found {c.lock}, expected {locks[0]}..{locks[1]} "
+                           f"for driver '{self.driver}'")
+        if self.driver == "gpio" and len(self.gpio.sensor_pins) != len(self.gpio.relay_pins):
+            out.append(f"locker.gpio: {len(self.gpio.relay_pins)} relay pins but {len(self.gpio.sensor_pins)} sensor pins")
+        return out
 
     def compartment_ids(self) -> list[int]:
         return sorted(int(k) for k in self.compartments)

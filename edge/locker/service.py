@@ -13,7 +13,7 @@ import logging
 import uuid
 from typing import Any, Callable
 
-from edge.errors import CommandError, DeviceNotReady, EdgeError
+from edge.errors import CommandError, ConfigError, DeviceNotReady, EdgeError
 from edge.locker.config import LockerConfig
 from edge.locker.driver import OpenUncertain, SerialLockerDriver
 from edge.locker.flows import SERVICE, LockerFlows, LockerRefused, normalise_receipt
@@ -67,6 +67,9 @@ class LockerService(Service):
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def start(self) -> None:
+        problems = self.config.problems()
+        if problems:
+            raise ConfigError(problems)
         self.flows = LockerFlows(self.ctx.store, self.config, self.clock)
         self._build_driver()
         await asyncio.to_thread(self.driver.all_off, list(self._by_board))

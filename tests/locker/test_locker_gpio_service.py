@@ -65,3 +65,17 @@ def test_demo_config_loads_and_collects_a_result(tmp_path, caplog):
     assert "collected" in types
     text = caplog.text
     assert "door 2 opened" in text and "door 2 closed" in text and "collected from compartment 2" in text
+
+
+def test_compartments_outside_the_driver_ranges_are_refused_at_start(tmp_path):
+    import pytest
+
+    from edge.errors import ConfigError
+    from edge.locker.config import CompartmentConfig
+
+    bad = config("kerong", compartments={"1": CompartmentConfig(board=16, lock=1),
+                                         "2": CompartmentConfig(board=0, lock=17)})
+    with pytest.raises(ConfigError) as err:
+        asyncio.run(service(tmp_path, bad).start())
+    assert "compartments.1.board: found 16, expected 0..15 for driver 'kerong'" in str(err.value)
+    assert "compartments.2.lock: found 17, expected 1..16" in str(err.value)
