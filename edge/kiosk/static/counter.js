@@ -18,7 +18,7 @@
     const mine = (view.counters || {})[counter] || {};
     $("serving").textContent = mine.ticket || "—";
     $("serving-card").textContent = mine.card ? "#" + mine.card : "";
-    $("pause").textContent = Edge.t(mine.paused ? "counter.next" : "counter.pause");
+    $("pause").textContent = Edge.t(mine.paused ? "counter.resume" : "counter.pause");
     $("pause").dataset.paused = mine.paused ? "1" : "";
     const table = $("waiting"); table.textContent = "";
     const sel = $("to-service"); const chosen = sel.value; sel.textContent = "";
