@@ -59,7 +59,7 @@ class Tx:
     def execute(self, sql: str, params: Any = ()) -> sqlite3.Cursor:
         return self.conn.execute(sql, params)
 
-    def emit(self, service: str, type: str, **fields: Any) -> dict:
+    def emit(self, service: str, type: str, /, **fields: Any) -> dict:
         """Queue an event on `{service}/event` with the next device-wide `seq`; returns it."""
         seq = self.conn.execute(
             "UPDATE counters SET value = value + 1 WHERE name = 'event_seq' RETURNING value"
@@ -69,7 +69,7 @@ class Tx:
         self.events.append(event)
         return event
 
-    def set_state(self, service: str, snapshot: dict) -> None:
+    def set_state(self, service: str, snapshot: dict, /) -> None:
         """Queue the retained snapshot of a service (`{service}/state`)."""
         self._queue(f"{service}/state", {"ts": self._store.clock(), **snapshot}, qos=1, retain=True)
 
