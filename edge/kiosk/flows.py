@@ -275,7 +275,7 @@ class PickupFlow:
             return False
         try:
             return bool(await vision.enrolled(receipt))
-        except EdgeError as err:
+        except (EdgeError, ValueError) as err:  # ValueError: a code the vision service cannot key on
             log.warning("kiosk: vision unavailable (%s): PIN only", err)
             return False
 

@@ -1,0 +1,84 @@
+"""The kiosk as `edge run` starts it: the real supervisor, a real mosquitto, the locker on its pty
+simulator; the screens are served, see their peers, and a PIN pickup opens the right door."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import time
+import urllib.error
+import urllib.request
+
+from edge.config import from_dict
+from edge.supervisor import Supervisor
+from kiosk_harness import LoopThread
+
+CODE = "000.00.01.H29-240115-0001"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http(url, body=None):
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"},
+                                 method="GET" if body is None else "POST")
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read())
+
+
+def wait_for(predicate, timeout_s=30.0):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except (urllib.error.URLError, ConnectionError, OSError):
+            pass
+        time.sleep(0.1)
+    raise AssertionError("condition not reached in time")
+
+
+def test_supervised_kiosk_serves_its_screens_and_opens_the_loaded_compartment(mosquitto, tmp_path):
+    from edge.locker.pins import hash_pin
+
+    port = free_port()
+    config = from_dict({
+        "site": "test", "device": "kiosk-01", "role": "kiosk", "data_dir": str(tmp_path / "data"),
+        "broker": {"url": mosquitto.url},
+        "locker": {"driver": "kerong", "port": "sim", "rate_limit_s": 0.5, "poll_interval_s": 0.1,
+                   "staff_pins": {"staff-1": hash_pin("2580")}, "sim": {"auto_close_s": 1.0},
+                   "compartments": {"1": {"board": 0, "lock": 1, "size": "S"},
+                                    "2": {"board": 0, "lock": 2, "size": "M"}}},
+        "kiosk": {"port": port, "face_pause_s": 0.1},
+    })
+    supervisor = Supervisor(config)
+    loop = LoopThread()
+    run = asyncio.run_coroutine_threadsafe(supervisor.run(), loop.loop)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        status = wait_for(lambda: (s := http(base + "/api/status"))["services"].get("locker") == "ok" and s)
+        assert status["site"] == "test" and set(status["services"]) == {"locker", "kiosk"}
+        loaded = http(base + "/api/loading", {"staff_pin": "2580", "receipt": CODE, "size": "M", "pin": "4321"})
+        assert loaded["ok"] and loaded["compartment"] == 2
+        locker = supervisor.peers["locker"]
+        # the simulated staff member closes the door after auto_close_s (past the rate limit too)
+        wait_for(lambda: locker.flows.doors()[2]["door"] == "closed" and locker.flows.doors()[2]["last_pulse"] < time.time() - 0.6)
+        view = http(base + "/api/kiosk/start", {})
+        view = http(base + "/api/kiosk/code", {"session": view["session"], "code": CODE})
+        assert view["step"] == "pin"  # no vision service on this device: code + PIN
+        view = http(base + "/api/kiosk/pin", {"session": view["session"], "pin": "4321"})
+        assert view["step"] == "open" and view["compartment"] == 2
+        bus = locker.sim.bus
+        assert bus.pulses_for(0, 2) == 2 and bus.pulses_for(0, 1) == 0  # loading + pickup, never door 1
+        wait_for(lambda: http(base + "/api/kiosk")["step"] in ("thanks", "start"), 15)
+        assert http(base + "/api/status")["broker"]["pending"] >= 0
+    finally:
+        loop.loop.call_soon_threadsafe(supervisor.request_stop)
+        run.result(30)
+        loop.close()
