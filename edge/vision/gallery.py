@@ -14,6 +14,7 @@ a new snapshot, so a search never sees a half-applied add, remove or compaction.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
@@ -335,25 +336,30 @@ class Gallery:
         return rows, scores
 
     def _hamming(self, words: np.ndarray, qwords: np.ndarray, n: int, out: np.ndarray) -> None:
-        """out[:n] = Hamming distance of each code to qwords, split over the worker threads
-        (numpy releases the GIL inside each ufunc, so the parts run on separate cores)."""
-        parts = min(self.threads, max(1, n // SCAN_ROWS))
-        bounds = [n * p // parts for p in range(parts + 1)]
-        if parts == 1:
-            self._hamming_range(words, qwords, 0, n, out)
+        """out[:n] = Hamming distance of each code to qwords. The blocks are shared out to the
+        calling thread and the scan threads through one counter (numpy releases the GIL inside
+        each ufunc, so they run on separate cores); a thread the OS has not scheduled yet simply
+        takes fewer blocks, so a busy machine costs no idle waiting."""
+        blocks = -(-n // SCAN_ROWS)
+        if self.threads == 1 or blocks < 2:
+            self._hamming_blocks(words, qwords, n, out, iter(range(blocks)))
             return
+        counter = itertools.count()  # next() on it is atomic under the GIL
         pool = self._executor()
-        futures = [pool.submit(self._hamming_range, words, qwords, bounds[p], bounds[p + 1], out)
-                   for p in range(1, parts)]
-        self._hamming_range(words, qwords, bounds[0], bounds[1], out)
+        futures = [pool.submit(self._hamming_blocks, words, qwords, n, out, counter)
+                   for _ in range(min(self.threads, blocks) - 1)]
+        self._hamming_blocks(words, qwords, n, out, counter)
         for f in futures:
             f.result()
 
-    def _hamming_range(self, words, qwords, start: int, stop: int, out: np.ndarray) -> None:
+    def _hamming_blocks(self, words, qwords, n: int, out: np.ndarray, counter) -> None:
         xor, count = self._buffers()
         n_words = len(qwords)
-        for s in range(start, stop, SCAN_ROWS):
-            e = min(s + SCAN_ROWS, stop)
+        for block in counter:
+            s = block * SCAN_ROWS
+            if s >= n:
+                return
+            e = min(s + SCAN_ROWS, n)
             x, c, acc = xor[:e - s], count[:e - s], out[s:e]
             np.bitwise_xor(words[0, s:e], qwords[0], out=x)
             np.bitwise_count(x, out=acc, casting="unsafe")
