@@ -54,6 +54,12 @@ TEXT = {
     "db": ("CSDL", "Database"), "broker": ("Broker", "Broker"), "ok": ("tốt", "ok"), "down": ("lỗi", "down"),
     "health_ok": ("Hệ thống hoạt động bình thường", "All systems normal"),
     "health_bad": ("Có sự cố", "Problem"),
+    "commands": ("Lệnh từ xa", "Remote commands"), "token": ("Mã nhân viên", "Staff token"),
+    "send": ("Gửi lệnh", "Send"), "recent": ("Lệnh gần đây", "Recent commands"), "staff": ("Nhân viên", "Staff"),
+    "args": ("Tham số (JSON)", "Arguments (JSON)"), "result": ("Kết quả", "Result"),
+    "confirm_q": ("Xác nhận mở tủ từ xa?", "Confirm the remote opening?"),
+    "confirm": ("Xác nhận mở", "Confirm opening"), "cancel": ("Huỷ", "Cancel"),
+    "need_role": ("Cần mã nhân viên có quyền vận hành.", "A staff token with the operator role is required."),
 }
 
 
@@ -133,7 +139,8 @@ th,td{border:1px solid #d0d7de;padding:5px 9px;text-align:left;font-size:14px}th
 .alarm{color:#cf222e;font-weight:600}.chart{background:#fff;border:1px solid #d0d7de;margin:6px 0 16px;max-width:760px}
 .grid{stroke:#d8dee4}.ax{font-size:11px;fill:#57606a}.ct{font-size:13px;font-weight:600;fill:#1f2328}
 .cards{display:flex;gap:12px;flex-wrap:wrap}.card{background:#fff;border:1px solid #d0d7de;padding:8px 14px;min-width:120px}
-.card b{font-size:24px;display:block}small{color:#57606a}h2{margin:14px 0 4px;font-size:18px}
+.card b{font-size:24px;display:block}form.cmd label{display:inline-block;margin:0 8px 8px 0}
+button{padding:6px 14px}button.danger{background:#cf222e;color:#fff;border:0;font-weight:600}small{color:#57606a}h2{margin:14px 0 4px;font-size:18px}
 """
 
 
@@ -141,7 +148,8 @@ def page(request: web.Request, current: str, body: str, *, refresh: int | None =
     lang = _lang(request)
     other = "en" if lang == "vi" else "vi"
     nav = "".join(f'<a href="{path}" class="{"cur" if key == current else ""}">{t(lang, key)}</a>'
-                  for key, path in (("fleet", "/"), ("queues", "/queues"), ("lockers", "/lockers")))
+                  for key, path in (("fleet", "/"), ("queues", "/queues"), ("lockers", "/lockers"),
+                                    ("commands", "/commands")))
     query = dict(request.query)
     query["lang"] = other
     toggle = f'<a class="lang" href="?{esc("&".join(f"{k}={v}" for k, v in query.items()))}">{"English" if other == "en" else "Tiếng Việt"}</a>'
@@ -312,29 +320,80 @@ class Handlers:
             body = await request.json()
         except ValueError:
             return _bad("body must be JSON")
+        status, payload = await self._command_step(staff, body)
+        return web.json_response(payload, status=status)
+
+    async def _command_step(self, staff: str, body) -> tuple[int, dict]:
+        """One step of a staff command: (202, confirm token) for a door opening, else send it."""
         if not isinstance(body, dict):
-            return _bad("body must be a JSON object")
-        if "confirm" in body:
+            return 400, {"error": "body must be a JSON object"}
+        if body.get("confirm"):
             pending = self._pending.pop(str(body["confirm"]), None)
             if pending is None or pending["staff"] != staff or pending["expires"] < time.monotonic():
-                return _bad("unknown or expired confirmation", 409)
+                return 409, {"error": "unknown or expired confirmation"}
             body = pending["request"]
         else:
-            missing = [k for k in ("site", "device", "service", "type") if not isinstance(body.get(k), str)]
+            missing = [k for k in ("site", "device", "service", "type") if not isinstance(body.get(k), str) or not body[k]]
             if missing:
-                return _bad(f"missing or non-string field(s): {', '.join(missing)}")
+                return 400, {"error": f"missing or non-string field(s): {', '.join(missing)}"}
             if not isinstance(body.get("args", {}), dict):
-                return _bad("args must be a JSON object")
+                return 400, {"error": "args must be a JSON object"}
             if body["type"] in NEEDS_CONFIRM:
                 token = secrets.token_urlsafe(12)
+                self._pending = {k: v for k, v in self._pending.items() if v["expires"] > time.monotonic()}
                 self._pending[token] = {"staff": staff, "request": body, "expires": time.monotonic() + CONFIRM_TTL_S}
-                return web.json_response({"confirm": token, "expires_in": CONFIRM_TTL_S,
-                                          "message": f"confirm {body['type']} on {body['site']}/{body['device']}"}, status=202)
+                return 202, {"confirm": token, "expires_in": CONFIRM_TTL_S,
+                             "message": f"confirm {body['type']} on {body['site']}/{body['device']}/{body['service']}"}
         try:
             cmd, result = await self.c.send_command(staff, body)
         except Exception as err:  # CommandError, ConfigError (no key): reported to the caller
-            return _bad(str(err), 502)
-        return web.json_response({"id": cmd["id"], "result": result})
+            return 502, {"error": str(err)}
+        return 200, {"id": cmd["id"], "result": result}
+
+    async def commands_page(self, request):
+        """Staff form for remote commands; a door opening shows a second confirmation step."""
+        lang, tz = _lang(request), self.c.tz
+        notice, form = "", dict(request.query)
+        if request.method == "POST":
+            form = {k: str(v) for k, v in (await request.post()).items()}
+            staff = self.c.staff_for(form.get("token", ""))
+            if staff is None:
+                notice = f'<p class="alarm">{t(lang, "need_role")}</p>'
+            else:
+                try:
+                    body = {"confirm": form["confirm"]} if form.get("confirm") else {
+                        "site": form.get("site", ""), "device": form.get("device", ""),
+                        "service": form.get("service", ""), "type": form.get("type", ""),
+                        "args": json.loads(form.get("args") or "{}")}
+                except ValueError as err:
+                    body, notice = None, f'<p class="alarm">args: {esc(err)}</p>'
+                if body is not None:
+                    status, answer = await self._command_step(staff, body)
+                    if status == 202:
+                        return page(request, "commands", self._confirm_form(lang, form, answer))
+                    cls = "" if status == 200 and answer.get("result", {}).get("ok") else "alarm"
+                    notice = f'<p class="{cls}"><b>{status}</b> {esc(json.dumps(answer, ensure_ascii=False))}</p>'
+        recent = await self.c.db.run(lambda conn: queries.recent_commands(conn, 50))
+        rows = [[fmt_time(r["sent_at"], tz), esc(r["actor"]), f'{esc(r["site"])}/{esc(r["device"])}/{esc(r["service"])}',
+                 esc(r["type"]), f'<small>{esc(json.dumps(r["args"], ensure_ascii=False))}</small>',
+                 f'<small>{esc(json.dumps(r["result"], ensure_ascii=False)) if r["result"] else "–"}</small>'] for r in recent]
+        fields = "".join(
+            f'<label>{t(lang, key)}<br><input name="{name}" value="{esc(form.get(name, default))}"></label> '
+            for key, name, default in (("site", "site", ""), ("device", "device", ""), ("services", "service", "locker"),
+                                       ("type", "type", "status"), ("args", "args", "{}")))
+        body = (f'<h2>{t(lang, "commands")}</h2>{notice}<form method="post" action="/commands" class="cmd">'
+                f'<label>{t(lang, "token")}<br><input type="password" name="token" value="{esc(form.get("token", ""))}"></label> '
+                f'{fields}<button>{t(lang, "send")}</button></form><h2>{t(lang, "recent")}</h2>' +
+                table(lang, [("time", ""), ("staff", ""), ("device", ""), ("type", ""), ("args", ""), ("result", "")], rows))
+        return page(request, "commands", body)
+
+    @staticmethod
+    def _confirm_form(lang: str, form: dict, answer: dict) -> str:
+        return (f'<h2 class="alarm">{t(lang, "confirm_q")}</h2><p>{esc(answer["message"])} '
+                f'<code>{esc(form.get("args", ""))}</code></p><form method="post" action="/commands">'
+                f'<input type="hidden" name="token" value="{esc(form.get("token", ""))}">'
+                f'<input type="hidden" name="confirm" value="{esc(answer["confirm"])}">'
+                f'<button class="danger">{t(lang, "confirm")}</button> <a href="/commands">{t(lang, "cancel")}</a></form>')
 
     # -- pages --
     async def fleet_page(self, request):
@@ -436,6 +495,6 @@ def make_app(central) -> web.Application:
         web.get("/api/queues/hours", h.queue_hours), web.get("/api/queues/days", h.queue_days),
         web.get("/api/lockers", h.lockers), web.post("/api/cmd", h.command),
         web.get("/", h.fleet_page), web.get("/queues", h.queues_page), web.get("/lockers", h.lockers_page),
-        web.get("/events", h.events_page),
+        web.get("/events", h.events_page), web.get("/commands", h.commands_page), web.post("/commands", h.commands_page),
     ])
     return app

@@ -92,4 +92,8 @@ def test_fleet_page_shows_a_device_going_offline_and_screenshots(central_app, de
         page.goto(c.url + "/lockers?lang=en")
         assert "Results waiting" in page.content()
         page.screenshot(path=str(shots / "central-lockers-en.png"), full_page=True)
+        page.goto(c.url + "/commands?lang=vi&site=hanoi-badinh&device=kiosk-1&service=locker&type=open"
+                  "&args=%7B%22compartment%22%3A%203%7D")
+        assert page.locator('input[name="token"]').count() == 1
+        page.screenshot(path=str(shots / "central-commands.png"), full_page=True)
         browser.close()

@@ -138,3 +138,30 @@ def test_dashboard_open_needs_a_role_and_a_second_confirmation(tmp_path, central
     with psycopg.connect(pg.dsn) as conn:
         rows = conn.execute("SELECT actor, type FROM commands ORDER BY sent_at").fetchall()
     assert rows == [("Nguyen Van A", "open"), ("Nguyen Van A", "status")]
+
+
+def test_command_page_form_with_confirmation(tmp_path, central_app, device):
+    import re
+    import urllib.parse
+    import urllib.request
+
+    write_key(tmp_path / "keys" / SITE / f"{DEVICE}.key", device.key_hex)
+    staff = tmp_path / "staff"
+    staff.write_text("tok-operator-0123456789 operator Nguyen Van A\n")
+    c = central_app(key_dir=str(tmp_path / "keys"), staff_file=str(staff))
+
+    def post(fields: dict) -> str:
+        data = urllib.parse.urlencode(fields).encode()
+        with urllib.request.urlopen(urllib.request.Request(c.url + "/commands", data=data), timeout=30) as r:
+            return r.read().decode()
+
+    form = {"token": "tok-operator-0123456789", "site": SITE, "device": DEVICE, "service": "locker",
+            "type": "open", "args": '{"compartment": 2}'}
+    assert "Cần mã nhân viên" in post({**form, "token": "wrong"})
+    confirm_page = post(form)
+    assert "Xác nhận mở tủ từ xa?" in confirm_page and device.locker.opened == []
+    token = re.search(r'name="confirm" value="([^"]+)"', confirm_page).group(1)
+    done = post({"token": form["token"], "confirm": token})
+    assert "&quot;ok&quot;: true" in done and device.locker.opened == [2]
+    _, listing = c.get("/commands", raw=True)
+    assert "Nguyen Van A" in listing.decode() and "compartment" in listing.decode()
