@@ -41,6 +41,8 @@ class LockerService(Service):
     }
     # Everything that moves a bolt must be signed by the central service.
     signed_commands = frozenset({"open", "load", "audit_open_all"})
+    # The poll loop beats every poll and every board; a bus read is bounded by reply_timeout_s.
+    wedged_after_s = 30.0
 
     def __init__(self, ctx):
         super().__init__(ctx)
@@ -89,6 +91,7 @@ class LockerService(Service):
             except TimeoutError:
                 pass
             self._poke.clear()
+            self.heartbeat()
             async with self._hw:
                 await self._poll_boards()
             self._check_timers()
@@ -179,7 +182,9 @@ class LockerService(Service):
     # -- door polling --------------------------------------------------------------------------
     async def _poll_boards(self, boot: bool = False) -> None:
         self._maybe_reconnect()
+        doors = self.flows.doors()
         for board in sorted(self._by_board):
+            self.heartbeat()
             try:
                 reading = await asyncio.to_thread(self.driver.status, board)
             except DeviceNotReady as err:
@@ -191,7 +196,7 @@ class LockerService(Service):
             for lock, state in reading.locks.items():
                 compartment = self._by_board[board].get(lock)
                 if compartment is not None:
-                    await self._door_reading(compartment, state.open, state.occupied, boot)
+                    await self._door_reading(compartment, state.open, state.occupied, boot, doors.get(compartment))
 
     def _board_failed(self, board: int, err: Exception, boot: bool) -> None:
         self._failures[board] = self._failures.get(board, 0) + 1
@@ -211,9 +216,10 @@ class LockerService(Service):
                     log.info("locker: board %s answers again", board)
                     self.publish_state(tx)
 
-    async def _door_reading(self, compartment: int, is_open: bool, occupied: bool | None, boot: bool) -> None:
+    async def _door_reading(self, compartment: int, is_open: bool, occupied: bool | None, boot: bool,
+                            row: dict | None = None) -> None:
         door = "open" if is_open else "closed"
-        row = self.flows.doors().get(compartment, {})
+        row = self.flows.doors().get(compartment, {}) if row is None else row
         occ = row.get("occupied") if occupied is None else int(occupied)
         if row.get("door") == door:
             if row.get("occupied") != occ:
