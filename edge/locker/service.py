@@ -431,6 +431,8 @@ class LockerService(Service):
         return {"compartment": a.compartment}
 
     async def wait_door(self, compartment: int, state: str, timeout_s: float) -> bool:
+        """True once the door reads `state`. Called right after an open, "closed" means opened then
+        closed: False if that open was never detected (the door did not move)."""
         if state not in ("open", "closed"):
             raise ValueError(f"state must be 'open' or 'closed', found {state!r}")
         self._where(compartment)
@@ -441,13 +443,20 @@ class LockerService(Service):
                                            "('started', 'pulsed')", (compartment,))
             return not pending and self.flows.doors().get(compartment, {}).get("door") == state
 
+        in_flight = self.ctx.store.query("SELECT id FROM locker_opens WHERE compartment = ? AND state IN "
+                                         "('started', 'pulsed')", (compartment,))
         async with self._changed:
             try:
                 async with asyncio.timeout(timeout_s):
                     await self._changed.wait_for(reached)
-                return True
+                done = True
             except TimeoutError:
-                return reached()
+                done = reached()
+        if done and state == "closed" and in_flight:
+            # "closed" after an open means opened and closed again: not a door that never opened.
+            outcome = self.flows.intent(in_flight[0]["id"])
+            return outcome is not None and outcome["state"] == "opened"
+        return done
 
     async def load(self, staff_pin: str, receipt_code: str, size: str | None, pin: str | None = None,
                    deadline_days: int | None = None, *, accessible: bool = False, face_enrolled: bool = False) -> dict:
