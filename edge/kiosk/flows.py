@@ -98,6 +98,7 @@ class PickupFlow:
         self.session: Session | None = None
         self.banner: tuple[str, dict, float] | None = None  # (message key, params, until) after a session ends
         self.version = 0
+        self.epoch = uuid.uuid4().hex[:8]  # a restarted service counts versions from 0 again: pages compare epochs
         self._changed = asyncio.Event()
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task] = set()
@@ -107,7 +108,7 @@ class PickupFlow:
     def view(self) -> dict:
         """The current screen as plain data (no PIN, no face, the receipt code masked)."""
         s = self.session
-        base = {"version": self.version, "lang": self.language}
+        base = {"version": self.version, "epoch": self.epoch, "lang": self.language}
         if s is None:
             if self.banner and self.banner[2] > self.clock():
                 key, params, _ = self.banner

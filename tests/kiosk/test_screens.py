@@ -191,3 +191,31 @@ def test_bad_requests_get_clear_answers(kiosk):
     status, body = post(svc.url + "/api/kiosk/code", {"session": "x", "code": "y" * 5000})
     assert status == 400 and "longer than" in body["error"]
     assert peers["locker"].opened == [] and peers["locker"].loaded == []
+
+
+def test_the_open_page_follows_a_restarted_kiosk_service(kiosk, page, loop_thread):
+    svc, peers = kiosk
+    page.goto(svc.url + "/kiosk")
+    page.wait_for_selector("body[data-ready='1']")
+    page.click("#start")
+    page.wait_for_selector("body[data-step='code']")
+    port = int(svc.url.rsplit(":", 1)[1])
+
+    async def restart():
+        await svc.stop()  # e.g. the supervisor restarts the service after a crash
+        again = KioskService(replace_ctx(svc.ctx, port))
+        await again.start()
+        return again
+    again = loop_thread.call(restart())
+    try:
+        # the new service knows no session: the page's event stream reconnects and shows the start
+        page.wait_for_selector("body[data-step='start']", timeout=15_000)
+        page.click("#start")
+        page.wait_for_selector("body[data-step='code']")
+    finally:
+        loop_thread.call(again.stop())
+
+
+def replace_ctx(ctx, port):
+    from dataclasses import replace as dc_replace
+    return dc_replace(ctx, config=dc_replace(ctx.config, port=port))

@@ -12,7 +12,8 @@
   }
 
   function render(v) {
-    if (v.version !== undefined && v.version < view.version) return;  // an older answer arrived late
+    // An older answer that arrived late is ignored; a restarted service (new epoch) starts again from 0.
+    if (v.epoch === view.epoch && v.version !== undefined && v.version < view.version) return;
     const langChanged = v.lang && v.lang !== Edge.lang;
     const stepChanged = v.step !== view.step;
     view = v;
