@@ -47,6 +47,8 @@ def apply_events(conn: psycopg.Connection, events: list, tz: ZoneInfo) -> list[d
     for e in sorted(events, key=lambda e: (e.site, e.device, e.seq)):
         if e.type in TICKET_TYPES:
             _merge_ticket(tickets, e, tz)
+        elif e.type in LOCKER_RESULT_TYPES and e.body.get("receipt"):
+            _locker_result(conn, e)
         elif e.type == "alarm" or e.type in ALARM_TYPES:
             alarm = _open_alarm(conn, e)
             if alarm:
@@ -59,6 +61,32 @@ def apply_events(conn: psycopg.Connection, events: list, tz: ZoneInfo) -> list[d
 
 
 TICKET_TYPES = TICKET_ISSUED | TICKET_CALLED | TICKET_DONE | TICKET_NO_SHOW | TICKET_RATED
+LOCKER_LOADED = {"loaded", "result_loaded", "deposited"}
+LOCKER_CLOSED = {"collected", "result_collected", "picked_up", "reclaimed", "expired"}
+LOCKER_RESULT_TYPES = LOCKER_LOADED | LOCKER_CLOSED
+
+
+def _locker_result(conn: psycopg.Connection, e) -> None:
+    """A result put in a locker, or taken out (collected by the citizen, reclaimed, expired)."""
+    body, at = e.body, _ts(e.ts)
+    deadline = body.get("deadline")
+    deadline = _ts(deadline) if isinstance(deadline, (int, float)) and not isinstance(deadline, bool) else None
+    loaded = e.type in LOCKER_LOADED
+    # `expired` only marks it overdue (staff still have to reclaim it): it stays open.
+    closes = e.type in LOCKER_CLOSED and e.type != "expired"
+    conn.execute(
+        "INSERT INTO locker_results AS r (site, device, receipt, compartment, loaded_at, deadline, closed_at, outcome) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (site, device, receipt) DO UPDATE SET "
+        "compartment = CASE WHEN EXCLUDED.loaded_at IS NOT NULL OR r.compartment = '' THEN EXCLUDED.compartment ELSE r.compartment END, "
+        "loaded_at = GREATEST(r.loaded_at, EXCLUDED.loaded_at), deadline = COALESCE(EXCLUDED.deadline, r.deadline), "
+        # a new loading of the same receipt (after a reclaim) reopens it; otherwise keep the latest close
+        "closed_at = CASE WHEN EXCLUDED.loaded_at > COALESCE(r.closed_at, '-infinity') THEN NULL "
+        "                 ELSE GREATEST(r.closed_at, EXCLUDED.closed_at) END, "
+        "outcome = CASE WHEN EXCLUDED.loaded_at > COALESCE(r.closed_at, '-infinity') THEN NULL "
+        "               ELSE COALESCE(EXCLUDED.outcome, r.outcome) END",
+        (e.site, e.device, str(body["receipt"]), str(body.get("compartment", "")), at if loaded else None,
+         deadline, at if closes else None, e.type if e.type in LOCKER_CLOSED else None),
+    )
 
 
 def _merge_ticket(tickets: dict, e, tz: ZoneInfo) -> None:

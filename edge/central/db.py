@@ -51,9 +51,6 @@ MIGRATIONS = [
         PRIMARY KEY (ts, id)
     ) PARTITION BY RANGE (ts);
     CREATE INDEX events_by_device ON events (site, device, seq DESC);
-    -- Only the event types a page looks up by time (lockers: collected overnight): a partial
-    -- index costs nothing on the other inserts.
-    CREATE INDEX events_collected ON events (ts) WHERE type IN ('collected', 'result_collected', 'picked_up', 'pickup_done');
     CREATE TABLE alarms (
         id bigserial PRIMARY KEY, site text NOT NULL, device text NOT NULL, service text NOT NULL,
         kind text NOT NULL, subject text NOT NULL DEFAULT '',
@@ -84,6 +81,18 @@ MIGRATIONS = [
         PRIMARY KEY (day, site, queue)
     );
     CREATE TABLE rollup_dirty (day date NOT NULL, site text NOT NULL, PRIMARY KEY (day, site));
+    """,
+    # v3: results in lockers (from the locker's loaded/collected/reclaimed/expired events), so the
+    # lockers page knows what waits, until when, and what was collected overnight.
+    """
+    CREATE TABLE locker_results (
+        site text NOT NULL, device text NOT NULL, receipt text NOT NULL,
+        compartment text NOT NULL DEFAULT '', loaded_at timestamptz, deadline timestamptz,
+        closed_at timestamptz, outcome text,
+        PRIMARY KEY (site, device, receipt)
+    );
+    CREATE INDEX locker_results_open ON locker_results (site, device) WHERE closed_at IS NULL;
+    CREATE INDEX locker_results_closed ON locker_results (closed_at) WHERE closed_at IS NOT NULL;
     """,
 ]
 

@@ -15,9 +15,6 @@ from psycopg.rows import dict_row
 
 from edge.central.analytics import DAILY_SELECT
 
-COLLECTED_TYPES = ("collected", "result_collected", "picked_up", "pickup_done")
-# Inlined (constants, not user input) so the planner can use the partial index events_collected.
-COLLECTED_SQL = "(" + ", ".join(f"'{t}'" for t in COLLECTED_TYPES) + ")"
 EXPIRY_SOON_S = 24 * 3600
 
 
@@ -139,15 +136,25 @@ def _expiry(c: dict):
 
 
 async def lockers(conn: AsyncConnection, tz: ZoneInfo, now: float) -> list[dict]:
-    """Per locker device: compartments, occupied, results waiting, nearing expiry, collected overnight."""
+    """Per locker device: compartments, occupied, results waiting, nearing expiry, collected overnight.
+
+    Occupancy and doors come from the locker's retained snapshot; results waiting, deadlines and
+    overnight collections from `locker_results` (kept by ingestion from the locker's events)."""
     states = await _rows(conn, """
         SELECT site, device, service, ts, snapshot FROM service_state
         WHERE service IN ('locker', 'lockers') ORDER BY site, device""")
-    today = dt.datetime.fromtimestamp(now, tz).replace(hour=7, minute=30, second=0, microsecond=0)
-    night_start = (today - dt.timedelta(days=1)).replace(hour=17, minute=0)
-    collected = {(r["site"], r["device"]): r["n"] for r in await _rows(conn, f"""
-        SELECT site, device, count(*) AS n FROM events WHERE type IN {COLLECTED_SQL} AND ts >= %s AND ts < %s
-        GROUP BY site, device""", (night_start, today))}
+    morning = dt.datetime.fromtimestamp(now, tz).replace(hour=7, minute=30, second=0, microsecond=0)
+    if morning.timestamp() > now:
+        morning -= dt.timedelta(days=1)
+    evening = (morning - dt.timedelta(days=1)).replace(hour=17, minute=0)
+    results = {(r["site"], r["device"]): r for r in await _rows(conn, """
+        SELECT site, device,
+               count(*) FILTER (WHERE closed_at IS NULL) AS waiting,
+               count(*) FILTER (WHERE closed_at IS NULL AND deadline < %s) AS expiring,
+               count(*) FILTER (WHERE outcome IN ('collected', 'result_collected', 'picked_up')
+                                AND closed_at >= %s AND closed_at < %s) AS collected
+        FROM locker_results WHERE closed_at IS NULL OR closed_at >= %s GROUP BY site, device""",
+        (dt.datetime.fromtimestamp(now + EXPIRY_SOON_S, dt.timezone.utc), evening, morning, evening))}
     out = []
     for row in states:
         comps = _compartments(row["snapshot"])
@@ -159,10 +166,11 @@ async def lockers(conn: AsyncConnection, tz: ZoneInfo, now: float) -> list[dict]
         soon = [c for c in comps if c.get("state") == "expired"
                 or (c in waiting and _expiry(c) is not None and _expiry(c) - now < EXPIRY_SOON_S)]
         open_doors = [c for c in comps if c.get("door") == "open" or c.get("open") is True]
+        known = results.get((row["site"], row["device"]), {})
         out.append({"site": row["site"], "device": row["device"], "compartments": len(comps),
-                    "occupied": len(occupied), "waiting": len(waiting), "expiring": len(soon),
-                    "open_doors": len(open_doors), "collected_overnight": collected.get((row["site"], row["device"]), 0),
-                    "updated": row["ts"]})
+                    "occupied": len(occupied), "waiting": known.get("waiting", len(waiting)),
+                    "expiring": known.get("expiring", len(soon)), "open_doors": len(open_doors),
+                    "collected_overnight": known.get("collected", 0), "updated": row["ts"]})
     return out
 
 

@@ -47,11 +47,22 @@ def seed(devices) -> tuple:
                 wait = rng.uniform(120, 1500)
                 d.event("pager", "ticket_called", ticket=ticket, counter=1 + n % 3, ts=min(now, issued + wait))
                 d.event("pager", "ticket_served", ticket=ticket, ts=min(now, issued + wait + rng.uniform(120, 600)))
-    kiosk.state("locker", {"compartments": [
-        {"name": str(i), "occupied": i in (1, 2, 5, 7, 8), "result": f"R-{i}" if i in (1, 2, 5, 7) else None,
-         "expires_at": now + (3600 if i == 2 else 4 * 86400), "door": "open" if i == 3 else "closed"} for i in range(1, 17)]})
-    kiosk2.state("locker", {"compartments": [{"name": str(i), "occupied": i < 4, "result": f"R-{i}" if i < 4 else None}
-                                             for i in range(1, 13)]})
+    states = {1: "occupied", 2: "occupied", 5: "occupied", 7: "expired", 8: "occupied", 11: "maintenance"}
+    kiosk.state("locker", {"compartments": {str(i): {"size": "M", "state": states.get(i, "free"),
+                                                     "door": "open" if i == 3 else "closed",
+                                                     "occupied": i in states and states[i] != "maintenance"}
+                                            for i in range(1, 17)}})
+    kiosk2.state("locker", {"compartments": {str(i): {"size": "S", "state": "occupied" if i < 4 else "free",
+                                                      "door": "closed", "occupied": i < 4} for i in range(1, 13)}})
+    for n, (who, comp, days) in enumerate([(kiosk, 1, 3), (kiosk, 2, 0.5), (kiosk, 5, 6), (kiosk, 8, 2),
+                                           (kiosk2, 1, 4), (kiosk2, 2, 0.2), (kiosk2, 3, 5)]):
+        who.event("locker", "loaded", receipt=f"HS-{n:04d}", compartment=comp, deadline=now + days * 86400,
+                  ts=now - 86400)
+    morning = today.replace(hour=6).timestamp()
+    if morning < now:
+        for n in range(3):
+            kiosk.event("locker", "loaded", receipt=f"HS-9{n}", compartment=9 + n, deadline=now + 86400, ts=morning - 7200)
+            kiosk.event("locker", "collected", receipt=f"HS-9{n}", compartment=9 + n, ts=morning + n * 300)
     kiosk.event("locker", "alarm", alarm="left_open", compartment=3)
     return desk, desk2, kiosk, kiosk2
 

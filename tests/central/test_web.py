@@ -45,8 +45,16 @@ def fed(central_app, devices):
         "4": {"size": "L", "state": "opening", "door": "closed", "occupied": True},
         "5": {"size": "L", "state": "free", "door": "closed", "occupied": False}}})
     kiosk.event("locker", "alarm", alarm="left_open", compartment=3)
-    kiosk.event("locker", "collected", compartment=4, ts=time.time() - 60)
-    wait_until(lambda: c.app.consumer.stats()["stored"] == 11, what="11 events stored")
+    now = time.time()
+    morning = dt.datetime.fromtimestamp(now, TZ).replace(hour=7, minute=30, second=0, microsecond=0)
+    if morning.timestamp() > now:
+        morning -= dt.timedelta(days=1)
+    night = morning.timestamp() - 3600                     # 06:30: collected overnight
+    kiosk.event("locker", "loaded", receipt="HS-001", compartment=1, deadline=now + 3600, ts=night - 86400)
+    kiosk.event("locker", "loaded", receipt="HS-002", compartment=4, deadline=now + 5 * 86400, ts=night - 600)
+    kiosk.event("locker", "loaded", receipt="HS-003", compartment=5, deadline=now + 5 * 86400, ts=night - 7200)
+    kiosk.event("locker", "collected", receipt="HS-003", compartment=5, ts=night)
+    wait_until(lambda: c.app.consumer.stats()["stored"] == 14, what="14 events stored")
     wait_until(lambda: c.get("/api/lockers"), what="locker snapshot stored")
     return c, desk, kiosk
 
@@ -98,7 +106,8 @@ def test_queue_figures_of_the_day(fed):
 def test_lockers_and_alarms(fed):
     c, _, kiosk = fed
     [locker] = c.get("/api/lockers")
-    assert (locker["compartments"], locker["occupied"], locker["waiting"], locker["expiring"], locker["open_doors"]) == (5, 3, 2, 1, 1)
+    assert (locker["compartments"], locker["occupied"], locker["open_doors"]) == (5, 3, 1)
+    assert (locker["waiting"], locker["expiring"], locker["collected_overnight"]) == (2, 1, 1)
     [alarm] = c.get("/api/alarms")
     assert (alarm["device"], alarm["kind"], alarm["subject"]) == ("kiosk-1", "left_open", "compartment:3")
     kiosk.event("locker", "door_closed", compartment=3)
