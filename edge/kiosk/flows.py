@@ -157,6 +157,7 @@ class PickupFlow:
             now = self.clock()
             self.session = Session(id=uuid.uuid4().hex[:12], started=now, touched=now)
             self.banner = None
+            log.info("kiosk: session %s started (%s)", self.session.id, source)
             self._audit("session.start", source=source)
             self._notify()
             return self.view()
@@ -424,6 +425,8 @@ class PickupFlow:
         self.language = self.default_language
         self.banner = (message, params, self.clock() + (duration or max(self.limits.thanks_s, 5.0)))
         if s is not None:
+            log.info("kiosk: session %s ended: %s%s", s.id, outcome,
+                     f" (compartment {s.compartment}, {s.method})" if s.compartment is not None else "")
             with self.store.transaction() as tx:
                 tx.audit(ACTOR, "session.end", session=s.id, outcome=outcome, receipt=s.receipt,
                          compartment=s.compartment, method=s.method)
