@@ -13,6 +13,8 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 
+from edge.central.topics import TS_MAX, TS_MIN
+
 TICKET_ISSUED = {"ticket_issued", "issued", "ticket_created"}
 TICKET_CALLED = {"ticket_called", "called"}
 TICKET_DONE = {"ticket_served", "ticket_done", "served", "done", "ticket_completed", "ticket_finished"}
@@ -70,7 +72,8 @@ def _locker_result(conn: psycopg.Connection, e) -> None:
     """A result put in a locker, or taken out (collected by the citizen, reclaimed, expired)."""
     body, at = e.body, _ts(e.ts)
     deadline = body.get("deadline")
-    deadline = _ts(deadline) if isinstance(deadline, (int, float)) and not isinstance(deadline, bool) else None
+    sane = isinstance(deadline, (int, float)) and not isinstance(deadline, bool) and TS_MIN <= deadline <= TS_MAX
+    deadline = _ts(deadline) if sane else None
     loaded = e.type in LOCKER_LOADED
     # `expired` only marks it overdue (staff still have to reclaim it): it stays open.
     closes = e.type in LOCKER_CLOSED and e.type != "expired"

@@ -197,7 +197,7 @@ class Writer:
             self._device_stats(new)
             result.alarms = analytics.apply_events(self.conn, new, self.tz)
             for status in (m for m in messages if isinstance(m, Status)):
-                result.alarms += self._status(status)
+                self._status(status)
             for state in (m for m in messages if isinstance(m, State)):
                 self._state(state)
         return result
@@ -239,7 +239,7 @@ class Writer:
                 (site, device, min(seqs), max(seqs), len(seqs), _ts(max(e.ts for e in evs))),
             )
 
-    def _status(self, s: Status) -> list[dict]:
+    def _status(self, s: Status) -> None:
         # Applied in arrival order, not by `ts`: the will (offline) carries the ts of the
         # connection, older than the birth that followed it, and MQTT keeps one topic in order.
         # `state_since` is when central saw the change, for the same reason.
@@ -261,7 +261,6 @@ class Writer:
             self.conn.execute(
                 "UPDATE alarms SET cleared_at = %s WHERE site = %s AND device = %s AND kind = 'device_offline' "
                 "AND cleared_at IS NULL", (_ts(s.ts), s.site, s.device))
-        return []
 
     def _state(self, s: State) -> None:
         self.conn.execute(

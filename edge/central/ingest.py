@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 import paho.mqtt.client as mqtt
+import psycopg
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -166,7 +167,10 @@ class Consumer:
         while not self._stop.is_set():
             batch = self._collect()
             if batch:
-                self._process(batch)
+                try:
+                    self._process(batch)
+                except Exception:  # a bug must not stop ingestion: the batch stays unacked
+                    log.exception("central: failed to process a batch of %d messages", len(batch))
             if time.monotonic() >= next_periodic:
                 self._periodic()
                 next_periodic = time.monotonic() + self.config.periodic_s
@@ -219,17 +223,38 @@ class Consumer:
                 self.on_alarms(result.alarms)
 
     def _write_with_retry(self, messages: list) -> db.WriteResult | None:
+        """Write the batch; retry while PostgreSQL is away. A batch PostgreSQL refuses for its
+        content (one poisoned message) is split, and only the message that fails alone is
+        counted as `unstorable` and dropped, so one bad event never blocks the stream."""
         delay = 0.1
         while not self._stop.is_set():
             try:
                 if self._writer is None:
                     self._connect_db()
                 return self._writer.write(messages)
-            except Exception as err:  # psycopg errors of any kind: keep the batch, reconnect, retry
+            except (psycopg.OperationalError, psycopg.InterfaceError) as err:   # server gone, deadlock
                 self._db_failed(err)
                 self._stop.wait(delay * (0.5 + random.random()))
                 delay = min(delay * 2, DB_BACKOFF_MAX_S)
+            except Exception as err:  # refused for its content (psycopg.DataError, ValueError, ...)
+                if len(messages) == 1:
+                    self.rejected["unstorable"] += 1
+                    log.error("central: dropped a message PostgreSQL refuses (%s: %s): %r",
+                              type(err).__name__, err, messages[0])
+                    return db.WriteResult()
+                return self._write_one_by_one(messages)
         return None
+
+    def _write_one_by_one(self, messages: list) -> db.WriteResult | None:
+        total = db.WriteResult()
+        for message in messages:
+            result = self._write_with_retry([message])
+            if result is None:
+                return None
+            total.stored += result.stored
+            total.duplicates += result.duplicates
+            total.alarms += result.alarms
+        return total
 
     def _connect_db_once(self) -> None:
         try:

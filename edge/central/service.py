@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -20,7 +20,7 @@ from edge.central import cmd as central_cmd
 from edge.central import db, notify
 from edge.central.ingest import Consumer, IngestConfig
 from edge.central.web import AsyncDb, make_app
-from edge.errors import CommandError, ConfigError
+from edge.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import threading
-import time
 
 import psycopg
 import pytest
@@ -18,7 +17,6 @@ from edge.security import new_key
 from edge.service import Service, ServiceContext
 from edge.store import Store
 
-from .conftest import wait_until
 
 SITE, DEVICE = "hanoi-bd", "kiosk-1"
 
