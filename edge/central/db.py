@@ -157,13 +157,14 @@ def drop_old_partitions(conn: psycopg.Connection, keep_months: int, *, today: dt
     ).fetchall()
     dropped = []
     with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (PARTITION_LOCK,))   # one instance at a time
         for (name,) in rows:
             try:
                 year, month = int(name[7:11]), int(name[12:14])
             except ValueError:
                 continue
             if dt.date(year, month, 1) < cutoff:
-                conn.execute(f"DROP TABLE {name}")
+                conn.execute(f"DROP TABLE IF EXISTS {name}")
                 dropped.append(name)
     return dropped
 

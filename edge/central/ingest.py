@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 SESSION_EXPIRY_S = 7 * 24 * 3600   # the broker keeps our queue that long while we are away
 DB_BACKOFF_MAX_S = 5.0
 PERIODIC_S = 5.0
+RETENTION_EVERY_S = 3600.0
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,7 @@ class Consumer:
         self._queue: "queue.Queue[_Inbound]" = queue.Queue()
         self._stop = threading.Event()
         self._generation = 0
+        self._next_retention = 0.0
         self._conn = None
         self._writer: db.Writer | None = None
         self._thread: threading.Thread | None = None
@@ -287,7 +289,8 @@ class Consumer:
         try:
             alarms = db.raise_offline_alarms(self._conn, self.config.offline_alarm_s)
             analytics.refresh_rollups(self._conn)
-            if self.config.retention_months:
+            if self.config.retention_months and time.monotonic() >= self._next_retention:
+                self._next_retention = time.monotonic() + RETENTION_EVERY_S
                 for name in db.drop_old_partitions(self._conn, self.config.retention_months):
                     log.info("central: retention dropped partition %s", name)
         except Exception as err:
