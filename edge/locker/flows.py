@@ -116,6 +116,15 @@ class Assignment:
     deadline: float
 
 
+def hash_citizen_pin(pin: Any) -> str | None:
+    """Check a citizen PIN (4-8 digits) and hash it; None when no PIN is set."""
+    if pin is None:
+        return None
+    if not isinstance(pin, str) or not pin.isdigit() or not 4 <= len(pin) <= 8:
+        raise LockerRefused("bad_input", "PIN must be 4-8 digits")
+    return hash_pin(pin)
+
+
 def normalise_receipt(code: Any) -> str:
     if not isinstance(code, str):
         raise LockerRefused("bad_input", f"receipt code must be text, found {type(code).__name__}")
@@ -194,24 +203,22 @@ class LockerFlows:
                 return ids[0]
         raise LockerRefused("full", f"no free compartment of size {size or 'any'}")
 
-    def create_assignment(self, tx: Tx, *, receipt: str, compartment: int, size: str, pin: str | None,
+    def create_assignment(self, tx: Tx, *, receipt: str, compartment: int, size: str, pin_hash: str | None,
                           deadline_days: int | None, staff: str, face_enrolled: bool) -> int:
         now = self.clock()
         days = deadline_days or self.config.pickup_deadline_days
         if not isinstance(days, int) or not 1 <= days <= 365:
             raise LockerRefused("bad_input", f"deadline_days {days!r}: expected 1..365")
-        if pin is not None and (not isinstance(pin, str) or not pin.isdigit() or not 4 <= len(pin) <= 8):
-            raise LockerRefused("bad_input", "PIN must be 4-8 digits")
         live = tx.execute(f"SELECT 1 FROM locker_assignments WHERE receipt = ? AND status IN {LIVE}", (receipt,)).fetchone()
         if live:
             raise LockerRefused("duplicate", f"receipt {receipt} is already in the locker")
         cur = tx.execute(
             "INSERT INTO locker_assignments(receipt, compartment, status, size, pin_hash, face_enrolled, deadline, "
             "loaded_at, loaded_by) VALUES (?, ?, 'waiting', ?, ?, ?, ?, ?, ?)",
-            (receipt, compartment, size, hash_pin(pin) if pin else None, int(face_enrolled),
+            (receipt, compartment, size, pin_hash, int(face_enrolled),
              now + days * DAY_S, now, staff))
         tx.emit(SERVICE, "loaded", receipt=receipt, compartment=compartment, deadline=now + days * DAY_S,
-                pin_set=pin is not None)
+                pin_set=pin_hash is not None)
         tx.audit(staff, "locker.load", receipt=receipt, compartment=compartment, deadline_days=days)
         return cur.lastrowid
 

@@ -16,7 +16,7 @@ from typing import Any, Callable
 from edge.errors import CommandError, ConfigError, DeviceNotReady, EdgeError
 from edge.locker.config import LockerConfig
 from edge.locker.driver import OpenUncertain, SerialLockerDriver
-from edge.locker.flows import SERVICE, LockerFlows, LockerRefused, normalise_receipt
+from edge.locker.flows import SERVICE, LockerFlows, LockerRefused, hash_citizen_pin, normalise_receipt
 from edge.service import Service
 from edge.store import Tx
 
@@ -52,6 +52,7 @@ class LockerService(Service):
         self.driver: Any = None
         self.sim: Any = None  # PtySim or GpioDoorSim when port = "sim"
         self._hw = asyncio.Lock()  # one bus transaction, one coil, at a time
+        self._loading = asyncio.Lock()
         self._changed = asyncio.Condition()
         self._poke = asyncio.Event()
         self._by_board: dict[int, dict[int, int]] = {}
@@ -467,14 +468,17 @@ class LockerService(Service):
                     deadline_days: int | None, accessible: bool = False, face_enrolled: bool = False) -> dict:
         receipt = normalise_receipt(receipt_code)
         size = size.strip().upper() if isinstance(size, str) and size.strip() else None
-        compartment = self.flows.choose_compartment(size, accessible)
-        real_size = self.config.where(compartment).size
+        pin_hash = await asyncio.to_thread(hash_citizen_pin, pin)  # PBKDF2 off the event loop
+        async with self._loading:  # two desks loading at once never get the same compartment
+            compartment = self.flows.choose_compartment(size, accessible)
+            real_size = self.config.where(compartment).size
 
-        def prepare(tx: Tx) -> int:
-            return self.flows.create_assignment(tx, receipt=receipt, compartment=compartment, size=real_size, pin=pin,
-                                                deadline_days=deadline_days, staff=staff, face_enrolled=face_enrolled)
+            def prepare(tx: Tx) -> int:
+                return self.flows.create_assignment(tx, receipt=receipt, compartment=compartment, size=real_size,
+                                                    pin_hash=pin_hash, deadline_days=deadline_days, staff=staff,
+                                                    face_enrolled=face_enrolled)
 
-        await self.open_compartment(compartment, reason="load", actor=staff, prepare=prepare)
+            await self.open_compartment(compartment, reason="load", actor=staff, prepare=prepare)
         log.info("locker: %s loaded %s into compartment %d", staff, receipt, compartment)
         return {"compartment": compartment}
 

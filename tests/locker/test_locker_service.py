@@ -335,3 +335,30 @@ def test_mqtt_commands(tmp_path):
             assert opened["compartment"] == 5
 
     run(body())
+
+
+def test_bad_citizen_pin_or_receipt_is_refused_before_any_door_moves(tmp_path):
+    svc = service(tmp_path)
+
+    async def body():
+        async with running(svc):
+            for receipt, pin in (("R-1", "12"), ("R-1", "12ab"), ("bad code!", None), ("", None)):
+                with pytest.raises(LockerRefused, match="bad_input"):
+                    await svc.load(STAFF_PIN, receipt, "M", pin=pin)
+            assert bus(svc).pulses == []
+            assert svc.ctx.store.query("SELECT count(*) AS n FROM locker_assignments")[0]["n"] == 0
+
+    run(body())
+
+
+def test_concurrent_loads_get_different_compartments(tmp_path):
+    svc = service(tmp_path)
+
+    async def body():
+        async with running(svc):
+            results = await asyncio.gather(*(svc.load(STAFF_PIN, f"C-{i}", "M") for i in range(3)))
+            comps = sorted(r["compartment"] for r in results)
+            assert comps == [2, 3, 5]  # every M compartment once; the accessible one (3) last
+            assert sorted(p.lock for p in bus(svc).pulses) == [2, 3, 5]
+
+    run(body())
