@@ -144,3 +144,51 @@ def test_service_survives_unplug_and_replug(tmp_path):
         asyncio.run(asyncio.wait_for(body(), 40))
     finally:
         pty.stop()
+
+
+def test_service_random_operations_every_pulse_has_a_durable_intent(tmp_path):
+    """Random opens (some with repeated ids), door moves and bus faults through the service:
+    every pulse the boards saw belongs to an open intent written before it, for that compartment."""
+    from edge.locker.flows import LockerRefused
+
+    svc = service(tmp_path, config(rate_limit_s=0.5, retries=1))
+    rng = random.Random(5)
+
+    async def body():
+        async with running(svc):
+            b = svc.sim.bus
+            ids = []
+            for _ in range(120):
+                roll = rng.random()
+                comp = rng.randint(1, 6)
+                if roll < 0.2:
+                    b.inject(rng.choice(FAULTS))
+                elif roll < 0.3:
+                    b.force_open(0, comp)
+                elif roll < 0.45:
+                    b.close_door(0, comp)
+                elif roll < 0.5:
+                    b.door(0, comp).stuck ^= True
+                else:
+                    cmd_id = rng.choice(ids) if ids and rng.random() < 0.2 else f"cmd-{len(ids)}"
+                    ids.append(cmd_id)
+                    try:
+                        await svc.open_compartment(comp, cmd_id=cmd_id)
+                    except (LockerRefused, DeviceNotReady):
+                        pass
+                await asyncio.sleep(rng.choice((0, 0.01, 0.05)))
+            await asyncio.sleep(0.2)
+            return b
+
+    b = asyncio.run(asyncio.wait_for(body(), 90))
+    intents = svc.ctx.store.query("SELECT id, compartment, state, created FROM locker_opens")
+    by_comp = {}
+    for row in intents:
+        by_comp.setdefault(row["compartment"], []).append(row)
+    assert len({r["id"] for r in intents}) == len(intents)
+    for comp in range(1, 7):
+        pulses = b.pulses_for(0, comp)
+        sent = [r for r in by_comp.get(comp, []) if r["state"] != "failed"]
+        assert pulses <= 2 * len(sent), f"compartment {comp}: {pulses} pulses for {len(sent)} intents"
+        assert pulses >= len([r for r in sent if r["state"] in ("opened", "not_detected")])
+    assert len(b.pulses) > 10
