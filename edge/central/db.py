@@ -3,8 +3,9 @@
 Events live in a table partitioned by month of the device's `ts`; the primary key is
 (`ts`, `id`) because PostgreSQL requires the partition key in every unique index: a redelivered
 event carries the same `ts` and `id`, so `ON CONFLICT DO NOTHING` stores it once. Per-device
-`seq` statistics (lowest, highest, distinct count) are kept on `devices`, so gaps are counted
-without scanning events, whatever order two consumers commit in.
+`seq` statistics (lowest, highest, distinct count) are kept in `device_seq`, one row per device
+and consumer instance, so gaps are counted without scanning events, whatever order two consumers
+commit in, and without the consumers waiting on each other's row locks.
 """
 
 from __future__ import annotations
@@ -34,9 +35,15 @@ MIGRATIONS = [
         site text NOT NULL, device text NOT NULL,
         state text NOT NULL DEFAULT 'unknown', state_since timestamptz, status_ts timestamptz,
         last_seen timestamptz, version text NOT NULL DEFAULT '', services jsonb NOT NULL DEFAULT '{}',
-        seq_min bigint, seq_max bigint, seq_stored bigint NOT NULL DEFAULT 0,
         offline_alarm_at timestamptz,
         PRIMARY KEY (site, device)
+    );
+    -- Per device *and consumer instance*: each instance updates only its own row, so two
+    -- instances never wait on each other's row locks; readers add the rows up.
+    CREATE TABLE device_seq (
+        site text NOT NULL, device text NOT NULL, instance text NOT NULL,
+        seq_min bigint NOT NULL, seq_max bigint NOT NULL, seq_stored bigint NOT NULL, last_event timestamptz,
+        PRIMARY KEY (site, device, instance)
     );
     CREATE TABLE service_state (
         site text NOT NULL, device text NOT NULL, service text NOT NULL,
@@ -183,8 +190,8 @@ def _ts(value: float) -> dt.datetime:
 class Writer:
     """Writes batches of parsed messages in one transaction each; one per consumer thread."""
 
-    def __init__(self, conn: psycopg.Connection, *, tz: str = "Asia/Ho_Chi_Minh"):
-        self.conn = conn
+    def __init__(self, conn: psycopg.Connection, *, tz: str = "Asia/Ho_Chi_Minh", instance: str = "central"):
+        self.conn, self.instance = conn, instance
         self.tz = ZoneInfo(tz)
         self._partitions: set = set()
 
@@ -231,13 +238,16 @@ class Writer:
         # Sorted so two consumers lock device rows in the same order (no deadlock).
         for (site, device), evs in sorted(per_device.items()):
             seqs = [e.seq for e in evs]
+            # DO NOTHING takes no row lock: a device known only from its events gets listed.
+            self.conn.execute("INSERT INTO devices (site, device) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+                              (site, device))
             self.conn.execute(
-                "INSERT INTO devices AS d (site, device, seq_min, seq_max, seq_stored, last_seen) "
-                "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (site, device) DO UPDATE SET "
+                "INSERT INTO device_seq AS d (site, device, instance, seq_min, seq_max, seq_stored, last_event) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (site, device, instance) DO UPDATE SET "
                 "seq_min = LEAST(d.seq_min, EXCLUDED.seq_min), seq_max = GREATEST(d.seq_max, EXCLUDED.seq_max), "
                 "seq_stored = d.seq_stored + EXCLUDED.seq_stored, "
-                "last_seen = GREATEST(d.last_seen, EXCLUDED.last_seen)",
-                (site, device, min(seqs), max(seqs), len(seqs), _ts(max(e.ts for e in evs))),
+                "last_event = GREATEST(d.last_event, EXCLUDED.last_event)",
+                (site, device, self.instance, min(seqs), max(seqs), len(seqs), _ts(max(e.ts for e in evs))),
             )
 
     def _status(self, s: Status) -> None:

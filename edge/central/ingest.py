@@ -267,7 +267,7 @@ class Consumer:
     def _connect_db(self) -> None:
         conn = db.connect(self.config.dsn)
         db.migrate(conn)
-        self._conn, self._writer = conn, db.Writer(conn, tz=self.config.tz)
+        self._conn, self._writer = conn, db.Writer(conn, tz=self.config.tz, instance=self.config.instance)
         if not self.db_ok:
             log.info("central: PostgreSQL connected")
         self.db_ok, self.last_error = True, ""

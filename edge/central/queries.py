@@ -39,11 +39,15 @@ async def devices(conn: AsyncConnection) -> list[dict]:
     """The §3 device list, plus since-when, open alarms and missing seq numbers."""
     rows = await _rows(conn, """
         SELECT d.site, d.device, CASE WHEN d.state = 'online' THEN 'online' ELSE 'offline' END AS state,
-               d.last_seen, d.version, d.services, d.state_since AS since,
-               GREATEST(COALESCE(d.seq_max - d.seq_min + 1 - d.seq_stored, 0), 0) AS missing,
+               GREATEST(d.last_seen, s.last_event) AS last_seen, d.version, d.services, d.state_since AS since,
+               GREATEST(COALESCE(s.seq_max - s.seq_min + 1 - s.seq_stored, 0), 0) AS missing,
                (SELECT count(*) FROM alarms a WHERE a.site = d.site AND a.device = d.device
                   AND a.cleared_at IS NULL) AS alarms
-        FROM devices d ORDER BY d.site, d.device""")
+        FROM devices d LEFT JOIN (
+            SELECT site, device, min(seq_min) AS seq_min, max(seq_max) AS seq_max, sum(seq_stored) AS seq_stored,
+                   max(last_event) AS last_event
+            FROM device_seq GROUP BY site, device) s ON s.site = d.site AND s.device = d.device
+        ORDER BY d.site, d.device""")
     return rows
 
 

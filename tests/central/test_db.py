@@ -61,7 +61,8 @@ def test_redelivery_is_stored_once_and_gaps_are_counted(pg):
         first = writer.write([event(1), two])
         again = writer.write([two, five, five])   # QoS 1 redeliveries are the same payload (same ts, same id)
         assert (first.stored, again.stored, again.duplicates) == (2, 1, 2)
-        row = conn.execute("SELECT seq_min, seq_max, seq_stored FROM devices WHERE device = 'desk-1'").fetchone()
+        row = conn.execute("SELECT min(seq_min), max(seq_max), sum(seq_stored)::bigint FROM device_seq "
+                           "WHERE device = 'desk-1'").fetchone()
         assert row == (1, 5, 3)
 
     async def read():

@@ -45,7 +45,8 @@ def assert_exactly_once(dsn: str, devices) -> None:
     assert (total, distinct) == (len(expected), len(expected))
     assert stored_ids(dsn) == expected
     with psycopg.connect(dsn) as conn:
-        rows = conn.execute("SELECT site, device, seq_min, seq_max, seq_stored FROM devices ORDER BY device").fetchall()
+        rows = conn.execute("SELECT site, device, min(seq_min), max(seq_max), sum(seq_stored)::bigint FROM device_seq "
+                            "GROUP BY site, device ORDER BY device").fetchall()
     assert [(r[2], r[3], r[4]) for r in rows] == [(1, d.seq, d.seq) for d in sorted(devices, key=lambda d: d.device)]
 
 
