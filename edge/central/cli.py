@@ -65,7 +65,7 @@ def cmd_run(args) -> int:
     import asyncio
     import logging
 
-    from edge.central.ingest import IngestConfig
+    from edge.central.ingest import IngestConfig, parse_broker_url
     from edge.central.service import CentralApp, CentralConfig, parse_listen
     from edge.errors import ConfigError
 
@@ -78,6 +78,7 @@ def cmd_run(args) -> int:
         args.db = cluster.dsn
         logging.getLogger(__name__).info("central: throwaway PostgreSQL at %s", cluster.dsn)
     try:
+        parse_broker_url(args.broker)
         host, port = parse_listen(args.listen)
         config = CentralConfig(
             ingest=IngestConfig(broker=args.broker, dsn=args.db, instance=args.instance, group=args.group,
@@ -86,7 +87,7 @@ def cmd_run(args) -> int:
             host=host, port=port, key_dir=args.keys, staff_file=args.staff, webhooks=tuple(args.webhook),
             smtp=args.smtp, mail_from=args.mail_from, mail_to=tuple(args.mail_to))
         app = CentralApp(config)
-    except (ConfigError, OSError) as err:
+    except (ConfigError, OSError, ValueError) as err:
         print(f"edge central run: {err}", file=sys.stderr)
         if cluster:
             cluster.cleanup()

@@ -163,3 +163,13 @@ def test_command_page_form_with_confirmation(tmp_path, central_app, device):
     assert "&quot;ok&quot;: true" in done and device.locker.opened == [2]
     _, listing = c.get("/commands", raw=True)
     assert "Nguyen Van A" in listing.decode() and "compartment" in listing.decode()
+
+
+@pytest.mark.parametrize("flag,value,message", [
+    ("--listen", "8090", "expected HOST:PORT"),
+    ("--broker", "http://broker:1883", "scheme must be mqtt:// or mqtts://"),
+])
+def test_run_refuses_bad_flags_with_a_clear_message(flag, value, message, capsys):
+    argv = ["central", "run", "--db", "postgresql://nobody@127.0.0.1:1/none", "--listen", "127.0.0.1:0", flag, value]
+    assert edge_main(argv) == 2
+    assert message in capsys.readouterr().err
