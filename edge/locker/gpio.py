@@ -12,7 +12,7 @@ import threading
 import time
 from typing import Any, Callable, Iterable
 
-from edge.errors import ConfigError
+from edge.errors import ConfigError, DeviceNotReady
 from edge.locker.driver import OpenResult, cap_pulse
 from edge.locker.protocols import BoardReading, LockState
 
@@ -48,7 +48,7 @@ class GpioLockerDriver:
     def __init__(self, *, relay_pins: Iterable[int] = DEFAULT_RELAY_PINS,
                  sensor_pins: Iterable[int] = DEFAULT_SENSOR_PINS, pin_factory: Any = None,
                  polarity: str = "open_high", sleep: Callable[[float], None] = time.sleep):
-        from gpiozero import DigitalInputDevice, DigitalOutputDevice
+        from gpiozero import DigitalInputDevice, DigitalOutputDevice, GPIOZeroError
 
         self.relay_pins, self.sensor_pins = list(relay_pins), list(sensor_pins)
         problems = check_pins(self.relay_pins, self.sensor_pins)
@@ -57,9 +57,15 @@ class GpioLockerDriver:
         self.polarity = polarity
         self.sleep = sleep
         self._io = threading.Lock()
-        self.relays = [DigitalOutputDevice(p, active_high=True, initial_value=False, pin_factory=pin_factory)
-                       for p in self.relay_pins]
-        self.sensors = [DigitalInputDevice(p, pull_up=False, pin_factory=pin_factory) for p in self.sensor_pins]
+        self.relays, self.sensors = [], []
+        try:
+            for p in self.relay_pins:
+                self.relays.append(DigitalOutputDevice(p, active_high=True, initial_value=False, pin_factory=pin_factory))
+            for p in self.sensor_pins:
+                self.sensors.append(DigitalInputDevice(p, pull_up=False, pin_factory=pin_factory))
+        except GPIOZeroError as err:  # no GPIO here (not a Pi, no lgpio), or a pin already taken
+            self.close()
+            raise DeviceNotReady(f"GPIO unavailable: {type(err).__name__}: {err}") from err
         self.locks_per_board = len(self.relays)
         self.board_range = (GPIO_BOARD, GPIO_BOARD)
 
