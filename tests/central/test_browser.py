@@ -108,3 +108,37 @@ def test_fleet_page_shows_a_device_going_offline_and_screenshots(central_app, de
         assert page.locator('input[name="token"]').count() == 1
         page.screenshot(path=str(shots / "central-commands.png"), full_page=True)
         browser.close()
+
+
+def test_fleet_page_shows_the_real_demo_going_offline(central_app, broker):
+    """`edge demo` (every service on simulators) reports to central; when it stops, the fleet
+    page, left open in the browser, shows the device offline within seconds."""
+    import subprocess
+    import sys
+
+    playwright = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian chromium is not installed")
+    c = central_app()
+    demo = subprocess.Popen([sys.executable, "-m", "edge", "demo", "--seconds", "8", "--broker", broker.url],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: any(d["state"] == "online" for d in c.get("/api/devices")), what="demo device online")
+        with playwright.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+                "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                "--disable-sync"])
+            page = browser.new_page()
+            page.goto(c.url + "/")
+            assert page.locator('[data-state="online"]').count() == 1
+            demo.wait(60)                                   # the demo stops by itself
+            page.wait_for_selector('[data-state="offline"]', timeout=10_000)   # page refreshes every 3 s
+            assert "Mất kết nối" in page.content()
+            browser.close()
+        [device] = c.get("/api/devices")
+        assert device["state"] == "offline" and set(device["services"]) >= {"pager", "locker"}
+        assert c.app.consumer.stats()["stored"] > 0 and c.app.consumer.stats()["rejected"] == {}
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait(10)
