@@ -173,3 +173,19 @@ def test_device_key_file(tmp_path):
     assert load_device_key(path) == bytes(range(32))
     with pytest.raises(DeviceKeyError, match="No such file"):
         load_device_key(tmp_path / "absent.key")
+
+
+@pytest.mark.parametrize("vectors, ids_json, message", [
+    (np.eye(2, 4, dtype="<f4"), b'{"not": "a list"}', "id list does not match"),
+    (np.eye(2, 4, dtype="<f4"), b'["a"]', "id list does not match 2 vectors"),
+    (np.eye(2, 4, dtype="<f4"), b'["a", true]', "unreadable id list"),
+    (np.eye(2, 4, dtype="<f4"), b'\xff\xfe', "unreadable id list"),
+    (2 * np.eye(2, 4, dtype="<f4"), b'["a", "b"]', "not unit length"),
+])
+def test_well_sealed_but_inconsistent_content_is_refused(tmp_path, key, vectors, ids_json, message):
+    """A file that passes authentication but whose content is inconsistent (a bug or a key
+    leak) is still refused rather than loaded half-right."""
+    path = tmp_path / "g.bin"
+    fmt.write_file(path, dim=4, count=2, parts=[vectors, ids_json], key=key)
+    with pytest.raises(GalleryFileError, match=message):
+        Gallery.load(path, key=key)
