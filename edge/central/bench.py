@@ -231,7 +231,7 @@ async def _time_pages(dsn: str, tz: str, repeat: int) -> dict:
     await web.TCPSite(runner, "127.0.0.1", port).start()
     pages = {"queue page (/queues)": "/queues", "queues API (/api/queues)": "/api/queues",
              "fleet page (/)": "/", "events API (100 of one device)": "/api/events?site=site-7&device=desk-7&limit=100",
-             "devices API": "/api/devices", "lockers page (/lockers)": "/lockers"}
+             "devices API": "/api/devices"}
     results = {}
     try:
         async with aiohttp.ClientSession() as session:
