@@ -109,7 +109,7 @@ class SerialLockerDriver:
                 self._wait_coil_free()
                 try:
                     sent += 1
-                    reply = self._open_once(frame, board, pulse_ms, sent)
+                    reply = self._open_once(frame, board, lock, pulse_ms, sent)
                     door = _door(reply.reading, lock)
                     return OpenResult(board, lock, sent, door, reply.frame, note)
                 except (NoReply, ProtocolError) as err:
@@ -153,10 +153,16 @@ class SerialLockerDriver:
         return found
 
     # -- internals ----------------------------------------------------------------------------
-    def _open_once(self, frame: bytes, board: int, pulse_ms: int, sent: int) -> Reply:
+    def _open_once(self, frame: bytes, board: int, lock: int, pulse_ms: int, sent: int) -> Reply:
         self._wrote = False
         try:
-            return self._transact(frame, "open", board, pulse_ms=pulse_ms)
+            reply = self._transact(frame, "open", board, pulse_ms=pulse_ms)
+            if getattr(self.protocol, "echoes_writes", False) and reply.frame != frame:
+                raise ProtocolError(f"echo {reply.frame.hex(' ')} differs from the request {frame.hex(' ')}")
+            locks = reply.reading.locks if reply.reading is not None else {}
+            if len(locks) == 1 and lock not in locks:  # an answer about another lock
+                raise ProtocolError(f"open reply is about lock {next(iter(locks))}, expected lock {lock}")
+            return reply
         except DeviceNotReady as err:
             if isinstance(err, NoReply) or not self._wrote:
                 raise

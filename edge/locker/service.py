@@ -285,6 +285,8 @@ class LockerService(Service):
 
     def _check_timers(self) -> None:
         now = self.clock()
+        if not self._timers_due(now):
+            return  # the usual case: no write transaction, no wake-up of the MQTT drain
         changed = False
         with self.ctx.store.transaction() as tx:
             for cmd_id, compartment, assignment in tx.execute(
@@ -310,6 +312,19 @@ class LockerService(Service):
                     changed |= self.flows.clear_alarm(tx, "sensor_fault", f"compartment:{compartment}")
             if changed:
                 self.publish_state(tx)
+
+    def _timers_due(self, now: float) -> bool:
+        q = self.ctx.store.query
+        if q("SELECT 1 FROM locker_opens WHERE state = 'pulsed' AND pulsed < ? LIMIT 1",
+             (now - self.config.open_detect_s,)):
+            return True
+        if q("SELECT 1 FROM locker_doors d WHERE d.door = 'open' AND d.since < ? AND NOT EXISTS (SELECT 1 FROM "
+             "locker_alarms a WHERE a.kind = 'left_open' AND a.target = 'compartment:' || d.compartment) LIMIT 1",
+             (now - self.config.left_open_s,)):
+            return True
+        faults = {a["target"] for a in self.flows.alarms() if a["kind"] == "sensor_fault"}
+        return any(f"compartment:{c}" in faults and (not t or now - t[-1] > self.config.flap_window_s)
+                   for c, t in self._changes.items())
 
     def _not_detected(self, tx: Tx, cmd_id: str, compartment: int, assignment: int | None) -> None:
         self.flows.finish_intent(tx, cmd_id, "not_detected")

@@ -148,3 +148,23 @@ def test_unplugged_port_then_back(rig):
     r.driver.attach(r.open_port())
     r.driver.open(0, 1)
     assert r.bus.pulses_for(0, 1) == 1 and r.driver.status(0).locks[1].open
+
+
+def test_an_open_reply_about_another_lock_is_refused_then_checked(rig):
+    r = rig("8a")
+    real_open_reply = r.bus.protocol.open_reply
+    r.bus.protocol.open_reply = lambda board, lock, is_open, header=0x8A: real_open_reply(board, lock + 1, is_open)
+    result = r.driver.open(1, 4)
+    assert r.kinds() == ["open", "status"] and result.door_open is True  # re-read, not trusted, not resent
+    assert r.bus.pulses_for(1, 4) == 1 and r.bus.pulses_for(1, 5) == 0
+
+
+def test_a_modbus_echo_that_differs_is_refused_then_checked(rig):
+    r = rig("modbus")
+    from edge.locker.protocols.modbus import frame
+
+    # A well-formed echo (good CRC) of a different request: another channel's pulse.
+    r.bus.protocol.echo_reply = lambda request: frame(*request[:3], request[3] + 1, *request[4:6])
+    result = r.driver.open(1, 2)
+    assert r.kinds() == ["open", "status"] and result.frames_sent == 1
+    assert "differs from the request" in result.note

@@ -52,6 +52,7 @@ class ModbusProtocol:
     board_range = (1, 247)
     board_timed_pulse = True
     has_occupancy = False
+    echoes_writes = True  # a write is answered with its exact echo; anything else is refused
 
     def __init__(self, polarity: Polarity = "open_high"):
         self.polarity = polarity
