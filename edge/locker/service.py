@@ -53,6 +53,7 @@ class LockerService(Service):
         self.sim: Any = None  # PtySim or GpioDoorSim when port = "sim"
         self._hw = asyncio.Lock()  # one bus transaction, one coil, at a time
         self._loading = asyncio.Lock()
+        self._vision_calls: set[asyncio.Task] = set()
         self._changed = asyncio.Condition()
         self._poke = asyncio.Event()
         self._by_board: dict[int, dict[int, int]] = {}
@@ -98,8 +99,11 @@ class LockerService(Service):
             self._check_timers()
             if self.clock() - self._last_sweep >= EXPIRY_SWEEP_S:
                 self._last_sweep = self.clock()
-                if self.flows.expire_due():
+                expired = self.flows.expire_due()
+                if expired:
                     self.publish_state()
+                    for item in expired:
+                        self._tell_vision("result_waiting", item["receipt"], False)
 
     async def stop(self) -> None:
         if self._audit_task:
@@ -220,6 +224,7 @@ class LockerService(Service):
     async def _door_reading(self, compartment: int, is_open: bool, occupied: bool | None, boot: bool,
                             row: dict | None = None) -> None:
         door = "open" if is_open else "closed"
+        collected = None
         row = self.flows.doors().get(compartment, {}) if row is None else row
         occ = row.get("occupied") if occupied is None else int(occupied)
         if row.get("door") == door:
@@ -235,12 +240,14 @@ class LockerService(Service):
             if is_open:
                 self._door_opened(tx, compartment, boot, first_reading=row.get("door") == "unknown")
             elif row.get("door") == "open":
-                self._door_closed(tx, compartment, occupied)
+                collected = self._door_closed(tx, compartment, occupied)
             self._track_flapping(tx, compartment, now)
             if not boot:
                 self.publish_state(tx)
         async with self._changed:
             self._changed.notify_all()
+        if collected:  # privacy: face templates go once the papers are collected (design §7)
+            self._tell_vision("delete", collected, "pickup")
 
     def _door_opened(self, tx: Tx, compartment: int, boot: bool, first_reading: bool) -> None:
         # An open explains a door opening if it is in flight, or was cut short by a restart lately.
@@ -260,7 +267,8 @@ class LockerService(Service):
         log.error("locker: door %d opened without a command", compartment)
         self.flows.raise_alarm(tx, "forced_open", f"compartment:{compartment}", compartment=compartment)
 
-    def _door_closed(self, tx: Tx, compartment: int, occupied: bool | None) -> None:
+    def _door_closed(self, tx: Tx, compartment: int, occupied: bool | None) -> str | None:
+        """Record a door closing; returns the receipt collected by it, if any."""
         tx.emit(SERVICE, "door_closed", compartment=compartment, occupied=occupied)
         log.info("locker: door %d closed", compartment)
         for kind in ("left_open", "forced_open"):
@@ -273,6 +281,8 @@ class LockerService(Service):
             tx.emit(SERVICE, "collected", receipt=row[1], compartment=compartment)
             tx.audit("locker", "locker.collected", receipt=row[1], compartment=compartment)
             log.info("locker: result %s collected from compartment %d", row[1], compartment)
+            return row[1]
+        return None
 
     def _track_flapping(self, tx: Tx, compartment: int, now: float) -> None:
         times = self._changes[compartment]
@@ -423,7 +433,14 @@ class LockerService(Service):
 
     # -- the kiosk's API -----------------------------------------------------------------------
     async def lookup(self, receipt_code: str) -> dict:
-        return self.flows.lookup(receipt_code)
+        found = self.flows.lookup(receipt_code)
+        vision = self.ctx.peer("vision")
+        if found["status"] == "waiting" and not found["face_enrolled"] and hasattr(vision, "enrolled"):
+            try:  # the vision service knows enrolments made after loading
+                found["face_enrolled"] = bool(await vision.enrolled(normalise_receipt(receipt_code)))
+            except (EdgeError, ValueError) as err:
+                log.warning("locker: vision could not say whether %s is enrolled: %s", receipt_code, err)
+        return found
 
     async def verify_pin(self, receipt_code: str, pin: str) -> bool:
         return await asyncio.to_thread(self.flows.verify_pin, receipt_code, pin)
@@ -495,6 +512,7 @@ class LockerService(Service):
 
             await self.open_compartment(compartment, reason="load", actor=staff, prepare=prepare)
         log.info("locker: %s loaded %s into compartment %d", staff, receipt, compartment)
+        self._tell_vision("result_waiting", receipt, True)  # from now on 1:N may consider this dossier
         return {"compartment": compartment}
 
     async def reclaim(self, staff_pin: str, receipt_code: str) -> dict:
@@ -511,6 +529,7 @@ class LockerService(Service):
             tx.audit(staff, "locker.reclaim", receipt=receipt, compartment=a.compartment)
 
         await self.open_compartment(a.compartment, reason="reclaim", actor=staff, prepare=prepare, maintenance_ok=True)
+        self._tell_vision("result_waiting", receipt, False)
         return {"compartment": a.compartment}
 
     async def set_maintenance(self, compartment: int, on: bool, actor: str = "central") -> dict:
@@ -551,6 +570,24 @@ class LockerService(Service):
                 tx.audit("kiosk", "locker.staff_refused")
             raise LockerRefused("staff")
         return staff
+
+    # -- the vision peer -----------------------------------------------------------------------
+    def _tell_vision(self, method: str, *args: Any) -> None:
+        """Best effort, after our own commit: the vision service may be absent or restarting."""
+        vision = self.ctx.peer("vision")
+        call = getattr(vision, method, None) if vision is not None else None
+        if call is None:
+            return
+
+        async def tell() -> None:
+            try:
+                await call(*args)
+            except (EdgeError, ValueError) as err:
+                log.warning("locker: vision.%s%s failed: %s", method, args, err)
+
+        task = asyncio.get_running_loop().create_task(tell())
+        self._vision_calls.add(task)
+        task.add_done_callback(self._vision_calls.discard)
 
     # -- views ---------------------------------------------------------------------------------
     def _compartments(self) -> dict[int, dict]:
@@ -601,6 +638,8 @@ class LockerService(Service):
             if type == "expire":
                 expired = self.flows.expire_due(args["receipt"])
                 self.publish_state()
+                for item in expired:
+                    self._tell_vision("result_waiting", item["receipt"], False)
                 return {"expired": expired}
             if type == "maintenance":
                 return await self.set_maintenance(args["compartment"], args["on"])

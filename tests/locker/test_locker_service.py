@@ -362,3 +362,51 @@ def test_concurrent_loads_get_different_compartments(tmp_path):
             assert sorted(p.lock for p in bus(svc).pulses) == [2, 3, 5]
 
     run(body())
+
+
+class FakeVision:
+    """Stands in for the vision peer: records what the locker tells it."""
+
+    def __init__(self, enrolled=()):
+        self.calls = []
+        self._enrolled = set(enrolled)
+
+    async def enrolled(self, dossier):
+        return dossier in self._enrolled
+
+    async def result_waiting(self, dossier, waiting=True):
+        self.calls.append(("result_waiting", dossier, waiting))
+        return True
+
+    async def delete(self, dossier, reason):
+        self.calls.append(("delete", dossier, reason))
+        return True
+
+
+def test_vision_peer_learns_waiting_and_templates_go_on_pickup(tmp_path):
+    clock = Clock()
+    svc = service(tmp_path, clock=clock)
+    vision = FakeVision(enrolled={"V-1"})
+    svc.ctx.peers["vision"] = vision
+
+    async def body():
+        async with running(svc):
+            comp = (await svc.load(STAFF_PIN, "v-1", "M"))["compartment"]
+            await svc.load(STAFF_PIN, "V-2", "S", deadline_days=1)
+            assert (await svc.lookup("V-1"))["face_enrolled"] is True
+            assert (await svc.lookup("V-2"))["face_enrolled"] is False
+            bus(svc).close_door(0, comp)
+            assert await svc.wait_door(comp, "closed", 3)
+            await asyncio.sleep(0.55)
+            await svc.pickup("V-1", {"method": "face", "ref": "s"}, actor="kiosk")
+            assert await svc.wait_door(comp, "open", 3)
+            bus(svc).close_door(0, comp)
+            assert await svc.wait_door(comp, "closed", 3)
+            clock.offset = 2 * 86400
+            await svc.handle_command("expire", {"receipt": None})
+            assert await until(lambda: len(vision.calls) == 4)
+        return vision.calls
+
+    calls = run(body())
+    assert calls == [("result_waiting", "V-1", True), ("result_waiting", "V-2", True),
+                     ("delete", "V-1", "pickup"), ("result_waiting", "V-2", False)]
