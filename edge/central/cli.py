@@ -36,6 +36,7 @@ def register(sub) -> None:
 
     c = csub.add_parser("cmd", help="send a signed command to a device service and wait for its result")
     c.add_argument("--broker", default=os.environ.get("EDGE_BROKER", "mqtt://127.0.0.1:1883"))
+    _broker_auth(c)
     c.add_argument("--db", default=os.environ.get("EDGE_DB"), help="PostgreSQL DSN: audit the command centrally")
     c.add_argument("--site", required=True)
     c.add_argument("--device", required=True)
@@ -55,8 +56,17 @@ def register(sub) -> None:
     m.set_defaults(func=cmd_migrate)
 
 
+def _broker_auth(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--broker-username", default=os.environ.get("EDGE_BROKER_USERNAME"),
+                   help="broker user (EDGE_BROKER_USERNAME; the office ACL's user is `central`)")
+    p.add_argument("--broker-password-file", default=os.environ.get("EDGE_BROKER_PASSWORD_FILE"),
+                   help="file holding the broker password (EDGE_BROKER_PASSWORD_FILE)")
+    p.add_argument("--ca-file", default=os.environ.get("EDGE_CA_FILE"), help="broker CA certificate for mqtts:// (EDGE_CA_FILE)")
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--broker", default=os.environ.get("EDGE_BROKER", "mqtt://127.0.0.1:1883"), help="mqtt://HOST:PORT or mqtts://")
+    _broker_auth(p)
     p.add_argument("--db", default=os.environ.get("EDGE_DB"), required=os.environ.get("EDGE_DB") is None,
                    help="postgresql://USER@HOST/DB, or 'temp' for a throwaway local cluster (demo only)")
 
@@ -65,7 +75,7 @@ def cmd_run(args) -> int:
     import asyncio
     import logging
 
-    from edge.central.ingest import IngestConfig, parse_broker_url
+    from edge.central.ingest import IngestConfig, parse_broker_url, read_password
     from edge.central.service import CentralApp, CentralConfig, parse_listen
     from edge.errors import ConfigError
 
@@ -83,7 +93,9 @@ def cmd_run(args) -> int:
         config = CentralConfig(
             ingest=IngestConfig(broker=args.broker, dsn=args.db, instance=args.instance, group=args.group,
                                 batch_ms=args.batch_ms, batch_max=args.batch_max, tz=args.tz,
-                                offline_alarm_s=args.offline_alarm_s, retention_months=args.retention_months),
+                                offline_alarm_s=args.offline_alarm_s, retention_months=args.retention_months,
+                                username=args.broker_username, password=read_password(args.broker_password_file),
+                                ca_file=args.ca_file),
             host=host, port=port, key_dir=args.keys, staff_file=args.staff, webhooks=tuple(args.webhook),
             smtp=args.smtp, mail_from=args.mail_from, mail_to=tuple(args.mail_to))
         app = CentralApp(config)
@@ -102,6 +114,7 @@ def cmd_run(args) -> int:
 
 def cmd_cmd(args) -> int:
     from edge.central import cmd as central_cmd
+    from edge.central.ingest import read_password
     from edge.errors import CommandError, ConfigError
     from edge.security import load_key
 
@@ -109,7 +122,8 @@ def cmd_cmd(args) -> int:
         cmd_args = json.loads(args.args)
         key = load_key(args.key) if args.key else central_cmd.KeyDir(args.keys).key_for(args.site, args.device)
         cmd, result = central_cmd.send(args.broker, key, args.site, args.device, args.service, args.cmd_type,
-                                       cmd_args, timeout_s=args.timeout)
+                                       cmd_args, timeout_s=args.timeout, username=args.broker_username,
+                                       password=read_password(args.broker_password_file), ca_file=args.ca_file)
     except json.JSONDecodeError as err:
         print(f"edge central cmd: --args is not JSON: {err}", file=sys.stderr)
         return 2

@@ -53,7 +53,8 @@ def build_command(key: bytes, site: str, device: str, service: str, cmd_type: st
 
 
 def send(broker: str, key: bytes, site: str, device: str, service: str, cmd_type: str, args: dict,
-         *, timeout_s: float = 10.0, username: str | None = None, password: str | None = None) -> tuple[dict, dict]:
+         *, timeout_s: float = 10.0, username: str | None = None, password: str | None = None,
+         ca_file: str | None = None) -> tuple[dict, dict]:
     """Publish one signed command and return (command, result); CommandError on timeout."""
     cmd = build_command(key, site, device, service, cmd_type, args)
     base = f"{PREFIX}{site}/{device}/{service}/cmd"
@@ -83,7 +84,7 @@ def send(broker: str, key: bytes, site: str, device: str, service: str, cmd_type
     client.on_subscribe = lambda *a: subscribed.set()
     host, port, tls = parse_broker_url(broker)
     if tls:
-        client.tls_set()
+        client.tls_set(ca_certs=ca_file)
     client.connect_async(host, port, keepalive=30)
     client.loop_start()
     try:

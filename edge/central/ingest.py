@@ -25,6 +25,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from edge.central import analytics, db, topics
+from edge.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +48,20 @@ class IngestConfig:
     offline_alarm_s: float = 300.0
     retention_months: int = 0            # 0 keeps every month
     periodic_s: float = PERIODIC_S       # offline alarms, roll-ups, retention
-    username: str | None = None
+    username: str | None = None          # broker user (the deployment's ACL names it `central`)
     password: str | None = None
+    ca_file: str | None = None           # CA of the broker's certificate, for mqtts://
+
+
+def read_password(path: str | None) -> str | None:
+    """The broker password from its file (first line), or None without a file."""
+    if not path:
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.readline().strip()
+    except OSError as err:
+        raise ConfigError(f"broker password file {path}: {err.strerror}") from err
 
 
 def parse_broker_url(url: str) -> tuple[str, int, bool]:
@@ -137,7 +150,7 @@ class Consumer:
         self._connect_db_once()
         host, port, tls = parse_broker_url(self.config.broker)
         if tls:
-            self._client.tls_set()
+            self._client.tls_set(ca_certs=self.config.ca_file)
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = SESSION_EXPIRY_S
         props.ReceiveMaximum = self.config.receive_max

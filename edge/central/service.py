@@ -102,7 +102,8 @@ class CentralApp:
         cmd, result = await asyncio.to_thread(
             central_cmd.send, self.config.ingest.broker, key, site, device, service, body["type"],
             body.get("args", {}), timeout_s=self.config.cmd_timeout_s,
-            username=self.config.ingest.username, password=self.config.ingest.password)
+            username=self.config.ingest.username, password=self.config.ingest.password,
+            ca_file=self.config.ingest.ca_file)
         await asyncio.to_thread(self._record, cmd, site, device, service, actor, result)
         log.info("central: %s sent %s to %s/%s/%s: %s", actor, cmd["type"], site, device, service, result)
         return cmd, result

@@ -74,13 +74,16 @@ class SimDevice:
     Like the real outbox, an event is 'sent' only once the broker acknowledged it (on_publish);
     paho resends unacknowledged ones after a reconnect."""
 
-    def __init__(self, broker_port: int, site: str, device: str, *, version: str = "1.2.0"):
+    def __init__(self, broker_port: int, site: str, device: str, *, version: str = "1.2.0",
+                 username: str | None = None, password: str | None = None):
         self.site, self.device, self.version = site, device, version
         self.seq = 0
         self.ids: list[str] = []
         self.acked = 0
         self._lock = threading.Lock()
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"{site}-{device}", protocol=mqtt.MQTTv5)
+        if username:
+            self.client.username_pw_set(username, password)
         self.client.max_inflight_messages_set(20)   # mosquitto announces Receive Maximum 20
         self.client.reconnect_delay_set(0.2, 1)
         self.client.will_set(self.topic("status"), self._status("offline"), qos=1, retain=True)

@@ -42,14 +42,14 @@ class FakeLocker(Service):
 class Device:
     """The device side as deployed: Store + Reporter (outbox, birth/will) + CommandDispatcher."""
 
-    def __init__(self, tmp_path, broker_url: str, key: bytes):
+    def __init__(self, tmp_path, broker_url: str, key: bytes, broker: BrokerConfig | None = None):
         self.store = Store(tmp_path / "device.db")
         ctx = ServiceContext(name="locker", site=SITE, device=DEVICE, store=self.store, config=None, data_dir=tmp_path)
         self.locker = FakeLocker(ctx)
         self.dispatcher = CommandDispatcher(self.store, {"locker": self.locker}, site=SITE, device=DEVICE, command_key=key)
         self.loop = asyncio.new_event_loop()
         threading.Thread(target=self.loop.run_forever, daemon=True).start()
-        self.reporter = Reporter(BrokerConfig(url=broker_url), self.store, site=SITE, device=DEVICE, version="1.0",
+        self.reporter = Reporter(broker or BrokerConfig(url=broker_url), self.store, site=SITE, device=DEVICE, version="1.0",
                                  on_command=self._on_command)
         self.reporter.start()
         assert self.reporter.connected.wait(20)

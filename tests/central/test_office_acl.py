@@ -1,0 +1,92 @@
+"""Central through the office broker's real password file and ACL (deploy/mosquitto/acl)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from edge.central.ingest import IngestConfig
+from edge.central.service import CentralConfig
+from edge.localbroker import MosquittoBroker
+
+from .conftest import CentralThread, SimDevice, wait_until
+
+ACL = Path(__file__).resolve().parents[2] / "deploy" / "mosquitto" / "acl"
+USERS = {"central": "central-secret", "kiosk-1": "kiosk-secret"}
+
+
+@pytest.fixture
+def office_broker():
+    workdir = Path(tempfile.mkdtemp(prefix="edge-central-acl-"))
+    passwd = workdir / "passwd"
+    for n, (user, password) in enumerate(USERS.items()):
+        subprocess.run(["mosquitto_passwd", "-b"] + (["-c"] if n == 0 else []) + [str(passwd), user, password],
+                       check=True, capture_output=True)
+    shutil.copy(ACL, workdir / "acl")
+    if os.geteuid() == 0:
+        for path in (workdir, passwd, workdir / "acl"):
+            shutil.chown(path, "mosquitto")
+    broker = MosquittoBroker(workdir=workdir, extra_config=(
+        f"allow_anonymous false\npassword_file {passwd}\nacl_file {workdir / 'acl'}\n")).start()
+    try:
+        yield broker
+    finally:
+        broker.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def test_central_user_ingests_through_the_office_acl(office_broker, pg, tmp_path):
+    pw = tmp_path / "broker.password"
+    pw.write_text(USERS["central"] + "\n")
+    c = CentralThread(CentralConfig(ingest=IngestConfig(
+        broker=office_broker.url, dsn=pg.dsn, instance="central-acl", batch_ms=10, periodic_s=0.3,
+        username="central", password=USERS["central"]), host="127.0.0.1", port=0))
+    device = SimDevice(office_broker.port, "hn-test", "kiosk-1", username="kiosk-1", password=USERS["kiosk-1"])
+    try:
+        wait_until(lambda: c.app.consumer.broker_ok, what="central subscribed as user central")
+        wait_until(lambda: device.acked, what="device online")
+        sent = [device.event("locker", "door_opened", compartment=n) for n in range(1, 6)]
+        wait_until(lambda: len(c.get("/api/events?site=hn-test&device=kiosk-1")) == 5, what="events stored")
+        assert [e["id"] for e in c.get("/api/events?site=hn-test&device=kiosk-1")] == [e["id"] for e in reversed(sent)]
+        assert c.get("/api/devices")[0]["state"] == "online"
+    finally:
+        device.close()
+        c.stop()
+
+
+def test_signed_command_as_user_central_through_the_acl(office_broker, tmp_path):
+    from edge.central import cmd as central_cmd
+    from edge.config import BrokerConfig
+    from edge.security import new_key
+
+    from .test_cmd import DEVICE, SITE, Device
+
+    key = bytes.fromhex(new_key())
+    device_pw = tmp_path / "kiosk.password"
+    device_pw.write_text(USERS["kiosk-1"])
+    device = Device(tmp_path, office_broker.url, key, broker=BrokerConfig(
+        url=office_broker.url, username="kiosk-1", password_file=str(device_pw)))
+    try:
+        _, result = central_cmd.send(office_broker.url, key, SITE, DEVICE, "locker", "open", {"compartment": 4},
+                                     username="central", password=USERS["central"])
+        assert result["ok"] is True and device.locker.opened == [4]
+    finally:
+        device.close()
+
+
+def test_a_wrong_broker_password_is_reported_not_hidden(office_broker, pg, caplog):
+    c = CentralThread(CentralConfig(ingest=IngestConfig(
+        broker=office_broker.url, dsn=pg.dsn, instance="central-bad", username="central", password="nope"),
+        host="127.0.0.1", port=0))
+    try:
+        wait_until(lambda: "refused the connection" in caplog.text, what="refusal logged")
+        health = c.get("/api/health")
+        assert health["ok"] is False and health["broker"] is False and health["db"] is True
+    finally:
+        c.stop()
