@@ -32,7 +32,7 @@ class FakeLocker(Service):
         super().__init__(ctx)
         self.opened: list[int] = []
 
-    async def handle_command(self, type: str, args: dict) -> dict:
+    async def handle_command(self, type: str, args: dict, cmd_id: str | None = None) -> dict:
         if type == "open":
             self.opened.append(args["compartment"])
             return {"compartment": args["compartment"]}
