@@ -15,6 +15,7 @@ import os
 import sys
 import time
 
+QUIET_GAP_S = 0.02
 TARGETS = {"exact_vs_numpy_max": 1.2, "fast_speedup_min": 5.0, "recall_min": 0.999}
 
 
@@ -22,7 +23,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--size", type=int, default=1_000_000, help="templates per gallery (default %(default)s)")
     parser.add_argument("--dims", default="128,512", help="comma-separated dimensions (default %(default)s)")
     parser.add_argument("--per-identity", type=int, default=5, help="templates per enrolled person (default %(default)s)")
-    parser.add_argument("--rounds", type=int, default=40, help="timed single-query rounds per method (default %(default)s)")
+    parser.add_argument("--rounds", type=int, default=100, help="timed single-query rounds per method (default %(default)s)")
     parser.add_argument("--recall-queries", type=int, default=2000, help="queries for recall@1 (default %(default)s)")
     parser.add_argument("--noise", type=float, default=0.3,
                         help="within-person noise; 0.3 gives dlib-like same-person distances ~0.42 (default %(default)s)")
@@ -126,10 +127,14 @@ def _rotation(methods: dict, queries, rounds: int, batch: int) -> tuple[dict, di
     times = {name: [] for name in methods}
     for fn in methods.values():  # warm up (thread pools, page faults, lazy inits)
         fn(queries[:batch])
+    names = list(methods)
     for r in range(rounds):
         qb = queries[(r * batch) % (len(queries) - batch + 1):][:batch]
-        for name, fn in methods.items():
-            times[name].append(_timed(lambda: fn(qb)))
+        # Each round starts with a different method, and a short gap lets the thread pools of
+        # the previous one (OpenBLAS, OpenMP spin a while after a call) go idle first.
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            time.sleep(QUIET_GAP_S)
+            times[name].append(_timed(lambda: methods[name](qb)))
     return ({name: float(np.min(t)) for name, t in times.items()},
             {name: float(np.median(t)) for name, t in times.items()})
 
@@ -258,6 +263,10 @@ def main(args) -> int:
     if args.size < 1000 or not dims or min(dims) < 8 or args.rounds < 1 or args.recall_queries < 1:
         print("edge bench match: need --size >= 1000, dims >= 8, --rounds >= 1, --recall-queries >= 1", file=sys.stderr)
         return 2
+    if os.environ.get("OPENBLAS_CORETYPE"):
+        _progress(f"match: note: OPENBLAS_CORETYPE={os.environ['OPENBLAS_CORETYPE']} forces numpy's BLAS kernels; "
+                  "to compare against numpy as it runs elsewhere, "
+                  "run: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE edge bench match")
     results = []
     for dim in dims:
         r = bench_dim(dim, args)
