@@ -123,6 +123,8 @@ def from_dict(data: dict) -> Config:
             cls = _import(SERVICE_SECTIONS[key])
             section = parse(cls, value, key, problems)
             if section is not None:
+                # Cross-key checks a section knows (e.g. lock numbers within its driver's range).
+                problems.extend(section.problems() if hasattr(section, "problems") else [])
                 services[key] = section
         elif key not in base_keys:
             problems.append(f"{key}: unknown key{_did_you_mean(key, known)}")

@@ -35,8 +35,10 @@ def free_port() -> int:
 class MosquittoBroker:
     """`MosquittoBroker().start()`; `.url`, `.port`; `.kill()` (crash), `.stop()`, `.start()` again."""
 
-    def __init__(self, port: int | None = None, *, extra_config: str = "", workdir: str | Path | None = None):
+    def __init__(self, port: int | None = None, *, extra_config: str = "", workdir: str | Path | None = None,
+                 persistence: bool = False):
         self.binary = find_mosquitto()
+        self.persistence = persistence  # sessions survive a SIGTERM restart (not a SIGKILL)
         self.port = port or free_port()
         self.extra_config = extra_config
         self._own_dir = workdir is None
@@ -54,8 +56,10 @@ class MosquittoBroker:
                 "or give an existing broker with --broker mqtt://HOST:PORT"
             )
         conf = self.workdir / "mosquitto.conf"
+        persistence = (f"persistence true\npersistence_location {self.workdir}/\n" if self.persistence
+                       else "persistence false\n")
         conf.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+            f"listener {self.port} 127.0.0.1\nallow_anonymous true\n{persistence}"
             f"log_dest stderr\nlog_type error\nlog_type warning\n{self.extra_config}\n"
         )
         self.process = subprocess.Popen(

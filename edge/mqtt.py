@@ -124,7 +124,7 @@ class CommandDispatcher:
             )
             tx.audit("mqtt", "command_received", id=cmd_id, service=service_name, type=cmd["type"], args=args)
         try:
-            fields = await service.handle_command(cmd["type"], args) or {}
+            fields = await service.handle_command(cmd["type"], args, cmd_id=cmd_id) or {}
             result = {"ok": True, **fields}
         except CommandError as err:
             result = {"ok": False, "error": str(err)}

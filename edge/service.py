@@ -91,8 +91,12 @@ class Service:
         with self.ctx.store.transaction() as own:
             own.set_state(self.name, self.snapshot())
 
-    async def handle_command(self, type: str, args: dict) -> dict:
-        """Execute a validated command; return the result fields, or raise CommandError."""
+    async def handle_command(self, type: str, args: dict, cmd_id: str | None = None) -> dict:
+        """Execute a validated command; return the result fields, or raise CommandError.
+
+        `cmd_id` is the MQTT command id (already deduplicated by the dispatcher); a service that
+        moves hardware keys its own durable intent record with it.
+        """
         raise CommandError(f"service {self.name} takes no commands")
 
     async def demo(self) -> None:

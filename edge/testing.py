@@ -15,20 +15,32 @@ from edge.mqtt import parse_broker_url
 class MqttRecorder:
     """Subscribes to `topic` and keeps every message as (topic, payload, retain); `wait_for` has a deadline."""
 
-    def __init__(self, broker_url: str, topic: str = "motcua/v1/#", *, client_id: str | None = None):
+    def __init__(self, broker_url: str, topic: str = "motcua/v1/#", *, client_id: str | None = None,
+                 persistent: bool = False):
         self.address = parse_broker_url(broker_url)
         self.topic = topic
+        self.persistent = persistent  # MQTT 5 session kept by the broker: nothing missed while away
         self.messages: list[tuple[str, Any, bool]] = []
         self._cond = threading.Condition()
         self._subscribed = threading.Event()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id or f"rec-{time.time_ns()}")
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id or f"rec-{time.time_ns()}",
+                                  protocol=mqtt.MQTTv5 if persistent else mqtt.MQTTv311)
         self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(self.topic, qos=1)
         self.client.on_subscribe = lambda *a: self._subscribed.set()
+        self.client.on_disconnect = lambda *a: self._subscribed.clear()
         self.client.on_message = self._on_message
 
     def start(self, timeout_s: float = 10.0) -> "MqttRecorder":
         self.client.reconnect_delay_set(0.1, 0.5)
-        self.client.connect_async(self.address.host, self.address.port)
+        if self.persistent:
+            from paho.mqtt.packettypes import PacketTypes
+            from paho.mqtt.properties import Properties
+
+            props = Properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = 3600
+            self.client.connect_async(self.address.host, self.address.port, clean_start=False, properties=props)
+        else:
+            self.client.connect_async(self.address.host, self.address.port)
         self.client.loop_start()
         if not self._subscribed.wait(timeout_s):
             raise TimeoutError(f"recorder could not subscribe to {self.topic} within {timeout_s} s")
@@ -36,7 +48,6 @@ class MqttRecorder:
 
     def resubscribed(self, timeout_s: float = 10.0) -> None:
         """After a broker restart: wait until the subscription is back."""
-        self._subscribed.clear()
         if not self._subscribed.wait(timeout_s):
             raise TimeoutError("recorder did not resubscribe")
 

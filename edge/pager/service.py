@@ -220,7 +220,7 @@ class PagerService(Service):
         return self.engine.stats(day)
 
     # -- MQTT commands ----------------------------------------------------------------------
-    async def handle_command(self, type: str, args: dict) -> dict:
+    async def handle_command(self, type: str, args: dict, cmd_id: str | None = None) -> dict:
         if type == "issue":
             return await self.issue(args["service"], args["priority"], args["source"])
         if type == "checkin":

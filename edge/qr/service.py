@@ -228,7 +228,7 @@ class QrService(Service):
         """The catalog entry for a procedure code, variant or portal uuid (None if unknown)."""
         return catalog.lookup(self.ctx.store, code)
 
-    async def handle_command(self, type: str, args: dict) -> dict:
+    async def handle_command(self, type: str, args: dict, cmd_id: str | None = None) -> dict:
         if type == "lookup":
             return {"procedure": await asyncio.to_thread(catalog.lookup, self.ctx.store, args["code"])}
         raise CommandError(f"qr takes no command {type!r}")

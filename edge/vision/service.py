@@ -285,7 +285,7 @@ class VisionService(Service):
             await self.delete(dossier, "retention")
         return len(expired)
 
-    async def handle_command(self, type: str, args: dict) -> dict:
+    async def handle_command(self, type: str, args: dict, cmd_id: str | None = None) -> dict:
         if type == "delete":
             try:
                 deleted = await self.delete(args["dossier"], args["reason"])

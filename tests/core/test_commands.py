@@ -29,7 +29,7 @@ class FakeDoors(Service):
         super().__init__(ctx)
         self.opened: list[int] = []
 
-    async def handle_command(self, type, args):
+    async def handle_command(self, type, args, cmd_id=None):
         if type == "fail":
             raise CommandError("door jammed")
         self.opened.append(args["compartment"])

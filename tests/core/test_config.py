@@ -107,3 +107,11 @@ def test_shipped_example_configs_are_valid(example):
 def test_device_id_central_is_reserved_for_the_central_service():
     with pytest.raises(ConfigError, match="device: 'central' is reserved"):
         config.from_dict({"site": "hn", "device": "central", "role": "kiosk"})
+
+
+def test_cross_key_problems_of_a_section_are_reported_by_config_check(tmp_path):
+    # Kerong boards are 0..15 by DIP switch: board 16 is caught at check time, not at start.
+    path = write(tmp_path, 'site = "hn"\ndevice = "kiosk-01"\nrole = "kiosk"\n[locker]\ndriver = "kerong"\n'
+                           '[locker.compartments]\n1 = { board = 16, lock = 1 }\n')
+    with pytest.raises(ConfigError, match=r"locker.compartments.1.board: found 16, expected 0..15"):
+        config.load(path)

@@ -6,6 +6,7 @@ import time
 
 from edge.config import BrokerConfig
 from edge.mqtt import Reporter
+from edge.localbroker import MosquittoBroker
 from edge.testing import MqttRecorder, wait_until
 
 
@@ -13,13 +14,16 @@ def is_event(topic, payload):
     return topic.endswith("/pager/event")
 
 
-def test_events_made_during_an_outage_all_arrive_in_order_once(mosquitto, store):
+def test_events_made_during_an_outage_all_arrive_in_order_once(tmp_path, store):
+    # A persistent broker and recorder session, so the recorder misses nothing whichever of the
+    # two clients reconnects first after the outage.
+    mosquitto = MosquittoBroker(workdir=tmp_path, persistence=True).start()
     reporter = Reporter(BrokerConfig(url=mosquitto.url), store, site="hn", device="desk-01", version="t")
     reporter.start()
-    recorder = MqttRecorder(mosquitto.url).start()
+    recorder = MqttRecorder(mosquitto.url, client_id="outage-recorder", persistent=True).start()
     try:
         wait_until(reporter.connected.is_set, what="reporter connected")
-        mosquitto.kill()
+        mosquitto.stop()
         wait_until(lambda: not reporter.connected.is_set(), what="reporter noticing the outage")
         for i in range(1000):
             with store.transaction() as tx:
@@ -38,6 +42,7 @@ def test_events_made_during_an_outage_all_arrive_in_order_once(mosquitto, store)
     finally:
         recorder.stop()
         reporter.stop()
+        mosquitto.close()
 
 
 def test_status_is_retained_online_then_offline_on_clean_stop(mosquitto, store):

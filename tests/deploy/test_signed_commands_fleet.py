@@ -35,7 +35,7 @@ class Doors(Service):
     signed_commands = frozenset({"open"})
     opened: list[int] = []
 
-    async def handle_command(self, type, args):
+    async def handle_command(self, type, args, cmd_id=None):
         if type == "open":
             Doors.opened.append(args["compartment"])
             return {"compartment": args["compartment"]}
