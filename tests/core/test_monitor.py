@@ -1,0 +1,44 @@
+"""`edge monitor`: an operator sees a site's status and events as they happen."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+from edge.config import BrokerConfig
+from edge.mqtt import Reporter
+from edge.testing import wait_until
+
+
+def test_monitor_prints_status_and_events_of_the_site(mosquitto, store):
+    monitor = subprocess.Popen([sys.executable, "-m", "edge", "monitor", "--broker", mosquitto.url,
+                                "--site", "hn", "--seconds", "8", "--json"], stdout=subprocess.PIPE, text=True)
+    reporter = Reporter(BrokerConfig(url=mosquitto.url), store, site="hn", device="desk-01", version="t")
+    try:
+        time.sleep(1.5)  # let the monitor subscribe
+        reporter.start()
+        wait_until(reporter.connected.is_set, what="reporter connected")
+        with store.transaction() as tx:
+            tx.emit("pager", "ticket_called", ticket="A012", card=7, counter="2")
+        wait_until(lambda: store.pending_count() == 0, what="event published")
+        out, _ = monitor.communicate(timeout=30)
+    finally:
+        reporter.stop()
+        monitor.kill()
+    lines = [json.loads(line) for line in out.splitlines()]
+    topics = [line["topic"] for line in lines]
+    assert "motcua/v1/hn/desk-01/status" in topics
+    called = [line["payload"] for line in lines if line["topic"].endswith("/pager/event")]
+    assert called and called[0]["ticket"] == "A012" and called[0]["card"] == 7
+
+
+def test_monitor_describes_messages_in_one_readable_line():
+    from edge.monitor import describe
+
+    line = describe("motcua/v1/hn/desk-01/pager/event",
+                    {"id": "x", "seq": 5, "ts": 1.0, "type": "ticket_called", "ticket": "A012", "card": 7})
+    assert line == "hn/desk-01 pager: #5 ticket_called ticket=A012 card=7"
+    status = describe("motcua/v1/hn/desk-01/status", {"state": "offline", "version": "1.0", "services": {"pager": "ok"}})
+    assert status == "hn/desk-01 is offline (v1.0) pager=ok"
