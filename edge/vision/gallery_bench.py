@@ -15,7 +15,7 @@ import os
 import sys
 import time
 
-QUIET_GAP_S = 0.02
+PASSES = 5
 TARGETS = {"exact_vs_numpy_max": 1.2, "fast_speedup_min": 5.0, "recall_min": 0.999}
 
 
@@ -119,22 +119,30 @@ def _timed(fn) -> float:
 
 
 def _rotation(methods: dict, queries, rounds: int, batch: int) -> tuple[dict, dict]:
-    """(best, median) seconds per call of each method, timed round-robin with a fresh query
-    batch each round. The best of the rounds is what a method costs when the machine lets it
-    run (timeit's argument); the median shows the weather."""
+    """(best, median) seconds per call of each method, a fresh query batch each call.
+
+    The calls run in PASSES passes; in each pass every method runs a block of back-to-back
+    calls, the order of the methods rotating from pass to pass, so load from other processes
+    hits them alike. Each block starts with one untimed call: it wakes the method's thread pool
+    and lets the previous method's pools (OpenBLAS, OpenMP spin a while after a call) go idle.
+    The best call is what a method costs when the machine lets it run (timeit's argument);
+    the median shows the weather.
+    """
     import numpy as np
 
     times = {name: [] for name in methods}
-    for fn in methods.values():  # warm up (thread pools, page faults, lazy inits)
-        fn(queries[:batch])
     names = list(methods)
-    for r in range(rounds):
-        qb = queries[(r * batch) % (len(queries) - batch + 1):][:batch]
-        # Each round starts with a different method, and a short gap lets the thread pools of
-        # the previous one (OpenBLAS, OpenMP spin a while after a call) go idle first.
-        for name in names[r % len(names):] + names[:r % len(names)]:
-            time.sleep(QUIET_GAP_S)
-            times[name].append(_timed(lambda: methods[name](qb)))
+    per_block = max(1, -(-rounds // PASSES))
+    call = 0
+    for p in range(PASSES):
+        for name in names[p % len(names):] + names[:p % len(names)]:
+            fn = methods[name]
+            for i in range(per_block + 1):
+                qb = queries[(call * batch) % (len(queries) - batch + 1):][:batch]
+                call += 1
+                elapsed = _timed(lambda: fn(qb))
+                if i:
+                    times[name].append(elapsed)
     return ({name: float(np.min(t)) for name, t in times.items()},
             {name: float(np.median(t)) for name, t in times.items()})
 
