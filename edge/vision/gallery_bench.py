@@ -16,6 +16,7 @@ import sys
 import time
 
 PASSES = 5
+WARMUP_S = 0.15
 TARGETS = {"exact_vs_numpy_max": 1.2, "fast_speedup_min": 5.0, "recall_min": 0.999}
 
 
@@ -123,8 +124,9 @@ def _rotation(methods: dict, queries, rounds: int, batch: int) -> tuple[dict, di
 
     The calls run in PASSES passes; in each pass every method runs a block of back-to-back
     calls, the order of the methods rotating from pass to pass, so load from other processes
-    hits them alike. Each block starts with one untimed call: it wakes the method's thread pool
-    and lets the previous method's pools (OpenBLAS, OpenMP spin a while after a call) go idle.
+    hits them alike. Each block starts with WARMUP_S of untimed calls: they wake the method's
+    thread pool and outlast the previous method's pools (an OpenBLAS worker spins ~0.1 s after
+    a call, OpenMP a little), which would otherwise hold the second core.
     The best call is what a method costs when the machine lets it run (timeit's argument);
     the median shows the weather.
     """
@@ -137,12 +139,15 @@ def _rotation(methods: dict, queries, rounds: int, batch: int) -> tuple[dict, di
     for p in range(PASSES):
         for name in names[p % len(names):] + names[:p % len(names)]:
             fn = methods[name]
-            for i in range(per_block + 1):
+            warm_until = time.perf_counter() + WARMUP_S
+            while True:  # at least one untimed call
+                fn(queries[:batch])
+                if time.perf_counter() >= warm_until:
+                    break
+            for _ in range(per_block):
                 qb = queries[(call * batch) % (len(queries) - batch + 1):][:batch]
                 call += 1
-                elapsed = _timed(lambda: fn(qb))
-                if i:
-                    times[name].append(elapsed)
+                times[name].append(_timed(lambda: fn(qb)))
     return ({name: float(np.min(t)) for name, t in times.items()},
             {name: float(np.median(t)) for name, t in times.items()})
 
