@@ -6,6 +6,7 @@ Once a `listener` line is in the config, mosquitto ignores `-p`, so the port is 
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -56,8 +57,14 @@ class MosquittoBroker:
                 "or give an existing broker with --broker mqtt://HOST:PORT"
             )
         conf = self.workdir / "mosquitto.conf"
-        persistence = (f"persistence true\npersistence_location {self.workdir}/\n" if self.persistence
-                       else "persistence false\n")
+        # Persistent: sessions and their queued messages (up to 100,000, not the default 1,000)
+        # survive a SIGTERM restart.
+        persistence = (f"persistence true\npersistence_location {self.workdir}/\nmax_queued_messages 100000\n"
+                       if self.persistence else "persistence false\n")
+        if self.persistence and os.geteuid() == 0:
+            # As root, mosquitto drops to user 'mosquitto', who cannot write into our private
+            # temporary directory: the saved sessions would silently be lost at the restart.
+            persistence += "user root\n"
         conf.write_text(
             f"listener {self.port} 127.0.0.1\nallow_anonymous true\n{persistence}"
             f"log_dest stderr\nlog_type error\nlog_type warning\n{self.extra_config}\n"
