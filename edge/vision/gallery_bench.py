@@ -234,8 +234,10 @@ def _load_average() -> float | None:
 
 def verdict(r: dict) -> dict:
     s = r["single_ms"]
-    out = {"exact_vs_numpy": s["exact"] / s["numpy"], "fast_speedup_vs_numpy": s["numpy"] / s["fast"]}
-    out["exact_ok"] = out["exact_vs_numpy"] <= TARGETS["exact_vs_numpy_max"]
+    b = r["batch16_ms"]
+    out = {"exact_vs_numpy": s["exact"] / s["numpy"], "exact_vs_numpy_16": b["exact"] / b["numpy"],
+           "fast_speedup_vs_numpy": s["numpy"] / s["fast"], "fast_speedup_vs_numpy_16": b["numpy"] / b["fast"]}
+    out["exact_ok"] = max(out["exact_vs_numpy"], out["exact_vs_numpy_16"]) <= TARGETS["exact_vs_numpy_max"]
     out["fast_ok"] = out["fast_speedup_vs_numpy"] >= TARGETS["fast_speedup_min"] and r["recall_at_1"] >= TARGETS["recall_min"]
     if "faiss" in s:
         out["beats_faiss"] = all(r[key]["exact"] < r[key]["faiss"] and r[key]["fast"] < r[key]["faiss"]
@@ -260,7 +262,8 @@ def render(results: list[dict]) -> str:
                      f"exact top-1 is the right person for {r['exact_top1_is_same_person']:.4f}")
         lines.append(f"  bytes per template: exact {r['bytes_per_template']['exact']}, "
                      f"fast {r['bytes_per_template']['fast']} ({r['bytes_per_template']['fast_scan']} scanned per query)")
-        lines.append(f"  exact / numpy {v['exact_vs_numpy']:.2f}x (target <= 1.2: {'ok' if v['exact_ok'] else 'MISSED'}); "
+        lines.append(f"  exact / numpy {v['exact_vs_numpy']:.2f}x, 16 queries {v['exact_vs_numpy_16']:.2f}x "
+                     f"(target <= 1.2: {'ok' if v['exact_ok'] else 'MISSED'}); "
                      f"fast speed-up {v['fast_speedup_vs_numpy']:.1f}x (target >= 5 at recall >= 0.999: "
                      f"{'ok' if v['fast_ok'] else 'MISSED'})"
                      + (f"; both faster than FAISS: {'ok' if v['beats_faiss'] else 'MISSED'}" if "beats_faiss" in v else ""))

@@ -68,6 +68,23 @@ def test_exact_mode_equals_numpy_ranking(kind, k):
         np.testing.assert_allclose(one_scores[0], scores[i], atol=1e-5)
 
 
+def test_batched_exact_search_over_several_row_blocks_with_removals():
+    """Many queries make the row blocks small (1024 rows): the merged top-k must still be
+    numpy's, with removed rows never returned."""
+    rng = np.random.default_rng(12)
+    vectors = rng.standard_normal((5_000, 16)).astype(np.float32)
+    queries = rng.standard_normal((1_500, 16)).astype(np.float32)
+    gallery = Gallery(16, mode="exact")
+    gallery.add(range(5_000), vectors)
+    gone = list(range(0, 5_000, 9))
+    gallery.remove(gone)
+    keep = np.setdiff1d(np.arange(5_000), gone)
+    expected_rows, expected_scores = numpy_top_k(vectors[keep], queries, 4)
+    ids, scores = gallery.search(queries, 4)
+    assert ids.tolist() == keep[expected_rows].tolist()
+    np.testing.assert_allclose(scores, expected_scores, atol=1e-5)
+
+
 def test_scores_are_cosine_of_normalised_vectors_whatever_the_scale():
     gallery = Gallery(3)
     gallery.add(["a", "b", "c"], [[10, 0, 0], [0, 0.01, 0], [1, 1, 0]])
