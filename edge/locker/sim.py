@@ -14,11 +14,12 @@ import random
 import select
 import threading
 import time
-import tty
+
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
+from edge.hw.pty import RawPty, open_raw_pty
 from edge.locker.protocols import PROTOCOLS, FrameError, Request
 
 log = logging.getLogger(__name__)
@@ -282,24 +283,12 @@ class PtySim:
         self.stop()
 
     def _open_pty(self) -> None:
-        self._master, self._slave = os.openpty()
-        tty.setraw(self._slave)
-        tty.setraw(self._master)
-        self.tty_path = os.ttyname(self._slave)
-        if self.link:
-            tmp = self.link.with_name(self.link.name + ".new")
-            if tmp.is_symlink() or tmp.exists():
-                tmp.unlink()
-            tmp.symlink_to(self.tty_path)
-            tmp.replace(self.link)
+        pty = open_raw_pty(self.link)
+        self._master, self._slave, self.tty_path = pty.master, pty.slave, pty.tty_path
 
     def _close_pty(self) -> None:
-        for fd in (self._master, self._slave):
-            if fd >= 0:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
+        if self._master >= 0:
+            RawPty(self._master, self._slave, "").close()
         self._master = self._slave = -1
 
     def _serve(self) -> None:

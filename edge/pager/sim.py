@@ -15,10 +15,10 @@ import shutil
 import tempfile
 import threading
 import time
-import tty
 from pathlib import Path
 from typing import Callable
 
+from edge.hw.pty import RawPty, open_raw_pty
 from edge.pager import ook, protocol
 
 log = logging.getLogger(__name__)
@@ -101,20 +101,13 @@ class TransmitterSim:
         return self._master >= 0
 
     def _open_pty(self) -> None:
-        master, slave = os.openpty()
-        tty.setraw(slave)  # the box sees bytes, not a terminal: no echo, no CR/LF translation
-        os.set_blocking(master, False)
-        self._master, self._slave = master, slave
-        tmp = f"{self.path}.{os.getpid()}.tmp"
-        Path(tmp).unlink(missing_ok=True)
-        os.symlink(os.ttyname(slave), tmp)
-        os.replace(tmp, self.path)
+        pty = open_raw_pty(self.path, nonblocking_master=True)
+        self._master, self._slave = pty.master, pty.slave
         self._buffer.clear()
 
     def _close_pty(self) -> None:
-        for fd in (self._master, self._slave):
-            if fd >= 0:
-                os.close(fd)
+        if self._master >= 0:
+            RawPty(self._master, self._slave, "").close()
         self._master = self._slave = -1
 
     # -- waiting (tests) --------------------------------------------------------------------

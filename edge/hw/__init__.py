@@ -1,0 +1,1 @@
+"""Transports shared by the hardware services (serial ports, ptys for the simulators)."""
