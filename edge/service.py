@@ -35,6 +35,7 @@ class ServiceContext:
     peers: dict[str, "Service"] = field(default_factory=dict)  # filled by the supervisor
     pin_factory: Any = None  # gpiozero pin factory; None = gpiozero's default
     demo: bool = False  # running under `edge demo`: simulators instead of hardware
+    broker_connected: Callable[[], bool] | None = None  # the MQTT link, for status screens
 
     def peer(self, name: str) -> "Service | None":
         """Another running service of this device (e.g. the kiosk asks the locker)."""

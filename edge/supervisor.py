@@ -163,6 +163,7 @@ class Supervisor:
             name=name, site=self.config.site, device=self.config.device, store=self.store,
             config=self.config.services.get(name), data_dir=Path(self.config.data_dir),
             language=self.config.language, peers=self.peers, pin_factory=self.pin_factory, demo=self.demo,
+            broker_connected=self.reporter.connected.is_set if self.reporter else None,
         )
 
         def build() -> Service:

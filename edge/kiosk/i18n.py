@@ -136,6 +136,8 @@ STRINGS: dict[str, tuple[str, str]] = {
     "status.temperature": ("Nhiệt độ CPU", "CPU temperature"),
     "status.broker_value": ("{pending} tin đang chờ gửi · broker xác nhận lần cuối {ago} giây trước",
                             "{pending} messages waiting · last acknowledged by the broker {ago} s ago"),
+    "status.broker_up": ("Đang kết nối", "Connected"),
+    "status.broker_down": ("Mất kết nối (sự kiện được lưu và gửi lại sau)", "Disconnected (events are kept and sent later)"),
     "status.broker_never": ("{pending} tin đang chờ gửi · chưa có xác nhận nào từ broker",
                             "{pending} messages waiting · nothing acknowledged by the broker yet"),
     "status.disk_value": ("còn trống {free} GB ({used} % đã dùng)", "{free} GB free ({used} % used)"),

@@ -180,5 +180,5 @@ class KioskService(Service):
             for alarm in found if isinstance(found, list) else []:
                 alarms.append({"service": name, **(alarm if isinstance(alarm, dict) else {"alarm": str(alarm)})})
         return {"site": self.ctx.site, "device": self.ctx.device, "services": services, "alarms": alarms,
-                "broker": broker_link(self.ctx.store, self.ctx.clock), "disk": disk_usage(self.ctx.data_dir),
+                "broker": broker_link(self.ctx.store, self.ctx.clock, self.ctx.broker_connected), "disk": disk_usage(self.ctx.data_dir),
                 "temperature_c": cpu_temperature()}

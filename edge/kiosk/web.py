@@ -358,11 +358,12 @@ async def status_view(request: web.Request) -> web.Response:
     return web.json_response(request.app[SVC].device_status(), dumps=_dumps)
 
 
-def broker_link(store, clock) -> dict:
-    """The broker link as the outbox sees it: messages waiting, and the last one acknowledged."""
+def broker_link(store, clock, connected=None) -> dict:
+    """The broker link: connected now (None when unknown), messages waiting, the last one acknowledged."""
     rows = store.query("SELECT max(published) AS last FROM outbox")
     last = rows[0]["last"] if rows else None
-    return {"pending": store.pending_count(), "last_ack_s_ago": None if last is None else round(clock() - last, 1)}
+    return {"connected": None if connected is None else connected(), "pending": store.pending_count(),
+            "last_ack_s_ago": None if last is None else round(clock() - last, 1)}
 
 
 def disk_usage(path: Path) -> dict:

@@ -77,7 +77,8 @@ def test_supervised_kiosk_serves_its_screens_and_opens_the_loaded_compartment(mo
         bus = locker.sim.bus
         assert bus.pulses_for(0, 2) == 2 and bus.pulses_for(0, 1) == 0  # loading + pickup, never door 1
         wait_for(lambda: http(base + "/api/kiosk")["step"] in ("thanks", "start"), 15)
-        assert http(base + "/api/status")["broker"]["pending"] >= 0
+        link = http(base + "/api/status")["broker"]
+        assert link["pending"] >= 0 and link["connected"] is True  # the supervisor's real MQTT link
     finally:
         loop.loop.call_soon_threadsafe(supervisor.request_stop)
         run.result(30)
