@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 from edge import __version__
 from edge.config import SERVICE_CLASSES, Config, SupervisorConfig, import_object
+from edge.device import DeviceService
 from edge.mqtt import CommandDispatcher, Reporter
 from edge.security import load_key
 from edge.service import Service, ServiceContext
@@ -157,8 +158,8 @@ class Supervisor:
             return self.service_classes[name]
         return import_object(SERVICE_CLASSES[name])
 
-    def _factory(self, name: str) -> Callable[[], Service]:
-        cls = self._service_class(name)
+    def _factory(self, name: str, cls: type[Service] | None = None) -> Callable[[], Service]:
+        cls = cls or self._service_class(name)
         ctx = ServiceContext(
             name=name, site=self.config.site, device=self.config.device, store=self.store,
             config=self.config.services.get(name), data_dir=Path(self.config.data_dir),
@@ -191,6 +192,8 @@ class Supervisor:
         for name in self.config.enabled_services():
             self.runners[name] = ServiceRunner(name, self._factory(name), self.config.supervisor,
                                                on_change=self._report_status)
+        # The built-in `device` service (resend of events) needs no config and no runner.
+        self._factory("device", DeviceService)()
         self.reporter.set_services(self.health())
         self.reporter.start()
         try:
