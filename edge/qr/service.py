@@ -238,12 +238,11 @@ class QrService(Service):
             return
         log.info("qr: demo camera shows the generated posters, receipt and appointment in %s", self._sim_dir)
         pager = self.ctx.peer("pager")
-        engine = getattr(pager, "engine", None)
         queue = self.config.default_queue_service
-        if engine is not None and queue and hasattr(engine, "add_appointment"):
+        if pager is not None and queue:
             # The booking system would do this; the demo books the code its camera will show.
             try:
-                await asyncio.to_thread(engine.add_appointment, self.source.appointment, queue, self.ctx.clock())
+                await pager.book(self.source.appointment, queue, self.ctx.clock())
                 log.info("qr: demo booked appointment %s for %s", self.source.appointment, queue)
             except EdgeError as err:
                 log.warning("qr: demo could not book an appointment: %s", err)
