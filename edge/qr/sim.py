@@ -55,6 +55,7 @@ class SimCamera:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.interval_s = interval_s
         self.clock = clock
+        self.started = clock()  # the loop starts at the first image (posters before the appointment)
         self.size = size
         rng = np.random.default_rng(seed)
         self.frames: list[np.ndarray] = []
@@ -74,7 +75,7 @@ class SimCamera:
         return frame
 
     def read(self) -> np.ndarray:
-        slot = int(self.clock() / self.interval_s) % len(self.frames)
+        slot = int((self.clock() - self.started) / self.interval_s) % len(self.frames)
         return self.frames[slot].copy()
 
     def close(self) -> None:
