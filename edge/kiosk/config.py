@@ -8,6 +8,11 @@ from typing import Literal
 from edge.config import opt
 
 
+def _check_staff_pins(pins: dict) -> str | None:
+    bad = [k for k, v in pins.items() if not str(v).startswith("pbkdf2_sha256$")]
+    return f"hashed PINs (python -m edge.locker.pins 1234), not plain text, for {bad}" if bad else None
+
+
 @dataclass(frozen=True)
 class KioskConfig:
     enabled: bool = opt(True)
@@ -30,3 +35,24 @@ class KioskConfig:
     button_pin: str | None = opt(None, help="GPIO of the physical 'get result' button, e.g. 'GPIO17' (None: no button)")
     button_bounce_s: float = opt(0.05, min=0.0, max=1.0, help="debounce of the button")
     counters: list[str] = opt([], help="counter ids shown as links on the index page (pager counters)")
+    staff_pins: dict[str, str] = opt({}, check=_check_staff_pins,
+                                     help="staff id -> PIN hash for the desk screens (python -m edge.locker.pins 1234)")
+    require_staff_login: bool = opt(False, help="staff log in even on 127.0.0.1 (always on for any other host)")
+    staff_session_s: float = opt(36000.0, min=60, max=86400, help="a staff login lasts this long (a working day)")
+    staff_attempts: int = opt(5, min=1, max=20, help="wrong staff PINs (per staff id or per computer) before a lockout")
+    staff_lockout_s: float = opt(900.0, min=10, max=86400, help="how long a staff login lockout lasts")
+
+    @property
+    def staff_login(self) -> bool:
+        """Staff endpoints need a login: on any non-loopback address, or when asked for."""
+        from edge.kiosk.staff import is_loopback
+        return self.require_staff_login or not is_loopback(self.host)
+
+    def problems(self) -> list[str]:
+        """A kiosk reachable from the LAN must not leave the queue controls open to anyone on it."""
+        if self.staff_login and not self.staff_pins:
+            why = "require_staff_login = true" if self.require_staff_login else f"host = '{self.host}' is not loopback"
+            return [f"kiosk.staff_pins: found none, expected at least one staff PIN hash ({why}, so the reception, "
+                    f"counter, loading and status screens need a staff login; python -m edge.locker.pins 1234 "
+                    f"prints a hash)"]
+        return []

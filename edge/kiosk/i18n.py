@@ -127,6 +127,17 @@ STRINGS: dict[str, tuple[str, str]] = {
     "loading.deadline": ("Hạn nhận (ngày)", "Pickup deadline (days)"),
     "loading.submit": ("Mở ngăn trống", "Open a free compartment"),
     "loading.opened": ("Đã mở ngăn số {compartment}: đặt hồ sơ vào và đóng cửa", "Compartment {compartment} is open: put the papers in and close it"),
+    # staff login (desk screens on the LAN)
+    "staff.title": ("Đăng nhập cán bộ", "Staff login"),
+    "staff.id": ("Mã cán bộ", "Staff id"),
+    "staff.pin": ("Mã PIN", "PIN"),
+    "staff.submit": ("Đăng nhập", "Log in"),
+    "staff.logout": ("Đăng xuất", "Log out"),
+    "staff.wrong": ("Mã cán bộ hoặc mã PIN không đúng.", "Wrong staff id or PIN."),
+    "staff.locked": ("Đã nhập sai quá số lần cho phép. Vui lòng thử lại sau {minutes} phút.",
+                     "Too many wrong PINs. Please try again in {minutes} minutes."),
+    "staff.login_required": ("Vui lòng đăng nhập.", "Please log in."),
+    "staff.bad_origin": ("Yêu cầu không đến từ màn hình của thiết bị này.", "This request did not come from this device's screens."),
     # status
     "status.title": ("Trạng thái thiết bị", "Device status"),
     "status.services": ("Dịch vụ", "Services"),

@@ -13,8 +13,9 @@ import errno
 
 from aiohttp import web
 
-from edge.errors import EdgeError
+from edge.errors import ConfigError, EdgeError
 from edge.kiosk.flows import Limits, PickupFlow
+from edge.kiosk.staff import StaffAuth
 from edge.kiosk.web import Latest, broker_link, build_app, cpu_temperature, disk_usage, pager_priorities, queue_name
 from edge.service import Service
 
@@ -36,9 +37,14 @@ class KioskService(Service):
         self.url: str | None = None
         self._closing = asyncio.Event()
         self.reception = Latest()  # the last procedure the desk camera read, for the reception screen
+        self._problems = cfg.problems()
+        self.staff = StaffAuth(cfg.staff_pins, required=cfg.staff_login, session_s=cfg.staff_session_s,
+                               attempts=cfg.staff_attempts, lockout_s=cfg.staff_lockout_s, clock=ctx.clock)
 
     # -- lifecycle ---------------------------------------------------------------------------------
     async def start(self) -> None:
+        if self._problems:  # also for a config built in code: never serve the queue controls open on the LAN
+            raise ConfigError(self._problems)
         self.flow = PickupFlow(store=self.ctx.store, locker=lambda: self.ctx.peer("locker"),
                                vision=lambda: self.ctx.peer("vision"), limits=self.limits,
                                clock=self.ctx.clock, language=self.language)

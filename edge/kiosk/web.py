@@ -14,12 +14,14 @@ import json
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlsplit
 
 from aiohttp import web
 
 from edge.errors import EdgeError
 from edge.kiosk import i18n
 from edge.kiosk.flows import SessionError
+from edge.kiosk.staff import COOKIE, LoginRefused
 
 if TYPE_CHECKING:
     from edge.kiosk.service import KioskService
@@ -27,7 +29,9 @@ if TYPE_CHECKING:
 STATIC_DIR = Path(__file__).parent / "static"
 PAGES = {"/": "index.html", "/kiosk": "kiosk.html", "/reception": "reception.html",
          "/counter": "counter.html", "/display": "display.html", "/loading": "loading.html",
-         "/status": "status.html"}
+         "/status": "status.html", "/login": "login.html"}
+# Desk screens for staff only: behind a staff login when the kiosk is on the LAN (edge.kiosk.staff).
+STAFF_PAGES = ("/reception", "/counter", "/loading", "/status")
 SSE_KEEPALIVE_S = 15.0
 PAGER_POLL_S = 0.5  # the pager view is polled for the display's stream (no callbacks to register)
 # Counter panel actions passed to the pager service as keyword calls (the browser sends the args).
@@ -36,6 +40,7 @@ MAX_BODY_BYTES = 16 * 1024
 SVC = web.AppKey("svc", object)  # the KioskService behind the app
 # The open event stream of a request (RequestKey is aiohttp >= 3.12; a plain key before).
 SSE = web.RequestKey("sse", web.StreamResponse) if hasattr(web, "RequestKey") else "sse"
+STAFF = web.RequestKey("staff", str) if hasattr(web, "RequestKey") else "staff"  # the logged-in staff id
 
 
 class Latest:
@@ -65,7 +70,7 @@ def build_app(svc: "KioskService") -> web.Application:
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[error_middleware])
     app[SVC] = svc
     for path, page in PAGES.items():
-        app.router.add_get(path, _page(page))
+        app.router.add_get(path, staff_only(_page(page), page=True) if path in STAFF_PAGES else _page(page))
     app.router.add_static("/static/", STATIC_DIR, append_version=False)
     r = app.router
     r.add_get("/api/i18n", get_i18n)
@@ -78,14 +83,17 @@ def build_app(svc: "KioskService") -> web.Application:
     r.add_post("/api/kiosk/pin", kiosk_step("pin"))
     r.add_post("/api/kiosk/cancel", kiosk_step("cancel"))
     r.add_post("/api/kiosk/lang", kiosk_step("lang"))
-    r.add_post("/api/reception/scan", reception_scan)
-    r.add_post("/api/reception/issue", reception_issue)
-    r.add_get("/api/reception/events", _quiet_disconnect(reception_events))
-    r.add_get("/api/pager", pager_view)
+    r.add_post("/api/reception/scan", staff_only(reception_scan))
+    r.add_post("/api/reception/issue", staff_only(reception_issue))
+    r.add_get("/api/reception/events", staff_only(_quiet_disconnect(reception_events)))
+    r.add_get("/api/pager", pager_view)  # the wall display's data: open, like /display
     r.add_get("/api/pager/events", _quiet_disconnect(pager_events))
-    r.add_post("/api/pager/{action}", pager_action)
-    r.add_post("/api/loading", loading_submit)
-    r.add_get("/api/status", status_view)
+    r.add_post("/api/pager/{action}", staff_only(pager_action))
+    r.add_post("/api/loading", staff_only(loading_submit))
+    r.add_get("/api/status", staff_only(status_view))
+    r.add_get("/api/staff/me", staff_me)
+    r.add_post("/api/staff/login", staff_login)
+    r.add_post("/api/staff/logout", staff_logout)
     return app
 
 
@@ -101,6 +109,105 @@ async def error_middleware(request: web.Request, handler):
     except (EdgeError, ValueError, TypeError, KeyError) as err:
         request.app[SVC].log.info("kiosk: %s %s refused: %s", request.method, request.path, err)
         return web.json_response({"ok": False, "error": str(err) or type(err).__name__}, status=400)
+
+
+# -- staff login ------------------------------------------------------------------------------------
+
+def staff_only(handler, page: bool = False):
+    """Let a request through only with a live staff session, when staff login is on (LAN, or asked for).
+
+    The cookie is SameSite=Strict, so another site's page cannot send it; a POST must also carry this
+    site's own Origin (defence in depth against a browser or proxy that drops SameSite).
+    """
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        auth = request.app[SVC].staff
+        if not auth.required:
+            session = auth.session(request.cookies.get(COOKIE))  # attribution only, when someone logged in
+        else:
+            if request.method not in ("GET", "HEAD"):
+                _check_origin(request)
+            session = auth.session(request.cookies.get(COOKIE))
+            if session is None:
+                if page:
+                    raise web.HTTPSeeOther("/login?next=" + quote(request.path_qs, safe=""))
+                request.app[SVC].log.info("kiosk: %s %s refused: no staff login (from %s)",
+                                          request.method, request.path, request.remote)
+                return web.json_response({"ok": False, "error": "staff.login_required", "login": True}, status=401)
+        if session is not None:
+            request[STAFF] = session.staff
+        return await handler(request)
+    wrapped.__name__ = handler.__name__
+    return wrapped
+
+
+def _check_origin(request: web.Request) -> None:
+    """A state-changing staff request must come from a page of this very server."""
+    origin = request.headers.get("Origin")
+    if origin is None or origin == "null":
+        raise web.HTTPForbidden(text=json.dumps({"ok": False, "error": "staff.bad_origin"}),
+                                content_type="application/json")
+    parts = urlsplit(origin)
+    if parts.scheme != request.scheme or parts.netloc.lower() != request.host.lower():
+        request.app[SVC].log.warning("kiosk: %s %s refused: Origin %s is not this server (%s)",
+                                     request.method, request.path, origin, request.host)
+        raise web.HTTPForbidden(text=json.dumps({"ok": False, "error": "staff.bad_origin"}),
+                                content_type="application/json")
+
+
+def _actor(request: web.Request) -> str:
+    staff = request.get(STAFF)
+    return f"staff:{staff}" if staff else "kiosk"
+
+
+async def staff_me(request: web.Request) -> web.Response:
+    auth = request.app[SVC].staff
+    session = auth.session(request.cookies.get(COOKIE))
+    return web.json_response({"required": auth.required, "configured": bool(auth.pins),
+                              "staff": session.staff if session else None})
+
+
+async def staff_login(request: web.Request) -> web.Response:
+    svc = request.app[SVC]
+    auth = svc.staff
+    _check_origin(request)
+    if not auth.pins:
+        raise EdgeError("staff login is not configured on this device ([kiosk] staff_pins)")
+    body = await _body(request)
+    staff, pin = _text(body, "staff", 64).strip(), _text(body, "pin", 32)
+    remote = request.remote or "?"
+    try:
+        auth.refuse_if_locked(staff, remote)
+        ok = await asyncio.to_thread(auth.pin_matches, staff, pin)  # PBKDF2 off the event loop
+        session = auth.record(staff, remote, ok)
+    except LoginRefused as err:
+        locked = err.retry_after_s is not None
+        with svc.ctx.store.transaction() as tx:
+            tx.audit("kiosk", "staff.login_refused", staff=staff, remote=remote, locked=locked)
+        svc.log.warning("kiosk: staff login refused for '%s' from %s: %s", staff, remote, err)
+        if locked:
+            return web.json_response({"ok": False, "error": "staff.locked",
+                                      "minutes": max(1, round(err.retry_after_s / 60))}, status=429,
+                                     headers={"Retry-After": str(int(err.retry_after_s) + 1)})
+        return web.json_response({"ok": False, "error": "staff.wrong"}, status=401)
+    with svc.ctx.store.transaction() as tx:
+        tx.audit(f"staff:{staff}", "staff.login", remote=remote)
+    svc.log.info("kiosk: staff '%s' logged in from %s", staff, remote)
+    response = web.json_response({"ok": True, "staff": staff})
+    response.set_cookie(COOKIE, session.token, max_age=int(auth.session_s), path="/", httponly=True,
+                        samesite="Strict")
+    return response
+
+
+async def staff_logout(request: web.Request) -> web.Response:
+    svc = request.app[SVC]
+    _check_origin(request)
+    session = svc.staff.logout(request.cookies.get(COOKIE))
+    if session is not None:
+        with svc.ctx.store.transaction() as tx:
+            tx.audit(f"staff:{session.staff}", "staff.logout", remote=request.remote or "?")
+    response = web.json_response({"ok": True})
+    response.del_cookie(COOKIE, path="/")
+    return response
 
 
 def _page(name: str):
@@ -265,7 +372,7 @@ async def reception_issue(request: web.Request) -> web.Response:
     priority = _text(body, "priority", 64, required=False) or None
     ticket = await _maybe_await(pager.issue(service, priority=priority, source="desk"))
     with svc.ctx.store.transaction() as tx:
-        tx.audit("kiosk", "reception.issue", service=service, priority=priority,
+        tx.audit(_actor(request), "reception.issue", service=service, priority=priority,
                  ticket=_as_dict(ticket).get("ticket"))
     return web.json_response({"ok": True, **_as_dict(ticket)})
 
@@ -329,6 +436,8 @@ async def pager_action(request: web.Request) -> web.Response:
         if not isinstance(value, (str, int, float)):
             raise ValueError(f"argument '{key}' must be text or a number")
     result = await _maybe_await(method(**args))
+    with svc.ctx.store.transaction() as tx:
+        tx.audit(_actor(request), f"counter.{action}", args=args)
     return web.json_response({"ok": True, "result": _as_dict(result)}, dumps=_dumps)
 
 
@@ -349,6 +458,8 @@ async def loading_submit(request: web.Request) -> web.Response:
         raise ValueError("'deadline_days' must be a whole number of days")
     # The locker checks the staff PIN and audits the loading; the kiosk never stores either PIN.
     result = await _maybe_await(locker.load(staff_pin, receipt, size, pin=pin, deadline_days=days))
+    with svc.ctx.store.transaction() as tx:  # the locker audits the loading itself; this says who was logged in
+        tx.audit(_actor(request), "loading.load", receipt=receipt, compartment=_as_dict(result).get("compartment"))
     return web.json_response({"ok": True, **_as_dict(result)}, dumps=_dumps)
 
 

@@ -24,6 +24,7 @@ const Edge = {
     let data = {};
     try { data = await r.json(); } catch (e) { data = { ok: false, error: "HTTP " + r.status }; }
     data.httpStatus = r.status;
+    if (r.status === 401 && data.login) Edge.toLogin();  // the staff session ended (expired, logged out)
     return data;
   },
   async get(path) {
@@ -36,6 +37,18 @@ const Edge = {
     source.onmessage = ev => { try { onData(JSON.parse(ev.data)); } catch (e) { console.error(e); } };
     return source;
   },
+  toLogin() { location.href = "/login?next=" + encodeURIComponent(location.pathname + location.search); },
+  // Staff screens (body data-staff="1"): who is logged in, and a logout button, in the header.
+  async staffBar() {
+    const me = await (await fetch("/api/staff/me")).json();
+    const header = document.querySelector("header");
+    if (!me.staff || !header) return;
+    const who = Edge.el("span", { class: "hint", id: "staff-who" }, me.staff);
+    const out = Edge.el("button", { class: "small secondary", id: "logout", "data-t": "staff.logout" },
+                        Edge.t("staff.logout"));
+    out.addEventListener("click", async () => { await Edge.post("/api/staff/logout"); Edge.toLogin(); });
+    header.append(who, out);
+  },
   $(id) { return document.getElementById(id); },
   el(tag, attrs, ...children) {
     const node = document.createElement(tag);
@@ -47,3 +60,7 @@ const Edge = {
     return node;
   },
 };
+
+document.addEventListener("DOMContentLoaded", () => {
+  if (document.body.dataset.staff === "1") Edge.staffBar().catch(e => console.error(e));
+});
