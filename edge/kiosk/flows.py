@@ -151,6 +151,8 @@ class PickupFlow:
     async def start(self, source: str = "screen") -> dict:
         """Begin a session (screen button or the physical button); pressing again keeps the same one."""
         async with self._lock:
+            if self.session is not None and self._idle_too_long(self.session):
+                self._end("timeout", "msg.timeout")  # before the tick did: never hand it to the next citizen
             if self.session is not None:
                 self._touch(self.session)
                 return self.view()
@@ -260,7 +262,7 @@ class PickupFlow:
                     self.banner = None
                     self._notify()
                 return
-            if s.step != "open" and self.clock() - s.touched > self.limits.session_timeout_s:
+            if self._idle_too_long(s):
                 self._end("timeout", "msg.timeout")
 
     async def close(self) -> None:
@@ -294,6 +296,9 @@ class PickupFlow:
                     result = {"decision": "error", "reason": str(err) or "camera"}
             async with self._lock:
                 if self.session is not s or s.step != "face":
+                    return
+                if self._idle_too_long(s):  # a late answer for a session that has timed out
+                    self._end("timeout", "msg.timeout")
                     return
                 if not await self._face_result(s, result or {}):
                     return
@@ -400,12 +405,18 @@ class PickupFlow:
     # -- helpers ----------------------------------------------------------------------------------
     def _current(self, session_id: str, step: str) -> Session:
         s = self.session
+        if s is not None and self._idle_too_long(s):
+            self._end("timeout", "msg.timeout")  # the tick may not have run yet: a timed-out session never acts
+            s = None
         if s is None or s.id != session_id:
             raise SessionError("this screen is out of date: the session has ended")
         if s.step != step:
             raise SessionError(f"the session is at step '{s.step}', not '{step}'")
         self._touch(s)
         return s
+
+    def _idle_too_long(self, s: Session) -> bool:
+        return s.step != "open" and self.clock() - s.touched > self.limits.session_timeout_s
 
     def _touch(self, s: Session) -> None:
         s.touched = self.clock()
