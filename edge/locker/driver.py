@@ -164,10 +164,12 @@ class SerialLockerDriver:
                 raise ProtocolError(f"open reply is about lock {next(iter(locks))}, expected lock {lock}")
             return reply
         except DeviceNotReady as err:
-            if isinstance(err, NoReply) or not self._wrote:
+            out = sent if self._wrote else sent - 1  # open frames that really went out
+            if isinstance(err, NoReply) or out == 0:
                 raise
-            # The frame went out, then the port vanished: the door may be open. Never resend.
-            raise OpenUncertain(f"board {board}: open sent {sent}x, then {err}") from err
+            # A frame went out (this one, or an earlier attempt's), then the port vanished: the door
+            # may be open, so this is not "nothing was sent". Never resend.
+            raise OpenUncertain(f"board {board}: open sent {out}x, then {err}") from err
 
     def _recheck(self, board: int, lock: int, err: Exception, sent: int) -> BoardReading:
         """After a lost or bad reply: flush, then read the status (never resend blindly)."""
