@@ -53,12 +53,12 @@ def build_parser(bench_wanted: str | None = None) -> argparse.ArgumentParser:
     p = sub.add_parser("config", help="configuration tools")
     csub = p.add_subparsers(dest="config_command", metavar="ACTION", required=True)
     c = csub.add_parser("check", help="validate a config file; names every bad key")
-    c.add_argument("file")
+    c.add_argument("file", help="the TOML file, e.g. /etc/edge/edge.toml (exit 1 lists every problem)")
     c.set_defaults(func=cmd_config_check)
 
     p = sub.add_parser("doctor", help="check ports, GPIO, camera, models, broker, clock, disk")
     p.add_argument("--config", default=None, help="TOML file to check against")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="the checks as a JSON list (exit 1 if any fails)")
     p.add_argument("--offline", action="store_true", help="skip the broker check (an office whose broker is down)")
     p.set_defaults(func=lambda a: _call("edge.doctor", "main", a))
 

@@ -79,7 +79,7 @@ class SupervisorConfig:
 @dataclass(frozen=True)
 class Config:
     site: str = opt(pattern=ID_PATTERN, help="office id, e.g. hn-badinh")
-    device: str = opt(pattern=ID_PATTERN, help="device id, unique in the site, e.g. kiosk-01")
+    device: str = opt(pattern=ID_PATTERN, help="device id, unique on the whole broker (its user name), e.g. kiosk-01")
     role: Literal["desk", "kiosk", "central"] = opt(help="which kind of device this is")
     data_dir: str = opt("/var/lib/edge", help="store, gallery and keys live here")
     language: Literal["vi", "en"] = opt("vi")
