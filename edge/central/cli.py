@@ -26,6 +26,8 @@ def register(sub) -> None:
     run.add_argument("--retention-months", type=int, default=int(os.environ.get("EDGE_RETENTION_MONTHS", "0")),
                      help="drop event partitions older than this many months (0 keeps all)")
     run.add_argument("--offline-alarm-s", type=float, default=300.0, help="alarm when a device is offline this long")
+    run.add_argument("--resend-retry-s", type=float, default=300.0,
+                     help="gap recovery: ask an online device to resend missing seqs at most this often (0 = off)")
     run.add_argument("--keys", default=os.environ.get("EDGE_KEYS"), help="device command keys: DIR/{site}/{device}.key")
     run.add_argument("--staff", default=os.environ.get("EDGE_STAFF"), help="staff tokens file: TOKEN ROLE NAME per line")
     run.add_argument("--webhook", action="append", default=[], help="alarm webhook URL (repeatable)")
@@ -76,6 +78,7 @@ def cmd_run(args) -> int:
     import logging
 
     from edge.central.ingest import IngestConfig, parse_broker_url, read_password
+    from edge.central.recovery import RecoverySettings
     from edge.central.service import CentralApp, CentralConfig, parse_listen
     from edge.errors import ConfigError
 
@@ -95,7 +98,9 @@ def cmd_run(args) -> int:
                                 batch_ms=args.batch_ms, batch_max=args.batch_max, tz=args.tz,
                                 offline_alarm_s=args.offline_alarm_s, retention_months=args.retention_months,
                                 username=args.broker_username, password=read_password(args.broker_password_file),
-                                ca_file=args.ca_file),
+                                ca_file=args.ca_file,
+                                resend=RecoverySettings(every_s=min(30.0, args.resend_retry_s),
+                                                        retry_s=args.resend_retry_s) if args.resend_retry_s > 0 else None),
             host=host, port=port, key_dir=args.keys, staff_file=args.staff, webhooks=tuple(args.webhook),
             smtp=args.smtp, mail_from=args.mail_from, mail_to=tuple(args.mail_to))
         app = CentralApp(config)

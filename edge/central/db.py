@@ -20,8 +20,8 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 
-from edge.central import analytics
-from edge.central.topics import Event, State, Status
+from edge.central import analytics, recovery
+from edge.central.topics import CommandResult, Event, State, Status
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +100,18 @@ MIGRATIONS = [
     );
     CREATE INDEX locker_results_open ON locker_results (site, device) WHERE closed_at IS NULL;
     CREATE INDEX locker_results_closed ON locker_results (closed_at) WHERE closed_at IS NOT NULL;
+    """,
+    # v4: gap recovery (recovery.py): when central last asked a device to resend (claimed with
+    # UPDATE … RETURNING, so one instance asks), and the ranges a device said it no longer holds.
+    # The requests themselves are rows of `commands` (service 'device', type 'resend').
+    """
+    ALTER TABLE devices ADD COLUMN resend_at timestamptz;
+    CREATE TABLE seq_lost (
+        site text NOT NULL, device text NOT NULL, first_seq bigint NOT NULL, last_seq bigint NOT NULL,
+        reported_at timestamptz NOT NULL DEFAULT now(), cmd_id text NOT NULL DEFAULT '',
+        PRIMARY KEY (site, device, first_seq)
+    );
+    CREATE INDEX commands_resend ON commands (site, device, sent_at DESC) WHERE service = 'device' AND type = 'resend';
     """,
 ]
 
@@ -208,6 +220,8 @@ class Writer:
                 self._status(status)
             for state in (m for m in messages if isinstance(m, State)):
                 self._state(state)
+            for answer in (m for m in messages if isinstance(m, CommandResult)):
+                recovery.record_result(self.conn, answer)
         return result
 
     def _insert_events(self, events: list[Event]) -> list[Event]:

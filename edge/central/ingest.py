@@ -24,7 +24,7 @@ import psycopg
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from edge.central import analytics, db, topics
+from edge.central import analytics, db, recovery, topics
 from edge.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -51,6 +51,7 @@ class IngestConfig:
     username: str | None = None          # broker user (the deployment's ACL names it `central`)
     password: str | None = None
     ca_file: str | None = None           # CA of the broker's certificate, for mqtts://
+    resend: recovery.RecoverySettings | None = recovery.RecoverySettings()   # gap recovery; None = off
 
 
 def read_password(path: str | None) -> str | None:
@@ -96,6 +97,7 @@ class Consumer:
         self._stop = threading.Event()
         self._generation = 0
         self._next_retention = 0.0
+        self._next_resend = 0.0
         self._conn = None
         self._writer: db.Writer | None = None
         self._thread: threading.Thread | None = None
@@ -174,6 +176,7 @@ class Consumer:
                 "received": self.counts["received"], "stored": self.counts["stored"],
                 "duplicates": self.counts["duplicates"], "batches": self.counts["batches"],
                 "redacted": self.counts["redacted"], "rejected": dict(self.rejected),
+                "resend_requests": self.counts["resend_requests"],
                 "pending": self._queue.qsize(), "last_error": self.last_error}
 
     # -- writer thread ------------------------------------------------------------------------
@@ -311,3 +314,24 @@ class Consumer:
             return
         if alarms:
             self.on_alarms(alarms)
+        self._recover_gaps()
+
+    def _recover_gaps(self) -> None:
+        settings = self.config.resend
+        if settings is None or not self.broker_ok or self._conn is None or time.monotonic() < self._next_resend:
+            return
+        self._next_resend = time.monotonic() + settings.every_s
+        try:
+            sent = recovery.run_round(self._conn, self._publish_command, settings, now=time.time)
+        except Exception as err:
+            self._db_failed(err)
+            return
+        self.counts["resend_requests"] += len(sent)
+
+    def _publish_command(self, topic: str, payload: str) -> bool:
+        """Publish an unsigned command on our own connection (the broker ACL lets `central` only)."""
+        props = Properties(PacketTypes.PUBLISH)
+        # A request still queued for a device after the retry interval is stale: a newer one follows.
+        props.MessageExpiryInterval = max(1, int(self.config.resend.retry_s))
+        info = self._client.publish(topic, payload, qos=1, properties=props)
+        return info.rc == mqtt.MQTT_ERR_SUCCESS

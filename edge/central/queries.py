@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
+from edge.central import recovery
 from edge.central.analytics import DAILY_SELECT
 
 EXPIRY_SOON_S = 24 * 3600
@@ -60,12 +61,30 @@ async def events(conn: AsyncConnection, site: str, device: str, limit: int) -> l
 
 
 async def gaps(conn: AsyncConnection, site: str, device: str, limit: int = 100) -> list[dict]:
-    """Missing seq ranges of one device (from its stored events)."""
-    return await _rows(conn, """
+    """Missing seq ranges of one device (from its stored events), with their recovery state:
+    `requested_at` (last resend request overlapping it, or None), `requests`, `lost` (seqs the
+    device said it no longer holds) and `unrecoverable` (all of them lost: never asked again)."""
+    rows = await _rows(conn, """
         SELECT seq + 1 AS first_missing, next_seq - 1 AS last_missing FROM (
             SELECT seq, lead(seq) OVER (ORDER BY seq) AS next_seq FROM events
             WHERE site = %s AND device = %s) s
         WHERE next_seq > seq + 1 ORDER BY seq DESC LIMIT %s""", (site, device, limit))
+    if not rows:
+        return rows
+    lost = [(r["first_seq"], r["last_seq"]) for r in await _rows(
+        conn, "SELECT first_seq, last_seq FROM seq_lost WHERE site = %s AND device = %s", (site, device))]
+    asked = await _rows(conn, """
+        SELECT sent_at, (args->>'from_seq')::bigint AS a, (args->>'to_seq')::bigint AS b FROM commands
+        WHERE site = %s AND device = %s AND service = 'device' AND type = 'resend'
+        ORDER BY sent_at DESC LIMIT 1000""", (site, device))
+    for row in rows:
+        gap = (row["first_missing"], row["last_missing"])
+        hits = [r["sent_at"] for r in asked if r["a"] <= gap[1] and r["b"] >= gap[0]]
+        row["requested_at"] = max(hits) if hits else None
+        row["requests"] = len(hits)
+        row["lost"] = recovery.overlap(gap, lost)
+        row["unrecoverable"] = row["lost"] == gap[1] - gap[0] + 1
+    return rows
 
 
 async def alarms(conn: AsyncConnection, *, open_only: bool = True, limit: int = 500) -> list[dict]:

@@ -1,6 +1,7 @@
 """Parse and check device messages (design §3 topics and payloads); pure, no I/O.
 
-`parse(topic, payload_bytes)` returns a `Status`, `State` or `Event`, or raises `BadMessage`
+`parse(topic, payload_bytes)` returns a `Status`, `State`, `Event` or `CommandResult` (a device's
+answer on `…/{service}/cmd/result`), or raises `BadMessage`
 whose `reason` is a short fixed code used for counting (`not_json`, `missing_id`, …).
 """
 
@@ -67,20 +68,31 @@ class Event:
     redacted: tuple = ()
 
 
+@dataclass(frozen=True)
+class CommandResult:
+    """A device's answer on `…/{service}/cmd/result` (central subscribes to the `device` ones)."""
+    site: str
+    device: str
+    service: str
+    id: str
+    data: dict          # {"id", "ok", ...}; for `resend`: "resent", "missing": [[a, b], ...]
+
+
 def subscriptions(group: str = "central") -> tuple[list[str], list[str]]:
     """(shared, plain) topic filters: events are split across instances by the shared
     subscription; status and state are retained, and MQTT 5 never sends retained messages to a
     shared subscription (§4.8.2), so every instance subscribes to them directly (upserts are
     idempotent)."""
     events = f"{PREFIX}+/+/+/event"
+    results = f"{PREFIX}+/+/device/cmd/result"     # answers to gap-recovery requests
     # An empty group means one instance on a plain subscription: mosquitto 2.0 does not keep
     # shared subscriptions across a broker restart, a plain one in a persistent session it does.
-    shared = [f"$share/{group}/{events}" if group else events]
+    shared = [f"$share/{group}/{t}" if group else t for t in (events, results)]
     plain = [f"{PREFIX}+/+/status", f"{PREFIX}+/+/+/state"]
     return shared, plain
 
 
-def parse(topic: str, payload: bytes) -> Status | State | Event:
+def parse(topic: str, payload: bytes) -> Status | State | Event | CommandResult:
     site, device, service, kind = _split_topic(topic)
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise BadMessage("too_large", f"{len(payload)} bytes on {topic} (limit {MAX_PAYLOAD_BYTES})")
@@ -89,6 +101,8 @@ def parse(topic: str, payload: bytes) -> Status | State | Event:
         return _status(site, device, data, topic)
     if kind == "state":
         return State(site, device, service, _ts(data, topic, required=False), data)
+    if kind == "result":
+        return _result(site, device, service, data, topic)
     return _event(site, device, service, data, topic)
 
 
@@ -100,8 +114,11 @@ def _split_topic(topic: str) -> tuple[str, str, str | None, str]:
         site, device, service, kind = parts[0], parts[1], None, "status"
     elif len(parts) == 4 and parts[3] in ("state", "event"):
         site, device, service, kind = parts
+    elif len(parts) == 5 and parts[3:] == ["cmd", "result"]:
+        site, device, service, kind = parts[0], parts[1], parts[2], "result"
     else:
-        raise BadMessage("bad_topic", f"{topic!r} is not …/status, …/{{service}}/state or …/{{service}}/event")
+        raise BadMessage("bad_topic", f"{topic!r} is not …/status, …/{{service}}/state, …/{{service}}/event "
+                         f"or …/{{service}}/cmd/result")
     for label, name in (("site", site), ("device", device), ("service", service)):
         if name is not None and not NAME_RE.match(name):
             raise BadMessage("bad_topic", f"{label} {name!r} in {topic!r} is not [a-z0-9_-]")
@@ -140,6 +157,20 @@ def _status(site: str, device: str, data: dict, topic: str) -> Status:
     if not isinstance(version, str):
         raise BadMessage("bad_version", f"{topic}: version {version!r} is not a string")
     return Status(site, device, state, _ts(data, topic), version, services)
+
+
+def _result(site: str, device: str, service: str, data: dict, topic: str) -> CommandResult:
+    cmd_id = data.get("id")
+    if not isinstance(cmd_id, str) or not ID_RE.match(cmd_id):
+        raise BadMessage("bad_result", f"{topic}: id {cmd_id!r} is not a short string")
+    if not isinstance(data.get("ok"), bool):
+        raise BadMessage("bad_result", f"{topic}: 'ok' must be true or false, found {data.get('ok')!r:.40}")
+    missing = data.get("missing", [])
+    if not isinstance(missing, list) or not all(
+            isinstance(r, list) and len(r) == 2 and all(isinstance(n, int) and not isinstance(n, bool) for n in r)
+            and 0 <= r[0] <= r[1] for r in missing):
+        raise BadMessage("bad_result", f"{topic}: 'missing' must be [[from_seq, to_seq], ...], found {missing!r:.80}")
+    return CommandResult(site, device, service, cmd_id, data)
 
 
 def _event(site: str, device: str, service: str, data: dict, topic: str) -> Event:

@@ -51,6 +51,8 @@ TEXT = {
     "open_doors": ("Cửa đang mở", "Doors open"), "collected": ("Nhận qua đêm", "Collected overnight"),
     "events": ("Sự kiện", "Events"), "type": ("Loại", "Type"), "time": ("Thời gian", "Time"),
     "gaps": ("Khoảng thiếu seq", "Seq gaps"), "ingest": ("Tiếp nhận", "Ingestion"),
+    "recovery": ("Khôi phục", "Recovery"), "requested": ("Đã yêu cầu gửi lại", "Resend requested"),
+    "unrecoverable": ("Không thể khôi phục", "Unrecoverable"), "lost": ("thiết bị không còn giữ", "no longer on the device"),
     "db": ("CSDL", "Database"), "broker": ("Broker", "Broker"), "ok": ("tốt", "ok"), "down": ("lỗi", "down"),
     "health_ok": ("Hệ thống hoạt động bình thường", "All systems normal"),
     "health_bad": ("Có sự cố", "Problem"),
@@ -476,14 +478,27 @@ class Handlers:
         rows = [[fmt_time(e.get("ts"), tz), str(e.get("seq")), esc(e.get("service")), esc(e.get("type")),
                  f'<small>{esc(json.dumps({k: v for k, v in e.items() if k not in ("id", "seq", "ts", "type", "service")}, ensure_ascii=False))}</small>']
                 for e in events]
-        gap_rows = [[str(g["first_missing"]), str(g["last_missing"])] for g in gaps]
+        gap_rows = [[str(g["first_missing"]), str(g["last_missing"]), _recovery_text(lang, g, tz)] for g in gaps]
         qs = f"site={site}&device={device}"
         body = (f'<h2>{t(lang, "events")}: {esc(site)}/{esc(device)}</h2>' +
                 table(lang, [("time", ""), ("missing", ""), ("services", ""), ("type", ""), ("events", "")], rows,
                       f"/api/events?{qs}&limit={MAX_EVENTS}&format=csv").replace(f"<th>{t(lang, 'missing')}</th>", "<th>seq</th>", 1) +
                 f'<h2>{t(lang, "gaps")}</h2>' +
-                "<table><tr><th>seq</th><th>…</th></tr>" + "".join(f"<tr><td>{a}</td><td>{b}</td></tr>" for a, b in gap_rows) + "</table>")
+                f"<table><tr><th>seq</th><th>…</th><th>{t(lang, 'recovery')}</th></tr>" +
+                "".join(f"<tr><td>{a}</td><td>{b}</td><td>{c}</td></tr>" for a, b, c in gap_rows) + "</table>")
         return page(request, "fleet", body)
+
+
+def _recovery_text(lang: str, gap: dict, tz: ZoneInfo) -> str:
+    """A gap's recovery state: unrecoverable, resend requested at …, or nothing yet."""
+    if gap.get("unrecoverable"):
+        return f'<span class="alarm">{t(lang, "unrecoverable")}</span>'
+    parts = []
+    if gap.get("requested_at"):
+        parts.append(f'{t(lang, "requested")}: {fmt_time(gap["requested_at"], tz)} (×{gap["requests"]})')
+    if gap.get("lost"):
+        parts.append(f'{gap["lost"]} seq {t(lang, "lost")}')
+    return esc(" · ".join(parts)) or "–"
 
 
 def make_app(central) -> web.Application:

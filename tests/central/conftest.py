@@ -251,7 +251,8 @@ def central_app(broker, pg):
 
     def make(**kw) -> CentralThread:
         ingest = IngestConfig(broker=broker.url, dsn=pg.dsn, instance=kw.pop("instance", "central-web"),
-                              batch_ms=10, periodic_s=0.3, offline_alarm_s=kw.pop("offline_alarm_s", 300.0))
+                              batch_ms=10, periodic_s=0.3, offline_alarm_s=kw.pop("offline_alarm_s", 300.0),
+                              **kw.pop("ingest", {}))
         c = CentralThread(CentralConfig(ingest=ingest, host="127.0.0.1", port=0, notify_base_delay_s=0.05, **kw))
         started.append(c)
         wait_until(lambda: c.app.consumer.broker_ok and c.app.consumer.db_ok, what="central connected")

@@ -35,7 +35,7 @@ def test_migrations_are_versioned_and_safe_to_run_concurrently(pg):
         t.join(30)
     assert errors == []
     with db.connect(pg.dsn) as conn:
-        assert [r[0] for r in conn.execute("SELECT version FROM central_schema ORDER BY version")] == [1, 2, 3]
+        assert [r[0] for r in conn.execute("SELECT version FROM central_schema ORDER BY version")] == [1, 2, 3, 4]
 
 
 def test_events_partitioned_by_month_and_retention_drops_old_months(pg):
@@ -71,4 +71,5 @@ def test_redelivery_is_stored_once_and_gaps_are_counted(pg):
 
     devices, gaps = asyncio.run(read())
     assert devices[0]["missing"] == 2
-    assert gaps == [{"first_missing": 3, "last_missing": 4}]
+    assert [(g["first_missing"], g["last_missing"], g["requested_at"], g["unrecoverable"]) for g in gaps] == \
+        [(3, 4, None, False)]
