@@ -63,7 +63,8 @@ def test_supervised_kiosk_serves_its_screens_and_opens_the_loaded_compartment(mo
     base = f"http://127.0.0.1:{port}"
     try:
         status = wait_for(lambda: (s := http(base + "/api/status"))["services"].get("locker") == "ok" and s)
-        assert status["site"] == "test" and set(status["services"]) == {"locker", "kiosk"}
+        # the supervisor's built-in "device" service (resend) is listed beside the configured ones
+        assert status["site"] == "test" and set(status["services"]) == {"locker", "kiosk", "device"}
         loaded = http(base + "/api/loading", {"staff_pin": "2580", "receipt": CODE, "size": "M", "pin": "4321"})
         assert loaded["ok"] and loaded["compartment"] == 2
         locker = supervisor.peers["locker"]
