@@ -148,7 +148,7 @@ def _check_origin(request: web.Request) -> None:
                                 content_type="application/json")
     parts = urlsplit(origin)
     if parts.scheme != request.scheme or parts.netloc.lower() != request.host.lower():
-        request.app[SVC].log.warning("kiosk: %s %s refused: Origin %s is not this server (%s)",
+        request.app[SVC].log.warning("kiosk: %s %s refused: Origin %r is not this server (%r)",
                                      request.method, request.path, origin, request.host)
         raise web.HTTPForbidden(text=json.dumps({"ok": False, "error": "staff.bad_origin"}),
                                 content_type="application/json")
@@ -183,7 +183,7 @@ async def staff_login(request: web.Request) -> web.Response:
         locked = err.retry_after_s is not None
         with svc.ctx.store.transaction() as tx:
             tx.audit("kiosk", "staff.login_refused", staff=staff, remote=remote, locked=locked)
-        svc.log.warning("kiosk: staff login refused for '%s' from %s: %s", staff, remote, err)
+        svc.log.warning("kiosk: staff login refused for %r from %s: %s", staff, remote, err)
         if locked:
             return web.json_response({"ok": False, "error": "staff.locked",
                                       "minutes": max(1, round(err.retry_after_s / 60))}, status=429,
@@ -191,7 +191,7 @@ async def staff_login(request: web.Request) -> web.Response:
         return web.json_response({"ok": False, "error": "staff.wrong"}, status=401)
     with svc.ctx.store.transaction() as tx:
         tx.audit(f"staff:{staff}", "staff.login", remote=remote)
-    svc.log.info("kiosk: staff '%s' logged in from %s", staff, remote)
+    svc.log.info("kiosk: staff %r logged in from %s", staff, remote)
     response = web.json_response({"ok": True, "staff": staff})
     response.set_cookie(COOKIE, session.token, max_age=int(auth.session_s), path="/", httponly=True,
                         samesite="Strict")
