@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import uuid
 from typing import Any, Callable
@@ -383,27 +384,44 @@ class LockerService(Service):
                 assignment = prepare(tx) if prepare else None
                 self.flows.record_intent(tx, cmd_id=cmd_id, compartment=compartment, reason=reason, actor=actor,
                                          assignment=assignment)
+            # From here the frame may be on the wire: a caller that gives up (a kiosk session torn down)
+            # must not leave the pulse unrecorded, so it runs as its own task and keeps the bus till done.
+            work = asyncio.ensure_future(self._pulse(cmd_id, compartment, board, lock, reason, assignment))
             try:
-                result = await asyncio.to_thread(self.driver.open, board, lock, self.config.pulse_ms)
-                uncertain, frames, note = False, result.frames_sent, result.note
-            except OpenUncertain as err:  # sent, outcome unknown: the door reading will tell
-                uncertain, frames, note = True, 1, str(err)
-            except DeviceNotReady as err:  # nothing was sent
-                self._open_failed(cmd_id, compartment, assignment, err)
+                uncertain = await asyncio.shield(work)
+            except asyncio.CancelledError:
+                while not work.done():
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await asyncio.wait({work})
+                if not work.cancelled():
+                    work.exception()  # retrieved (its failure is already recorded); the caller gets its cancel
                 raise
-            with self.ctx.store.transaction() as tx:
-                self.flows.finish_intent(tx, cmd_id, "pulsed", note)
-                tx.emit(SERVICE, "pulse_sent", compartment=compartment, board=board, lock=lock, command=cmd_id,
-                        reason=reason, frames=frames, uncertain=uncertain)
-                self.publish_state(tx)
-            log.info("locker: pulse sent to compartment %d (board %s lock %s, %s)", compartment, board, lock, reason)
-            if self.flows.doors().get(compartment, {}).get("door") == "open":
-                with self.ctx.store.transaction() as tx:  # already open (a valid open always pulses)
-                    self.flows.finish_intent(tx, cmd_id, "opened", "door was already open")
-            elif not uncertain and result.door_open:  # the board's reply already shows it open
-                await self._door_reading(compartment, True, None, False)
         self._poke.set()
         return {"compartment": compartment, "command": cmd_id, "state": "pulsed", "uncertain": uncertain}
+
+    async def _pulse(self, cmd_id: str, compartment: int, board: int, lock: int, reason: str,
+                     assignment: int | None) -> bool:
+        """Send the open whose intent is recorded, then record what happened; True if uncertain."""
+        try:
+            result = await asyncio.to_thread(self.driver.open, board, lock, self.config.pulse_ms)
+            uncertain, frames, note = False, result.frames_sent, result.note
+        except OpenUncertain as err:  # sent, outcome unknown: the door reading will tell
+            uncertain, frames, note = True, 1, str(err)
+        except DeviceNotReady as err:  # nothing was sent
+            self._open_failed(cmd_id, compartment, assignment, err)
+            raise
+        with self.ctx.store.transaction() as tx:
+            self.flows.finish_intent(tx, cmd_id, "pulsed", note)
+            tx.emit(SERVICE, "pulse_sent", compartment=compartment, board=board, lock=lock, command=cmd_id,
+                    reason=reason, frames=frames, uncertain=uncertain)
+            self.publish_state(tx)
+        log.info("locker: pulse sent to compartment %d (board %s lock %s, %s)", compartment, board, lock, reason)
+        if self.flows.doors().get(compartment, {}).get("door") == "open":
+            with self.ctx.store.transaction() as tx:  # already open (a valid open always pulses)
+                self.flows.finish_intent(tx, cmd_id, "opened", "door was already open")
+        elif not uncertain and result.door_open:  # the board's reply already shows it open
+            await self._door_reading(compartment, True, None, False)
+        return uncertain
 
     def _open_failed(self, cmd_id: str, compartment: int, assignment: int | None, err: Exception) -> None:
         with self.ctx.store.transaction() as tx:

@@ -33,3 +33,48 @@ def test_port_gone_before_a_retry_is_reported_uncertain_not_as_nothing_sent():
     with pytest.raises(OpenUncertain, match="open sent"):
         driver.open(0, 6)
     assert bus.pulses_for(0, 6) == 1
+
+
+def test_a_pickup_cancelled_mid_pulse_still_records_the_pulse_and_a_stuck_door_returns_to_waiting(tmp_path):
+    """The kiosk may be stopped while its pickup waits for the bus: the bolt moved regardless."""
+    import asyncio
+    import threading
+
+    from lockerkit import STAFF_PIN, bus, events, running, service
+
+    svc = service(tmp_path)
+    in_open, release = threading.Event(), threading.Event()
+
+    async def body():
+        async with running(svc):
+            comp = (await svc.load(STAFF_PIN, "R-7", "M"))["compartment"]
+            bus(svc).close_door(0, comp)
+            await asyncio.sleep(0.55)  # rate limit
+            bus(svc).door(0, comp).stuck = True
+            real_open = svc.driver.open
+
+            def slow_open(*a, **kw):  # the pulse goes out, the reply takes its time
+                result = real_open(*a, **kw)
+                in_open.set()
+                release.wait(5)
+                return result
+
+            svc.driver.open = slow_open
+            pickup = asyncio.create_task(svc.pickup("R-7", {"method": "face", "ref": "s"}, actor="kiosk"))
+            await asyncio.to_thread(in_open.wait, 5)
+            pickup.cancel()  # the kiosk session is torn down while the driver is mid-open
+            release.set()
+            with pytest.raises(asyncio.CancelledError):
+                await pickup
+            svc.driver.open = real_open
+            assert bus(svc).pulses_for(0, comp) == 2  # the load's and the pickup's
+            # The pulse is on record, so the open-detect timer runs: the stuck door hands the result back.
+            for _ in range(100):
+                if events(svc.ctx.store, "open_not_detected"):
+                    break
+                await asyncio.sleep(0.05)
+            assert [e["compartment"] for e in events(svc.ctx.store, "open_not_detected")] == [comp]
+            assert (await svc.lookup("R-7"))["status"] == "waiting"
+            assert not svc.ctx.store.query("SELECT 1 FROM locker_opens WHERE state = 'started'")
+
+    asyncio.run(body())
