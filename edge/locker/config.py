@@ -37,8 +37,9 @@ class SimConfig:
 def _check_compartments(comps: dict) -> str | None:
     problems, seen = [], {}
     for key, c in comps.items():
-        if not key.isdigit() or int(key) < 1:
-            problems.append(f"compartment key {key!r} must be a number from 1")
+        # Exactly str(n): the service looks compartments up as str(int), so "07" or "７" could never be found.
+        if not (key.isascii() and key.isdigit()) or key != str(int(key)) or int(key) < 1:
+            problems.append(f"compartment key {key!r} must be a number from 1, written without leading zeros")
         where = (c.board, c.lock)
         if where in seen:
             problems.append(f"compartments {seen[where]} and {key} both use board {c.board} lock {c.lock}")

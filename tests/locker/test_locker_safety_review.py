@@ -78,3 +78,14 @@ def test_a_pickup_cancelled_mid_pulse_still_records_the_pulse_and_a_stuck_door_r
             assert not svc.ctx.store.query("SELECT 1 FROM locker_opens WHERE state = 'started'")
 
     asyncio.run(body())
+
+
+@pytest.mark.parametrize("key", ["07", "+7", "\uff17"])
+def test_a_compartment_key_that_is_not_a_plain_number_is_a_config_error_naming_it(key):
+    """"07" and "7" would both be compartment 7 (or "07" one nobody can address): refuse at load."""
+    from edge.config import from_dict
+    from edge.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="compartment key"):
+        from_dict({"site": "hn", "device": "kiosk-01", "role": "kiosk",
+                   "locker": {"compartments": {key: {"board": 0, "lock": 1}, "8": {"board": 0, "lock": 2}}}})
