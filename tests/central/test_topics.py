@@ -70,6 +70,6 @@ def test_biometric_and_personal_fields_never_pass():
 
 def test_shared_subscription_for_events_plain_for_retained():
     shared, plain = topics.subscriptions("central")
-    assert shared == ["$share/central/motcua/v1/+/+/+/event"]
+    assert shared == ["$share/central/motcua/v1/+/+/+/event", "$share/central/motcua/v1/+/+/device/cmd/result"]
     assert plain == ["motcua/v1/+/+/status", "motcua/v1/+/+/+/state"]
-    assert topics.subscriptions("")[0] == ["motcua/v1/+/+/+/event"]
+    assert topics.subscriptions("")[0] == ["motcua/v1/+/+/+/event", "motcua/v1/+/+/device/cmd/result"]
