@@ -13,7 +13,7 @@ APT_PACKAGES := mosquitto mosquitto-clients libzbar0 chromium chromium-driver po
 PYTEST_ARGS ?= -m "not slow and not hw and not browser" -n 2 --timeout 600
 BROWSER_PYTEST_ARGS ?= -m "browser and not slow and not hw" --timeout 600
 
-.PHONY: setup apt venv models demo test test-slow bench clean wheel image
+.PHONY: setup apt venv models demo test test-slow clean wheel image
 
 setup: apt $(STAMP) models
 
