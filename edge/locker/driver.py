@@ -162,6 +162,8 @@ class SerialLockerDriver:
             locks = reply.reading.locks if reply.reading is not None else {}
             if len(locks) == 1 and lock not in locks:  # an answer about another lock
                 raise ProtocolError(f"open reply is about lock {next(iter(locks))}, expected lock {lock}")
+            if reply.lock is not None and reply.lock != lock:  # e.g. a late Kerong reply to another unlock
+                raise ProtocolError(f"open reply is about lock {reply.lock}, expected lock {lock}")
             return reply
         except DeviceNotReady as err:
             out = sent if self._wrote else sent - 1  # open frames that really went out

@@ -89,3 +89,14 @@ def test_a_compartment_key_that_is_not_a_plain_number_is_a_config_error_naming_i
     with pytest.raises(ConfigError, match="compartment key"):
         from_dict({"site": "hn", "device": "kiosk-01", "role": "kiosk",
                    "locker": {"compartments": {key: {"board": 0, "lock": 1}, "8": {"board": 0, "lock": 2}}}})
+
+
+def test_a_kerong_open_reply_addressed_to_another_lock_is_not_taken_as_confirmation(rig):
+    """Kerong answers an unlock with the status frame at the unlocked lock's address (design §5)."""
+    r = rig("kerong")
+    real_status_reply = r.bus.protocol.status_reply
+    r.bus.protocol.status_reply = lambda board, doors, occ, lock=1: real_status_reply(board, doors, occ, lock=lock % 16 + 1)
+    result = r.driver.open(0, 4)
+    assert r.kinds() == ["open", "status"]  # re-read, not trusted, not resent
+    assert "about lock 5, expected lock 4" in result.note and result.frames_sent == 1
+    assert r.bus.pulses_for(0, 4) == 1 and r.bus.pulses_for(0, 5) == 0

@@ -41,6 +41,7 @@ class Reply:
     board: int
     frame: bytes
     reading: BoardReading | None = None
+    lock: int | None = None  # the lock the reply is addressed to, where the frame carries one
 
 
 def bit_is_open(bit: int, polarity: Polarity) -> bool:

@@ -92,7 +92,9 @@ class KerongProtocol:
         bits = unpack_bits(data[3:5], 16)
         ir = unpack_bits(data[5:7], 16)
         locks = {i + 1: LockState(bit_is_open(bits[i], self.polarity), bool(ir[i])) for i in range(16)}
-        return Reply(kind, board, bytes(data), BoardReading(board, locks)), start + REPLY_LEN
+        # An unlock is answered at the unlocked lock's address; a status-all reply's lock nibble means nothing.
+        addressed = (data[1] & 0x0F) + 1 if kind == "open" else None
+        return Reply(kind, board, bytes(data), BoardReading(board, locks), addressed), start + REPLY_LEN
 
 
 def _find(buf: bytes, header: int) -> int:
