@@ -90,3 +90,37 @@ def test_a_wrong_broker_password_is_reported_not_hidden(office_broker, pg, caplo
         assert health["ok"] is False and health["broker"] is False and health["db"] is True
     finally:
         c.stop()
+
+
+def test_gap_recovery_through_the_acl(office_broker, pg, tmp_path):
+    """Only user `central` may publish the resend; the device answers and resends as itself."""
+    from edge.central import db
+    from edge.central.recovery import RecoverySettings
+
+    from .test_recovery import DeviceThread
+
+    pw = tmp_path / "kiosk.password"
+    pw.write_text(USERS["kiosk-1"])
+    c = CentralThread(CentralConfig(ingest=IngestConfig(
+        broker=office_broker.url, dsn=pg.dsn, instance="central-acl", batch_ms=10, periodic_s=0.3,
+        username="central", password=USERS["central"],
+        resend=RecoverySettings(every_s=0.2, retry_s=60, min_age_s=0.3)), host="127.0.0.1", port=0))
+    device = DeviceThread(office_broker.url, tmp_path / "device", device="kiosk-1",
+                          broker={"username": "kiosk-1", "password_file": str(pw)})
+    try:
+        wait_until(lambda: c.app.consumer.broker_ok, what="central subscribed as user central")
+        with db.connect(pg.dsn) as conn:
+            sent = device.emit(4)
+            wait_until(lambda: conn.execute("SELECT count(*) FROM events").fetchone()[0] == 4, what="stored")
+            with conn.transaction():   # as if seq 2 and 3 never reached central
+                conn.execute("DELETE FROM events WHERE seq IN (2, 3)")
+                conn.execute("UPDATE device_seq SET seq_stored = seq_stored - 2")
+            wait_until(lambda: conn.execute("SELECT count(*) FROM events").fetchone()[0] == 4, what="gap refilled")
+            ids = [r[0] for r in conn.execute("SELECT id FROM events ORDER BY seq")]
+            (result,) = conn.execute("SELECT result FROM commands WHERE type = 'resend'").fetchone()
+        assert ids == [e["id"] for e in sent]
+        assert result["ok"] is True and result["resent"] == 2
+        assert c.get("/api/gaps?site=hn&device=kiosk-1") == []
+    finally:
+        device.stop()
+        c.stop()

@@ -100,9 +100,9 @@ def test_only_one_instance_asks_and_lost_ranges_are_not_asked_again(pg):
 class DeviceThread:
     """A real `edge.supervisor.Supervisor` (outbox, reporter, dispatcher, `device` service)."""
 
-    def __init__(self, broker_url: str, data_dir):
-        config = from_dict({"site": SITE, "device": DEVICE, "role": "desk", "data_dir": str(data_dir),
-                            "broker": {"url": broker_url}})
+    def __init__(self, broker_url: str, data_dir, *, device: str = DEVICE, broker: dict | None = None):
+        config = from_dict({"site": SITE, "device": device, "role": "desk", "data_dir": str(data_dir),
+                            "broker": {"url": broker_url, **(broker or {})}})
         self.supervisor = Supervisor(config)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
