@@ -154,11 +154,12 @@ def test_device_resends_what_central_missed_and_the_gap_closes(broker, pg, centr
         def gaps():
             return b.get(f"/api/gaps?site={SITE}&device={DEVICE}")
 
-        wait_until(lambda: [(g["first_missing"], g["last_missing"], g["unrecoverable"]) for g in gaps()] == [(7, 9, True)],
-                   what="gap 4-6 filled, 7-9 unrecoverable")
+        wait_until(lambda: [(g["first_missing"], g["last_missing"], g["unrecoverable"]) for g in gaps()]
+                   == [(7, 9, True)], what="gap 4-6 filled, 7-9 unrecoverable")
         time.sleep(3.0)                                  # three retry periods: nothing asked again
         with db.connect(pg.dsn) as conn:
-            stored = conn.execute("SELECT count(*), count(DISTINCT id), array_agg(seq ORDER BY seq) FROM events").fetchone()
+            stored = conn.execute(
+                "SELECT count(*), count(DISTINCT id), array_agg(seq ORDER BY seq) FROM events").fetchone()
             asked = conn.execute("SELECT args, result FROM commands WHERE type = 'resend'").fetchall()
         assert stored == (9, 9, [1, 2, 3, 4, 5, 6, 10, 11, 12])      # every event once
         assert len(asked) == 1                                      # one instance asked, once
