@@ -95,6 +95,12 @@ class Config:
     def enabled_services(self) -> list[str]:
         return [name for name, section in self.services.items() if getattr(section, "enabled", True)]
 
+    def simulated(self) -> list[str]:
+        """Keys that select a built-in simulator (`port`/`camera` = "sim"): fine in a demo, a
+        mistake on a device in service, so `edge run` and `edge doctor` say so."""
+        return [f"{name}.{key}" for name in self.enabled_services() for key in ("port", "camera")
+                if getattr(self.services[name], key, None) == "sim"]
+
 
 # -- loading ------------------------------------------------------------------------------------
 

@@ -56,6 +56,15 @@ def check_serial(config) -> list[Check]:
     return checks
 
 
+def check_simulators(config) -> list[Check]:
+    if config is None:
+        return []
+    simulated = config.simulated()
+    if not simulated:
+        return [Check("simulators", OK, "none: every service drives real hardware")]
+    return [Check("simulators", WARN, f"{', '.join(simulated)} = \"sim\": built-in simulator, not the real device")]
+
+
 def check_gpio() -> Check:
     chips = sorted(Path("/dev").glob("gpiochip*"))
     if not chips:
@@ -118,7 +127,7 @@ def check_disk(config) -> Check:
 def run_checks(config_path: str | None, *, offline: bool = False) -> list[Check]:
     first, config = check_config(config_path)
     broker = Check("broker", WARN, "skipped (--offline)") if offline else check_broker(config)
-    return [first, *check_serial(config), check_gpio(), check_camera(), check_models(config),
+    return [first, *check_serial(config), *check_simulators(config), check_gpio(), check_camera(), check_models(config),
             broker, check_clock(), check_disk(config)]
 
 

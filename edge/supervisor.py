@@ -194,6 +194,8 @@ class Supervisor:
                                                on_change=self._report_status)
         # The built-in `device` service (resend of events) needs no config and no runner.
         self._factory("device", DeviceService)()
+        for key in [] if self.demo else self.config.simulated():
+            log.warning("%s = \"sim\": this service runs on its built-in SIMULATOR, not on real hardware", key)
         self.reporter.set_services(self.health())
         self.reporter.start()
         try:

@@ -33,3 +33,12 @@ def test_doctor_names_an_unreachable_broker_unless_offline(tmp_path):
     assert down["broker"]["status"] == "fail" and "127.0.0.1:1" in down["broker"]["detail"]
     offline = {c["name"]: c for c in json.loads(doctor("--config", str(config), "--offline").stdout)}
     assert offline["broker"]["status"] == "warn"
+
+
+def test_doctor_warns_when_a_service_runs_on_its_simulator(tmp_path):
+    config = tmp_path / "edge.toml"
+    config.write_text(f'site = "hn"\ndevice = "kiosk-01"\nrole = "kiosk"\ndata_dir = "{tmp_path}"\n'
+                      '[broker]\nurl = "mqtt://127.0.0.1:1"\n'
+                      '[locker]\nport = "sim"\n[locker.compartments]\n1 = { board = 0, lock = 1 }\n')
+    checks = {c["name"]: c for c in json.loads(doctor("--config", str(config), "--offline").stdout)}
+    assert checks["simulators"]["status"] == "warn" and "locker.port" in checks["simulators"]["detail"]
