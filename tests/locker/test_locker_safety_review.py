@@ -100,3 +100,35 @@ def test_a_kerong_open_reply_addressed_to_another_lock_is_not_taken_as_confirmat
     assert r.kinds() == ["open", "status"]  # re-read, not trusted, not resent
     assert "about lock 5, expected lock 4" in result.note and result.frames_sent == 1
     assert r.bus.pulses_for(0, 4) == 1 and r.bus.pulses_for(0, 5) == 0
+
+
+def test_a_pickup_whose_result_moved_to_another_compartment_while_it_waited_opens_no_door(tmp_path):
+    """The early check and the intent's re-check must be about the same assignment, or the door is stale."""
+    import asyncio
+
+    from edge.locker.flows import LockerRefused
+    from lockerkit import STAFF_PIN, bus, running, service
+
+    svc = service(tmp_path)
+
+    async def body():
+        async with running(svc):
+            comp = (await svc.load(STAFF_PIN, "R-1", "M"))["compartment"]
+            bus(svc).close_door(0, comp)
+            await asyncio.sleep(0.55)  # rate limit
+            await svc._hw.acquire()  # the bus is busy (another open): the pickup waits for it
+            pickup = asyncio.create_task(svc.pickup("R-1", {"method": "face", "ref": "s"}, actor="kiosk"))
+            await asyncio.sleep(0.05)
+            # Meanwhile staff took the result back and loaded it again into another compartment.
+            with svc.ctx.store.transaction() as tx:
+                tx.execute("UPDATE locker_assignments SET status = 'reclaimed' WHERE receipt = 'R-1'")
+                svc.flows.create_assignment(tx, receipt="R-1", compartment=5, size="M", pin_hash=None,
+                                            deadline_days=None, staff="an", face_enrolled=False)
+            svc._hw.release()
+            with pytest.raises(LockerRefused):
+                await pickup
+            assert bus(svc).pulses_for(0, comp) == 1  # only the load's pulse: the old door stays shut
+            assert bus(svc).pulses_for(0, 5) == 0
+            assert (await svc.lookup("R-1"))["status"] == "waiting"
+
+    asyncio.run(body())
