@@ -132,6 +132,10 @@ def request_topic(site: str, device: str) -> str:
 def run_round(conn: psycopg.Connection, publish: Callable[[str, str], bool], s: RecoverySettings,
               *, now: Callable[[], float]) -> list[dict]:
     """Ask every device that needs it; return the commands published (for logs and tests)."""
+    # A "lost" range of which a seq arrived after all (e.g. from a late redelivery) is no longer
+    # known to be lost: forget it, so the candidates' sum stays true; the device tells again.
+    conn.execute("DELETE FROM seq_lost l WHERE EXISTS (SELECT 1 FROM events e WHERE e.site = l.site "
+                 "AND e.device = l.device AND e.seq BETWEEN l.first_seq AND l.last_seq)")
     sent = []
     for site, device, seq_max in conn.execute(CANDIDATES, (s.retry_s,)).fetchall():
         with conn.transaction():
