@@ -544,7 +544,10 @@ class LockerService(Service):
             raise LockerRefused("unknown", f"no result of {receipt} to reclaim")
 
         def prepare(tx: Tx) -> None:
-            tx.execute("UPDATE locker_assignments SET status = 'reclaimed', closed_at = ? WHERE id = ?", (self.clock(), a.id))
+            cur = tx.execute("UPDATE locker_assignments SET status = 'reclaimed', closed_at = ? WHERE id = ? "
+                             "AND status IN ('expired', 'waiting')", (self.clock(), a.id))
+            if not cur.rowcount:  # collected (or being collected) while we waited for the bus
+                raise LockerRefused("unknown", f"no result of {receipt} to reclaim any more")
             tx.emit(SERVICE, "reclaimed", receipt=receipt, compartment=a.compartment)
             tx.audit(staff, "locker.reclaim", receipt=receipt, compartment=a.compartment)
 

@@ -132,3 +132,37 @@ def test_a_pickup_whose_result_moved_to_another_compartment_while_it_waited_open
             assert (await svc.lookup("R-1"))["status"] == "waiting"
 
     asyncio.run(body())
+
+
+def test_a_reclaim_of_a_result_collected_while_it_waited_opens_no_door(tmp_path):
+    """Staff reclaim A; before the bus is free A is collected and B loaded into that compartment."""
+    import asyncio
+
+    from edge.locker.flows import LockerRefused
+    from lockerkit import STAFF_PIN, bus, running, service
+
+    svc = service(tmp_path)
+
+    async def body():
+        async with running(svc):
+            comp = (await svc.load(STAFF_PIN, "R-A", "M"))["compartment"]
+            bus(svc).close_door(0, comp)
+            await asyncio.sleep(0.55)  # rate limit
+            await svc._hw.acquire()
+            reclaim = asyncio.create_task(svc.reclaim(STAFF_PIN, "R-A"))
+            for _ in range(250):  # until it has read A and waits for the bus
+                if svc._hw._waiters:
+                    break
+                await asyncio.sleep(0.02)
+            with svc.ctx.store.transaction() as tx:
+                tx.execute("UPDATE locker_assignments SET status = 'collected' WHERE receipt = 'R-A'")
+                svc.flows.create_assignment(tx, receipt="R-B", compartment=comp, size="M", pin_hash=None,
+                                            deadline_days=None, staff="an", face_enrolled=False)
+            svc._hw.release()
+            with pytest.raises(LockerRefused):
+                await reclaim
+            assert bus(svc).pulses_for(0, comp) == 1  # only the load's pulse: B's door stays shut
+            assert (await svc.lookup("R-A"))["status"] == "collected"
+            assert (await svc.lookup("R-B"))["status"] == "waiting"
+
+    asyncio.run(body())
