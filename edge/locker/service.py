@@ -475,7 +475,9 @@ class LockerService(Service):
             again = self.flows.claim_for_pickup(tx, receipt, claim)  # still waiting, inside the intent's tx
             if (again.id, again.compartment) != (a.id, a.compartment):  # reclaimed and reloaded meanwhile
                 raise LockerRefused("busy", f"the result of {receipt} moved while waiting; try again")
-            tx.execute("UPDATE locker_assignments SET status = 'opening' WHERE id = ?", (again.id,))
+            # A verified PIN is used up by this pickup: a door that does not open asks for it again.
+            tx.execute("UPDATE locker_assignments SET status = 'opening', pin_verified_at = NULL WHERE id = ?",
+                       (again.id,))
             tx.audit(actor, "locker.pickup", receipt=receipt, compartment=again.compartment,
                      method=claim["method"], ref=str(claim["ref"])[:64])
             return again.id

@@ -166,3 +166,31 @@ def test_a_reclaim_of_a_result_collected_while_it_waited_opens_no_door(tmp_path)
             assert (await svc.lookup("R-B"))["status"] == "waiting"
 
     asyncio.run(body())
+
+
+def test_a_verified_pin_is_used_up_by_the_pickup_it_allowed(tmp_path):
+    """A door that stays shut hands the result back; the PIN must then be entered again."""
+    import asyncio
+
+    from edge.locker.flows import LockerRefused
+    from lockerkit import STAFF_PIN, bus, events, running, service
+
+    svc = service(tmp_path)
+
+    async def body():
+        async with running(svc):
+            comp = (await svc.load(STAFF_PIN, "R-8", "M", pin="4321"))["compartment"]
+            bus(svc).close_door(0, comp)
+            await asyncio.sleep(0.55)  # rate limit
+            bus(svc).door(0, comp).stuck = True
+            assert await svc.verify_pin("R-8", "4321")
+            await svc.pickup("R-8", {"method": "pin", "ref": "s1"}, actor="kiosk")
+            for _ in range(100):
+                if events(svc.ctx.store, "open_not_detected"):
+                    break
+                await asyncio.sleep(0.05)
+            assert (await svc.lookup("R-8"))["status"] == "waiting"
+            with pytest.raises(LockerRefused, match="not_verified|PIN"):
+                await svc.pickup("R-8", {"method": "pin", "ref": "s2"}, actor="kiosk")
+
+    asyncio.run(body())
