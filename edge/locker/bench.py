@@ -153,7 +153,9 @@ def bench_cycle(driver_name: str, cycles: int) -> dict:
             for i in range(cycles):
                 c = 1 + i % n
                 await svc.wait_door(c, "closed", 2.0)
-                await asyncio.sleep(0.15)  # let the previous 100 ms pulse end: coils never overlap
+                # Not timed: the previous pulse's coil window (the hard cap on boards that time
+                # their own pulse) must end first, coils never overlap.
+                await asyncio.sleep(svc.driver.coil_wait_s() + 0.01)
                 t0 = time.perf_counter()
                 await svc.open_compartment(c, reason="bench", actor="bench")
                 if not await svc.wait_door(c, "open", 5.0):

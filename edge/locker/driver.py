@@ -183,6 +183,10 @@ class SerialLockerDriver:
                 f"board {board} lock {lock}: open sent {sent}x, {err}; status re-read failed: {err2}"
             ) from err2
 
+    def coil_wait_s(self) -> float:
+        """Seconds until the last pulse's coil window ends (0 when free)."""
+        return max(0.0, self._coil_busy_until - self.clock())
+
     def _wait_coil_free(self) -> None:
         wait = self._coil_busy_until - self.clock()
         if wait > 0:
@@ -198,8 +202,12 @@ class SerialLockerDriver:
             self._close_transport()
             raise DeviceNotReady(f"serial port gone while writing: {err}") from err
         if kind == "open":
-            # Counted from the write: the board starts its timed pulse when the frame lands.
-            self._coil_busy_until = self.clock() + (pulse_ms or 0) / 1000.0 + COIL_RELEASE_S
+            # Counted from the write: the board starts its timed pulse when the frame lands. A board
+            # that chooses its own pulse length (Kerong, 8A) is not told our pulse_ms, so the next
+            # coil waits out the longest pulse any lock may take (the hard cap): never two at once.
+            told = getattr(self.protocol, "pulse_on_wire", True)
+            window_ms = -(-(pulse_ms or 0) // 100) * 100 if told else PULSE_HARD_CAP_MS
+            self._coil_busy_until = self.clock() + window_ms / 1000.0 + COIL_RELEASE_S
         reply = self._read_reply(kind)
         if reply.board != board:
             self.stats["wrong_address"] += 1

@@ -194,3 +194,20 @@ def test_a_verified_pin_is_used_up_by_the_pickup_it_allowed(tmp_path):
                 await svc.pickup("R-8", {"method": "pin", "ref": "s2"}, actor="kiosk")
 
     asyncio.run(body())
+
+
+@pytest.mark.parametrize("driver, window_s", [("kerong", 1.0), ("8a", 1.0), ("modbus", 0.3)])
+def test_the_next_coil_waits_out_a_pulse_the_board_times_itself(driver, window_s):
+    """Kerong and 8A choose their own pulse length: the next open waits the hard cap, not our
+    configured 300 ms; Modbus is told the length, so its own (rounded to 100 ms) is enough."""
+    from edge.locker.driver import COIL_RELEASE_S
+
+    now = [0.0]
+    slept = []
+    bus = BusSim(driver, boards=[0] if driver == "kerong" else [1])
+    board = 0 if driver == "kerong" else 1
+    drv = SerialLockerDriver(PROTOCOLS[driver](), transport=SimTransport(bus), clock=lambda: now[0],
+                             sleep=lambda s: slept.append(s))
+    drv.open(board, 1, 250)
+    drv.open(board, 2, 250)
+    assert slept and slept[0] == pytest.approx(window_s + COIL_RELEASE_S)

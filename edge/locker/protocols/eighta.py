@@ -40,6 +40,7 @@ class EightAProtocol:
     locks_per_board = LOCKS
     board_range = (1, 64)
     board_timed_pulse = True
+    pulse_on_wire = False  # the board chooses its own pulse length
     has_occupancy = False
 
     def __init__(self, polarity: Polarity = "open_high"):

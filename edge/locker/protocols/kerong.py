@@ -43,6 +43,7 @@ class KerongProtocol:
     locks_per_board = 16
     board_range = (0, 15)
     board_timed_pulse = True  # the board times the coil; pulse_ms is not on the wire
+    pulse_on_wire = False
     has_occupancy = True
 
     def __init__(self, polarity: Polarity = "open_high"):

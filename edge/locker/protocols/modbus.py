@@ -51,6 +51,7 @@ class ModbusProtocol:
     locks_per_board = CHANNELS
     board_range = (1, 247)
     board_timed_pulse = True
+    pulse_on_wire = True  # flash-on carries the pulse length (rounded up to 100 ms units)
     has_occupancy = False
     echoes_writes = True  # a write is answered with its exact echo; anything else is refused
 
