@@ -43,7 +43,7 @@ models: $(STAMP)
 	@if $(PY) -c 'import edge.vision.convert' 2>/dev/null; then $(PY) -m edge vision convert --out $(MODELS); fi
 
 demo: setup
-	$(VENV)/bin/edge demo --seconds $${SECONDS_TO_RUN:-60}
+	$(VENV)/bin/edge demo --seconds $${SECONDS_TO_RUN:-60} --central
 
 test: setup
 	$(VENV)/bin/pytest $(PYTEST_ARGS)

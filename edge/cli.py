@@ -48,6 +48,9 @@ def build_parser(bench_wanted: str | None = None) -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="every service on simulators with a built-in config")
     p.add_argument("--seconds", type=float, default=None, help="stop after N seconds (default: until Ctrl-C)")
     p.add_argument("--broker", default=None, help="use this broker (mqtt://HOST:PORT) instead of starting one")
+    p.add_argument("--central", nargs="?", const="127.0.0.1:8090", default=None, metavar="HOST:PORT",
+                   help="also run the central service with a throwaway PostgreSQL; dashboard on HOST:PORT "
+                        "(default 127.0.0.1:8090)")
     p.set_defaults(func=lambda a: _call("edge.demo", "main", a))
 
     p = sub.add_parser("config", help="configuration tools")

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
+import socket
+import subprocess
 import sys
 import tempfile
 import threading
+import time
 import tomllib
 from importlib import resources
 
@@ -18,6 +20,7 @@ from edge.monitor import watch
 from edge.supervisor import Supervisor
 
 log = logging.getLogger("edge.demo")
+CENTRAL_START_S = 60.0
 
 
 def demo_config(broker_url: str, data_dir: str) -> config_module.Config:
@@ -58,6 +61,7 @@ def main(args) -> int:
         monitor = threading.Thread(target=watch, args=(url, config.site, lambda line: print(f"mqtt> {line}", flush=True),
                                                        stop_monitor), kwargs={"show_state": False}, daemon=True)
         monitor.start()
+        central = _start_central(url, args.central) if getattr(args, "central", None) else None
         supervisor = Supervisor(config, demo=True, pin_factory=_mock_pins())
         try:
             asyncio.run(_run(supervisor, args.seconds))
@@ -65,10 +69,39 @@ def main(args) -> int:
             pass
         return 0
     finally:
+        if central is not None:
+            central.terminate()
+            try:
+                central.wait(20)
+            except subprocess.TimeoutExpired:
+                central.kill()
         stop_monitor.set()
         if broker is not None:
             broker.close()
         print("edge demo: stopped", flush=True)
+
+
+def _start_central(broker_url: str, listen: str) -> subprocess.Popen | None:
+    """The office dashboard beside the demo device: `edge central run --db temp` (a throwaway
+    PostgreSQL). Without PostgreSQL the demo goes on without it and says why."""
+    host, _, port = listen.rpartition(":")
+    proc = subprocess.Popen([sys.executable, "-m", "edge", "central", "run", "--broker", broker_url, "--db", "temp",
+                             "--listen", listen, "--group", ""], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + CENTRAL_START_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            reason = (proc.stderr.read() or b"").decode(errors="replace").strip().splitlines()[-1:] or ["?"]
+            print(f"edge demo: the central service did not start: {reason[0]}", flush=True)
+            return None
+        try:
+            socket.create_connection((host or "127.0.0.1", int(port)), timeout=0.5).close()
+            print(f"edge demo: office dashboard (central) at http://{listen}/", flush=True)
+            return proc
+        except OSError:
+            time.sleep(0.2)
+    print(f"edge demo: the central service did not answer on {listen} within {CENTRAL_START_S:g} s", flush=True)
+    proc.kill()
+    return None
 
 
 def _mock_pins():

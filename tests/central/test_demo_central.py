@@ -1,0 +1,34 @@
+"""`edge demo --central`: the office dashboard beside the demo device, on a throwaway PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import urllib.request
+
+from edge.localbroker import free_port
+
+
+def test_demo_with_central_shows_the_demo_device_on_the_dashboard(mosquitto):
+    port = free_port()
+    demo = subprocess.Popen([sys.executable, "-m", "edge", "demo", "--seconds", "40", "--broker", mosquitto.url,
+                             "--central", f"127.0.0.1:{port}"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            text=True)
+    try:
+        devices, deadline = [], time.monotonic() + 90
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/devices", timeout=2) as reply:
+                    devices = json.loads(reply.read())
+                if devices and devices[0]["state"] == "online":
+                    break
+            except OSError:
+                pass
+            time.sleep(0.5)
+        assert devices and devices[0]["device"] == "demo-01" and devices[0]["state"] == "online"
+    finally:
+        demo.terminate()
+        out, _ = demo.communicate(timeout=60)
+    assert f"office dashboard (central) at http://127.0.0.1:{port}/" in out
