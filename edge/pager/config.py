@@ -16,6 +16,16 @@ def _card_list(cards: list[int]) -> str:
     return f"card numbers 1..99 (bad: {bad})" if bad else ""
 
 
+def _display_pins(pins: list[int], counts) -> str:
+    # 14/15 are the UART and float at boot (design §5): a segment there would flash at power-up.
+    if len(pins) not in counts:
+        return f"{' or '.join(map(str, counts)) if len(counts) < 4 else f'at most {max(counts)}'} pins"
+    bad = [p for p in pins if not 2 <= p <= 27 or p in (14, 15)]
+    if bad:
+        return f"BCM pins 2..27 other than 14/15 (bad: {bad})"
+    return "" if len(set(pins)) == len(pins) else "each pin once"
+
+
 @dataclass(frozen=True)
 class ServiceDef:
     prefix: str = opt(pattern=r"[A-Z]", help="one capital letter printed before the ticket number")
@@ -34,6 +44,17 @@ class PanelDef:
                                  check=lambda v: "" if len(v) in (0, 5) and all(2 <= p <= 27 for p in v)
                                  else "five BCM pins 2..27")
     serving_led_pin: Optional[int] = opt(None, min=2, max=27, help="lit while a ticket is called")
+    segment_pins: list[int] = opt([], check=lambda v: _display_pins(v, (0, 7, 8)),
+                                  help="7-segment 'now serving' display: pins of segments a..g (+ dp)")
+    digit_pins: list[int] = opt([], check=lambda v: _display_pins(v, range(0, 9)),
+                                help="one select pin per digit, left to right (multiplexed); empty = one digit")
+    active_high: bool = opt(True, help="segments lit by a high pin (common cathode); false for common anode")
+    digit_active_high: bool = opt(False, help="a digit is selected by a high pin (false: low, common cathode)")
+
+    def pins(self) -> list[int]:
+        """Every pin this panel claims, for the overlap checks."""
+        single = [self.next_pin, self.recall_pin, self.skip_pin, self.serving_led_pin]
+        return [p for p in single if p is not None] + self.rating_pins + self.segment_pins + self.digit_pins
 
 
 @dataclass(frozen=True)
@@ -101,9 +122,28 @@ def problems(config: PagerConfig) -> list[str]:
             found.append(f"pager.counters.{name}.services: empty, expected at least one service id")
     if not config.counters:
         found.append("pager.counters: empty, expected at least one counter")
+    found += _pin_problems(config)
     if config.port.startswith("pigpio:") and config.driver != "ook":
         found.append(f"pager.port: found {config.port!r}, a pigpio GPIO port needs driver = \"ook\"")
     found += _transmitter_problems(config)
+    return found
+
+
+def _pin_problems(config: PagerConfig) -> list[str]:
+    """A GPIO pin drives one thing: no pin twice within a panel or across counters' panels."""
+    found = []
+    owner: dict[int, str] = {}
+    for name, counter in config.counters.items():
+        if counter.panel is None:
+            continue
+        panel = counter.panel
+        if panel.digit_pins and not panel.segment_pins:
+            found.append(f"pager.counters.{name}.panel.digit_pins: found {panel.digit_pins}, "
+                         "expected segment_pins too (the digits share them)")
+        for pin in panel.pins():
+            if pin in owner:
+                found.append(f"pager.counters.{name}.panel: pin {pin} is used twice ({owner[pin]} and counter {name})")
+            owner.setdefault(pin, f"counter {name}")
     return found
 
 

@@ -1,4 +1,5 @@
-"""Physical counter panel: gpiozero buttons (next, recall, skip, 1..5 rating) and a "serving" LED.
+"""Physical counter panel: gpiozero buttons (next, recall, skip, 1..5 rating), a "serving" LED and
+a 7-segment "now serving" number (gpiozero's LEDCharDisplay, multiplexed by LEDMultiCharDisplay).
 
 Destructive actions need a long press so a brushed key does no harm: a short press of `next`
 calls the next ticket, of `recall` pages again; holding `recall` pauses/resumes the counter and
@@ -9,9 +10,23 @@ tests and in the demo), never chosen silently.
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any, Callable
 
 log = logging.getLogger(__name__)
+
+_FACTORY_LOCK = threading.Lock()
+
+
+def display_text(ticket: str | None, digits: int, font: Any) -> str:
+    """What a `digits`-wide display shows for a ticket: "A012" -> "A012" on 4 digits, "012" on 3,
+    "12" on 2; a prefix letter the 7-segment font cannot draw (K, M, V, W, X, Z) is left blank."""
+    if not ticket:
+        return " " * digits
+    chars = [c if c in font else " " for c in ticket.upper()]
+    if len(chars) > digits:
+        chars = chars[-digits:]  # the number's last digits are what the citizen compares with the card
+    return "".join(chars).rjust(digits)
 
 
 class CounterPanel:
@@ -23,6 +38,8 @@ class CounterPanel:
         self.on_action = on_action
         self.devices: list[Any] = []
         self.led = None
+        self.display = None  # LEDCharDisplay (one digit) or LEDMultiCharDisplay
+        self.char = None
 
         def button(pin: int) -> Any:
             device = Button(pin, pull_up=True, bounce_time=bounce_s or None, hold_time=long_press_s,
@@ -41,6 +58,33 @@ class CounterPanel:
         if pins.serving_led_pin is not None:
             self.led = LED(pins.serving_led_pin, initial_value=False, pin_factory=pin_factory)
             self.devices.append(self.led)
+        if pins.segment_pins:
+            self._open_display(pins, pin_factory)
+
+    def _open_display(self, pins: Any, pin_factory: Any) -> None:
+        from gpiozero import Device, LEDCharDisplay, LEDMultiCharDisplay
+
+        segments, dp = pins.segment_pins[:7], (pins.segment_pins[7:] or [None])[0]
+        self.char = LEDCharDisplay(*segments, dp=dp, active_high=pins.active_high, pin_factory=pin_factory)
+        self.display = self.char
+        if pins.digit_pins:
+            # gpiozero 2.0 builds the digit-select group without passing pin_factory on, so it would probe
+            # for a default factory (and fail off a Pi); lend it ours for the duration of the constructor.
+            with _FACTORY_LOCK:
+                borrowed = Device.pin_factory is None and pin_factory is not None
+                if borrowed:
+                    Device.pin_factory = pin_factory
+                try:
+                    self.display = LEDMultiCharDisplay(self.char, *pins.digit_pins, active_high=pins.digit_active_high,
+                                                       pin_factory=pin_factory)
+                finally:
+                    if borrowed:
+                        Device.pin_factory = None
+        # Closed first: the multiplexer's thread must stop before the segments it drives go away.
+        self.devices.insert(0, self.display)
+        if self.display is not self.char:
+            self.devices.insert(1, self.char)
+        self.show_ticket(None)
 
     def _short_or_long(self, device: Any, *, short: str | None, long: str) -> None:
         held = {"flag": False}
@@ -66,6 +110,13 @@ class CounterPanel:
     def show_serving(self, serving: bool) -> None:
         if self.led is not None:
             self.led.value = serving
+
+    def show_ticket(self, ticket: str | None) -> None:
+        """Put the called ticket's number on the display, or blank it (idle, paused)."""
+        if self.display is None:
+            return
+        width = len(self.display.plex) if self.display is not self.char else 1
+        self.display.value = display_text(ticket, width, self.char.font)
 
     def close(self) -> None:
         for device in self.devices:

@@ -188,7 +188,9 @@ class PagerService(Service):
         return result
 
     async def pause(self, counter: str, paused: bool = True) -> dict:
-        return await asyncio.to_thread(self.engine.pause, counter, paused)
+        result = await asyncio.to_thread(self.engine.pause, counter, paused)
+        self._update_leds()
+        return result
 
     async def resume(self, counter: str) -> dict:
         return await self.pause(counter, False)
@@ -430,7 +432,9 @@ class PagerService(Service):
             return
         counters = self.engine.view()["counters"]
         for panel in self.panels:
-            panel.show_serving(counters[panel.counter]["ticket"] is not None)
+            state = counters[panel.counter]
+            panel.show_serving(state["ticket"] is not None)
+            panel.show_ticket(None if state["paused"] else state["ticket"])  # paused: no number to walk to
 
     # -- demo -------------------------------------------------------------------------------
     async def demo(self) -> None:

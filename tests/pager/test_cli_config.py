@@ -91,3 +91,29 @@ def test_cross_references_are_checked(tmp_path):
 def test_transmitter_settings_are_checked_at_load(settings, message):
     with pytest.raises(ConfigError, match=message):
         config_module.from_dict({**BASE, "pager": settings})
+
+
+def test_display_pins_are_checked():
+    with pytest.raises(ConfigError) as err:
+        config_module.from_dict({**BASE, "pager": {
+            "services": {"a": {"prefix": "A"}},
+            "counters": {"1": {"services": ["a"], "panel": {"segment_pins": [2, 3, 4, 14, 8, 9, 10]}},
+                         "2": {"services": ["a"], "panel": {"segment_pins": [2, 3, 4]}}}}})
+    text = str(err.value)
+    assert "pager.counters.1.panel.segment_pins" in text and "other than 14/15 (bad: [14])" in text
+    assert "pager.counters.2.panel.segment_pins" in text and "0 or 7 or 8 pins" in text
+    with pytest.raises(ConfigError, match=r"pager.counters.3.panel.digit_pins: .*segment_pins too"):
+        config_module.from_dict({**BASE, "pager": {
+            "services": {"a": {"prefix": "A"}},
+            "counters": {"3": {"services": ["a"], "panel": {"digit_pins": [16, 17]}}}}})
+
+
+def test_a_pin_drives_one_thing():
+    with pytest.raises(ConfigError) as err:
+        config_module.from_dict({**BASE, "pager": {
+            "services": {"a": {"prefix": "A"}},
+            "counters": {"1": {"services": ["a"], "panel": {"next_pin": 5, "segment_pins": [2, 3, 4, 5, 8, 9, 10]}},
+                         "2": {"services": ["a"], "panel": {"segment_pins": [2, 3, 4, 7, 8, 9, 11]}}}}})
+    text = str(err.value)
+    assert "pager.counters.1.panel: pin 5 is used twice (counter 1 and counter 1)" in text
+    assert "pager.counters.2.panel: pin 2 is used twice (counter 1 and counter 2)" in text

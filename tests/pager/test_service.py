@@ -318,3 +318,64 @@ def test_transmitter_plugged_in_later_comes_online_without_a_page(tmp_path, monk
             await finish(service, task)
 
     run(scenario())
+
+
+SEGMENTS_4 = [2, 3, 4, 7, 8, 9, 10]  # a..g of the 4-digit multiplexed display at counter 1
+DIGITS_4 = [11, 12, 16, 17]
+SEGMENTS_1 = [18, 25, 26, 27, 20, 21, 22, 23]  # a..g + dp of the single-digit display at counter 2
+
+
+def test_display_text_fits_the_digits():
+    from importlib import resources
+
+    from gpiozero.fonts import load_font_7seg
+
+    from edge.pager.panel import display_text
+
+    with resources.files("gpiozero.fonts").joinpath("7seg.txt").open() as f:
+        font = load_font_7seg(f)  # the font LEDCharDisplay uses by default
+    assert display_text("A012", 4, font) == "A012"
+    assert display_text("A012", 3, font) == "012"
+    assert display_text("A012", 1, font) == "2"
+    assert display_text("B7", 4, font) == "  B7"
+    assert display_text("K012", 4, font) == " 012"  # K is not drawable on 7 segments
+    assert display_text(None, 3, font) == "   "
+
+
+def test_now_serving_display(tmp_path):
+    service, store, factory = make_service(tmp_path, counters={
+        "1": CounterDef(services=["a"], panel=PanelDef(next_pin=NEXT, segment_pins=SEGMENTS_4, digit_pins=DIGITS_4)),
+        "2": CounterDef(services=["b"], panel=PanelDef(segment_pins=SEGMENTS_1))})
+    lit = lambda pins: [factory.pin(p).state for p in pins]  # noqa: E731
+
+    async def scenario():
+        task = await started(service)
+        multi, single = service.panels[0].display, service.panels[1].display
+        try:
+            assert multi.value == (" ",) * 4 and single.value == " " and not any(lit(SEGMENTS_1))
+            for _ in range(12):
+                await service.issue("a")
+            for _ in range(11):
+                await service.call_next("1")
+                await service.done("1")
+            await service.issue("b")
+            await asyncio.to_thread(factory.pin(NEXT).drive_low)  # the panel's own "next" key
+            await asyncio.to_thread(factory.pin(NEXT).drive_high)
+            await until(lambda: multi.value == ("A", "0", "1", "2"))
+            assert service.view()["counters"]["1"]["ticket"] == "A012"
+            await service.call_next("2")
+            # B001 on one digit: "1" lights segments b and c only, the decimal point stays dark.
+            assert single.value == "1"
+            assert lit(SEGMENTS_1) == [False, True, True, False, False, False, False, False]
+            await service.pause("2")
+            assert single.value == " " and not any(lit(SEGMENTS_1))  # paused: blank
+            await service.resume("2")
+            assert single.value == "1"
+            await service.done("1")
+            # Blank = no digit selected (select pins are active-low by default, so all high).
+            assert multi.value == (" ",) * 4 and all(lit(DIGITS_4))
+        finally:
+            await finish(service, task)
+        assert multi.closed and single.closed and service.panels == []
+
+    run(scenario())
