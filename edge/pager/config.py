@@ -89,6 +89,9 @@ class PagerConfig:
     max_recalls: int = opt(3, min=0, max=20)
     repage_s: int = opt(0, min=0, max=600, help="re-page a called ticket every N s until served (0 = off); "
                                                  "counts as a recall, stops at max_recalls")
+    keepalive_s: int = opt(0, min=0, max=30, help="LRS anti-theft: send the keep-alive to the system capcode "
+                                                   "every N s while online (0 = off; 15 when the cards' "
+                                                   "out-of-range alarm is on: they alarm after 33 s)")
     card_hold_s: int = opt(900, min=0, max=86400, help="after a no-show the card returns to the pool after this")
     double_press_s: float = opt(3.0, min=0, max=60, help="a second 'next' within this repeats the call instead")
     rating_window_s: int = opt(300, min=10, max=3600, help="a rating applies to the ticket finished this recently")
@@ -160,7 +163,12 @@ def _transmitter_problems(config: PagerConfig) -> list[str]:
             settings["capcode_base"] = config.capcode_base
         if config.driver == "espa":
             settings["station"] = config.espa_station
-        protocol.transmitter(config.driver, **settings)
+        codec = protocol.transmitter(config.driver, **settings)
+        if config.keepalive_s:
+            if config.driver != "lrs":
+                return [f"pager.keepalive_s: found {config.keepalive_s}, the keep-alive is an LRS feature "
+                        f"(driver is {config.driver!r}); set 0"]
+            codec.keepalive_frame()  # the system capcode needs system_id 0..13
     except protocol.FrameError as err:
         return [f"pager: driver {config.driver!r} refuses these settings: {err}"]
     return []

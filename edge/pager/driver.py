@@ -63,6 +63,16 @@ class PagerDriver:
     def page(self, card: int) -> PageResult:
         """Page one card; raises FrameError for a bad card, TransmitterError when the box fails."""
         frame = self.transmitter.page_frame(card)  # FrameError (a ValueError) before any I/O
+        return self._deliver(frame, card, f"the page to card {card}")
+
+    def keepalive(self) -> PageResult:
+        """LRS anti-theft keep-alive to the system capcode (card 0 in the result)."""
+        keepalive_frame = getattr(self.transmitter, "keepalive_frame", None)
+        if keepalive_frame is None:
+            raise protocol.FrameError(f"the {self.transmitter.name} transmitter has no keep-alive")
+        return self._deliver(keepalive_frame(), 0, "the keep-alive")
+
+    def _deliver(self, frame: bytes, card: int, what: str) -> PageResult:
         last_problem = ""
         for attempt in range(1, self.retries + 2):
             try:
@@ -73,8 +83,8 @@ class PagerDriver:
                 last_problem = str(err)
             except (OSError, termios.error) as err:  # tcdrain on a vanished pty raises termios.error
                 raise TransmitterError(f"{self.transmitter.name} port failed: {err}") from err
-            log.info("pager: %s page to card %d %s, attempt %d", self.transmitter.name, card, last_problem, attempt)
-        raise TransmitterError(f"{self.transmitter.name} did not accept the page to card {card} after "
+            log.info("pager: %s %s %s, attempt %d", self.transmitter.name, what, last_problem, attempt)
+        raise TransmitterError(f"{self.transmitter.name} did not accept {what} after "
                                f"{self.retries + 1} attempts: {last_problem}")
 
     def _send(self, frame: bytes) -> bool:

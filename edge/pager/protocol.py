@@ -149,6 +149,23 @@ class Lrs(Transmitter):
     def split(self, buffer: bytearray) -> list[bytes]:
         return _take_until(buffer, b"\r")
 
+    # Anti-theft: with the cards' out-of-range alarm armed, a card alarms after 33 s without hearing
+    # its base; a beep message `[0]` to the system capcode every 15 s is the keep-alive (pager.md §C).
+    KEEPALIVE_MESSAGE = "[0]"
+    _KEEPALIVE = re.compile(rb"CCPAGE,(\d{7}),(.*)\r")
+
+    def keepalive_frame(self) -> bytes:
+        return b"CCPAGE,%07d,%s\r" % (lrs_capcode(self.system, 0), self.KEEPALIVE_MESSAGE.encode("ascii"))
+
+    def is_keepalive(self, frame: bytes) -> bool:
+        """True for exactly our keep-alive; a CCPAGE to any other capcode is an error (FrameError)."""
+        match = self._KEEPALIVE.fullmatch(frame.lstrip(b"\n"))
+        if not match:
+            return False
+        if int(match[1]) != lrs_capcode(self.system, 0) or match[2] != self.KEEPALIVE_MESSAGE.encode("ascii"):
+            raise FrameError(f"CCPAGE is not this base's keep-alive: {frame!r}")
+        return True
+
 
 class WaveWare(Transmitter):
     """WaveWare SPS: `SOH T,B,CAPCODE [STX msg ETX] EOT`; reply `SOH ACK …EOT` or `SOH NAK EE EOT`."""

@@ -24,6 +24,8 @@ TICK_S = 15.0
 REPAGE_CHECK_S = 1.0
 RECONNECT_FIRST_S = 0.1
 PAGE_WAIT_S = 30.0
+KEEPALIVE = 0  # "card" of a keep-alive in the page queue (card 0 is never a real page)
+KEEPALIVE_CHECK_S = 0.5
 
 COUNTER = {"counter": str}
 
@@ -64,6 +66,8 @@ class PagerService(Service):
         self.open_pi = None  # pigpio connector for `port = "pigpio:N"`; tests inject a fake
         self._connected: asyncio.Event | None = None
         self._lost: asyncio.Event | None = None
+        self._keepalive_queued = False
+        self.keepalives_sent = 0
 
     # -- lifecycle --------------------------------------------------------------------------
     async def start(self) -> None:
@@ -86,6 +90,9 @@ class PagerService(Service):
     async def run(self) -> None:
         worker = asyncio.create_task(self._transmit_worker(), name="pager-transmit")
         reconnector = asyncio.create_task(self._reconnect_loop(), name="pager-reconnect")
+        helpers = [worker, reconnector]
+        if self.config.keepalive_s:
+            helpers.append(asyncio.create_task(self._keepalive_loop(), name="pager-keepalive"))
         last_tick = self.ctx.clock()
         try:
             while True:
@@ -95,12 +102,12 @@ class PagerService(Service):
                     last_tick = self.ctx.clock()
                     await asyncio.to_thread(self.engine.tick)
                     self._check_port()
-                for task in (worker, reconnector):
+                for task in helpers:
                     if task.done():
                         task.result()  # a crashed helper is a crashed service: the supervisor restarts us
         finally:
-            worker.cancel()
-            reconnector.cancel()
+            for task in helpers:
+                task.cancel()
 
     async def stop(self) -> None:
         for panel in self.panels:
@@ -320,9 +327,38 @@ class PagerService(Service):
         self._pages.put_nowait((card, ticket, done))
         return done
 
+    async def _keepalive_loop(self) -> None:
+        """LRS anti-theft: a keep-alive every keepalive_s while online, through the page queue so it
+        never interleaves with a page; at most one waits in the queue (a backlog of keep-alives is useless)."""
+        last = self.ctx.clock()
+        while True:
+            await asyncio.sleep(KEEPALIVE_CHECK_S)
+            if self.ctx.clock() - last < self.config.keepalive_s:
+                continue
+            last = self.ctx.clock()
+            if self._connected.is_set() and not self._keepalive_queued:
+                self._keepalive_queued = True
+                self._pages.put_nowait((KEEPALIVE, None, self._loop.create_future()))
+
+    async def _send_keepalive(self) -> None:
+        self._keepalive_queued = False
+        driver = self.driver
+        if driver is None or not self._connected.is_set():
+            return  # offline: the next one goes out after the reconnect
+        try:
+            await asyncio.to_thread(driver.keepalive)
+            self.keepalives_sent += 1
+        except FrameError as err:  # the config check makes this unreachable; never crash the worker on it
+            self.log.warning("pager: keep-alive refused: %s", err)
+        except DeviceError as err:
+            self._go_offline(str(err))
+
     async def _transmit_worker(self) -> None:
         while True:
             card, ticket, done = await self._pages.get()
+            if card == KEEPALIVE:
+                await self._send_keepalive()
+                continue
             attempts = await self._transmit(card, ticket)
             if not done.done():
                 if isinstance(attempts, Exception):

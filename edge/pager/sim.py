@@ -39,6 +39,7 @@ class TransmitterSim:
         self.vibrated: list[int] = []
         self.pages: list[tuple[float, int, str]] = []
         self.rejected: list[tuple[bytes, str]] = []
+        self.keepalives: list[float] = []  # clock() of each LRS anti-theft keep-alive received
         self.last_byte_at: float | None = None  # perf_counter of the last byte received
         self.nak_next = 0  # fault injection: refuse the next N frames
         self.silent = False  # fault injection: never answer
@@ -152,6 +153,9 @@ class TransmitterSim:
                 self._reply(b"\x06")
             return
         try:
+            if isinstance(self.codec, protocol.Lrs) and self.codec.is_keepalive(frame):
+                self.keepalives.append(self.clock())  # the T74 answers nothing, as for a page
+                return
             card = self._decode(frame)
         except protocol.FrameError as err:
             self.rejected.append((frame, str(err)))

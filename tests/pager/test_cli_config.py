@@ -117,3 +117,12 @@ def test_a_pin_drives_one_thing():
     text = str(err.value)
     assert "pager.counters.1.panel: pin 5 is used twice (counter 1 and counter 1)" in text
     assert "pager.counters.2.panel: pin 2 is used twice (counter 1 and counter 2)" in text
+
+
+def test_keepalive_needs_an_lrs_system_capcode():
+    with pytest.raises(ConfigError, match="keep-alive is an LRS feature"):
+        config_module.from_dict({**BASE, "pager": {"driver": "jtech", "keepalive_s": 15}})
+    with pytest.raises(ConfigError, match="system id 0..13, found 20"):
+        config_module.from_dict({**BASE, "pager": {"driver": "lrs", "system_id": 20, "keepalive_s": 15}})
+    assert config_module.from_dict({**BASE, "pager": {"driver": "lrs", "system_id": 3, "keepalive_s": 15}}) \
+        .services["pager"].keepalive_s == 15

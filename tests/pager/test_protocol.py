@@ -178,3 +178,12 @@ def test_decoders_never_crash_on_noise(noise):
                 codec.decode(frame)
             except protocol.FrameError:
                 pass
+
+
+def test_lrs_keepalive_frame_is_for_the_system_capcode():
+    lrs = protocol.transmitter("lrs", system=3)
+    assert lrs.keepalive_frame() == b"CCPAGE,1000000,[0]\r"  # base = 100000*3 + 700000, pager 0
+    assert lrs.is_keepalive(b"CCPAGE,1000000,[0]\r")
+    assert not lrs.is_keepalive(b"PAGE,1,3,\r")
+    with pytest.raises(protocol.FrameError, match="not this base's keep-alive"):
+        lrs.is_keepalive(b"CCPAGE,1000184,[0]\r")

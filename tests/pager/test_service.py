@@ -379,3 +379,31 @@ def test_now_serving_display(tmp_path):
         assert multi.closed and single.closed and service.panels == []
 
     run(scenario())
+
+
+def test_lrs_keepalive_goes_out_between_pages(tmp_path):
+    now = [1_700_000_000.0]
+    store = Store(tmp_path / "edge.db")
+    config = PagerConfig(driver="lrs", port="sim", system_id=3, keepalive_s=15, services={"a": ServiceDef(prefix="A")},
+                         counters={"1": CounterDef(services=["a"])})
+    service = PagerService(ServiceContext(name="pager", site="s", device="d", store=store, config=config,
+                                          data_dir=tmp_path, pin_factory=MockFactory(), clock=lambda: now[0]))
+
+    async def scenario():
+        task = await started(service)
+        try:
+            await asyncio.sleep(0.7)
+            assert service.sim.keepalives == []  # not due yet
+            now[0] += 15
+            await until(lambda: len(service.sim.keepalives) == 1)
+            await service.issue("a")
+            await service.call_next("1")
+            await until(lambda: service.sim.vibrated == [1])
+            now[0] += 15
+            await until(lambda: len(service.sim.keepalives) == 2)
+            # Every frame was a whole PAGE or the exact keep-alive to system 3's capcode (1000000).
+            assert service.sim.rejected == [] and service.keepalives_sent == 2
+        finally:
+            await finish(service, task)
+
+    run(scenario())
