@@ -40,7 +40,7 @@ def test_a_pickup_cancelled_mid_pulse_still_records_the_pulse_and_a_stuck_door_r
     import asyncio
     import threading
 
-    from lockerkit import STAFF_PIN, bus, events, running, service
+    from lockerkit import STAFF_PIN, bus, events, running, service, until
 
     svc = service(tmp_path)
     in_open, release = threading.Event(), threading.Event()
@@ -69,10 +69,7 @@ def test_a_pickup_cancelled_mid_pulse_still_records_the_pulse_and_a_stuck_door_r
             svc.driver.open = real_open
             assert bus(svc).pulses_for(0, comp) == 2  # the load's and the pickup's
             # The pulse is on record, so the open-detect timer runs: the stuck door hands the result back.
-            for _ in range(100):
-                if events(svc.ctx.store, "open_not_detected"):
-                    break
-                await asyncio.sleep(0.05)
+            await until(lambda: events(svc.ctx.store, "open_not_detected"))
             assert [e["compartment"] for e in events(svc.ctx.store, "open_not_detected")] == [comp]
             assert (await svc.lookup("R-7"))["status"] == "waiting"
             assert not svc.ctx.store.query("SELECT 1 FROM locker_opens WHERE state = 'started'")
@@ -173,7 +170,7 @@ def test_a_verified_pin_is_used_up_by_the_pickup_it_allowed(tmp_path):
     import asyncio
 
     from edge.locker.flows import LockerRefused
-    from lockerkit import STAFF_PIN, bus, events, running, service
+    from lockerkit import STAFF_PIN, bus, events, running, service, until
 
     svc = service(tmp_path)
 
@@ -185,10 +182,7 @@ def test_a_verified_pin_is_used_up_by_the_pickup_it_allowed(tmp_path):
             bus(svc).door(0, comp).stuck = True
             assert await svc.verify_pin("R-8", "4321")
             await svc.pickup("R-8", {"method": "pin", "ref": "s1"}, actor="kiosk")
-            for _ in range(100):
-                if events(svc.ctx.store, "open_not_detected"):
-                    break
-                await asyncio.sleep(0.05)
+            await until(lambda: events(svc.ctx.store, "open_not_detected"))
             assert (await svc.lookup("R-8"))["status"] == "waiting"
             with pytest.raises(LockerRefused, match="not_verified|PIN"):
                 await svc.pickup("R-8", {"method": "pin", "ref": "s2"}, actor="kiosk")
