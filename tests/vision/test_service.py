@@ -172,6 +172,10 @@ def test_delete_on_request_and_retention(vision, loop):
 
 def test_a_hung_worker_is_restarted(vision, loop):
     """SIGSTOP freezes the worker like a hung camera driver: the proxy kills and replaces it."""
+    deadline = time.monotonic() + 120  # a worker still loading its models is judged by the startup timeout
+    while not vision.worker.ready() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert vision.worker.ready(), "the vision worker never became ready"
     old = vision.worker.pid
     vision.worker.heartbeat_timeout_s = 1.5
     os.kill(old, signal.SIGSTOP)
