@@ -95,17 +95,21 @@ def start_office_broker(workdir: Path, users: list[str], *, mutual_tls: bool = F
     return OfficeBroker(workdir, tls_port, plain_port, process, passwords)
 
 
+def stop_broker(broker) -> None:
+    broker.process.terminate()
+    try:
+        broker.process.wait(5)
+    except subprocess.TimeoutExpired:
+        broker.process.kill()
+
+
 @pytest.fixture(scope="module")
 def office_broker(tmp_path_factory):
     broker = start_office_broker(tmp_path_factory.mktemp("office-broker"), ["central", *DEVICES])
     try:
         yield broker
     finally:
-        broker.process.terminate()
-        try:
-            broker.process.wait(5)
-        except subprocess.TimeoutExpired:
-            broker.process.kill()
+        stop_broker(broker)
 
 
 class Peer:
@@ -205,11 +209,7 @@ def mtls_broker(tmp_path_factory):
     try:
         yield broker
     finally:
-        broker.process.terminate()
-        try:
-            broker.process.wait(5)
-        except subprocess.TimeoutExpired:
-            broker.process.kill()
+        stop_broker(broker)
 
 
 def _peer_factory(broker: OfficeBroker):

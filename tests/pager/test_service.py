@@ -55,6 +55,13 @@ async def started(service):
     return task
 
 
+def commander(service):
+    """`await command(type, args)`: a command validated against the service's spec, as MQTT sends it."""
+    async def command(type, args):
+        return await service.handle_command(type, validate_args(service.commands[type], args))
+    return command
+
+
 async def finish(service, task):
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
@@ -87,9 +94,7 @@ def test_call_next_pages_the_card(tmp_path):
 
 def test_commands(tmp_path):
     service, store, _ = make_service(tmp_path)
-
-    async def command(type, args):
-        return await service.handle_command(type, validate_args(service.commands[type], args))
+    command = commander(service)
 
     async def scenario():
         task = await started(service)
@@ -276,9 +281,7 @@ def test_book_then_checkin_and_resume(tmp_path):
     import time
 
     service, store, _ = make_service(tmp_path)
-
-    async def command(type, args):
-        return await service.handle_command(type, validate_args(service.commands[type], args))
+    command = commander(service)
 
     async def scenario():
         task = await started(service)
