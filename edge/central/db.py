@@ -113,6 +113,18 @@ MIGRATIONS = [
     );
     CREATE INDEX commands_resend ON commands (site, device, sent_at DESC) WHERE service = 'device' AND type = 'resend';
     """,
+    # v5: dashboard logins (auth.py): sessions (only a hash of the cookie's id is stored) and
+    # failed-login counts, so a restart neither logs staff out nor forgets a lockout.
+    """
+    CREATE TABLE web_sessions (
+        id_hash text PRIMARY KEY, staff_id text NOT NULL, csrf text NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now(), expires_at timestamptz NOT NULL
+    );
+    CREATE TABLE staff_lockout (
+        staff_id text PRIMARY KEY, failures int NOT NULL DEFAULT 0,
+        last_failure timestamptz, locked_until timestamptz
+    );
+    """,
 ]
 
 
