@@ -8,6 +8,7 @@ looked up in `SERVICE_SECTIONS` and imported only when present in the file.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import importlib
@@ -132,6 +133,8 @@ def from_dict(data: dict) -> Config:
                 # Cross-key checks a section knows (e.g. lock numbers within its driver's range).
                 problems.extend(section.problems() if hasattr(section, "problems") else [])
                 services[key] = section
+            else:
+                problems.extend(_salvaged_cross_checks(cls, value, key, problems))
         elif key not in base_keys:
             problems.append(f"{key}: unknown key{_did_you_mean(key, known)}")
     config = parse(Config, base, "", problems)
@@ -186,7 +189,62 @@ def parse(cls: type, data: Any, path: str, problems: list[str]) -> Any:
             values[name] = value
     if len(problems) > before:
         return None
-    return cls(**values)
+    try:
+        return cls(**values)
+    except ConfigError as err:  # a section's own cross-key checks in __post_init__
+        problems.extend(err.problems)
+        return None
+
+
+def _salvaged_cross_checks(cls: type, data: Any, path: str, reported: list[str]) -> list[str]:
+    """Cross-key problems of a section that has bad keys too, so one `config check` reports all.
+
+    The bad keys are pruned (a key that is missing takes its parent table with it) until what is
+    left parses; the section's cross-key checks then run on that, and only problems about keys not
+    already reported are returned.
+    """
+    if not isinstance(data, dict):
+        return []
+    pruned = copy.deepcopy(data)
+    seen = {_problem_path(r) for r in reported}
+    found: list[str] = []
+    for _ in range(32):
+        trial: list[str] = []
+        section = parse(cls, pruned, path, trial)
+        if section is not None:
+            found += section.problems() if hasattr(section, "problems") else []
+            break
+        # Problems about keys not reported yet come from the section's own cross-key checks.
+        found += [p for p in trial if _problem_path(p) not in seen]
+        stale = [p for p in trial if _problem_path(p) in seen]
+        if not any([_prune(pruned, _problem_path(p), path) for p in stale]):
+            break
+    return [p for p in dict.fromkeys(found) if _problem_path(p) not in seen]
+
+
+def _problem_path(problem: str) -> str:
+    return problem.split(": ", 1)[0]
+
+
+def _prune(data: dict, key_path: str, section: str) -> bool:
+    """Remove the table entry `key_path` names (relative to `section`); True if something went."""
+    if not key_path.startswith(section + "."):
+        return False
+    keys = [re.sub(r"\[\d+\]$", "", k) for k in key_path[len(section) + 1:].split(".")]
+    parents, node = [], data
+    for key in keys[:-1]:
+        if not isinstance(node, dict) or key not in node:
+            return False
+        parents.append((node, key))
+        node = node[key]
+    if isinstance(node, dict) and keys[-1] in node:
+        del node[keys[-1]]
+        return True
+    if parents:  # the key is missing: drop the table that needs it
+        table, key = parents[-1]
+        del table[key]
+        return True
+    return False
 
 
 _BAD = object()

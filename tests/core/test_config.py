@@ -115,3 +115,19 @@ def test_cross_key_problems_of_a_section_are_reported_by_config_check(tmp_path):
                            '[locker.compartments]\n1 = { board = 16, lock = 1 }\n')
     with pytest.raises(ConfigError, match=r"locker.compartments.1.board: found 16, expected 0..15"):
         config.load(path)
+
+
+def test_cross_key_checks_run_on_the_valid_part_of_a_section_with_bad_keys(tmp_path):
+    # One `config check` names everything: a technician should not need a round per mistake.
+    path = write(tmp_path, 'site = "hn"\ndevice = "kiosk-01"\nrole = "kiosk"\n'
+                           '[locker]\ndriver = "kerong"\npulse_ms = "x"\n'
+                           '[locker.compartments]\n1 = { board = 16, lock = 1 }\n2 = { board = 0, lock = "a" }\n'
+                           '[kiosk]\nhost = "0.0.0.0"\nport = "eighty"\n'
+                           '[pager]\ncards = "many"\n[pager.services.a]\nprefix = "A"\nname = "A"\n'
+                           '[pager.services.b]\nprefix = "A"\nname = "B"\n[pager.counters.1]\nservices = ["zz"]\n')
+    with pytest.raises(ConfigError) as info:
+        config.load(path)
+    paths = [p.split(": ")[0] for p in info.value.problems]
+    assert paths == ["locker.pulse_ms", "locker.compartments.2.lock", "locker.compartments.1.board",
+                     "kiosk.port", "kiosk.staff_pins", "pager.cards", "pager.services.b.prefix",
+                     "pager.counters.1.services"]
