@@ -56,11 +56,17 @@ class BrokerAddress:
 
 
 def parse_broker_url(url: str) -> BrokerAddress:
+    """`mqtt://HOST[:PORT]` (1883) or `mqtts://HOST[:PORT]` (8883, TLS): the one parser of broker
+    URLs, for devices, the monitor and the central service alike."""
     parsed = urlparse(url)
+    try:
+        port = parsed.port
+    except ValueError as err:       # "Port out of range 0-65535", a port that is not a number
+        raise ConfigError(f"broker url {url!r}: {err}") from err
     if parsed.scheme not in ("mqtt", "mqtts") or not parsed.hostname:
         raise ConfigError(f"broker url {url!r}: expected mqtt://HOST:PORT or mqtts://HOST:PORT")
     tls = parsed.scheme == "mqtts"
-    return BrokerAddress(parsed.hostname, parsed.port or (8883 if tls else 1883), tls)
+    return BrokerAddress(parsed.hostname, port or (8883 if tls else 1883), tls)
 
 
 # -- inbound commands ---------------------------------------------------------------------------

@@ -77,7 +77,8 @@ def cmd_run(args) -> int:
     import asyncio
     import logging
 
-    from edge.central.ingest import IngestConfig, parse_broker_url, read_password
+    from edge.central.ingest import IngestConfig, read_password
+    from edge.mqtt import parse_broker_url
     from edge.central.recovery import RecoverySettings
     from edge.central.service import CentralApp, CentralConfig, parse_listen
     from edge.errors import ConfigError

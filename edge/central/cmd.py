@@ -17,9 +17,9 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from edge.central.ingest import parse_broker_url
 from edge.central.topics import NAME_RE, PREFIX
 from edge.errors import CommandError, ConfigError
+from edge.mqtt import parse_broker_url
 from edge.security import load_key, sign_command
 
 COMMAND_EXPIRY_S = 60        # MQTT message expiry: a stale open is never delivered after an outage
@@ -82,10 +82,10 @@ def send(broker: str, key: bytes, site: str, device: str, service: str, cmd_type
     client.on_connect = on_connect
     client.on_message = on_message
     client.on_subscribe = lambda *a: subscribed.set()
-    host, port, tls = parse_broker_url(broker)
-    if tls:
+    address = parse_broker_url(broker)
+    if address.tls:
         client.tls_set(ca_certs=ca_file)
-    client.connect_async(host, port, keepalive=30)
+    client.connect_async(address.host, address.port, keepalive=30)
     client.loop_start()
     try:
         if not subscribed.wait(CONNECT_TIMEOUT_S):

@@ -14,7 +14,6 @@ import queue
 import random
 import threading
 import time
-import urllib.parse
 from collections import Counter
 from dataclasses import dataclass
 from typing import Callable
@@ -26,6 +25,7 @@ from paho.mqtt.properties import Properties
 
 from edge.central import analytics, db, recovery, topics
 from edge.errors import ConfigError
+from edge.mqtt import parse_broker_url
 
 log = logging.getLogger(__name__)
 
@@ -63,14 +63,6 @@ def read_password(path: str | None) -> str | None:
             return f.readline().strip()
     except OSError as err:
         raise ConfigError(f"broker password file {path}: {err.strerror}") from err
-
-
-def parse_broker_url(url: str) -> tuple[str, int, bool]:
-    parsed = urllib.parse.urlparse(url if "://" in url else f"mqtt://{url}")
-    if parsed.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
-        raise ValueError(f"broker URL {url!r}: scheme must be mqtt:// or mqtts://")
-    tls = parsed.scheme in ("mqtts", "ssl")
-    return parsed.hostname or "127.0.0.1", parsed.port or (8883 if tls else 1883), tls
 
 
 @dataclass
@@ -150,13 +142,13 @@ class Consumer:
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> "Consumer":
         self._connect_db_once()
-        host, port, tls = parse_broker_url(self.config.broker)
-        if tls:
+        address = parse_broker_url(self.config.broker)
+        if address.tls:
             self._client.tls_set(ca_certs=self.config.ca_file)
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = SESSION_EXPIRY_S
         props.ReceiveMaximum = self.config.receive_max
-        self._client.connect_async(host, port, keepalive=30, clean_start=False, properties=props)
+        self._client.connect_async(address.host, address.port, keepalive=30, clean_start=False, properties=props)
         self._client.loop_start()
         self._thread = threading.Thread(target=self._run, name=f"{self.config.instance}-writer", daemon=True)
         self._thread.start()

@@ -14,8 +14,11 @@ import logging
 import uuid
 from typing import Any, Callable
 
+from edge import phone as phones
 from edge.errors import CommandError, ConfigError, DeviceNotReady, EdgeError
+from edge.locker.commands import DOOR_COMMANDS
 from edge.locker.config import LockerConfig
+from edge.locker import notify
 from edge.locker.driver import OpenUncertain, SerialLockerDriver
 from edge.locker.flows import SERVICE, LockerFlows, LockerRefused, hash_citizen_pin, normalise_receipt
 from edge.service import Service
@@ -35,13 +38,15 @@ class LockerService(Service):
     commands = {
         "open": {"compartment": int, "reason": (str, "remote")},
         "status": {},
-        "load": {"receipt": str, "size": (str, None), "deadline_days": (int, None), "accessible": (bool, False)},
+        "load": {"receipt": str, "size": (str, None), "deadline_days": (int, None), "accessible": (bool, False),
+                 "phone": (str, None)},
         "expire": {"receipt": (str, None)},
         "maintenance": {"compartment": int, "on": bool},
         "audit_open_all": {"wait_close_s": (float, AUDIT_WAIT_CLOSE_S)},
     }
-    # Everything that moves a bolt must be signed by the central service.
-    signed_commands = frozenset({"open", "load", "audit_open_all"})
+    # Everything that moves a bolt must be signed by the central service (the one list, also
+    # used by the dashboard's second confirmation).
+    signed_commands = DOOR_COMMANDS
     # The poll loop beats every poll and every board; a bus read is bounded by reply_timeout_s.
     wedged_after_s = 30.0
 
@@ -105,6 +110,7 @@ class LockerService(Service):
                     self.publish_state()
                     for item in expired:
                         self._tell_vision("result_waiting", item["receipt"], False)
+                notify.sweep(self.ctx.store, self.clock)  # SMS reminders and expiry notices
 
     async def stop(self) -> None:
         if self._audit_task:
@@ -514,14 +520,31 @@ class LockerService(Service):
         return done
 
     async def load(self, staff_pin: str, receipt_code: str, size: str | None, pin: str | None = None,
-                   deadline_days: int | None = None, *, accessible: bool = False, face_enrolled: bool = False) -> dict:
+                   deadline_days: int | None = None, *, accessible: bool = False, face_enrolled: bool = False,
+                   phone: str | None = None) -> dict:
+        phone = self._phone(phone, pin)  # a bad number is refused before the staff PIN is even checked
         staff = await self._staff(staff_pin)
-        return await self._load(staff, receipt_code, size, pin, deadline_days, accessible, face_enrolled)
+        return await self._load(staff, receipt_code, size, pin, deadline_days, accessible, face_enrolled, phone)
+
+    @staticmethod
+    def _phone(phone: Any, pin: Any) -> str | None:
+        """The citizen's mobile as +84…, or None; with a phone the device makes the PIN itself."""
+        try:
+            phone = phones.optional(phone)
+        except phones.BadPhone as err:
+            raise LockerRefused("phone", str(err)) from err
+        if phone and pin:
+            raise LockerRefused("bad_input", "with a phone number the locker makes the PIN and sends it by SMS: "
+                                             "leave the PIN empty")
+        return phone
 
     async def _load(self, staff: str, receipt_code: str, size: str | None, pin: str | None,
-                    deadline_days: int | None, accessible: bool = False, face_enrolled: bool = False) -> dict:
+                    deadline_days: int | None, accessible: bool = False, face_enrolled: bool = False,
+                    phone: str | None = None) -> dict:
         receipt = normalise_receipt(receipt_code)
         size = size.strip().upper() if isinstance(size, str) and size.strip() else None
+        if phone:  # the PIN goes to the citizen's phone only: never shown to staff, only its hash kept
+            pin = notify.make_pin()
         pin_hash = await asyncio.to_thread(hash_citizen_pin, pin)  # PBKDF2 off the event loop
         async with self._loading:  # two desks loading at once never get the same compartment
             compartment = self.flows.choose_compartment(size, accessible)
@@ -530,12 +553,13 @@ class LockerService(Service):
             def prepare(tx: Tx) -> int:
                 return self.flows.create_assignment(tx, receipt=receipt, compartment=compartment, size=real_size,
                                                     pin_hash=pin_hash, deadline_days=deadline_days, staff=staff,
-                                                    face_enrolled=face_enrolled)
+                                                    face_enrolled=face_enrolled, phone=phone,
+                                                    pin=pin if phone else None)
 
             await self.open_compartment(compartment, reason="load", actor=staff, prepare=prepare)
         log.info("locker: %s loaded %s into compartment %d", staff, receipt, compartment)
         self._tell_vision("result_waiting", receipt, True)  # from now on 1:N may consider this dossier
-        return {"compartment": compartment}
+        return {"compartment": compartment, "sms_to": phones.mask(phone)}
 
     async def reclaim(self, staff_pin: str, receipt_code: str) -> dict:
         """Staff take back an expired result: its compartment opens and becomes free."""
@@ -659,9 +683,10 @@ class LockerService(Service):
                                                    reason=f"remote:{args['reason']}"[:64], actor="central")
             if type == "load":
                 return await self._load("central", args["receipt"], args["size"], None, args["deadline_days"],
-                                        args["accessible"])
+                                        args["accessible"], phone=self._phone(args["phone"], None))
             if type == "expire":
                 expired = self.flows.expire_due(args["receipt"])
+                notify.sweep(self.ctx.store, self.clock)
                 self.publish_state()
                 for item in expired:
                     self._tell_vision("result_waiting", item["receipt"], False)
