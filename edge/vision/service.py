@@ -139,6 +139,10 @@ class VisionService(Service):
         reason = (self.worker.last_beat.get("guidance") if self.worker else None) or "no_face"
         return {"reason": reason, "text": guidance_text(reason, self.ctx.language), "text_en": guidance_text(reason, "en")}
 
+    def preview(self) -> bytes | None:
+        """A small JPEG of the camera for the kiosk's face step (None until the worker sends one)."""
+        return self.worker.preview() if self.worker is not None else None
+
     async def enrolled(self, dossier: str) -> bool:
         return self.templates.exists(check_dossier(dossier))
 

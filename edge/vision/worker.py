@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 
 IDLE_TICK_S = 0.5
 CAMERA_RETRY_MAX_S = 30.0
+PREVIEW_S = 10.0  # the live picture stays on this long after the kiosk last asked for it
+PREVIEW_WIDTH = 320  # a small JPEG for the kiosk's face step (edge.kiosk: /api/kiosk/camera.jpg)
 RESTART_FIRST_S = 1.0
 RESTART_MAX_S = 60.0
 HEALTHY_RESET_S = 60.0  # a worker that beat this long resets the restart backoff
@@ -82,10 +84,12 @@ def worker_main(conn, settings: dict) -> None:
     source, camera_state, camera_error, retry_at, retry_s = None, "none", "", 0.0, 1.0
     period = 1.0 / float(settings.get("fps", 5.0))
     guidance = "no_face"
+    preview_until, preview = 0.0, None  # the kiosk's live picture: only while it asks for one
 
     def beat() -> None:
         conn.send({"type": "beat", "ts": time.time(), "guidance": guidance, "camera": camera_state,
-                   "error": camera_error, "pid": os.getpid()})
+                   "error": camera_error, "pid": os.getpid(),
+                   "preview": preview if time.monotonic() < preview_until else None})
 
     def open_camera() -> None:
         nonlocal source, camera_state, camera_error, retry_at, retry_s
@@ -100,7 +104,7 @@ def worker_main(conn, settings: dict) -> None:
             retry_at, retry_s = time.monotonic() + retry_s, min(CAMERA_RETRY_MAX_S, retry_s * 2)
 
     def grab() -> np.ndarray | None:
-        nonlocal source, camera_state, camera_error
+        nonlocal source, camera_state, camera_error, preview
         if source is None and settings.get("camera", "none") != "none" and time.monotonic() >= retry_at:
             open_camera()
         if source is None:
@@ -108,6 +112,8 @@ def worker_main(conn, settings: dict) -> None:
         try:
             frame = source.read()
             camera_state, camera_error = "ok", ""
+            if time.monotonic() < preview_until:
+                preview = _jpeg(frame)
             return frame
         except DeviceError as err:
             camera_state, camera_error = "down", str(err)
@@ -142,6 +148,9 @@ def worker_main(conn, settings: dict) -> None:
                 return  # the proxy went away
             if request.get("op") == "stop":
                 return
+            if request.get("op") == "preview":  # no reply: the picture rides on the next beats
+                preview_until = time.monotonic() + PREVIEW_S
+                continue
             if request.get("op") == "capture":
                 reply = capture(request)
             elif request.get("op") == "frames":
@@ -155,6 +164,18 @@ def worker_main(conn, settings: dict) -> None:
                 guidance = pipeline.analyse(frame, embed=False)["reason"]
         beat()
         time.sleep(max(0.0, period - (time.monotonic() - started)) if source is not None else 0)
+
+
+def _jpeg(frame_rgb: np.ndarray) -> bytes | None:
+    """A small JPEG of an RGB frame for the kiosk screen (never stored, never sent off the device)."""
+    import cv2
+
+    height, width = frame_rgb.shape[:2]
+    if width > PREVIEW_WIDTH:
+        frame_rgb = cv2.resize(frame_rgb, (PREVIEW_WIDTH, max(1, height * PREVIEW_WIDTH // width)),
+                               interpolation=cv2.INTER_AREA)
+    ok, data = cv2.imencode(".jpg", cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 70])
+    return data.tobytes() if ok else None
 
 
 # -- supervisor side ----------------------------------------------------------------------------
@@ -181,6 +202,7 @@ class WorkerProxy:
         self._started_at = 0.0
         self._beat_at = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._preview_asked = 0.0
 
     # lifecycle
     def start(self) -> None:
@@ -261,6 +283,18 @@ class WorkerProxy:
         log.warning("vision worker down (%s): restarting in %.0f s", why, delay)
         self.stop()
         self._restart_at = time.monotonic() + delay
+
+    def preview(self) -> bytes | None:
+        """The latest small JPEG of the camera; asks the worker to keep sending it (at most once a second)."""
+        now = time.monotonic()
+        if self._conn is not None and now - self._preview_asked >= 1.0:
+            self._preview_asked = now
+            try:
+                with self._send_lock:
+                    self._conn.send({"op": "preview"})
+            except (OSError, ValueError):
+                return None
+        return self.last_beat.get("preview")
 
     async def call(self, op: str, *, wait_s: float, **payload) -> dict:
         """Send a request; the reply dict, or DeviceNotReady on timeout or a dead worker."""
