@@ -20,7 +20,8 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 
-from edge.central import analytics, recovery
+from edge.central import analytics, quarantine, recovery
+from edge.central.quarantine import Quarantined
 from edge.central.topics import CommandResult, Event, State, Status
 
 log = logging.getLogger(__name__)
@@ -125,6 +126,28 @@ MIGRATIONS = [
         last_failure timestamptz, locked_until timestamptz
     );
     """,
+    # v6: poison messages (quarantine.py: the dead letters, never the payload), the registry of
+    # provisioned devices, and the outcome of each command: `sent` is written before the command
+    # is published, then `ok`, `refused` or `timeout` (a door opened while the link dropped has
+    # a row all the same).
+    """
+    CREATE TABLE quarantine (
+        id bigserial PRIMARY KEY, received timestamptz NOT NULL DEFAULT now(),
+        site text NOT NULL DEFAULT '', device text NOT NULL DEFAULT '', topic text NOT NULL,
+        reason text NOT NULL, detail text NOT NULL DEFAULT '', sha256 text NOT NULL, size int NOT NULL,
+        instance text NOT NULL DEFAULT ''
+    );
+    CREATE INDEX quarantine_by_device ON quarantine (device, received DESC);
+    CREATE INDEX quarantine_by_time ON quarantine (received DESC);
+    CREATE TABLE device_registry (
+        site text NOT NULL, device text NOT NULL,
+        added_at timestamptz NOT NULL DEFAULT now(), added_by text NOT NULL DEFAULT '',
+        PRIMARY KEY (site, device)
+    );
+    ALTER TABLE commands ADD COLUMN status text NOT NULL DEFAULT 'sent';
+    UPDATE commands SET status = CASE WHEN result IS NULL THEN 'sent'
+                                      WHEN result -> 'ok' = 'true'::jsonb THEN 'ok' ELSE 'refused' END;
+    """,
 ]
 
 
@@ -205,6 +228,13 @@ class WriteResult:
     stored: int = 0                       # events newly stored (duplicates excluded)
     duplicates: int = 0
     alarms: list = field(default_factory=list)   # alarms opened by this batch (dicts)
+    quarantined: list = field(default_factory=list)   # Quarantined rows written by this batch
+
+    def add(self, other: "WriteResult") -> None:
+        self.stored += other.stored
+        self.duplicates += other.duplicates
+        self.alarms += other.alarms
+        self.quarantined += other.quarantined
 
 
 def _ts(value: float) -> dt.datetime:
@@ -214,20 +244,37 @@ def _ts(value: float) -> dt.datetime:
 class Writer:
     """Writes batches of parsed messages in one transaction each; one per consumer thread."""
 
-    def __init__(self, conn: psycopg.Connection, *, tz: str = "Asia/Ho_Chi_Minh", instance: str = "central"):
+    def __init__(self, conn: psycopg.Connection, *, tz: str = "Asia/Ho_Chi_Minh", instance: str = "central",
+                 registry: quarantine.Registry | None = None):
         self.conn, self.instance = conn, instance
         self.tz = ZoneInfo(tz)
+        self.registry = registry or quarantine.Registry()
         self._partitions: set = set()
 
-    def write(self, messages: list) -> WriteResult:
+    def write(self, messages: list, dead: list[Quarantined] = (), *, sources: dict | None = None) -> WriteResult:
+        """Store the messages, and the quarantined ones, in one transaction.
+
+        A message whose (site, device) the registry refuses joins the quarantine; `sources` maps
+        id(message) -> (topic, payload bytes), for its topic and hash."""
+        result = WriteResult(quarantined=list(dead))
+        accepted = []
+        for m in messages:
+            refusal = self.registry.verdict(self.conn, m.site, m.device)
+            if refusal is None:
+                accepted.append(m)
+                continue
+            topic, payload = (sources or {}).get(id(m)) or (f"motcua/v1/{m.site}/{m.device}/?", repr(m).encode())
+            result.quarantined.append(Quarantined.of(topic, payload, *refusal))
+        messages = accepted
         events = [m for m in messages if isinstance(m, Event)]
         ensure_partitions(self.conn, (month_start(e.ts) for e in events), self._partitions)
-        result = WriteResult()
         with self.conn.transaction():
+            result.alarms += quarantine.record(self.conn, result.quarantined, instance=self.instance,
+                                               registered_site=self.registry.site_of())
             new = self._insert_events(events) if events else []
             result.stored, result.duplicates = len(new), len(events) - len(new)
             self._device_stats(new)
-            result.alarms = analytics.apply_events(self.conn, new, self.tz)
+            result.alarms += analytics.apply_events(self.conn, new, self.tz)
             for status in (m for m in messages if isinstance(m, Status)):
                 self._status(status)
             for state in (m for m in messages if isinstance(m, State)):

@@ -23,7 +23,7 @@ import psycopg
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from edge.central import analytics, db, recovery, topics
+from edge.central import analytics, db, quarantine, recovery, topics
 from edge.errors import ConfigError
 from edge.mqtt import parse_broker_url
 
@@ -168,6 +168,7 @@ class Consumer:
                 "received": self.counts["received"], "stored": self.counts["stored"],
                 "duplicates": self.counts["duplicates"], "batches": self.counts["batches"],
                 "redacted": self.counts["redacted"], "rejected": dict(self.rejected),
+                "quarantined": self.counts["quarantined"],
                 "resend_requests": self.counts["resend_requests"],
                 "pending": self._queue.qsize(), "last_error": self.last_error}
 
@@ -177,10 +178,7 @@ class Consumer:
         while not self._stop.is_set():
             batch = self._collect()
             if batch:
-                try:
-                    self._process(batch)
-                except Exception:  # a bug must not stop ingestion: the batch stays unacked
-                    log.exception("central: failed to process a batch of %d messages", len(batch))
+                self._process_safely(batch)
             if time.monotonic() >= next_periodic:
                 self._periodic()
                 next_periodic = time.monotonic() + self.config.periodic_s
@@ -202,68 +200,97 @@ class Consumer:
                 break
         return batch
 
+    def _process_safely(self, batch: list[_Inbound]) -> None:
+        """A bug while processing must not stall the fleet: an unacknowledged batch would hold
+        the broker's receive window until it stops delivering to us. Retry the messages one by
+        one; the one that still fails alone is quarantined (`internal_error`) with a traceback."""
+        try:
+            self._process(batch)
+            return
+        except Exception:
+            log.exception("central: failed to process a batch of %d messages; retrying one by one", len(batch))
+        for item in batch:
+            try:
+                self._process([item])
+            except Exception:
+                log.exception("central: quarantined a message that fails processing on %s", item.topic)
+                dead = quarantine.Quarantined.of(item.topic, item.payload, "internal_error",
+                                                 "processing raised: see the central log")
+                if self._write_with_retry([], [dead]) is not None:
+                    self._count_quarantined([dead])
+                    self._ack([item])
+
     def _process(self, batch: list[_Inbound]) -> None:
-        good, good_items, bad_items = [], [], []
+        good, dead, sources = [], [], {}
         for item in batch:
             self.counts["received"] += 1
             try:
                 message = topics.parse(item.topic, item.payload)
             except topics.BadMessage as err:
-                self.rejected[err.reason] += 1
-                if self.rejected[err.reason] in (1, 10, 100) or self.rejected[err.reason] % 1000 == 0:
-                    log.warning("central: rejected message (%d so far of this kind): %s", self.rejected[err.reason], err)
-                bad_items.append(item)
+                dead.append(quarantine.Quarantined.from_error(item.topic, item.payload, err))
                 continue
             if isinstance(message, topics.Event) and message.redacted:
                 self.counts["redacted"] += 1
                 log.warning("central: dropped forbidden fields %s from event %s of %s/%s",
                             list(message.redacted), message.id, message.site, message.device)
             good.append(message)
-            good_items.append(item)
-        self._ack(bad_items)    # a bad message would be redelivered forever: count it, drop it
-        if good:
-            result = self._write_with_retry(good)
-            if result is None:
-                return           # stopping: leave the batch unacknowledged for redelivery
-            self.counts["stored"] += result.stored
-            self.counts["duplicates"] += result.duplicates
-            self.counts["batches"] += 1
-            self._ack(good_items)
-            if result.alarms:
-                self.on_alarms(result.alarms)
+            sources[id(message)] = (item.topic, item.payload)
+        result = self._write_with_retry(good, dead, sources)
+        if result is None:
+            return           # stopping: leave the batch unacknowledged for redelivery
+        self.counts["stored"] += result.stored
+        self.counts["duplicates"] += result.duplicates
+        self.counts["batches"] += 1
+        self._count_quarantined(result.quarantined)
+        # Acknowledged only now: the quarantined ones are in PostgreSQL as well, never redelivered.
+        self._ack(batch)
+        if result.alarms:
+            self.on_alarms(result.alarms)
 
-    def _write_with_retry(self, messages: list) -> db.WriteResult | None:
+    def _count_quarantined(self, items: list) -> None:
+        for q in items:
+            self.rejected[q.reason] += 1
+            self.counts["quarantined"] += 1
+            n = self.rejected[q.reason]
+            if n in (1, 10, 100) or n % 1000 == 0:
+                log.warning("central: quarantined a message (%d so far for %s) from %s/%s on %s: %s",
+                            n, q.reason, q.site or "?", q.device or "?", q.topic, q.detail)
+
+    def _write_with_retry(self, messages: list, dead: list = (), sources: dict | None = None) -> db.WriteResult | None:
         """Write the batch; retry while PostgreSQL is away. A batch PostgreSQL refuses for its
-        content (one poisoned message) is split, and only the message that fails alone is
-        counted as `unstorable` and dropped, so one bad event never blocks the stream."""
+        content is split, and a message that PostgreSQL refuses alone is quarantined
+        (`unstorable`), so one bad event never blocks the stream."""
         delay = 0.1
         while not self._stop.is_set():
             try:
                 if self._writer is None:
                     self._connect_db()
-                return self._writer.write(messages)
+                return self._writer.write(messages, list(dead), sources=sources)
             except (psycopg.OperationalError, psycopg.InterfaceError) as err:   # server gone, deadlock
                 self._db_failed(err)
                 self._stop.wait(delay * (0.5 + random.random()))
                 delay = min(delay * 2, DB_BACKOFF_MAX_S)
             except Exception as err:  # refused for its content (psycopg.DataError, ValueError, ...)
-                if len(messages) == 1:
-                    self.rejected["unstorable"] += 1
-                    log.error("central: dropped a message PostgreSQL refuses (%s: %s): %r",
+                if len(messages) + len(dead) <= 1:
+                    if not messages:
+                        raise        # a quarantine row refused: a bug; _process_safely logs it
+                    log.error("central: quarantined a message PostgreSQL refuses (%s: %s): %r",
                               type(err).__name__, err, messages[0])
-                    return db.WriteResult()
-                return self._write_one_by_one(messages)
+                    topic, payload = (sources or {}).get(id(messages[0])) or ("?", repr(messages[0]).encode())
+                    dead = [quarantine.Quarantined.of(topic, payload, "unstorable", f"{type(err).__name__}: {err}")]
+                    messages = []
+                    continue
+                return self._write_one_by_one(messages, dead, sources)
         return None
 
-    def _write_one_by_one(self, messages: list) -> db.WriteResult | None:
+    def _write_one_by_one(self, messages: list, dead: list, sources: dict | None) -> db.WriteResult | None:
         total = db.WriteResult()
-        for message in messages:
-            result = self._write_with_retry([message])
+        parts = [([], [q]) for q in dead] + [([m], []) for m in messages]
+        for good, bad in parts:
+            result = self._write_with_retry(good, bad, sources)
             if result is None:
                 return None
-            total.stored += result.stored
-            total.duplicates += result.duplicates
-            total.alarms += result.alarms
+            total.add(result)
         return total
 
     def _connect_db_once(self) -> None:
@@ -292,17 +319,24 @@ class Consumer:
         self._conn, self._writer = None, None
 
     def _periodic(self) -> None:
+        """Offline alarms, roll-ups, retention, then gap recovery. Only a PostgreSQL error counts
+        as "PostgreSQL unavailable"; anything else is a bug: logged with its traceback (and the
+        writer thread goes on, so one bad round does not stop ingestion)."""
         if self._conn is None:
             return
         try:
             alarms = db.raise_offline_alarms(self._conn, self.config.offline_alarm_s)
             analytics.refresh_rollups(self._conn)
+            quarantine.clear_quiet_alarms(self._conn)
             if self.config.retention_months and time.monotonic() >= self._next_retention:
                 self._next_retention = time.monotonic() + RETENTION_EVERY_S
                 for name in db.drop_old_partitions(self._conn, self.config.retention_months):
                     log.info("central: retention dropped partition %s", name)
-        except Exception as err:
+        except psycopg.Error as err:
             self._db_failed(err)
+            return
+        except Exception:
+            log.exception("central: periodic round (alarms, roll-ups, retention) failed")
             return
         if alarms:
             self.on_alarms(alarms)
@@ -315,8 +349,11 @@ class Consumer:
         self._next_resend = time.monotonic() + settings.every_s
         try:
             sent = recovery.run_round(self._conn, self._publish_command, settings, now=time.time)
-        except Exception as err:
+        except psycopg.Error as err:
             self._db_failed(err)
+            return
+        except Exception:
+            log.exception("central: gap recovery round failed")
             return
         self.counts["resend_requests"] += len(sent)
 

@@ -3,6 +3,11 @@
 `parse(topic, payload_bytes)` returns a `Status`, `State`, `Event` or `CommandResult` (a device's
 answer on `…/{service}/cmd/result`), or raises `BadMessage`
 whose `reason` is a short fixed code used for counting (`not_json`, `missing_id`, …).
+
+Whatever the bytes, `parse` raises nothing but `BadMessage`: a payload nested deeper than
+`MAX_DEPTH` (which would raise RecursionError in the json module), NaN/Infinity (`1e999`), a
+NUL or a lone surrogate in a string (PostgreSQL's jsonb refuses both) are refused here, so the
+consumer quarantines the message instead of failing on it (see `ingest.py`).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ PREFIX = "motcua/v1/"
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,80}$")
 MAX_PAYLOAD_BYTES = 64 * 1024
+MAX_DEPTH = 16          # nesting of objects/arrays in a payload; our devices send at most 4
 SERVICE_HEALTH = ("ok", "degraded", "down")
 # ts must look like epoch seconds between 2020 and 2100: catches milliseconds and garbage.
 TS_MIN, TS_MAX = 1_577_836_800.0, 4_102_444_800.0
@@ -33,7 +39,19 @@ class BadMessage(ProtocolError):
 
     def __init__(self, reason: str, detail: str):
         self.reason = reason
+        self.detail = detail
         super().__init__(f"{reason}: {detail}")
+
+
+def sender(topic: str) -> tuple[str, str]:
+    """(site, device) named by a topic's levels, as far as they can be read ('' where not): the
+    broker ACL binds the device level to the publisher's account, so this names who sent it."""
+    if not topic.startswith(PREFIX):
+        return "", ""
+    levels = topic[len(PREFIX):].split("/")
+    site = levels[0] if levels and NAME_RE.match(levels[0]) else ""
+    device = levels[1] if len(levels) > 1 and NAME_RE.match(levels[1]) else ""
+    return site, device
 
 
 @dataclass(frozen=True)
@@ -93,6 +111,15 @@ def subscriptions(group: str = "central") -> tuple[list[str], list[str]]:
 
 
 def parse(topic: str, payload: bytes) -> Status | State | Event | CommandResult:
+    try:
+        return _parse(topic, payload)
+    except BadMessage:
+        raise
+    except Exception as err:     # a shape no check above foresaw: still a bad message, not a bug to retry
+        raise BadMessage("invalid", f"{topic}: {type(err).__name__}: {err}") from err
+
+
+def _parse(topic: str, payload: bytes) -> Status | State | Event | CommandResult:
     site, device, service, kind = _split_topic(topic)
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise BadMessage("too_large", f"{len(payload)} bytes on {topic} (limit {MAX_PAYLOAD_BYTES})")
@@ -125,14 +152,77 @@ def _split_topic(topic: str) -> tuple[str, str, str | None, str]:
     return site, device, service, kind
 
 
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):          # 1e999 parses to infinity
+        raise ValueError(f"{text[:40]} is out of range for a number")
+    return value
+
+
 def _json_object(topic: str, payload: bytes) -> dict:
     try:
-        data = json.loads(payload.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as err:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError as err:
         raise BadMessage("not_json", f"{topic}: {err}") from err
+    brackets = text.count("[") + text.count("{")
+    if brackets > MAX_DEPTH and _nesting(text) > MAX_DEPTH:   # before json.loads, which recurses per level
+        raise BadMessage("too_deep", f"{topic}: nested deeper than {MAX_DEPTH} levels")
+    try:
+        data = json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
+    except RecursionError as err:
+        raise BadMessage("too_deep", f"{topic}: nested too deeply to parse") from err
+    except ValueError as err:
+        reason = "bad_number" if "number" in str(err) else "not_json"
+        raise BadMessage(reason, f"{topic}: {err}") from err
     if not isinstance(data, dict):
         raise BadMessage("not_object", f"{topic}: payload is {type(data).__name__}, expected an object")
+    _check_values(topic, data)
     return data
+
+
+def _nesting(text: str) -> int:
+    """The deepest bracket nesting of a JSON text (brackets inside strings are skipped)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    return deepest
+
+
+def _check_values(topic: str, data: dict) -> None:
+    """Refuse the strings PostgreSQL's jsonb would refuse at write time (NUL, lone surrogates)."""
+    stack: list = [data]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            stack.extend(value.keys())
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+        elif isinstance(value, str):
+            if "\x00" in value:
+                raise BadMessage("bad_string", f"{topic}: a string holds a NUL character")
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as err:   # "\ud800": a lone surrogate
+                raise BadMessage("bad_string", f"{topic}: a string is not valid Unicode ({err.reason})") from err
 
 
 def _ts(data: dict, topic: str, *, required: bool = True) -> float:

@@ -139,13 +139,17 @@ def test_bad_payloads_are_counted_never_stored_and_ingestion_goes_on(broker, pg,
         d.raw(base, json.dumps({"id": "abe", "seq": 3, "ts": "noon", "type": "x"}).encode())
         d.raw(base, json.dumps({"id": "abf", "seq": 4, "ts": time.time(), "type": "x", "pad": "x" * 1_000_000}).encode())
         d.raw("motcua/v1/Danang HC/kiosk-1/qr/event", json.dumps({"id": "abg", "seq": 5, "ts": time.time(), "type": "x"}).encode())
-        # Valid JSON that PostgreSQL refuses (jsonb has no \u0000): only that event is dropped.
+        # Valid JSON that PostgreSQL would refuse (jsonb has no \u0000): refused before the write.
         d.event("qr", "scanned", code="P-\u0000")
         good_after = d.event("qr", "scanned", code="P-002", embedding=[0.5] * 128)
         wait_until(lambda: counts(pg.dsn)[0] == 2, what="the two good events stored")
         wait_until(lambda: sum(consumer.stats()["rejected"].values()) == 8, what="eight rejections counted")
         assert consumer.stats()["rejected"] == {"not_json": 1, "missing_id": 1, "missing_seq": 1, "bad_seq": 1,
-                                                "bad_ts": 1, "too_large": 1, "bad_topic": 1, "unstorable": 1}
+                                                "bad_ts": 1, "too_large": 1, "bad_topic": 1, "bad_string": 1}
+        with psycopg.connect(pg.dsn) as conn:     # each one is in the dead-letter table, with its hash
+            dead = conn.execute("SELECT reason, device, length(sha256) FROM quarantine ORDER BY id").fetchall()
+        assert sorted(r[0] for r in dead) == sorted(consumer.stats()["rejected"])
+        assert all(r[2] == 64 for r in dead) and {r[1] for r in dead} == {"kiosk-1"}
         assert stored_ids(pg.dsn) == {good_before["id"], good_after["id"]}
         with psycopg.connect(pg.dsn) as conn:
             bodies = [r[0] for r in conn.execute("SELECT body FROM events")]
