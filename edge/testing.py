@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -9,6 +10,7 @@ from typing import Any, Callable
 
 import paho.mqtt.client as mqtt
 
+from edge.localbroker import free_port  # noqa: F401  (one free_port for every test)
 from edge.mqtt import parse_broker_url
 
 
@@ -97,3 +99,32 @@ def wait_until(condition: Callable[[], bool], timeout_s: float = 10.0, what: str
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out after {timeout_s} s waiting for {what}")
         time.sleep(0.02)
+
+
+async def until(predicate: Callable[[], bool], timeout_s: float = 5.0, step_s: float = 0.01,
+                what: str = "condition") -> bool:
+    """Wait in a test for a background step (a door wait, a face loop) with a deadline, never a bare
+    sleep. Returns True, or raises AssertionError naming `what` after `timeout_s` of loop time."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError(f"{what} not reached within {timeout_s} s")
+        await asyncio.sleep(step_s)
+    return True
+
+
+class FakeClock:
+    """A clock a test moves by hand: call it for the time; `sleep(s)` advances it instead of waiting."""
+
+    def __init__(self, now: float = 1_800_000_000.0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds

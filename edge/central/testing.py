@@ -15,6 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from edge.localbroker import free_port  # noqa: F401  (re-exported for the central tests)
+
 PG_BIN_DIRS = ("/usr/lib/postgresql/17/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/15/bin")
 START_TIMEOUT_S = 30.0
 
@@ -29,12 +31,6 @@ def pg_bin(name: str) -> str:
     if found:
         return found
     raise FileNotFoundError(f"PostgreSQL binary {name!r} not found (install the postgresql package)")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class PgCluster:

@@ -20,18 +20,13 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
+from edge.testing import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy" / "mosquitto"
 WAIT_S = 10.0
 SITE = "hn-test"
 DEVICES = ("kiosk-a", "kiosk-b")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass

@@ -10,6 +10,7 @@ import pytest
 from edge.audit import verify as audit_verify
 from edge.kiosk.flows import Limits, PickupFlow, SessionError, guidance_key, receipt_from_text
 from kiosk_fakes import FakeLocker, FakeVision
+from edge.testing import until
 
 CODE = "000.00.01.H29-240115-0001"
 OTHER = "000.00.01.H29-240115-0002"
@@ -32,15 +33,6 @@ def make(store, *, receipts=None, enrolled=(CODE,), decisions=(), **limits):
     flow = PickupFlow(store=store, locker=lambda: locker, vision=lambda: vision, clock=clock,
                       limits=Limits(face_pause_s=0.0, **limits))
     return flow, locker, vision, clock
-
-
-async def until(predicate, timeout_s=5.0):
-    """Wait for a background step (face loop, door wait) with a deadline, never a bare sleep."""
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.005)
 
 
 def audit_actions(store):

@@ -18,6 +18,7 @@ from edge.kiosk.service import KioskService
 from edge.kiosk.web import STATIC_DIR, cpu_temperature
 from edge.service import ServiceContext
 from kiosk_fakes import FakeLocker
+from edge.testing import free_port
 
 CODE = "000.00.01.H29-240115-0001"
 
@@ -32,12 +33,6 @@ def make(store, tmp_path, **cfg):
 def get(url):
     with urllib.request.urlopen(url, timeout=10) as r:
         return r.status, r.read().decode()
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_start_stop_releases_the_port_and_a_taken_port_is_a_clear_error(store, tmp_path):

@@ -13,14 +13,9 @@ import urllib.request
 from edge.config import from_dict
 from edge.supervisor import Supervisor
 from kiosk_harness import LoopThread
+from edge.testing import free_port
 
 CODE = "000.00.01.H29-240115-0001"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def http(url, body=None):

@@ -14,6 +14,7 @@ from edge.locker.pins import hash_pin
 from edge.locker.service import LockerService
 from edge.service import ServiceContext
 from edge.store import Store
+from edge.testing import until  # noqa: F401  (the locker tests import it from here)
 
 STAFF_PIN = "9021"
 STAFF_HASH = hash_pin(STAFF_PIN)
@@ -72,15 +73,6 @@ def states(store: Store) -> list[dict]:
     rows = store.query("SELECT payload, retain FROM outbox WHERE topic = 'locker/state' ORDER BY row_id")
     assert all(r["retain"] for r in rows)
     return [json.loads(r["payload"]) for r in rows]
-
-
-async def until(predicate, timeout_s: float = 5.0, step_s: float = 0.02) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        await asyncio.sleep(step_s)
-    return predicate()
 
 
 def bus(svc: LockerService):

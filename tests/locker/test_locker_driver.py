@@ -4,6 +4,7 @@ import pytest
 
 from edge.errors import DeviceNotReady
 from edge.locker.driver import PULSE_HARD_CAP_MS, BoardOffline, OpenUncertain
+from edge.testing import FakeClock
 
 PROTOCOLS = ["kerong", "8a", "modbus"]
 
@@ -105,20 +106,9 @@ def test_offline_board_and_scan(rig):
     assert r.driver.scan([1, 2, 3]) == [1]
 
 
-class FakeClock:
-    def __init__(self):
-        self.t = 1000.0
-
-    def __call__(self):
-        return self.t
-
-    def sleep(self, s):
-        self.t += s
-
-
 def test_modbus_pulse_is_capped_and_coils_never_overlap(rig):
     r = rig("modbus")
-    clock = FakeClock()  # one clock for the board and the driver: the test does not depend on speed
+    clock = FakeClock(1000.0)  # one clock for the board and the driver: the test does not depend on speed
     r.bus.clock = clock
     r.driver.clock, r.driver.sleep = clock, clock.sleep
     for lock in (1, 2, 3):

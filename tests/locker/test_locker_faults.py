@@ -15,19 +15,9 @@ from edge.errors import DeviceNotReady
 from edge.locker.driver import OpenUncertain, SerialLockerDriver
 from edge.locker.protocols import PROTOCOLS
 from edge.locker.sim import FAULTS, BusSim, PtySim, SimTransport
+from edge.testing import FakeClock
 
 BOARDS = {"kerong": [0, 1], "8a": [1, 2], "modbus": [1, 2]}
-
-
-class FakeClock:
-    def __init__(self):
-        self.t = 0.0
-
-    def __call__(self):
-        return self.t
-
-    def sleep(self, s):
-        self.t += s
 
 
 def check_invariant(bus, start_req, start_pulse, cmd, outcome, retries):
@@ -112,7 +102,7 @@ def test_random_commands_over_a_real_pty(tmp_path):
         ptys.append(pty)
         return serial.serial_for_url(pty.path, baudrate=19200, timeout=0.05)
 
-    clock = FakeClock()
+    clock = FakeClock(0.0)
     try:
         counts, _ = soak("kerong", over_pty, 150, seed=3, clock=clock, sleep=clock.sleep)
     finally:

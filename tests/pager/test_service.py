@@ -11,6 +11,7 @@ from edge.pager.config import CounterDef, PagerConfig, PanelDef, ServiceDef
 from edge.pager.service import PagerService
 from edge.service import ServiceContext, validate_args
 from edge.store import Store
+from edge.testing import until
 
 NEXT, RECALL, SKIP, LED = 5, 6, 13, 19
 
@@ -39,14 +40,6 @@ def run(coro):
 def events(store, type):
     return [json.loads(p) for _, t, p, _, _ in store.pending(limit=10000)
             if t == "pager/event" and json.loads(p)["type"] == type]
-
-
-async def until(predicate, timeout_s=5.0):
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
 
 
 async def started(service):

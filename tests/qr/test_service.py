@@ -18,6 +18,7 @@ from edge.qr.service import QrService
 from edge.qr.sim import SimCamera
 from edge.qr.synth import OLD_PORTAL, qr_image
 from edge.service import ServiceContext
+from edge.testing import FakeClock
 
 VIETQR = ("00020101021138570010A00000072701270006970403011200110123456780208QRIBFTTA"
           "53037045802VN6304F4E5")
@@ -37,14 +38,6 @@ def frame_of(*texts: str) -> np.ndarray:
 def qr_events(store, type="code_scanned"):
     rows = store.query("SELECT payload FROM outbox WHERE topic = 'qr/event' ORDER BY row_id")
     return [e for e in (json.loads(r["payload"]) for r in rows) if e["type"] == type]
-
-
-class FakeClock:
-    def __init__(self, now: float = 1_800_000_000.0):
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class FakePager:
