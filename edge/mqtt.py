@@ -25,7 +25,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from edge import security
+from edge import phone, security
 from edge.config import BrokerConfig
 from edge.errors import CommandAuthError, CommandError, ConfigError
 from edge.service import Service, validate_args
@@ -128,7 +128,9 @@ class CommandDispatcher:
                 "INSERT INTO commands(id, service, type, state, received) VALUES (?, ?, ?, 'started', ?)",
                 (cmd_id, service_name, cmd["type"], self.clock()),
             )
-            tx.audit("mqtt", "command_received", id=cmd_id, service=service_name, type=cmd["type"], args=args)
+            # phone.redact: a citizen's number or PIN in the args is kept masked (design §3).
+            tx.audit("mqtt", "command_received", id=cmd_id, service=service_name, type=cmd["type"],
+                     args=phone.redact(args))
         try:
             fields = await service.handle_command(cmd["type"], args, cmd_id=cmd_id) or {}
             result = {"ok": True, **fields}

@@ -125,6 +125,9 @@ STRINGS: dict[str, tuple[str, str]] = {
     "loading.size": ("Kích thước ngăn", "Compartment size"),
     "loading.pin": ("PIN cho công dân (không bắt buộc)", "Citizen PIN (optional)"),
     "loading.deadline": ("Hạn nhận (ngày)", "Pickup deadline (days)"),
+    "loading.phone": ("Số di động công dân (không bắt buộc): mã PIN gửi qua SMS",
+                      "Citizen's mobile (optional): the PIN is sent by SMS"),
+    "loading.sms": ("Tin nhắn báo kết quả và mã PIN sẽ gửi tới {phone}.", "The result-ready SMS with the PIN goes to {phone}."),
     "loading.submit": ("Mở ngăn trống", "Open a free compartment"),
     "loading.opened": ("Đã mở ngăn số {compartment}: đặt hồ sơ vào và đóng cửa", "Compartment {compartment} is open: put the papers in and close it"),
     # staff login (desk screens on the LAN)

@@ -448,16 +448,19 @@ async def loading_submit(request: web.Request) -> web.Response:
     body = await _body(request)
     locker = _need(svc, "locker")
     staff_pin = _text(body, "staff_pin", 32)
-    receipt = _text(body, "receipt", 64).strip().upper()
+    receipt = require_dossier_code(_text(body, "receipt", 64))  # only what the pickup kiosk can find
     size = _text(body, "size", 16, required=False) or None
     pin = (_text(body, "pin", 16, required=False) or "").strip() or None
+    # The citizen's mobile for the result-ready SMS: the locker checks it, makes the PIN and sends it.
+    phone = (_text(body, "phone", 32, required=False) or "").strip() or None
     days = body.get("deadline_days")
     if days in ("", None):
         days = None
     elif not isinstance(days, int) or isinstance(days, bool):
         raise ValueError("'deadline_days' must be a whole number of days")
     # The locker checks the staff PIN and audits the loading; the kiosk never stores either PIN.
-    result = await _maybe_await(locker.load(staff_pin, receipt, size, pin=pin, deadline_days=days))
+    result = await _maybe_await(locker.load(staff_pin, receipt, size, pin=pin, deadline_days=days,
+                                            **({"phone": phone} if phone else {})))
     with svc.ctx.store.transaction() as tx:  # the locker audits the loading itself; this says who was logged in
         tx.audit(_actor(request), "loading.load", receipt=receipt, compartment=_as_dict(result).get("compartment"))
     return web.json_response({"ok": True, **_as_dict(result)}, dumps=_dumps)

@@ -12,7 +12,9 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from edge import phone as phones
 from edge.errors import CommandError
+from edge.locker import notify
 from edge.locker.config import SIZES, LockerConfig
 from edge.locker.pins import check_pin, hash_pin
 from edge.store import Store, Tx
@@ -90,6 +92,7 @@ MESSAGES = {
     "maintenance": ("Ngăn tủ đang bảo trì.", "The compartment is under maintenance."),
     "rate": ("Ngăn tủ vừa được mở, vui lòng chờ.", "The compartment was just opened; please wait."),
     "bad_input": ("Dữ liệu không hợp lệ.", "Invalid input."),
+    "phone": (phones.MESSAGE_VI, phones.MESSAGE_EN),
 }
 
 
@@ -140,6 +143,7 @@ class LockerFlows:
     def __init__(self, store: Store, config: LockerConfig, clock: Callable[[], float]):
         self.store, self.config, self.clock = store, config, clock
         store.migrate("locker", MIGRATIONS)
+        notify.migrate(store)
         with store.transaction() as tx:
             for n in config.compartment_ids():
                 tx.execute("INSERT OR IGNORE INTO locker_doors(compartment) VALUES (?)", (n,))
@@ -204,7 +208,10 @@ class LockerFlows:
         raise LockerRefused("full", f"no free compartment of size {size or 'any'}")
 
     def create_assignment(self, tx: Tx, *, receipt: str, compartment: int, size: str, pin_hash: str | None,
-                          deadline_days: int | None, staff: str, face_enrolled: bool) -> int:
+                          deadline_days: int | None, staff: str, face_enrolled: bool,
+                          phone: str | None = None, pin: str | None = None) -> int:
+        """Record a loading; with a `phone` (+84…) the result-ready SMS carrying `pin` is queued
+        in this same transaction (edge.locker.notify), and only its masked form is logged."""
         now = self.clock()
         days = deadline_days or self.config.pickup_deadline_days
         if not isinstance(days, int) or not 1 <= days <= 365:
@@ -217,9 +224,13 @@ class LockerFlows:
             "loaded_at, loaded_by) VALUES (?, ?, 'waiting', ?, ?, ?, ?, ?, ?)",
             (receipt, compartment, size, pin_hash, int(face_enrolled),
              now + days * DAY_S, now, staff))
+        masked = {"phone_masked": phones.mask(phone)} if phone else {}
         tx.emit(SERVICE, "loaded", receipt=receipt, compartment=compartment, deadline=now + days * DAY_S,
-                pin_set=pin_hash is not None)
-        tx.audit(staff, "locker.load", receipt=receipt, compartment=compartment, deadline_days=days)
+                pin_set=pin_hash is not None, sms=phone is not None, **masked)
+        tx.audit(staff, "locker.load", receipt=receipt, compartment=compartment, deadline_days=days, **masked)
+        if phone:
+            notify.result_ready(tx, assignment=cur.lastrowid, phone=phone, receipt=receipt, compartment=compartment,
+                                deadline=now + days * DAY_S, pin=pin, now=now)
         return cur.lastrowid
 
     # -- citizen PIN ---------------------------------------------------------------------------

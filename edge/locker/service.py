@@ -532,7 +532,7 @@ class LockerService(Service):
         try:
             phone = phones.optional(phone)
         except phones.BadPhone as err:
-            raise LockerRefused("phone", str(err)) from err
+            raise LockerRefused("phone", f"phone number {err.why}: {phones.MESSAGE_EN}") from err
         if phone and pin:
             raise LockerRefused("bad_input", "with a phone number the locker makes the PIN and sends it by SMS: "
                                              "leave the PIN empty")
@@ -559,7 +559,7 @@ class LockerService(Service):
             await self.open_compartment(compartment, reason="load", actor=staff, prepare=prepare)
         log.info("locker: %s loaded %s into compartment %d", staff, receipt, compartment)
         self._tell_vision("result_waiting", receipt, True)  # from now on 1:N may consider this dossier
-        return {"compartment": compartment, "sms_to": phones.mask(phone)}
+        return {"compartment": compartment, **({"sms_to": phones.mask(phone)} if phone else {})}
 
     async def reclaim(self, staff_pin: str, receipt_code: str) -> dict:
         """Staff take back an expired result: its compartment opens and becomes free."""
@@ -683,7 +683,7 @@ class LockerService(Service):
                                                    reason=f"remote:{args['reason']}"[:64], actor="central")
             if type == "load":
                 return await self._load("central", args["receipt"], args["size"], None, args["deadline_days"],
-                                        args["accessible"], phone=self._phone(args["phone"], None))
+                                        args["accessible"], phone=self._phone(args.get("phone"), None))
             if type == "expire":
                 expired = self.flows.expire_due(args["receipt"])
                 notify.sweep(self.ctx.store, self.clock)
