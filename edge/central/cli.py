@@ -119,6 +119,8 @@ def cmd_run(args) -> int:
 
 
 def cmd_cmd(args) -> int:
+    import psycopg
+
     from edge.central import cmd as central_cmd
     from edge.central.ingest import read_password
     from edge.errors import CommandError, ConfigError
@@ -127,20 +129,26 @@ def cmd_cmd(args) -> int:
     try:
         cmd_args = json.loads(args.args)
         key = load_key(args.key) if args.key else central_cmd.KeyDir(args.keys).key_for(args.site, args.device)
+        journal = None
+        if args.db:       # audited centrally: `sent` before publishing, then ok/refused/timeout
+            from edge.central import db
+            with db.connect(args.db) as conn:
+                db.migrate(conn)
+            journal = central_cmd.PgJournal(args.db, args.actor)
         cmd, result = central_cmd.send(args.broker, key, args.site, args.device, args.service, args.cmd_type,
                                        cmd_args, timeout_s=args.timeout, username=args.broker_username,
-                                       password=read_password(args.broker_password_file), ca_file=args.ca_file)
+                                       password=read_password(args.broker_password_file), ca_file=args.ca_file,
+                                       journal=journal)
     except json.JSONDecodeError as err:
         print(f"edge central cmd: --args is not JSON: {err}", file=sys.stderr)
         return 2
     except (ConfigError, CommandError) as err:
         print(f"edge central cmd: {err}", file=sys.stderr)
         return 1
-    if args.db:
-        from edge.central import db
-        with db.connect(args.db) as conn:
-            db.migrate(conn)
-            central_cmd.record(conn, cmd, args.site, args.device, args.service, args.actor, result)
+    except psycopg.Error as err:      # the command is recorded before it is published: nothing was sent
+        print(f"edge central cmd: cannot record the command in PostgreSQL ({str(err).strip()}): not sent",
+              file=sys.stderr)
+        return 1
     if args.json:
         print(json.dumps({"id": cmd["id"], "result": result}, ensure_ascii=False))
     else:

@@ -170,9 +170,10 @@ def record_result(conn: psycopg.Connection, r: CommandResult) -> None:
 
     Called inside the ingest transaction; a result for a command we did not send is ignored."""
     row = conn.execute(
-        "UPDATE commands SET result = %s, result_at = now() WHERE id = %s AND site = %s AND device = %s "
-        "AND service = %s AND result IS NULL RETURNING type, args",
-        (json.dumps(r.data, ensure_ascii=False), r.id, r.site, r.device, r.service)).fetchone()
+        "UPDATE commands SET result = %s, result_at = now(), status = %s WHERE id = %s AND site = %s "
+        "AND device = %s AND service = %s AND result IS NULL RETURNING type, args",
+        (json.dumps(r.data, ensure_ascii=False), "ok" if r.data.get("ok") is True else "refused",
+         r.id, r.site, r.device, r.service)).fetchone()
     if row is None or row[0] != "resend" or r.data.get("ok") is not True:
         if row is not None and r.data.get("ok") is not True:
             log.warning("central: %s/%s refused resend %s: %s", r.site, r.device, r.id, r.data.get("error"))

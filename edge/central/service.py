@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 
 from edge.central import cmd as central_cmd
-from edge.central import db, notify
+from edge.central import notify
 from edge.central.ingest import Consumer, IngestConfig
 from edge.central.web import AsyncDb, make_app
 from edge.errors import ConfigError
@@ -94,23 +94,25 @@ class CentralApp:
         role, name = self.staff.get(token, (None, None))
         return name if role in STAFF_ROLES_ALLOWED else None
 
-    async def send_command(self, actor: str, body: dict) -> tuple[dict, dict]:
+    async def send_command(self, actor: str, body: dict, *, staff=None) -> tuple[dict, dict]:
+        """Sign, record as `sent`, publish, wait, record `ok`/`refused`/`timeout` (cmd.py).
+
+        `staff` (an `auth.Staff`, anything with `.role` and `.sites`): checked again here with
+        `cmd.check_allowed`, so a staff member limited to some sites cannot command another;
+        CommandForbidden (a CommandError) if not allowed."""
         if self.keys is None:
             raise ConfigError("no --keys directory configured: remote commands are disabled")
         site, device, service = body["site"], body["device"], body["service"]
+        if staff is not None:
+            central_cmd.check_allowed(staff.role, staff.sites, site)
         key = self.keys.key_for(site, device)
         cmd, result = await asyncio.to_thread(
             central_cmd.send, self.config.ingest.broker, key, site, device, service, body["type"],
             body.get("args", {}), timeout_s=self.config.cmd_timeout_s,
             username=self.config.ingest.username, password=self.config.ingest.password,
-            ca_file=self.config.ingest.ca_file)
-        await asyncio.to_thread(self._record, cmd, site, device, service, actor, result)
+            ca_file=self.config.ingest.ca_file, journal=central_cmd.PgJournal(self.config.ingest.dsn, actor))
         log.info("central: %s sent %s to %s/%s/%s: %s", actor, cmd["type"], site, device, service, result)
         return cmd, result
-
-    def _record(self, cmd, site, device, service, actor, result) -> None:
-        with db.connect(self.config.ingest.dsn) as conn:
-            central_cmd.record(conn, cmd, site, device, service, actor, result)
 
     async def start(self) -> None:
         self.dispatcher.start()

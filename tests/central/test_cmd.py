@@ -90,8 +90,8 @@ def test_cli_command_is_signed_executed_once_and_audited(tmp_path, broker, pg, d
     assert rc == 0 and out["result"]["ok"] is True and out["result"]["compartment"] == 3
     assert device.locker.opened == [3]
     with psycopg.connect(pg.dsn) as conn:
-        row = conn.execute("SELECT actor, type, args, result FROM commands WHERE id = %s", (out["id"],)).fetchone()
-    assert row == ("chi.lan", "open", {"compartment": 3}, out["result"])
+        row = conn.execute("SELECT actor, type, args, result, status FROM commands WHERE id = %s", (out["id"],)).fetchone()
+    assert row == ("chi.lan", "open", {"compartment": 3}, out["result"], "ok")
 
 
 def test_wrong_key_is_refused_by_the_device(tmp_path, broker, device, capsys):
@@ -167,7 +167,7 @@ def test_command_page_form_with_confirmation(tmp_path, central_app, device):
 
 @pytest.mark.parametrize("flag,value,message", [
     ("--listen", "8090", "expected HOST:PORT"),
-    ("--broker", "http://broker:1883", "scheme must be mqtt:// or mqtts://"),
+    ("--broker", "http://broker:1883", "expected mqtt://HOST:PORT or mqtts://HOST:PORT"),
 ])
 def test_run_refuses_bad_flags_with_a_clear_message(flag, value, message, capsys):
     argv = ["central", "run", "--db", "postgresql://nobody@127.0.0.1:1/none", "--listen", "127.0.0.1:0", flag, value]
