@@ -1,6 +1,7 @@
-"""What a scanned QR text means: procedure codes and URLs, receipts, appointments, payments.
+"""What a scanned QR text means: procedure codes and URLs, receipts, appointments, payments,
+citizen ID cards (edge.qr.citizen_id: personal data, never logged, published or stored).
 
-Pure: no I/O, no imports from the rest of `edge`. Every recogniser is strict (full match,
+Pure: no I/O, no imports from the rest of `edge` but the pure edge.qr.citizen_id. Every recogniser is strict (full match,
 anchored regexes without nested repetition, so the time is linear in the text) and the text is
 capped before any regex runs. Formats and their public sources: docs/qr.md and shared/qr.md.
 No URL is ever fetched or opened: URLs are only split into host, path and query here.
@@ -13,8 +14,13 @@ import urllib.parse
 from dataclasses import dataclass, field
 from datetime import date
 
-KINDS = ("procedure", "procedure_url", "receipt", "appointment", "payment", "unknown")
-MAX_TEXT_CHARS = 1024  # default cap; the service passes its configured one
+from edge.qr import citizen_id
+
+KINDS = ("procedure", "procedure_url", "receipt", "appointment", "payment", citizen_id.KIND, "unknown")
+PRIVATE_KINDS = (citizen_id.KIND,)  # never logged in clear, never published, never stored
+# Default cap: the most characters a QR symbol holds (7,089 digits, version 40-L); the parsers,
+# not the decoder, decide what a long text means. The service passes its configured one.
+MAX_TEXT_CHARS = 7089
 DEFAULT_ALLOWED_HOSTS = ("gov.vn",)  # a host matches itself and every subdomain
 
 # 1.001193, 1.011441.000.00.00.H38 (province version), 1.013229.01 / ....H55.02 (online variant)
@@ -48,6 +54,10 @@ class ParsedCode:
     fields: dict = field(default_factory=dict)
     reason: str | None = None
 
+    def __repr__(self) -> str:
+        fields = "<not shown>" if self.kind in PRIVATE_KINDS else repr(self.fields)
+        return f"ParsedCode(kind={self.kind!r}, fields={fields}, reason={self.reason!r})"
+
     @property
     def code(self) -> str | None:
         """The reference worth logging (procedure code, uuid, dossier or appointment code)."""
@@ -66,6 +76,9 @@ def parse(text: str, *, allowed_hosts: tuple[str, ...] | list[str] = DEFAULT_ALL
         return ParsedCode("unknown", reason="empty text")
     if stripped.startswith("000201"):
         return parse_payment(stripped)
+    if citizen_id.looks_like_card(stripped):
+        fields, why = citizen_id.parse_card(stripped)
+        return ParsedCode(citizen_id.KIND, fields, why)
     for recognise in (_procedure, _receipt, _appointment):
         found = recognise(stripped)
         if found is not None:
@@ -73,6 +86,11 @@ def parse(text: str, *, allowed_hosts: tuple[str, ...] | list[str] = DEFAULT_ALL
     if re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", stripped):
         return parse_url(stripped, allowed_hosts)
     return ParsedCode("unknown", reason="not a procedure, receipt, appointment or payment code")
+
+
+def safe_repr(text: str, kind: str) -> str:
+    """`repr(text)`, except for private kinds (a citizen ID card), which are masked."""
+    return citizen_id.mask(text) if kind in PRIVATE_KINDS else repr(text)
 
 
 # -- bare codes --------------------------------------------------------------------------------

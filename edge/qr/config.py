@@ -26,7 +26,9 @@ class QrConfig:
     fps: float = opt(5.0, min=0.1, max=60, help="frames decoded per second (the Pi has other work)")
     budget_ms: float = opt(150.0, min=5, max=5000,
                            help="time per frame for the harder decoding passes (the fast path always runs)")
-    max_text_chars: int = opt(1024, min=16, max=8192, help="longer decoded texts are refused, never passed on")
+    max_text_chars: int = opt(7089, min=16, max=7089,
+                              help="longer decoded texts are refused, never passed on (default: the most a QR "
+                                   "symbol holds, 7,089 digits or 2,953 bytes; the parsers decide what a text means)")
     use_zbar: bool = opt(True, help="ZBar (pyzbar) as the second decoder")
     allowed_hosts: list[str] = opt(["gov.vn"], check=_hosts,
                                    help="https hosts (and their subdomains) whose URLs may carry a procedure code")

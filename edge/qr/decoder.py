@@ -1,9 +1,13 @@
 """Finding QR codes in a camera frame: zxing-cpp first, ZBar second, harder passes on a budget.
 
-Both decoders are asked for the raw bytes of each symbol, never their guessed text: ZBar tries
-Shift-JIS before UTF-8 and turns short Vietnamese into mojibake (shared/qr.md §6). The bytes are
-decoded here as strict UTF-8; bytes that are not valid text, carry control characters or are
-longer than the limit are refused and counted, never passed on.
+Text is taken the way zxing-cpp gives it: it honours an ECI charset, reads kanji mode as
+Shift_JIS and, without an ECI, picks UTF-8 whenever the bytes are valid UTF-8, so ISO-8859-1,
+Shift_JIS and Vietnamese UTF-8 codes all come back right. ZBar guesses Shift_JIS before UTF-8
+and turns short Vietnamese into mojibake (shared/qr.md §6), so it is asked for raw bytes only
+and its symbol is kept only where zxing-cpp read the same bytes (then zxing-cpp's text wins) or
+the bytes are valid UTF-8. A symbol is refused only when its text is unsafe (a control
+character other than TAB/CR/LF) or longer than any QR symbol can hold; what a text means is
+for the parsers (edge.qr.codes) to decide.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import zxingcpp
 
 from edge.qr.errors import QrInputError
 from edge.qr.codes import DEFAULT_ALLOWED_HOSTS, MAX_TEXT_CHARS, ParsedCode, parse
+from edge.qr.codes import safe_repr
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +37,12 @@ MAX_FRAME_PIXELS = 40_000_000  # larger frames are refused: bounded time and mem
 _ZX_FORMATS = zxingcpp.BarcodeFormat.QRCode
 _ZX_FULL_QR = {zxingcpp.BarcodeFormat.QRCodeModel1, zxingcpp.BarcodeFormat.QRCodeModel2,
                zxingcpp.BarcodeFormat.QRCode}
-# Control characters have no place in an office code; TAB/CR/LF may appear in free text.
-_CONTROL = {c for c in range(0x20) if c not in (0x09, 0x0A, 0x0D)} | {0x7F}
+# Control characters (C0, DEL and C1) have no place in an office code: they can clear a
+# terminal or a log line. TAB/CR/LF may appear in free text (vCards, addresses).
+_CONTROL = frozenset({c for c in range(0x20) if c not in (0x09, 0x0A, 0x0D)} | set(range(0x7F, 0xA0)))
+# The most any QR symbol holds (version 40-L): 7,089 digits, 4,296 alphanumerics, 2,953 bytes or
+# 1,817 kanji (3,634 Shift_JIS bytes). More than this cannot have come from one symbol.
+MAX_SYMBOL_BYTES = 7089
 
 
 @dataclass(frozen=True)
@@ -54,12 +63,21 @@ class Scan:
     def as_dict(self) -> dict:
         return {"text": self.text, "kind": self.kind}
 
+    def __repr__(self) -> str:  # a citizen ID card's text must not reach a log through a repr
+        return (f"Scan(text={safe_repr(self.text, self.kind)}, kind={self.kind!r}, "
+                f"decoder={self.decoder!r})")
+
 
 @dataclass
 class _Raw:
     data: bytes
     points: tuple[tuple[int, int], ...]
     decoder: str
+    text: str | None = None  # zxing-cpp's text (ECI honoured); None from ZBar (bytes only)
+
+    @property
+    def from_zbar(self) -> bool:
+        return self.text is None
 
 
 @dataclass
@@ -90,15 +108,16 @@ class Decoder:
         if min(gray.shape) < 8:
             return []  # smaller than one module of the smallest code: nothing to find
         deadline = self.clock() + self.budget_s
-        found: dict[str, Scan] = {}
+        frame = _Frame()
+        found = frame.found
         hopeless = 0
-        for name, run in self._passes(gray):
+        for name, run in self._passes(gray, frame):
             if name != "zxing" and self.clock() > deadline:
                 break  # the fast path always runs; harder passes only while time is left
             stats.passes.append(name)
             hits, candidates = run()
             for raw in hits:
-                self._accept(raw, found, stats)
+                self._accept(raw, frame, stats)
             if candidates == 0 and not hits:
                 hopeless += 1
             # Stop when this pass saw no QR-like symbol left unread and something was found, or
@@ -106,12 +125,13 @@ class Decoder:
             # code: the bench's no-code frames would otherwise pay for every pass).
             if (found and candidates == 0) or (not found and hopeless >= self.EMPTY_PASSES):
                 break
+        frame.refuse_unconfirmed_zbar(stats)
         return list(found.values())
 
     EMPTY_PASSES = 3
 
     # -- passes -------------------------------------------------------------------------------
-    def _passes(self, gray: np.ndarray):
+    def _passes(self, gray: np.ndarray, frame: "_Frame"):
         """(name, thunk) in escalating cost; each thunk returns (raw hits, unread QR-like symbols).
 
         Order and set chosen on the bench (`edge bench qr`, three seeds): each pass recovers codes
@@ -137,28 +157,70 @@ class Decoder:
         yield "zxing+clahe", lambda: _zxing(_clahe(gray), "zxing+clahe")
 
     # -- text ---------------------------------------------------------------------------------
-    def _accept(self, raw: _Raw, found: dict[str, Scan], stats: DecodeStats) -> None:
-        text, why = bytes_to_text(raw.data, self.max_text_chars)
-        if text is None:
-            stats.refused.append(why)
-            log.debug("refused a QR symbol from %s: %s", raw.decoder, why)
+    def _accept(self, raw: _Raw, frame: "_Frame", stats: DecodeStats) -> None:
+        """Keep one decoded symbol's text, or count why not (see the module docstring)."""
+        if frame.known(raw):
             return
-        if text in found:
+        if raw.from_zbar:
+            text, why = bytes_to_text(raw.data, self.max_text_chars)
+            if text is None:
+                if why.startswith("not UTF-8"):
+                    frame.unconfirmed_zbar[raw.data] = why  # zxing-cpp may still read it this frame
+                else:
+                    stats.refused.append(why)
+                return
+        else:
+            text, why = check_text(raw.text, len(raw.data), self.max_text_chars)
+            if text is None:
+                stats.refused.append(why)
+                log.debug("refused a QR symbol from %s: %s", raw.decoder, why)
+                return
+        if text in frame.found:
+            frame.by_bytes[raw.data] = (text, raw.from_zbar)
             return
         parsed: ParsedCode = parse(text, allowed_hosts=self.allowed_hosts, max_chars=self.max_text_chars)
-        found[text] = Scan(text, parsed.kind, parsed.fields, parsed.reason, raw.decoder, raw.points)
+        frame.add(raw, Scan(text, parsed.kind, parsed.fields, parsed.reason, raw.decoder, raw.points))
 
 
-def bytes_to_text(data: bytes, max_chars: int = MAX_TEXT_CHARS) -> tuple[str | None, str]:
-    """Strict UTF-8 text of a symbol's bytes, or (None, why it was refused)."""
-    if len(data) > 4 * max_chars:  # cheap check before decoding a huge payload
-        return None, f"payload of {len(data)} bytes exceeds the limit"
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]  # a UTF-8 byte order mark is harmless
-    try:
-        text = data.decode("utf-8", errors="strict")
-    except UnicodeDecodeError as err:
-        return None, f"not UTF-8 text ({err.reason} at byte {err.start})"
+@dataclass
+class _Frame:
+    """What one frame's passes have read so far: texts, and which bytes gave which text."""
+
+    found: dict[str, Scan] = field(default_factory=dict)
+    by_bytes: dict[bytes, tuple[str, bool]] = field(default_factory=dict)  # bytes -> (text, from ZBar)
+    unconfirmed_zbar: dict[bytes, str] = field(default_factory=dict)  # non-UTF-8 ZBar bytes -> why
+
+    def known(self, raw: _Raw) -> bool:
+        """True when these bytes were already read; zxing-cpp's text replaces a ZBar one."""
+        seen = self.by_bytes.get(raw.data)
+        if seen is None:
+            return False
+        text, seen_from_zbar = seen
+        if seen_from_zbar and not raw.from_zbar and raw.text != text:
+            del self.found[text]  # the same symbol: its ECI/charset as zxing-cpp read it wins
+            del self.by_bytes[raw.data]
+            return False
+        return True
+
+    def add(self, raw: _Raw, scan: Scan) -> None:
+        self.found[scan.text] = scan
+        self.by_bytes[raw.data] = (scan.text, raw.from_zbar)
+        self.unconfirmed_zbar.pop(raw.data, None)
+
+    def refuse_unconfirmed_zbar(self, stats: DecodeStats) -> None:
+        for data, why in self.unconfirmed_zbar.items():
+            if data not in self.by_bytes:
+                stats.refused.append(f"ZBar only: {why}; its charset would be a guess")
+
+
+def check_text(text: str | None, size: int, max_chars: int = MAX_TEXT_CHARS) -> tuple[str | None, str]:
+    """(text, "") when `text` is safe to pass on, else (None, why): size, emptiness, controls."""
+    if text is None:
+        return None, "no text"
+    if size > MAX_SYMBOL_BYTES:
+        return None, f"payload of {size} bytes is more than a QR symbol holds ({MAX_SYMBOL_BYTES})"
+    if text.startswith("\ufeff"):
+        text = text[1:]  # a byte order mark is harmless
     if not text:
         return None, "empty payload"
     if len(text) > max_chars:
@@ -167,6 +229,17 @@ def bytes_to_text(data: bytes, max_chars: int = MAX_TEXT_CHARS) -> tuple[str | N
     if bad is not None:
         return None, f"control character U+{ord(bad):04X} in the text"
     return text, ""
+
+
+def bytes_to_text(data: bytes, max_chars: int = MAX_TEXT_CHARS) -> tuple[str | None, str]:
+    """Strict UTF-8 text of raw symbol bytes (ZBar's), or (None, why it was refused)."""
+    if len(data) > MAX_SYMBOL_BYTES:  # cheap check before decoding a huge payload
+        return None, f"payload of {len(data)} bytes is more than a QR symbol holds ({MAX_SYMBOL_BYTES})"
+    try:
+        text = data.decode("utf-8", errors="strict")
+    except UnicodeDecodeError as err:
+        return None, f"not UTF-8 text ({err.reason} at byte {err.start})"
+    return check_text(text, len(data), max_chars)
 
 
 # -- frames ------------------------------------------------------------------------------------
@@ -229,7 +302,7 @@ def _zxing(gray: np.ndarray, name: str, *, scale: float = 1.0, harder: bool = Tr
         pos = r.position
         corners = (pos.top_left, pos.top_right, pos.bottom_right, pos.bottom_left)
         points = tuple((int(p.x / scale), int(p.y / scale)) for p in corners)
-        hits.append(_Raw(bytes(r.bytes), points, name))
+        hits.append(_Raw(bytes(r.bytes), points, name, r.text))
     return hits, failed
 
 
