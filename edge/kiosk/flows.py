@@ -3,6 +3,8 @@
 start → code (QR or typed) → face (1:1 against the claimed dossier) → open → thanks,
 with code + PIN as the fallback after the face attempt limit or without face consent.
 A door opens only through the locker's `pickup`, and only after the claim is verified here.
+Only a citizen's own action starts a session or uses up an attempt: a code read by the camera
+just pre-fills the code field of a session someone started (and only once per session).
 The flow talks to its peers through the agreed async methods (locker: lookup, verify_pin,
 pickup, wait_door; vision: enrolled, verify); tests pass Fake* doubles with the same methods.
 """
@@ -11,13 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from edge.errors import EdgeError
+from edge.kiosk.receipts import dossier_code
 from edge.store import Store
 
 log = logging.getLogger(__name__)
@@ -32,8 +34,6 @@ MIGRATIONS = [
     );
     """,
 ]
-# A lenient dossier code (shared/qr.md §3): dotted agency parts, a date, a running number.
-RECEIPT_RE = re.compile(r"[0-9A-Z]{1,3}(?:\.[0-9A-Z]{1,3}){0,4}-\d{6}-\d{4,6}")
 GUIDANCE_POLL_S = 0.4  # how often the live camera hint is refreshed during a face check
 DOOR_REMINDERS = 3  # door-close waits before the session ends with "left open" (the locker alarms)
 
@@ -60,6 +60,10 @@ class Session:
     guidance: str | None = None
     door_reminder: bool = False
     pin_set: bool = False  # the locker holds a PIN for this receipt: the fallback exists
+    step_started: float = 0.0  # when the current step began (the face step has its own time budget)
+    prefill: str | None = None  # a code the camera read, offered in the code field (never submitted by itself)
+    scanned: set = field(default_factory=set)  # codes the camera read during this session: each is used once
+    challenge: dict | None = None  # the vision service's current liveness prompt {"key", "vi", "en"}
 
 
 @dataclass
@@ -70,6 +74,7 @@ class Limits:
     face_retries: int = 15
     face_timeout_s: float = 2.0
     face_pause_s: float = 0.8
+    face_step_s: float = 45.0
     pin_attempts: int = 3
     lockout_s: float = 900.0
     door_timeout_s: float = 120.0
@@ -95,6 +100,7 @@ class PickupFlow:
         self.default_language = language
         self.language = language
         self.parse_code = parse_code or receipt_from_text
+        self.banner_language = language  # the language of the session that the banner ends
         self.session: Session | None = None
         self.banner: tuple[str, dict, float] | None = None  # (message key, params, until) after a session ends
         self.version = 0
@@ -108,19 +114,37 @@ class PickupFlow:
     def view(self) -> dict:
         """The current screen as plain data (no PIN, no face, the receipt code masked)."""
         s = self.session
+        now = self.clock()
         base = {"version": self.version, "epoch": self.epoch, "lang": self.language}
         if s is None:
-            if self.banner and self.banner[2] > self.clock():
-                key, params, _ = self.banner
+            if self.banner and self.banner[2] > now:
+                key, params, until = self.banner
                 step = "thanks" if key == "kiosk.thanks_title" else "message"
-                return {**base, "step": step, "message": key, "params": params, "session": None}
+                # The message of a session ends in that session's language (a timeout in English stays English).
+                return {**base, "lang": self.banner_language, "step": step, "message": key, "params": params,
+                        "session": None, "seconds_left": round(until - now, 1)}
             return {**base, "step": "start", "session": None}
         left = {"code": self.limits.code_attempts - s.code_failures,
                 "face": self.limits.face_attempts - s.face_rejects,
                 "pin": self.limits.pin_attempts - s.pin_failures}
+        seconds_left, budget = self._time_left(s, now)
         return {**base, "step": s.step, "session": s.id, "receipt": mask(s.receipt),
                 "compartment": s.compartment, "notice": s.notice, "params": {**s.notice_params, "n": left.get(s.step)},
-                "guidance": s.guidance, "door_reminder": s.door_reminder, "attempts_left": left.get(s.step)}
+                "guidance": s.guidance, "door_reminder": s.door_reminder, "attempts_left": left.get(s.step),
+                "refusals": s.code_failures + s.face_rejects + s.pin_failures,
+                "prefill": s.prefill if s.step == "code" else None,
+                "challenge": s.challenge if s.step == "face" else None,
+                "seconds_left": seconds_left, "step_seconds": budget}
+
+    def _time_left(self, s: Session, now: float) -> tuple[float | None, float | None]:
+        """(seconds before this step times out, the step's whole budget) for the on-screen countdown."""
+        if s.step == "open":
+            return None, None  # the door decides; the citizen is never hurried away from an open door
+        if s.step == "face":
+            left = self.limits.face_step_s - (now - s.step_started)
+            return round(max(0.0, left), 1), self.limits.face_step_s
+        left = self.limits.session_timeout_s - (now - s.touched)
+        return round(max(0.0, left), 1), self.limits.session_timeout_s
 
     async def changed(self, after: int, timeout_s: float) -> dict:
         """Wait until the view's version passes `after` (or the timeout); for server-sent events."""
@@ -144,6 +168,10 @@ class PickupFlow:
     def set_language(self, lang: str) -> dict:
         if lang in ("vi", "en"):
             self.language = lang
+            if self.session is None:
+                self.banner_language = lang  # the message on screen is read again in that language
+            else:
+                self._touch(self.session)
             self._notify()
         return self.view()
 
@@ -157,7 +185,9 @@ class PickupFlow:
                 self._touch(self.session)
                 return self.view()
             now = self.clock()
-            self.session = Session(id=uuid.uuid4().hex[:12], started=now, touched=now)
+            self.session = Session(id=uuid.uuid4().hex[:12], started=now, touched=now, step_started=now)
+            if self.banner is not None and self.banner[2] > now:
+                self.language = self.banner_language  # pressed during the last message: most likely the same citizen
             self.banner = None
             log.info("kiosk: session %s started (%s)", self.session.id, source)
             self._audit("session.start", source=source)
@@ -168,6 +198,7 @@ class PickupFlow:
         """A scanned QR payload or a typed dossier code."""
         async with self._lock:
             s = self._current(session_id, "code")
+            s.prefill = None
             code = self.parse_code(text or "")
             if code is None:
                 self._audit("code.rejected", reason="not a dossier code")
@@ -198,7 +229,7 @@ class PickupFlow:
                 self._audit("lockout.refused", receipt=code)
                 return self._end("locked", "msg.locked", minutes=locked)
             if await self._face_possible(code):
-                s.step = "face"
+                s.step, s.step_started = "face", self.clock()
                 self._touch(s)
                 self._audit("step.face", receipt=code)
                 self._spawn(self._face_loop(s))
@@ -208,13 +239,38 @@ class PickupFlow:
             return self.view()
 
     async def scanned(self, text: str) -> dict:
-        """A receipt QR read by the kiosk's camera (QR service): starts a session if none is open."""
-        if self.session is None:
-            await self.start(source="qr")
-        s = self.session
-        if s is None or s.step != "code":
-            return self.view()  # mid-journey (face, PIN, door): a stray scan changes nothing
-        return await self.submit_code(s.id, text)
+        """A receipt QR read by the kiosk's camera (QR service).
+
+        It never starts a session and never uses up an attempt: a receipt left in front of the camera
+        (or the demo's simulated camera) must not spend the next citizen's tries. It only offers the
+        code in the code field of a session someone started; the citizen confirms it. Each code is
+        offered once per session, so a code that stays in view is not offered again after a refusal.
+        """
+        async with self._lock:
+            s = self.session
+            if s is not None and self._idle_too_long(s):
+                self._end("timeout", "msg.timeout")
+                s = None
+            if s is None or s.step != "code":
+                return self.view()  # no session, or mid-journey (face, PIN, door): a scan changes nothing
+            code = self.parse_code(text or "")
+            if code is None or code in s.scanned:
+                return self.view()
+            s.scanned.add(code)
+            s.prefill, s.notice, s.notice_params = code, "kiosk.code_scanned", {}
+            self._audit("code.scanned", receipt=code)
+            self._touch(s)
+            self._notify()
+            return self.view()
+
+    async def touch(self, session_id: str) -> dict:
+        """The citizen is still typing (on-screen keypad): keep the session from timing out under them."""
+        async with self._lock:
+            s = self.session
+            if s is not None and s.id == session_id and s.step in ("code", "pin") and not self._idle_too_long(s):
+                self._touch(s)
+                self._notify()  # the page's countdown starts again from the full time
+            return self.view()
 
     async def use_pin(self, session_id: str) -> dict:
         """The citizen chooses the PIN instead of the face (the consent is theirs to withdraw)."""
@@ -264,6 +320,9 @@ class PickupFlow:
                 return
             if self._idle_too_long(s):
                 self._end("timeout", "msg.timeout")
+            elif self._face_time_up(s):
+                self._to_pin(s, reason="face step time", notice="kiosk.pin_after_face")
+                self._notify()
 
     async def close(self) -> None:
         """Stop background steps (service stop)."""
@@ -302,6 +361,10 @@ class PickupFlow:
                     return
                 if not await self._face_result(s, result or {}):
                     return
+                if self._face_time_up(s):  # the countdown on screen reached zero: the PIN (or the desk) next
+                    self._to_pin(s, reason="face step time", notice="kiosk.pin_after_face")
+                    self._notify()
+                    return
             await asyncio.sleep(self.limits.face_pause_s)
 
     async def _verify_with_guidance(self, s: Session, vision) -> dict:
@@ -318,17 +381,31 @@ class PickupFlow:
 
     def _live_guidance(self, s: Session, live: Any) -> None:
         reason = live.get("reason") if isinstance(live, dict) else live
-        if not reason or self.session is not s or s.step != "face":
+        if self.session is not s or s.step != "face":
             return
-        key = guidance_key(reason) if reason != "ok" else "guide.ok"
+        changed = self._set_challenge(s, live.get("challenge") if isinstance(live, dict) else None)
+        key = (guidance_key(reason) if reason != "ok" else "guide.ok") if reason else s.guidance
         if key != s.guidance:
-            s.guidance = key
+            s.guidance, changed = key, True
+        if changed:
             self._notify()
+
+    @staticmethod
+    def _set_challenge(s: Session, challenge: Any) -> bool:
+        """The vision service's randomised liveness prompt ("quay mặt sang trái"…); True if it changed."""
+        if not isinstance(challenge, dict) or not (challenge.get("vi") or challenge.get("key")):
+            return False
+        shown = {k: str(challenge[k]) for k in ("key", "vi", "en") if challenge.get(k)}
+        if shown == s.challenge:
+            return False
+        s.challenge = shown
+        return True
 
     async def _face_result(self, s: Session, result: dict) -> bool:
         """Apply one verify answer; True to keep checking."""
         decision = result.get("decision")
         score = result.get("score")
+        self._set_challenge(s, result.get("challenge"))
         self._audit(f"face.{decision}", receipt=s.receipt, reason=result.get("reason"),
                     score=round(score, 4) if isinstance(score, (int, float)) else None)
         if decision == "accept":
@@ -337,9 +414,9 @@ class PickupFlow:
         if decision == "reject":
             s.face_rejects += 1
             if s.face_rejects >= self.limits.face_attempts:
-                self._to_pin(s, reason="face attempts", notice="kiosk.pin_after_face")
+                self._to_pin(s, reason="face attempts", notice=refusal_notice(result, final=True))
             else:
-                s.notice, s.guidance = "kiosk.face_retry", None
+                s.notice, s.guidance = refusal_notice(result, final=False), None
         elif decision == "retry":
             s.face_retries += 1
             s.guidance = guidance_key(result.get("guidance") or result.get("reason"))
@@ -357,7 +434,8 @@ class PickupFlow:
             self._audit("step.no_fallback", receipt=s.receipt, reason=reason)
             self._end("no_pin", "msg.no_pin")
             return
-        s.step, s.notice, s.guidance = "pin", notice, None
+        s.step, s.notice, s.guidance, s.challenge = "pin", notice, None, None
+        s.step_started = self.clock()
         self._touch(s)
         self._audit("step.pin", receipt=s.receipt, reason=reason)
 
@@ -418,6 +496,9 @@ class PickupFlow:
     def _idle_too_long(self, s: Session) -> bool:
         return s.step != "open" and self.clock() - s.touched > self.limits.session_timeout_s
 
+    def _face_time_up(self, s: Session) -> bool:
+        return s.step == "face" and self.clock() - s.step_started >= self.limits.face_step_s
+
     def _touch(self, s: Session) -> None:
         s.touched = self.clock()
 
@@ -433,7 +514,7 @@ class PickupFlow:
         """End the session (and only then may a new citizen start one); show `message` a while."""
         s = self.session
         self.session = None
-        self.language = self.default_language
+        self.banner_language, self.language = self.language, self.default_language
         self.banner = (message, params, self.clock() + (duration or max(self.limits.thanks_s, 5.0)))
         if s is not None:
             log.info("kiosk: session %s ended: %s%s", s.id, outcome,
@@ -489,34 +570,23 @@ class PickupFlow:
 
 
 def receipt_from_text(text: str) -> str | None:
-    """The dossier code in a scanned QR payload (bare code or a lookup URL) or a typed code."""
-    text = (text or "").strip()
-    if not text or len(text) > 512:
-        return None
-    try:
-        from edge.qr import parse  # the QR service's parser knows bare codes and lookup URLs
-    except ImportError:
-        parse = None
-    parsed = parse(text) if parse is not None else None
-    if parsed is not None:
-        code = _code_from_parsed(parsed)
-        if code:
-            return code
-    match = RECEIPT_RE.search(text.upper())
-    return match.group(0) if match else None
+    """The dossier code in a scanned QR payload (bare code or a lookup URL) or a typed code.
+
+    The same rule as the staff loading screen (edge.kiosk.receipts): what staff can load, a citizen can collect.
+    """
+    return dossier_code(text)
 
 
-def _code_from_parsed(parsed: Any) -> str | None:
-    kind = getattr(parsed, "kind", None) or (parsed.get("kind") if isinstance(parsed, dict) else None)
-    if kind not in ("receipt", "dossier", "dossier_code", "receipt_code"):
-        return None
-    fields = getattr(parsed, "fields", None) or (parsed.get("fields") if isinstance(parsed, dict) else None) or {}
-    for key in ("code", "dossier", "receipt", "dossier_code", "receipt_code"):
-        value = fields.get(key) if isinstance(fields, dict) else getattr(fields, key, None)
-        if value:
-            return str(value)
-    value = getattr(parsed, "code", None) or getattr(parsed, "value", None)
-    return str(value) if value else None
+LIVENESS_WORDS = ("spoof", "live", "motion", "presentation", "challenge")
+
+
+def refusal_notice(result: dict, *, final: bool) -> str:
+    """The i18n key telling the citizen why the face was refused: a photo or screen is named as such."""
+    reason = str(result.get("reason") or "").lower()
+    liveness = (result.get("liveness") or {}) if isinstance(result.get("liveness"), dict) else {}
+    if any(w in reason for w in LIVENESS_WORDS) or liveness.get("verdict") == "fail":
+        return "kiosk.pin_after_spoof" if final else "kiosk.face_not_live"
+    return "kiosk.pin_after_face" if final else "kiosk.face_retry"
 
 
 def mask(receipt: str | None) -> str | None:
