@@ -25,7 +25,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from edge import phone, security
+from edge import phone, safejson, security
 from edge.config import BrokerConfig
 from edge.errors import CommandAuthError, CommandError, ConfigError
 from edge.service import Service, validate_args
@@ -75,6 +75,21 @@ class RateLimited(CommandError):
     """Error raised when a service gets commands faster than COMMAND_RATE_PER_S."""
 
 
+PAYLOAD_ERRORS = {     # safejson reasons, as the device answers them
+    "not_json": "payload is not UTF-8 JSON", "not_object": "payload must be a JSON object",
+    "too_deep": "payload nested too deeply", "bad_number": "payload holds a number JSON cannot carry",
+    "bad_string": "payload holds a string that is not plain text",
+}
+
+
+class MalformedCommand(CommandError):
+    """Error raised for a command payload that cannot be run; `cmd_id` is its id when usable."""
+
+    def __init__(self, message: str, cmd_id: str | None = None):
+        super().__init__(message)
+        self.cmd_id = cmd_id
+
+
 class TokenBucket:
     def __init__(self, rate_per_s: float, burst: int, clock: Callable[[], float]):
         self.rate, self.burst, self.clock = rate_per_s, burst, clock
@@ -106,13 +121,15 @@ class CommandDispatcher:
         self.command_key, self.max_age_s, self.clock = command_key, max_age_s, clock
         self._buckets: dict[str, TokenBucket] = {}
         self.refused = 0
+        self.malformed = 0   # payloads that were not a usable command (answered, never run)
 
     async def dispatch(self, service_name: str, payload: bytes) -> dict:
         """Handle one inbound command; returns the result that was queued for publishing."""
         try:
             cmd = self._parse(payload)
-        except CommandError as err:
-            return self._reply(service_name, None, {"ok": False, "error": str(err)}, record=False)
+        except MalformedCommand as err:   # answered (under its id when it had a usable one), never run
+            self.malformed += 1
+            return self._reply(service_name, {"id": err.cmd_id}, {"ok": False, "error": str(err)}, record=False)
         cmd_id = cmd["id"]
         previous = self.store.query("SELECT state, result FROM commands WHERE id = ?", (cmd_id,))
         if previous:
@@ -142,22 +159,25 @@ class CommandDispatcher:
         return self._reply(service_name, cmd, result)
 
     def _parse(self, payload: bytes) -> dict:
+        """The command object, or MalformedCommand whatever the bytes (deep nesting, NaN/1e999,
+        wrong types...): a malformed command is answered with a clear error, never crashes the
+        dispatcher and never holds up the commands after it."""
         if len(payload) > MAX_COMMAND_BYTES:
-            raise CommandError(f"payload too large: {len(payload)} bytes, max {MAX_COMMAND_BYTES}")
+            raise MalformedCommand(f"payload too large: {len(payload)} bytes, max {MAX_COMMAND_BYTES}")
         try:
-            cmd = json.loads(payload.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise CommandError(f"payload is not UTF-8 JSON: {err}") from err
-        if not isinstance(cmd, dict):
-            raise CommandError(f"payload must be a JSON object, found {type(cmd).__name__}")
+            cmd = safejson.loads_object(payload)
+        except safejson.UnsafeJson as err:
+            raise MalformedCommand(f"{PAYLOAD_ERRORS.get(err.reason, 'bad payload')}: {err.detail}",
+                                   safejson.peek_id(payload)) from err
         cmd_id = cmd.get("id")
         if not isinstance(cmd_id, str) or not 0 < len(cmd_id) <= MAX_ID_LENGTH:
-            raise CommandError(f"'id' must be a string of 1..{MAX_ID_LENGTH} characters, found {cmd_id!r:.80}")
+            raise MalformedCommand(f"'id' must be a string of 1..{MAX_ID_LENGTH} characters, found {cmd_id!r:.80}")
+        # From here the id is usable: errors are answered under it, so central can match them.
         if not isinstance(cmd.get("type"), str):
-            raise CommandError(f"'type' must be a string, found {type(cmd.get('type')).__name__}")
+            raise MalformedCommand(f"'type' must be a string, found {type(cmd.get('type')).__name__}", cmd_id)
         cmd.setdefault("args", {})
         if "ts" in cmd and (not isinstance(cmd["ts"], (int, float)) or isinstance(cmd["ts"], bool)):
-            raise CommandError(f"'ts' must be a number (seconds since the epoch), found {cmd['ts']!r:.40}")
+            raise MalformedCommand(f"'ts' must be a number (seconds since the epoch), found {cmd['ts']!r:.40}", cmd_id)
         return cmd
 
     def _check(self, service_name: str, cmd: dict) -> tuple[Service, dict]:

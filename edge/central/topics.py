@@ -12,11 +12,11 @@ consumer quarantines the message instead of failing on it (see `ingest.py`).
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass
 
+from edge import safejson
 from edge.errors import ProtocolError
 
 PREFIX = "motcua/v1/"
@@ -152,77 +152,11 @@ def _split_topic(topic: str) -> tuple[str, str, str | None, str]:
     return site, device, service, kind
 
 
-def _no_constant(name: str):
-    raise ValueError(f"{name} is not a JSON number")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):          # 1e999 parses to infinity
-        raise ValueError(f"{text[:40]} is out of range for a number")
-    return value
-
-
 def _json_object(topic: str, payload: bytes) -> dict:
     try:
-        text = payload.decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise BadMessage("not_json", f"{topic}: {err}") from err
-    brackets = text.count("[") + text.count("{")
-    if brackets > MAX_DEPTH and _nesting(text) > MAX_DEPTH:   # before json.loads, which recurses per level
-        raise BadMessage("too_deep", f"{topic}: nested deeper than {MAX_DEPTH} levels")
-    try:
-        data = json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
-    except RecursionError as err:
-        raise BadMessage("too_deep", f"{topic}: nested too deeply to parse") from err
-    except ValueError as err:
-        reason = "bad_number" if "number" in str(err) else "not_json"
-        raise BadMessage(reason, f"{topic}: {err}") from err
-    if not isinstance(data, dict):
-        raise BadMessage("not_object", f"{topic}: payload is {type(data).__name__}, expected an object")
-    _check_values(topic, data)
-    return data
-
-
-def _nesting(text: str) -> int:
-    """The deepest bracket nesting of a JSON text (brackets inside strings are skipped)."""
-    depth = deepest = 0
-    in_string = escaped = False
-    for ch in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_string = False
-        elif ch == '"':
-            in_string = True
-        elif ch in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif ch in "]}":
-            depth -= 1
-    return deepest
-
-
-def _check_values(topic: str, data: dict) -> None:
-    """Refuse the strings PostgreSQL's jsonb would refuse at write time (NUL, lone surrogates)."""
-    stack: list = [data]
-    while stack:
-        value = stack.pop()
-        if isinstance(value, dict):
-            stack.extend(value.keys())
-            stack.extend(value.values())
-        elif isinstance(value, list):
-            stack.extend(value)
-        elif isinstance(value, str):
-            if "\x00" in value:
-                raise BadMessage("bad_string", f"{topic}: a string holds a NUL character")
-            try:
-                value.encode("utf-8")
-            except UnicodeEncodeError as err:   # "\ud800": a lone surrogate
-                raise BadMessage("bad_string", f"{topic}: a string is not valid Unicode ({err.reason})") from err
+        return safejson.loads_object(payload, max_depth=MAX_DEPTH)
+    except safejson.UnsafeJson as err:
+        raise BadMessage(err.reason, f"{topic}: {err.detail}") from err
 
 
 def _ts(data: dict, topic: str, *, required: bool = True) -> float:

@@ -72,6 +72,10 @@ def run(coro):
     (b'{"id": "a", "type": "open", "args": {"compartment": 7, "force": true}}', "unknown argument(s) ['force']"),
     (b'{"id": "a", "type": "open", "args": {}}', "missing argument 'compartment'"),
     (b"{" + b" " * MAX_COMMAND_BYTES + b"}", "payload too large"),
+    (b'{"id": "a", "type": "open", "args": ' + b"[" * 5000 + b"]" * 5000 + b"}", "payload nested too deeply"),
+    (b'{"id": "a", "type": "open", "args": {"compartment": 1}, "ts": 1e999}', "number JSON cannot carry"),
+    (b'{"id": "a", "type": "open", "args": {"compartment": 1}, "ts": NaN}', "number JSON cannot carry"),
+    (b'{"id": "a\\u0000", "type": "open"}', "not plain text"),
 ])
 def test_bad_commands_get_a_clear_error_and_change_nothing(dispatcher, doors, store, payload, message):
     result = run(dispatcher.dispatch("locker", payload))
@@ -79,6 +83,29 @@ def test_bad_commands_get_a_clear_error_and_change_nothing(dispatcher, doors, st
     assert doors.opened == []
     replies = [json.loads(p) for _, t, p, _, _ in store.pending() if t == "locker/cmd/result"]
     assert replies[-1]["ok"] is False and message in replies[-1]["error"]
+
+
+@pytest.mark.parametrize("payload", [
+    b'{"id": "cmd-7", "type": "open", "args": {"compartment": 1}, "ts": "yesterday"}',
+    b'{"id": "cmd-7", "type": 5}',
+    b'{"id": "cmd-7", "type": "open", "args": {"compartment": 1}, "ts": 1e999}',
+    b'{"id": "cmd-7", "type": "open", "args": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+])
+def test_a_malformed_command_is_answered_under_its_id(dispatcher, doors, store, payload):
+    # Central matches an answer by its id: `"id": null` would leave the command without an outcome.
+    result = run(dispatcher.dispatch("locker", payload))
+    assert result["id"] == "cmd-7" and result["ok"] is False
+    replies = [json.loads(p) for _, t, p, _, _ in store.pending() if t == "locker/cmd/result"]
+    assert replies[-1]["id"] == "cmd-7" and doors.opened == [] and dispatcher.malformed == 1
+
+
+def test_a_flood_of_malformed_commands_does_not_block_the_next_good_one(dispatcher, doors):
+    bad = [b"[" * 20000, b'{"id": "x", "ts": Infinity}', b"\xff", b'{"id": ' + b"9" * 5000 + b"}"] * 250
+    for payload in bad:
+        assert run(dispatcher.dispatch("locker", payload))["ok"] is False
+    good = run(dispatcher.dispatch("locker", signed({"id": "good-1", "type": "open", "args": {"compartment": 2},
+                                                      "ts": time.time()})))
+    assert good["ok"] is True and doors.opened == [2] and dispatcher.malformed == len(bad)
 
 
 def test_unknown_service_is_refused(dispatcher):
