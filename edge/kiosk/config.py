@@ -35,6 +35,10 @@ class KioskConfig:
     button_pin: str | None = opt(None, help="GPIO of the physical 'get result' button, e.g. 'GPIO17' (None: no button)")
     button_bounce_s: float = opt(0.05, min=0.0, max=1.0, help="debounce of the button")
     counters: list[str] = opt([], help="counter ids shown as links on the index page (pager counters)")
+    display_voice: Literal["espeak-ng", "off"] = opt("espeak-ng",
+                                                     help="the wall display says each call (espeak-ng's Vietnamese voice, on the device) or only chimes")
+    display_voice_text: str = opt("Mời số {ticket} đến quầy {counter}", help="what the display says; {ticket} {counter}")
+    display_highlight_s: float = opt(8.0, min=2, max=60, help="the newest call stays large and highlighted this long")
     staff_pins: dict[str, str] = opt({}, check=_check_staff_pins,
                                      help="staff id -> PIN hash for the desk screens (python -m edge.locker.pins 1234)")
     require_staff_login: bool = opt(False, help="staff log in even on 127.0.0.1 (always on for any other host)")

@@ -16,6 +16,8 @@ from aiohttp import web
 from edge.errors import ConfigError, EdgeError
 from edge.kiosk.flows import Limits, PickupFlow
 from edge.kiosk.staff import StaffAuth
+from edge.kiosk.messages import explain
+from edge.kiosk.voice import Voice
 from edge.kiosk.web import Latest, broker_link, build_app, cpu_temperature, disk_usage, pager_priorities, queue_name
 from edge.service import Service
 
@@ -36,6 +38,8 @@ class KioskService(Service):
         self.button = None
         self.url: str | None = None
         self._closing = asyncio.Event()
+        self.voice = Voice(cfg.display_voice, cfg.display_voice_text)  # the wall display's spoken call
+        self.voice_mode, self.highlight_s = cfg.display_voice, cfg.display_highlight_s
         self.reception = Latest()  # the last procedure the desk camera read, for the reception screen
         self._problems = cfg.problems()
         self.staff = StaffAuth(cfg.staff_pins, required=cfg.staff_login, session_s=cfg.staff_session_s,
@@ -115,7 +119,9 @@ class KioskService(Service):
                 procedure = {**procedure, "queue_name": queue_name(self, procedure.get("queue_service"))}
             self.reception.publish({"kind": kind, "code": item.get("code"), "procedure": procedure,
                                     "ticket": item.get("ticket"), "card": item.get("card"),
-                                    "refused": item.get("refused"), "priorities": pager_priorities(self)})
+                                    "refused": item.get("refused"), "priorities": pager_priorities(self),
+                                    # the refusal as the screen says it (edge.kiosk.messages)
+                                    "refused_msg": explain(item["refused"]) if item.get("refused") else None})
 
     async def stop(self) -> None:
         self._closing.set()  # open event streams end now, so cleanup does not wait for them
@@ -148,9 +154,16 @@ class KioskService(Service):
         return urls
 
     async def demo(self) -> None:
-        """Print where the screens are, then press the (simulated) 'get result' button once."""
+        """Print where the screens are, load results to collect, then press the (simulated) 'get result' button once."""
+        from edge.kiosk.demo_results import load_demo_results
+
         lines = [f"  {name:<12} {url}" for name, url in self.screen_urls().items()]
         print("kiosk: screens on this device (open them in a browser):\n" + "\n".join(lines), flush=True)
+        locker = self.ctx.peer("locker")
+        if locker is not None and hasattr(locker, "load"):
+            loaded = await load_demo_results(locker, self.ctx.peer("vision"))
+            print("kiosk: results waiting in the locker, to collect at " + f"{self.url}/kiosk:\n"
+                  + "\n".join(loaded), flush=True)
         pin = getattr(self.button, "button", None)
         pin = getattr(pin, "pin", None)
         if pin is None or not hasattr(pin, "drive_low"):

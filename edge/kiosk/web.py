@@ -19,8 +19,9 @@ from urllib.parse import quote, urlsplit
 from aiohttp import web
 
 from edge.errors import EdgeError
-from edge.kiosk import i18n
+from edge.kiosk import i18n, messages, voice
 from edge.kiosk.flows import SessionError
+from edge.kiosk.receipts import require_dossier_code
 from edge.kiosk.staff import COOKIE, LoginRefused
 
 if TYPE_CHECKING:
@@ -74,6 +75,9 @@ def build_app(svc: "KioskService") -> web.Application:
     app.router.add_static("/static/", STATIC_DIR, append_version=False)
     r = app.router
     r.add_get("/api/i18n", get_i18n)
+    r.add_get("/api/ping", ping)  # the screens' connection banner (common.js) polls this
+    r.add_get("/api/screens", screens)  # the index page's list (every counter)
+    r.add_get("/api/display/voice", voice.handler(lambda request: request.app[SVC]))
     r.add_get("/api/kiosk", kiosk_view)
     r.add_get("/api/kiosk/events", _quiet_disconnect(kiosk_events))
     r.add_get("/api/kiosk/layout", kiosk_layout)
@@ -83,6 +87,8 @@ def build_app(svc: "KioskService") -> web.Application:
     r.add_post("/api/kiosk/pin", kiosk_step("pin"))
     r.add_post("/api/kiosk/cancel", kiosk_step("cancel"))
     r.add_post("/api/kiosk/lang", kiosk_step("lang"))
+    r.add_post("/api/kiosk/touch", kiosk_step("touch"))  # still typing on the keypad: the session waits
+    r.add_get("/api/kiosk/camera.jpg", kiosk_camera)  # the live picture, at the face step only
     r.add_post("/api/reception/scan", staff_only(reception_scan))
     r.add_post("/api/reception/issue", staff_only(reception_issue))
     r.add_get("/api/reception/events", staff_only(_quiet_disconnect(reception_events)))
@@ -108,7 +114,9 @@ async def error_middleware(request: web.Request, handler):
         return web.json_response({"ok": False, "error": str(err), "stale": True}, status=409)
     except (EdgeError, ValueError, TypeError, KeyError) as err:
         request.app[SVC].log.info("kiosk: %s %s refused: %s", request.method, request.path, err)
-        return web.json_response({"ok": False, "error": str(err) or type(err).__name__}, status=400)
+        text = str(err) or type(err).__name__
+        # The raw text stays for logs and API users; screens show the translated code (edge.kiosk.messages).
+        return web.json_response({"ok": False, "error": text, **messages.explain(text)}, status=400)
 
 
 # -- staff login ------------------------------------------------------------------------------------
@@ -237,6 +245,18 @@ def _text(body: dict, key: str, max_len: int = 512, required: bool = True) -> st
     return value
 
 
+async def ping(request: web.Request) -> web.Response:
+    return web.json_response({"ok": True}, headers={"Cache-Control": "no-store"})
+
+
+async def screens(request: web.Request) -> web.Response:
+    """The screens of this device as paths (the index page lists them), with the display's voice setting."""
+    svc = request.app[SVC]
+    paths = {name: urlsplit(url).path + (f"?{urlsplit(url).query}" if urlsplit(url).query else "")
+             for name, url in svc.screen_urls().items()}
+    return web.json_response({"screens": paths, "voice": svc.voice_mode, "highlight_s": svc.highlight_s})
+
+
 async def get_i18n(request: web.Request) -> web.Response:
     lang = request.query.get("lang", request.app[SVC].language)
     return web.json_response(i18n.table(lang if lang in i18n.LANGUAGES else "vi"))
@@ -246,6 +266,18 @@ async def get_i18n(request: web.Request) -> web.Response:
 
 async def kiosk_view(request: web.Request) -> web.Response:
     return web.json_response(request.app[SVC].flow.view())
+
+
+async def kiosk_camera(request: web.Request) -> web.Response:
+    """One JPEG of the vision camera while the citizen is at the face step (204 otherwise: never
+    a picture of whoever walks by). The page mirrors it, as a mirror shows a face."""
+    svc = request.app[SVC]
+    vision = svc.ctx.peer("vision")
+    preview = getattr(vision, "preview", None)
+    jpeg = preview() if svc.flow.view()["step"] == "face" and callable(preview) else None
+    if not jpeg:
+        return web.Response(status=204, headers={"Cache-Control": "no-store"})
+    return web.Response(body=jpeg, content_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
 
 async def kiosk_layout(request: web.Request) -> web.Response:
@@ -273,6 +305,8 @@ def kiosk_step(step: str):
             view = await flow.use_pin(_text(body, "session", 64))
         elif step == "pin":
             view = await flow.submit_pin(_text(body, "session", 64), _text(body, "pin", 32))
+        elif step == "touch":
+            view = await flow.touch(_text(body, "session", 64))
         elif step == "cancel":
             view = await flow.cancel(_text(body, "session", 64, required=False))
         else:

@@ -44,7 +44,8 @@ class FakeLocker:
 
     async def load(self, staff_pin, receipt_code, size, pin=None, deadline_days=None):
         if staff_pin != "9999":
-            raise EdgeError("staff PIN not recognised")
+            from edge.locker.flows import LockerRefused
+            raise LockerRefused("staff")  # what the real locker answers: "staff: Wrong staff code."
         self.loaded.append((receipt_code, size, pin, deadline_days))
         return {"compartment": 3}
 

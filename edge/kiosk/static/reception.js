@@ -15,6 +15,7 @@
     current = proc;
     priorities = prios || priorities;
     $("ticket").hidden = true;
+    $("issue-error").textContent = "";
     $("proc-name").textContent = (Edge.lang === "en" && proc.name_en) || proc.name || "";
     $("proc-code").textContent = proc.code || code || "";
     const papers = $("proc-papers"); papers.textContent = "";
@@ -40,14 +41,15 @@
     $("procedure").hidden = true; $("ticket").hidden = true;
     const r = await Edge.post("/api/reception/scan", { text: $("scan").value });
     $("scan").value = "";
-    if (!r.ok) { $("scan-error").textContent = Edge.t(r.error || "reception.not_found"); return; }
+    if (!r.ok) { Edge.showError(r.error ? r : { error: "reception.not_found" }, $("scan-error")); return; }
     showProcedure(r.procedure, r.code, r.priorities);
   });
 
   $("issue").addEventListener("click", async () => {
     const r = await Edge.post("/api/reception/issue", {
       service: String(current.queue_service || ""), priority: $("priority").value || null });
-    if (!r.ok) { $("scan-error").textContent = Edge.t("common.error", { error: r.error }); return; }
+    if (!r.ok) { Edge.showError(r, $("issue-error"), $("procedure")); return; }
+    $("issue-error").textContent = "";
     $("procedure").hidden = true;
     showTicket(r.ticket, r.card);
   });
@@ -58,6 +60,7 @@
     if (!item.procedure) { $("procedure").hidden = true; $("scan-error").textContent = Edge.t("reception.not_found"); return; }
     showProcedure(item.procedure, item.code, item.priorities);
     if (item.ticket) { $("procedure").hidden = true; showTicket(item.ticket, item.card); }
+    else if (item.refused_msg) Edge.showError(item.refused_msg, $("issue-error"));
   }
 
   $("lang").addEventListener("click", () => Edge.loadStrings(Edge.lang === "vi" ? "en" : "vi")
