@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 STAMP  := $(VENV)/.edge-installed
 MODELS := models
-APT_PACKAGES := mosquitto mosquitto-clients libzbar0 chromium chromium-driver postgresql fonts-dejavu-core gammu-smsd
+APT_PACKAGES := mosquitto mosquitto-clients libzbar0 chromium chromium-driver postgresql fonts-dejavu-core gammu-smsd espeak-ng
 # Browser tests run apart, without xdist: Playwright's sync API keeps an event loop running in
 # the main thread while a browser is open, which would break asyncio.run() in other tests.
 PYTEST_ARGS ?= -m "not slow and not hw and not browser" -n 2 --timeout 600
