@@ -52,8 +52,8 @@ _NAME_RE = re.compile(r"[^\W\d_]+(?:[ '.\-][^\W\d_]+)*")  # letters (any script)
 
 
 def looks_like_card(text: str) -> bool:
-    """True for a text shaped like a card's QR (12 digits, a bar, at least 7 fields)."""
-    return bool(_LOOKS_LIKE_A_CARD.match(text)) and text.count("|") >= len(FIELDS) - 1
+    """True for a text that starts like a card's QR (12 digits and a bar), valid or not."""
+    return bool(_LOOKS_LIKE_A_CARD.match(text))
 
 
 def parse_card(text: str, today: date | None = None) -> tuple[dict, str | None]:

@@ -67,13 +67,24 @@ def cmd_scan(args) -> int:
         else:
             start = time.perf_counter()
             try:
-                line["codes"] = [s.as_dict() for s in decoder.decode(image)]
+                line["codes"] = [_shown(s) for s in decoder.decode(image)]
             except QrInputError as err:
                 line["error"] = str(err)
                 status = 1
             line["ms"] = round((time.perf_counter() - start) * 1000.0, 2)
         print(json.dumps(line, ensure_ascii=False), flush=True)
     return status
+
+
+def _shown(scan) -> dict:
+    """A scan as printed: a citizen ID card's text is masked (output may end up in a log)."""
+    from edge.qr.citizen_id import mask
+    from edge.qr.codes import PRIVATE_KINDS
+
+    shown = scan.as_dict()
+    if scan.kind in PRIVATE_KINDS:
+        shown["text"] = mask(scan.text)
+    return shown
 
 
 def _read_image(name: str):

@@ -4,12 +4,19 @@ turns a procedure code into a pager ticket and an appointment code into a check-
 Events (`qr/event`): `code_scanned` {kind, code?, procedure?, action?, ticket?, refused?} — the
 code is a procedure code, portal uuid, dossier or appointment reference, never a full URL or a
 free text (they may carry personal data); `catalog_imported`.
+
+A citizen ID card (kind `citizen_id`, personal data) is handed only to the subscribers that
+asked for it (`subscribe(private=True)`: the reception form that needs it) and is never logged
+in clear, never written to the store or its event outbox (so never published over MQTT) and never
+remembered: the dedupe memory keeps a keyed hash of each text, not the text.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -17,6 +24,7 @@ from typing import Any
 
 from edge.errors import CommandError, DeviceError, EdgeError
 from edge.qr import catalog
+from edge.qr.codes import PRIVATE_KINDS
 from edge.qr.config import QrConfig
 from edge.service import Service, ServiceContext
 
@@ -36,8 +44,9 @@ class QrService(Service):
         self.source: Any = None
         self._sim_dir: Path | None = None
         self._decoder = None
-        self._seen: dict[str, float] = {}
-        self._subscribers: list[asyncio.Queue] = []
+        self._seen: dict[bytes, float] = {}  # keyed hash of a text -> when it was last seen
+        self._seen_key = os.urandom(16)  # per process: the hashes cannot be looked up elsewhere
+        self._subscribers: list[tuple[asyncio.Queue, bool]] = []  # (queue, wants private kinds)
         self._source_error: str | None = None
         self.frames = 0
         self.scans = 0
@@ -146,12 +155,15 @@ class QrService(Service):
         window = self.config.dedupe_s
         if len(self._seen) >= MAX_SEEN:
             self._seen = {t: at for t, at in self._seen.items() if now - at < window}
-        last = self._seen.get(text)
-        self._seen[text] = now
+        key = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), key=self._seen_key, digest_size=16).digest()
+        last = self._seen.get(key)
+        self._seen[key] = now
         return last is not None and now - last < window
 
     async def handle_scan(self, scan) -> dict:
         """Look the code up, act on it (desk), emit `code_scanned`, tell the subscribers."""
+        if scan.kind in PRIVATE_KINDS:
+            return self._handle_private(scan)
         event: dict[str, Any] = {"kind": scan.kind}
         code = scan.code if scan.kind != "unknown" else None
         if code:
@@ -174,6 +186,19 @@ class QrService(Service):
         self._log(event, procedure)
         self._notify({**event, "fields": dict(scan.fields), "procedure": procedure})
         return event
+
+    def _handle_private(self, scan) -> dict:
+        """A citizen ID card: to the private subscribers only; no event, no store, no clear log."""
+        item: dict[str, Any] = {"kind": scan.kind}
+        if scan.reason:
+            item["reason"] = scan.reason  # names the wrong field, never its value
+        self.scans += 1
+        self.last = {"kind": scan.kind, "code": None, "ts": self.ctx.clock()}
+        self.publish_state()
+        readers = self._notify({**item, "fields": dict(scan.fields), "procedure": None}, private=True)
+        log.info("qr: scanned a citizen ID card (%s; contents not logged), handed to %d reader(s)",
+                 "valid" if scan.reason is None else "invalid", readers)
+        return item
 
     async def _act(self, scan, code: str | None, procedure: dict | None) -> dict:
         pager = self.ctx.peer("pager")
@@ -208,21 +233,30 @@ class QrService(Service):
         log.info("qr: scanned %s %s%s%s", event["kind"], what, name, outcome)
 
     # -- for the kiosk ------------------------------------------------------------------------
-    def subscribe(self, maxsize: int = 50) -> asyncio.Queue:
-        """A queue receiving every handled scan (the event fields plus `fields` and `procedure`)."""
+    def subscribe(self, maxsize: int = 50, *, private: bool = False) -> asyncio.Queue:
+        """A queue receiving every handled scan (the event fields plus `fields` and `procedure`).
+
+        `private=True` also receives citizen ID cards (kind `citizen_id`, with the card's fields):
+        only for the desk action that fills a form from it, which must not keep them after.
+        """
         queue: asyncio.Queue = asyncio.Queue(maxsize=maxsize)
-        self._subscribers.append(queue)
+        self._subscribers.append((queue, private))
         return queue
 
     def unsubscribe(self, queue: asyncio.Queue) -> None:
-        if queue in self._subscribers:
-            self._subscribers.remove(queue)
+        self._subscribers = [(q, p) for q, p in self._subscribers if q is not queue]
 
-    def _notify(self, item: dict) -> None:
-        for queue in self._subscribers:
+    def _notify(self, item: dict, *, private: bool = False) -> int:
+        """Put `item` in the subscribers' queues (only the private ones' for a private item)."""
+        readers = 0
+        for queue, wants_private in self._subscribers:
+            if private and not wants_private:
+                continue
             if queue.full():
                 queue.get_nowait()  # a slow reader loses the oldest scan, never blocks the camera
             queue.put_nowait(item)
+            readers += 1
+        return readers
 
     def catalog_lookup(self, code: str) -> dict | None:
         """The catalog entry for a procedure code, variant or portal uuid (None if unknown)."""
