@@ -57,6 +57,13 @@ def register(sub) -> None:
     m.add_argument("--db", default=os.environ.get("EDGE_DB"), required=os.environ.get("EDGE_DB") is None)
     m.set_defaults(func=cmd_migrate)
 
+    r = csub.add_parser("devices", help="the registry of provisioned devices (site, device): who may report")
+    r.add_argument("--db", default=os.environ.get("EDGE_DB"), required=os.environ.get("EDGE_DB") is None)
+    r.add_argument("action", choices=("list", "add", "remove", "import"),
+                   help="list; add/remove SITE DEVICE; import FILE of 'SITE DEVICE' lines (as deploy/mosquitto/make-acl.sh)")
+    r.add_argument("names", nargs="*", help="SITE DEVICE for add/remove, FILE for import")
+    r.set_defaults(func=cmd_devices)
+
 
 def _broker_auth(p: argparse.ArgumentParser) -> None:
     p.add_argument("--broker-username", default=os.environ.get("EDGE_BROKER_USERNAME"),
@@ -155,6 +162,35 @@ def cmd_cmd(args) -> int:
         status = "ok" if result.get("ok") else f"refused: {result.get('error')}"
         print(f"{args.site}/{args.device}/{args.service} {args.cmd_type} ({cmd['id']}): {status}")
     return 0 if result.get("ok") else 1
+
+
+def cmd_devices(args) -> int:
+    from edge.central import db, quarantine
+
+    expected = {"list": 0, "add": 2, "remove": 2, "import": 1}[args.action]
+    if len(args.names) != expected:
+        print(f"edge central devices {args.action}: expected {expected} argument(s) "
+              f"({'SITE DEVICE' if expected == 2 else 'FILE' if expected else 'none'})", file=sys.stderr)
+        return 2
+    try:
+        pairs = (quarantine.read_devices_file(args.names[0]) if args.action == "import"
+                 else [tuple(args.names)] if args.action == "add" else [])
+        with db.connect(args.db) as conn:
+            db.migrate(conn)
+            if args.action in ("add", "import"):
+                added = quarantine.register(conn, pairs, by=os.environ.get("USER", "cli"))
+                print(f"{added} device(s) added, {len(pairs) - added} already registered")
+            elif args.action == "remove":
+                if not quarantine.unregister(conn, *args.names):
+                    print(f"edge central devices remove: {'/'.join(args.names)} is not registered", file=sys.stderr)
+                    return 1
+            else:
+                for site, device in quarantine.registered(conn):
+                    print(f"{site} {device}")
+    except (OSError, ValueError) as err:
+        print(f"edge central devices {args.action}: {err}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def cmd_migrate(args) -> int:

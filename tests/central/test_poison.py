@@ -1,0 +1,159 @@
+"""Poison messages cannot stall the fleet: a device account floods central with malformed
+messages while another device streams good events (real mosquitto, real PostgreSQL, the real
+CentralApp with its dashboard). Every good event is stored once and in order, `/api/health`
+stays ok, and every malformed message is in the quarantine table with its reason and hash.
+
+Before the quarantine, the first deeply nested event raised RecursionError in the parser, the
+batch was never acknowledged, and after the broker's receive window (1,000) was full no event
+of any device reached PostgreSQL again.
+
+The figure in docs/central.md comes from:  .venv/bin/pytest tests/central/test_poison.py -s -n 0 -p no:cacheprovider
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+
+import psycopg
+
+from edge.central import quarantine
+
+from .conftest import wait_until
+
+SITE, GOOD, BAD = "hn-q1", "desk-1", "kiosk-9"
+DEEP_FIRST = 1_200          # the probe of the issue: 1,200 deep events, more than the receive window
+FUZZ = 3_000                # then every other shape, mixed
+GOOD_EVENTS = 400
+
+
+def _event(**overrides) -> dict:
+    return {"id": f"bad-{time.monotonic_ns()}", "seq": 1, "ts": time.time(), "type": "scanned", **overrides}
+
+
+def deep(n: int) -> bytes:
+    return b'{"id": "deep-%d", "seq": 1, "ts": 1700000000, "type": "x", "v": ' % n + b"[" * 4000 + b"]" * 4000 + b"}"
+
+
+def probes(n: int) -> tuple[str, bytes, str]:
+    """(topic, payload, expected reason) number n of the fuzz: every shape the issue names."""
+    event = f"motcua/v1/{SITE}/{BAD}/qr/event"
+    shapes = [
+        (event, deep(n), "too_deep"),
+        (event, json.dumps(_event()).replace('"ts": ', '"ts": 1e999, "was": ').encode(), "bad_number"),
+        (event, b'{"id": "n%d", "seq": 2, "ts": NaN, "type": "x"}' % n, "bad_number"),
+        (event, b'{"id": "i%d", "seq": 2, "ts": 1700000000, "type": "x", "v": Infinity}' % n, "bad_number"),
+        (event, json.dumps(_event(seq="12")).encode(), "bad_seq"),
+        (event, json.dumps(_event(id=7)).encode(), "bad_id"),
+        (event, json.dumps(_event(type=5)).encode(), "bad_type"),
+        (event, json.dumps(_event(ts="noon")).encode(), "bad_ts"),
+        (event, b"[1, 2, 3]", "not_object"),
+        (event, b"\xff\xfe\x00garbage", "not_json"),
+        (event, json.dumps(_event(pad="x" * 70_000)).encode(), "too_large"),
+        (event, json.dumps(_event(code="P-\u0000")).encode(), "bad_string"),
+        (event, b'{"id": "s%d", "seq": 2, "ts": 1700000000, "type": "x", "v": "\\ud800"}' % n, "bad_string"),
+        (f"motcua/v1/HN Q1/{BAD}/qr/event", json.dumps(_event()).encode(), "bad_topic"),
+        (f"motcua/v1/{SITE}/{BAD}/QR/event", json.dumps(_event()).encode(), "bad_topic"),
+        (f"motcua/v1/{SITE}/{BAD}/status", b'{"state": "dancing", "ts": 1700000000}', "bad_state"),
+        (f"motcua/v1/{SITE}/{BAD}/device/cmd/result", b'{"id": "x", "ok": "yes"}', "bad_result"),
+        # A well-formed event under another office: the registry says kiosk-9 is at hn-q1.
+        (f"motcua/v1/any-site/{BAD}/qr/event", json.dumps(_event(id=f"phantom-{n}")).encode(), "wrong_site"),
+    ]
+    return shapes[n % len(shapes)]
+
+
+def test_a_flood_of_poison_messages_never_stalls_the_good_ones(broker, pg, devices, central_app):
+    with psycopg.connect(pg.dsn, autocommit=True) as conn:
+        from edge.central import db
+        db.migrate(conn)
+        quarantine.register(conn, [(SITE, GOOD), (SITE, BAD)])
+    alarms: list = []
+    c = central_app(instance="central-poison")
+    c.app.consumer.on_alarms = alarms.extend          # the alarms the notifiers would send
+    good, bad = devices(SITE, GOOD), devices(SITE, BAD)
+    wait_until(lambda: good.acked and bad.acked, what="both devices online")
+
+    sent = [(t, p, r) for t, p, r in ((f"motcua/v1/{SITE}/{BAD}/qr/event", deep(n), "too_deep")
+                                      for n in range(DEEP_FIRST))]
+    sent += [probes(n) for n in range(FUZZ)]
+    health: list = []
+
+    def stream_good():
+        for i in range(GOOD_EVENTS):
+            good.event("pager", "ticket_issued", ticket=f"A{i:03d}", queue="A")
+            if i % 20 == 0:
+                health.append(c.get("/api/health"))
+                time.sleep(0.01)
+
+    started = time.monotonic()
+    streamer = threading.Thread(target=stream_good, daemon=True)
+    streamer.start()
+    for topic, payload, _ in sent:
+        bad.raw(topic, payload)
+    streamer.join(120)
+
+    def stored_good() -> list[tuple]:
+        with psycopg.connect(pg.dsn) as conn:
+            return conn.execute("SELECT id, seq, received FROM events WHERE device = %s ORDER BY seq", (GOOD,)).fetchall()
+
+    def quarantined() -> int:
+        with psycopg.connect(pg.dsn) as conn:
+            return conn.execute("SELECT count(*) FROM quarantine").fetchone()[0]
+
+    wait_until(lambda: len(stored_good()) == GOOD_EVENTS and quarantined() == len(sent), timeout=180,
+               what=f"{GOOD_EVENTS} good events stored and {len(sent)} poison messages quarantined")
+    elapsed = time.monotonic() - started
+
+    rows = stored_good()
+    assert [r[0] for r in rows] == good.ids                                  # each once, none lost
+    assert [r[1] for r in rows] == list(range(1, GOOD_EVENTS + 1))
+    assert all(a[2] <= b[2] for a, b in zip(rows, rows[1:]))                 # stored in the order sent
+    assert health and all(h["ok"] for h in health) and c.get("/api/health")["ok"]
+
+    with psycopg.connect(pg.dsn) as conn:
+        dead = conn.execute("SELECT reason, count(*) FROM quarantine GROUP BY reason").fetchall()
+        hashes = {r[0] for r in conn.execute("SELECT sha256 FROM quarantine WHERE reason = 'too_deep'")}
+        phantom = conn.execute("SELECT count(*) FROM devices WHERE site = 'any-site'").fetchone()[0]
+        stored_bad = conn.execute("SELECT count(*) FROM events WHERE device = %s", (BAD,)).fetchone()[0]
+        open_alarms = conn.execute("SELECT site, device FROM alarms WHERE kind = 'poison_messages' "
+                                   "AND cleared_at IS NULL").fetchall()
+    expected: dict = {}
+    for _, _, reason in sent:
+        expected[reason] = expected.get(reason, 0) + 1
+    assert dict(dead) == expected
+    assert hashlib.sha256(deep(0)).hexdigest() in hashes
+    assert phantom == 0 and stored_bad == 0                                  # no phantom office, nothing stored
+    poison = [a for a in alarms if a["kind"] == "poison_messages"]
+    assert [(a["site"], a["device"]) for a in poison] == [(SITE, BAD)]       # one alarm, at the real office
+    assert open_alarms == [(SITE, BAD)]
+    stats = c.app.consumer.stats()
+    assert stats["quarantined"] == len(sent) and stats["pending"] == 0
+    print(f"\npoison flood: {len(sent)} malformed messages ({DEEP_FIRST} deeply nested first) from {BAD} "
+          f"beside {GOOD_EVENTS} good events from {GOOD}: all quarantined and all good events stored "
+          f"in {elapsed:.1f} s; /api/health ok in {len(health)} of {len(health)} probes")
+
+
+def test_without_a_registry_every_site_is_accepted_and_a_phantom_office_is_refused_once_provisioned(
+        broker, pg, devices, central_app):
+    c = central_app(instance="central-registry")
+    lab = devices("lab", "kiosk-1")
+    lab.event("qr", "scanned")
+    wait_until(lambda: c.app.consumer.stats()["stored"] == 1, what="an event accepted with an empty registry")
+    with psycopg.connect(pg.dsn, autocommit=True) as conn:
+        quarantine.register(conn, [("lab", "kiosk-1")])
+    time.sleep(quarantine.REGISTRY_REFRESH_S + 0.5)      # the consumer's cached registry expires
+    phantom = devices("any-site", "kiosk-1")             # the same device account, another office
+    phantom.event("qr", "scanned")
+    stranger = devices("lab", "kiosk-7")                 # a device nobody provisioned
+    stranger.event("qr", "scanned")
+    lab.event("qr", "scanned")
+    wait_until(lambda: c.app.consumer.stats()["stored"] == 2 and c.app.consumer.stats()["quarantined"] >= 4,
+               what="the provisioned device stored, the others quarantined")
+    with psycopg.connect(pg.dsn) as conn:
+        reasons = dict(conn.execute("SELECT site || '/' || device, array_agg(DISTINCT reason)::text FROM quarantine "
+                                    "GROUP BY 1").fetchall())
+        sites = {r[0] for r in conn.execute("SELECT DISTINCT site FROM devices")}
+    assert reasons == {"any-site/kiosk-1": "{wrong_site}", "lab/kiosk-7": "{unregistered}"}
+    assert "any-site" not in sites
