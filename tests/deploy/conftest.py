@@ -54,7 +54,9 @@ def render_config(text: str, workdir: Path, tls_port: int, plain_port: int) -> s
     return text
 
 
-def start_office_broker(workdir: Path, users: list[str], *, mutual_tls: bool = False) -> OfficeBroker:
+def start_office_broker(workdir: Path, users: list[str], *, mutual_tls: bool = False,
+                        acl: str | None = None) -> OfficeBroker:
+    """`acl`: the ACL text to use instead of deploy/mosquitto/acl (e.g. one made by make-acl.sh)."""
     if not shutil.which("mosquitto") and not Path("/usr/sbin/mosquitto").exists():
         pytest.skip("mosquitto not installed (apt package 'mosquitto')")
     workdir.mkdir(parents=True, exist_ok=True)
@@ -62,7 +64,10 @@ def start_office_broker(workdir: Path, users: list[str], *, mutual_tls: bool = F
     subprocess.run([sys.executable, str(DEPLOY / "make-certs.py"), "--out", str(workdir),
                     "--host", "localhost", "--ip", "127.0.0.1"], check=True, capture_output=True, timeout=60)
     subprocess.run([str(DEPLOY / "make-passwd.sh"), str(workdir), *users], check=True, capture_output=True, timeout=60)
-    shutil.copy(DEPLOY / "acl", workdir / "acl")
+    if acl is None:
+        shutil.copy(DEPLOY / "acl", workdir / "acl")
+    else:
+        (workdir / "acl").write_text(acl)
     tls_port, plain_port = free_port(), free_port()
     conf = workdir / "mosquitto.conf"
     text = (DEPLOY / "mosquitto.conf").read_text()
