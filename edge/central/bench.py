@@ -205,8 +205,10 @@ class _FakeCentral:
     def __init__(self, dsn: str, tz: str):
         from zoneinfo import ZoneInfo
 
+        from edge.central.auth import parse_staff
         from edge.central.web import AsyncDb
         self.db, self.tz = AsyncDb(dsn), ZoneInfo(tz)
+        self.staff = parse_staff(f"{BENCH_TOKEN} viewer bench")
 
     def broker_ok(self) -> bool:
         return True
@@ -214,8 +216,8 @@ class _FakeCentral:
     def consumer_stats(self) -> dict:
         return {}
 
-    def staff_for(self, header: str):
-        return None
+
+BENCH_TOKEN = "bench-viewer-token-0123456789"
 
 
 async def _time_pages(dsn: str, tz: str, repeat: int) -> dict:
@@ -234,7 +236,7 @@ async def _time_pages(dsn: str, tz: str, repeat: int) -> dict:
              "devices API": "/api/devices"}
     results = {}
     try:
-        async with aiohttp.ClientSession() as session:
+        async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {BENCH_TOKEN}"}) as session:
             for name, path in pages.items():
                 times = []
                 for i in range(repeat + 2):

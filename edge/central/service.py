@@ -11,20 +11,17 @@ import asyncio
 import logging
 import signal
 from dataclasses import dataclass
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
 from edge.central import cmd as central_cmd
-from edge.central import notify
+from edge.central import auth, notify
 from edge.central.ingest import Consumer, IngestConfig
 from edge.central.web import AsyncDb, make_app
 from edge.errors import ConfigError
 
 log = logging.getLogger(__name__)
-
-STAFF_ROLES_ALLOWED = ("operator", "admin")
 
 
 @dataclass(frozen=True)
@@ -33,7 +30,7 @@ class CentralConfig:
     host: str = "127.0.0.1"
     port: int = 8090
     key_dir: str | None = None             # DIR/{site}/{device}.key
-    staff_file: str | None = None          # lines: TOKEN ROLE NAME
+    staff_file: str | None = None          # tokens and logins, see edge.central.auth
     webhooks: tuple = ()
     smtp: str | None = None                # HOST:PORT
     mail_from: str = "edge-central@localhost"
@@ -49,28 +46,12 @@ def parse_listen(value: str) -> tuple[str, int]:
     return host.strip("[]") or "0.0.0.0", int(port)
 
 
-def load_staff(path: str | None) -> dict[str, tuple[str, str]]:
-    """token -> (role, name); a missing file means no staff commands from the dashboard."""
-    if not path:
-        return {}
-    staff = {}
-    for number, line in enumerate(Path(path).read_text().splitlines(), 1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        parts = line.split(None, 2)
-        if len(parts) < 3 or len(parts[0]) < 16:
-            raise ConfigError(f"{path}:{number}: expected 'TOKEN ROLE NAME' with a token of 16+ characters")
-        staff[parts[0]] = (parts[1], parts[2])
-    return staff
-
-
 class CentralApp:
     def __init__(self, config: CentralConfig):
         self.config = config
         self.tz = ZoneInfo(config.ingest.tz)
         self.db = AsyncDb(config.ingest.dsn)
-        self.staff = load_staff(config.staff_file)
+        self.staff = auth.load_staff(config.staff_file)      # tokens and logins (auth.py)
         self.keys = central_cmd.KeyDir(config.key_dir) if config.key_dir else None
         notifiers = [notify.WebhookNotifier(url) for url in config.webhooks]
         if config.smtp and config.mail_to:
@@ -88,11 +69,6 @@ class CentralApp:
     def consumer_stats(self) -> dict:
         return {**self.consumer.stats(), "notified": self.dispatcher.sent, "notify_failed": self.dispatcher.failed,
                 "notify_pending": self.dispatcher.pending()}
-
-    def staff_for(self, authorization: str) -> str | None:
-        token = authorization.removeprefix("Bearer ").strip()
-        role, name = self.staff.get(token, (None, None))
-        return name if role in STAFF_ROLES_ALLOWED else None
 
     async def send_command(self, actor: str, body: dict, *, staff=None) -> tuple[dict, dict]:
         """Sign, record as `sent`, publish, wait, record `ok`/`refused`/`timeout` (cmd.py).

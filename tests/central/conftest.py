@@ -23,6 +23,16 @@ from edge.localbroker import MosquittoBroker
 
 REPO = Path(__file__).resolve().parents[2]
 DEADLINE_S = 60.0
+# Every page and read API needs a login: test clients read with this admin token by default.
+ADMIN_TOKEN = "test-admin-token-0123456789"
+AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+def staff_file(directory: Path, extra: str = "") -> str:
+    """A staff file with the default test admin token (plus `extra` lines)."""
+    path = Path(directory) / "staff.txt"
+    path.write_text(f"{ADMIN_TOKEN} admin Test Admin\n{extra}")
+    return str(path)
 
 
 def wait_until(predicate, timeout: float = DEADLINE_S, what: str = "condition", interval: float = 0.05):
@@ -154,6 +164,8 @@ class CentralProcess:
 
     def __init__(self, broker_url: str, dsn: str, instance: str, log_dir: Path, extra: list[str] = ()):
         self.port = free_port()
+        if "--staff" not in extra:
+            extra = ["--staff", staff_file(log_dir), *extra]
         self.argv = [sys.executable, "-m", "edge", "central", "run", "--broker", broker_url, "--db", dsn,
                      "--listen", f"127.0.0.1:{self.port}", "--instance", instance, *extra]
         self.log_path = log_dir / f"{instance}.log"
@@ -173,7 +185,8 @@ class CentralProcess:
             return None
 
     def get(self, path: str):
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=10) as r:
+        request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", headers=AUTH)
+        with urllib.request.urlopen(request, timeout=10) as r:
             return json.load(r)
 
     def kill(self) -> None:
@@ -220,7 +233,7 @@ class CentralThread:
         self.url = f"http://127.0.0.1:{self.app.port}"
 
     def get(self, path: str, *, raw: bool = False, headers: dict | None = None):
-        request = urllib.request.Request(self.url + path, headers=headers or {})
+        request = urllib.request.Request(self.url + path, headers=AUTH if headers is None else headers)
         with urllib.request.urlopen(request, timeout=15) as r:
             body = r.read()
             return (r, body) if raw else json.loads(body)
@@ -243,7 +256,7 @@ class CentralThread:
 
 
 @pytest.fixture
-def central_app(broker, pg):
+def central_app(broker, pg, tmp_path):
     from edge.central.ingest import IngestConfig
     from edge.central.service import CentralConfig
 
@@ -253,6 +266,7 @@ def central_app(broker, pg):
         ingest = IngestConfig(broker=broker.url, dsn=pg.dsn, instance=kw.pop("instance", "central-web"),
                               batch_ms=10, periodic_s=0.3, offline_alarm_s=kw.pop("offline_alarm_s", 300.0),
                               **kw.pop("ingest", {}))
+        kw.setdefault("staff_file", staff_file(tmp_path))
         c = CentralThread(CentralConfig(ingest=ingest, host="127.0.0.1", port=0, notify_base_delay_s=0.05, **kw))
         started.append(c)
         wait_until(lambda: c.app.consumer.broker_ok and c.app.consumer.db_ok, what="central connected")

@@ -122,7 +122,7 @@ def test_dashboard_open_needs_a_role_and_a_second_confirmation(tmp_path, central
     staff.write_text("tok-operator-0123456789 operator Nguyen Van A\ntok-viewer-0123456789ab viewer Tran B\n")
     c = central_app(key_dir=str(tmp_path / "keys"), staff_file=str(staff))
     body = {"site": SITE, "device": DEVICE, "service": "locker", "type": "open", "args": {"compartment": 7}}
-    assert c.post("/api/cmd", body)[0] == 403
+    assert c.post("/api/cmd", body)[0] == 401                  # no login at all
     assert c.post("/api/cmd", body, {"Authorization": "Bearer tok-viewer-0123456789ab"})[0] == 403
     operator = {"Authorization": "Bearer tok-operator-0123456789"}
     status, first = c.post("/api/cmd", body, operator)
@@ -139,30 +139,23 @@ def test_dashboard_open_needs_a_role_and_a_second_confirmation(tmp_path, central
 
 
 def test_command_page_form_with_confirmation(tmp_path, central_app, device):
-    import re
-    import urllib.parse
-    import urllib.request
+    from .webclient import WebClient, hidden, login_line
 
     write_key(tmp_path / "keys" / SITE / f"{DEVICE}.key", device.key_hex)
     staff = tmp_path / "staff"
-    staff.write_text("tok-operator-0123456789 operator Nguyen Van A\n")
+    staff.write_text(login_line("lan", "482913", "operator", "Nguyen Van A"))
     c = central_app(key_dir=str(tmp_path / "keys"), staff_file=str(staff))
-
-    def post(fields: dict) -> str:
-        data = urllib.parse.urlencode(fields).encode()
-        with urllib.request.urlopen(urllib.request.Request(c.url + "/commands", data=data), timeout=30) as r:
-            return r.read().decode()
-
-    form = {"token": "tok-operator-0123456789", "site": SITE, "device": DEVICE, "service": "locker",
-            "type": "open", "args": '{"compartment": 2}'}
-    assert "Cần mã nhân viên" in post({**form, "token": "wrong"})
-    confirm_page = post(form)
-    assert "Xác nhận mở tủ từ xa?" in confirm_page and device.locker.opened == []
-    token = re.search(r'name="confirm" value="([^"]+)"', confirm_page).group(1)
-    done = post({"token": form["token"], "confirm": token})
-    assert "&quot;ok&quot;: true" in done and device.locker.opened == [2]
-    _, listing = c.get("/commands", raw=True)
-    assert "Nguyen Van A" in listing.decode() and "compartment" in listing.decode()
+    browser = WebClient(c.url)
+    assert browser.login("lan", "482913", next_path="/commands")[0] == 200
+    form = {"csrf": browser.csrf(), "site": SITE, "device": DEVICE, "service": "locker", "type": "open",
+            "args": '{"compartment": 2}'}
+    assert browser.post("/commands", {**form, "csrf": "forged"})[0] == 403 and device.locker.opened == []
+    _, _, confirm_page = browser.post("/commands", form)
+    assert "Xác nhận lần nữa?" in confirm_page and device.locker.opened == []
+    _, _, done = browser.post("/commands", {"csrf": form["csrf"], "confirm": hidden(confirm_page, "confirm")})
+    assert "Thiết bị đã thực hiện lệnh." in done and device.locker.opened == [2]
+    _, _, listing = browser.get("/commands")
+    assert "Nguyen Van A" in listing and "compartment" in listing
 
 
 @pytest.mark.parametrize("flag,value,message", [
