@@ -7,8 +7,16 @@
 The secrets folder is the one make-passwd.sh keeps (USER.password files), so a city that moves
 from one office mosquitto to the cluster keeps every device's password. Users that exist get their
 password replaced. API key and secret (EMQX dashboard > System > API keys) come from
-EMQX_API_KEY and EMQX_API_SECRET. Usernames must be device ids ([a-z0-9-]): EMQX would accept
-`+`, `#` or `/` and the ACL's ${username} would then match other devices' topics.
+EMQX_API_KEY and EMQX_API_SECRET. Names must be [a-z0-9-]: EMQX would accept `+`, `#` or `/`
+and the ACL's placeholders would then match other devices' topics.
+
+    import-users.py --api ... --secrets DIR --devices DEVICES
+
+With the provisioning list (`SITE DEVICE` per line, as deploy/mosquitto/make-acl.sh and
+`edge central devices import` read it), each device's account is named SITE.DEVICE: emqx.conf
+turns that name into the client attributes the ACL binds to, so the device can publish under its
+own site only. A device password without a line in DEVICES is refused (it would have no rights).
+Set the same SITE.DEVICE as `broker.username` in the device's config.
 """
 
 from __future__ import annotations
@@ -24,7 +32,8 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-USER_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+USER_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,62}(\.[a-z0-9][a-z0-9-]{0,62})?")
+NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 AUTHENTICATOR = "password_based:built_in_database"
 TIMEOUT_S = 15
 
@@ -51,6 +60,29 @@ def collect_users(secrets: Path | None, user: str | None, password_file: Path | 
     if empty:
         raise SystemExit(f"empty password for {empty}")
     return users
+
+
+def read_devices(path: Path) -> dict[str, str]:
+    """device -> site from the provisioning list (`SITE DEVICE` per line, # comments)."""
+    sites: dict[str, str] = {}
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        fields = line.split("#", 1)[0].split()
+        if not fields:
+            continue
+        if len(fields) != 2 or not all(NAME_PATTERN.fullmatch(f) for f in fields):
+            raise SystemExit(f"{path}:{number}: expected 'SITE DEVICE' of [a-z0-9-], found {line.strip()!r}")
+        site, device = fields
+        if sites.setdefault(device, site) != site:
+            raise SystemExit(f"{path}:{number}: device {device!r} listed twice (a device account has one site)")
+    return sites
+
+
+def site_bound(users: dict[str, str], sites: dict[str, str]) -> dict[str, str]:
+    """USER -> SITE.USER for every device; `central` keeps its name."""
+    unknown = sorted(u for u in users if u != "central" and u not in sites)
+    if unknown:
+        raise SystemExit(f"no site for {unknown} in the devices list: add 'SITE DEVICE' lines")
+    return {(u if u == "central" else f"{sites[u]}.{u}"): pw for u, pw in users.items()}
 
 
 class Api:
@@ -90,11 +122,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--secrets", type=Path, help="folder of USER.password files (from make-passwd.sh)")
     parser.add_argument("--user")
     parser.add_argument("--password-file", type=Path)
+    parser.add_argument("--devices", type=Path,
+                        help="provisioning list (SITE DEVICE per line): name each device's account SITE.DEVICE")
     parser.add_argument("--dry-run", action="store_true", help="list the users, change nothing")
     args = parser.parse_args(argv)
     if args.secrets is None and args.user is None:
         parser.error("give --secrets DIR and/or --user NAME --password-file FILE")
     users = collect_users(args.secrets, args.user, args.password_file)
+    if args.devices is not None:
+        users = site_bound(users, read_devices(args.devices))
     if args.dry_run:
         for name in users:
             print(f"would add or update {name}")

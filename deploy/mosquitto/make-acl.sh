@@ -70,6 +70,7 @@ topic write motcua/v1/$site/$device/status
 topic write motcua/v1/$site/$device/+/state
 topic write motcua/v1/$site/$device/+/event
 topic write motcua/v1/$site/$device/+/cmd/result
+topic write motcua/v1/$site/$device/locker/notify
 topic read motcua/v1/$site/$device/+/cmd
 BLOCK
 done <"$devices"

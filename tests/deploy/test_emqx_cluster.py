@@ -80,6 +80,25 @@ def who_matches(who, username: str) -> bool:
     return value == ("str", username)
 
 
+# Device accounts on the cluster are SITE.DEVICE (emqx.conf's client_attrs_init splits them);
+# the policy table names the device, whose site in the table is `hn`.
+EMQX_USERNAME = {"kiosk-a": "hn.kiosk-a"}
+
+
+def client_attrs(username: str) -> dict[str, str]:
+    """What emqx.conf's mqtt.client_attrs_init sets: nth(1|2, tokens(username, '.'))."""
+    parts = username.split(".")
+    return {"site": parts[0], **({"device": parts[1]} if len(parts) > 1 else {})}
+
+
+def render(rule_filter: str, username: str) -> str:
+    """Placeholders as EMQX fills them; one it cannot fill stays as text and matches nothing."""
+    rule_filter = rule_filter.replace("${username}", username)
+    for name, value in client_attrs(username).items():
+        rule_filter = rule_filter.replace("${client_attrs.%s}" % name, value)
+    return rule_filter
+
+
 def decide(rules: list, username: str, action: str, topic: str, no_match: str) -> bool:
     if action == "subscribe" and topic.startswith("$share/"):
         topic = topic.split("/", 2)[2]  # EMQX authorizes `$share/<group>/t` as `t`
@@ -93,7 +112,7 @@ def decide(rules: list, username: str, action: str, topic: str, no_match: str) -
             if isinstance(flt, tuple) and flt[0] == "eq":
                 hit = flt[1][1] == topic
             else:
-                hit = topic_matches(topic, flt[1].replace("${username}", username))
+                hit = topic_matches(topic, render(flt[1], username))
             if hit:
                 return permission == "allow"
     return no_match == "allow"
@@ -107,7 +126,25 @@ def test_acl_ends_with_deny_all():
 @pytest.mark.parametrize("username,action,topic,allowed", POLICY)
 def test_acl_grants_exactly_the_policy(username, action, topic, allowed):
     rules = parse_acl((EMQX / "acl.conf").read_text())
-    assert decide(rules, username, action, topic, no_match="deny") is allowed
+    assert decide(rules, EMQX_USERNAME.get(username, username), action, topic, no_match="deny") is allowed
+
+
+@pytest.mark.parametrize("username,action,topic", [
+    ("hn.kiosk-a", "publish", "motcua/v1/any-site/kiosk-a/status"),        # the phantom office
+    ("hn.kiosk-a", "publish", "motcua/v1/any-site/kiosk-a/locker/event"),
+    ("hn.kiosk-a", "subscribe", "motcua/v1/any-site/kiosk-a/+/cmd"),
+    ("kiosk-a", "publish", "motcua/v1/kiosk-a/kiosk-a/status"),          # no site in the name: no rights
+    ("kiosk-a", "publish", "motcua/v1/hn/kiosk-a/status"),
+])
+def test_acl_binds_a_device_to_its_site(username, action, topic):
+    rules = parse_acl((EMQX / "acl.conf").read_text())
+    assert decide(rules, username, action, topic, no_match="deny") is False
+
+
+def test_emqx_conf_takes_site_and_device_from_the_authenticated_username():
+    text = (EMQX / "emqx.conf").read_text()
+    assert """{expression = "nth(1, tokens(username, '.'))", set_as_attr = "site"}""" in text
+    assert """{expression = "nth(2, tokens(username, '.'))", set_as_attr = "device"}""" in text
 
 
 def emqx_conf():
@@ -222,3 +259,29 @@ def test_import_needs_an_api_key(fake_api, tmp_path):
     (tmp_path / "x.password").write_text("pw")
     result = run_import("--api", fake_api, "--secrets", str(tmp_path), env_key=False)
     assert result.returncode != 0 and "EMQX_API_KEY" in result.stderr
+
+
+def test_no_erlang_cookie_is_shipped():
+    """A cookie in an example is shared by every copy: whoever reaches the distribution port with
+    it controls the node. The files leave it empty, and compose refuses to start without one."""
+    conf = (EMQX / "emqx.conf").read_text()
+    assert not re.search(r"^\s*cookie\s*=", conf, re.M)
+    env = dict(line.split("=", 1) for line in (EMQX / "node1.env.example").read_text().splitlines()
+               if line and not line.startswith("#"))
+    assert env["EMQX_NODE__COOKIE"] == ""
+    assert "${EMQX_COOKIE:?" in (EMQX / "docker-compose.yml").read_text()
+
+
+def test_import_names_each_device_account_site_dot_device(fake_api, tmp_path):
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "central.password").write_text("c")
+    (secrets / "kiosk-a.password").write_text("pw-a")
+    devices = tmp_path / "devices.txt"
+    devices.write_text("# office Hoan Kiem\nhn kiosk-a\n")
+    result = run_import("--api", fake_api, "--secrets", str(secrets), "--devices", str(devices))
+    assert result.returncode == 0, result.stderr
+    assert FakeEmqxApi.users == {"central": "c", "hn.kiosk-a": "pw-a"}
+    (secrets / "kiosk-b.password").write_text("pw-b")             # a device nobody placed at a site
+    result = run_import("--api", fake_api, "--secrets", str(secrets), "--devices", str(devices))
+    assert result.returncode != 0 and "no site for ['kiosk-b']" in result.stderr
