@@ -72,7 +72,7 @@ function formatCode(value, key) {
     } else if (v.step === "face") {
       const c = v.challenge;
       const prompt = c ? (c[Edge.lang] || c.vi || Edge.t("challenge." + c.key)) : "";
-      $("challenge").textContent = prompt ? Edge.t("kiosk.challenge", { text: prompt }) : "";
+      $("challenge").textContent = prompt;  // the vision service words it for the citizen ("Ông/Bà vui lòng …")
       $("guidance").textContent = Edge.t(v.guidance || "kiosk.face_checking");
       $("face-notice").textContent = notice;
     } else if (v.step === "pin") {

@@ -1,0 +1,89 @@
+"""`edge demo`: results waiting in the locker, so the whole night pickup can be walked in a browser.
+
+Loaded through the real locker (staff PIN, a compartment opens on the simulator, the simulated
+clerk puts the papers in and the door closes) and, for the face result, enrolled through the real
+vision service from the sample photos of the person the replay camera shows. The codes follow
+the dossier-code rule (edge.kiosk.receipts), so the pickup screen finds them; docs/kiosk.md lists them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from edge.errors import EdgeError
+
+log = logging.getLogger(__name__)
+
+STAFF_PIN = "1234"  # the demo's staff PIN (its hash is in edge/demo.toml [locker.staff_pins])
+FACES = Path(__file__).resolve().parents[2] / "tests" / "data" / "faces"
+CONSENT = {"actor": "demo-clerk", "purpose": "result_collection"}
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    code: str
+    pin: str
+    size: str
+    face_photos: tuple[str, ...] = ()  # sample photos the citizen's face is enrolled from (none: PIN only)
+
+
+# Sizes S, L and XL: the locker's own demo keeps loading and collecting "M" results beside these.
+RESULTS = (
+    # Three enrolment frames from two sample photos (the replay camera shows a third one, obama.jpg).
+    DemoResult("000.00.01.H29-261207-0101", "1357", "S", ("obama1.jpg", "obama2.jpg", "obama2.jpg")),
+    DemoResult("000.00.01.H29-261207-0102", "2468", "L"),
+)
+
+
+async def load_demo_results(locker, vision, *, results=RESULTS, door_wait_s: float = 30.0) -> list[str]:
+    """Load each result (and enrol its face); returns one line per result for the console."""
+    lines = []
+    for result in results:
+        try:
+            found = await locker.lookup(result.code)
+            if found.get("status") != "waiting":
+                await _load(locker, result, door_wait_s)
+            face = bool(result.face_photos) and await _enrol(vision, locker, result)
+        except EdgeError as err:
+            log.warning("kiosk demo: %s could not be loaded: %s", result.code, err)
+            continue
+        how = "face (PIN %s as the fallback)" % result.pin if face else "PIN %s" % result.pin
+        lines.append(f"  {result.code}  {how}")
+    return lines
+
+
+async def _load(locker, result: DemoResult, door_wait_s: float) -> None:
+    compartment = (await locker.load(STAFF_PIN, result.code, result.size, pin=result.pin))["compartment"]
+    sim = getattr(locker, "sim", None)
+    bus = getattr(sim, "bus", None)
+    if bus is not None:  # the simulated clerk puts the papers in; the simulator closes the door by itself
+        where = locker.config.where(compartment)
+        bus.set_occupied(where.board, where.lock, True)
+    await locker.wait_door(compartment, "closed", door_wait_s)
+    log.info("kiosk demo: %s waits in compartment %s", result.code, compartment)
+
+
+async def _enrol(vision, locker, result: DemoResult) -> bool:
+    """Enrol the citizen's face from the sample photos (the replay camera shows another photo of them)."""
+    if vision is None:
+        return False
+    import cv2
+
+    while hasattr(vision, "worker") and not (vision.worker and vision.worker.ready()):
+        await asyncio.sleep(0.5)  # the face models are still loading
+    if not await vision.enrolled(result.code):
+        frames = []
+        for name in result.face_photos:
+            image = cv2.imread(str(FACES / name))
+            if image is not None:
+                frames.append(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+        enrolled = await vision.enrol(result.code, frames, CONSENT) if frames else {"ok": False, "reason": "no photos"}
+        if not enrolled.get("ok"):
+            log.warning("kiosk demo: the face of %s was not enrolled: %s", result.code, enrolled)
+            return False
+    await locker.mark_face_enrolled(result.code)
+    await vision.result_waiting(result.code)
+    return True
