@@ -108,8 +108,8 @@ class LockerService(Service):
                 expired = self.flows.expire_due()
                 if expired:
                     self.publish_state()
-                    for item in expired:
-                        self._tell_vision("result_waiting", item["receipt"], False)
+                    for item in expired:   # no pickup at the kiosk any more: the face goes now
+                        self._tell_vision("delete", item["receipt"], "expiry")
                 notify.sweep(self.ctx.store, self.clock)  # SMS reminders and expiry notices
 
     async def stop(self) -> None:
@@ -578,7 +578,7 @@ class LockerService(Service):
             tx.audit(staff, "locker.reclaim", receipt=receipt, compartment=a.compartment)
 
         await self.open_compartment(a.compartment, reason="reclaim", actor=staff, prepare=prepare, maintenance_ok=True)
-        self._tell_vision("result_waiting", receipt, False)
+        self._tell_vision("delete", receipt, "reclaim")   # the papers went back: nothing to collect
         return {"compartment": a.compartment}
 
     async def set_maintenance(self, compartment: int, on: bool, actor: str = "central") -> dict:
@@ -689,7 +689,7 @@ class LockerService(Service):
                 notify.sweep(self.ctx.store, self.clock)
                 self.publish_state()
                 for item in expired:
-                    self._tell_vision("result_waiting", item["receipt"], False)
+                    self._tell_vision("delete", item["receipt"], "expiry")
                 return {"expired": expired}
             if type == "maintenance":
                 return await self.set_maintenance(args["compartment"], args["on"])

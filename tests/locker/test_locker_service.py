@@ -409,4 +409,23 @@ def test_vision_peer_learns_waiting_and_templates_go_on_pickup(tmp_path):
 
     calls = run(body())
     assert calls == [("result_waiting", "V-1", True), ("result_waiting", "V-2", True),
-                     ("delete", "V-1", "pickup"), ("result_waiting", "V-2", False)]
+                     ("delete", "V-1", "pickup"), ("delete", "V-2", "expiry")]
+
+
+def test_templates_go_when_staff_reclaim_a_result(tmp_path):
+    # Kept until the retention period (30 days) before: a face with no result left to collect.
+    svc = service(tmp_path)
+    vision = FakeVision(enrolled={"V-3"})
+    svc.ctx.peers["vision"] = vision
+
+    async def body():
+        async with running(svc):
+            comp = (await svc.load(STAFF_PIN, "V-3", "M"))["compartment"]
+            bus(svc).close_door(0, comp)
+            assert await svc.wait_door(comp, "closed", 3)
+            await asyncio.sleep(0.55)          # the per-compartment rate limit of the load's open
+            await svc.reclaim(STAFF_PIN, "V-3")
+            assert await until(lambda: len(vision.calls) == 2)
+        return vision.calls
+
+    assert run(body()) == [("result_waiting", "V-3", True), ("delete", "V-3", "reclaim")]
