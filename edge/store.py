@@ -105,6 +105,9 @@ class Store:
             # FULL: a committed transaction survives a power cut, not only a process kill.
             self._conn.execute("PRAGMA synchronous=FULL")
             self._conn.execute("PRAGMA foreign_keys=ON")
+            # A deleted row (a face template, a PIN hash) is overwritten with zeros, not left
+            # readable in a free page of the file until SQLite happens to reuse it.
+            self._conn.execute("PRAGMA secure_delete=ON")
             self._conn.execute(
                 "CREATE TABLE IF NOT EXISTS schema_version (component TEXT PRIMARY KEY, version INTEGER NOT NULL)"
             )

@@ -45,7 +45,8 @@ class TemplateKeyError(EdgeError):
 
 
 def load_or_create_key(path: str | Path) -> bytes:
-    """The 32-byte device key; created (mode 0600) on first use."""
+    """The 32-byte device key; created (mode 0600) on first use. An existing key file that group
+    or others may read is refused: whoever reads it decrypts every face template."""
     path = Path(path)
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -53,9 +54,13 @@ def load_or_create_key(path: str | Path) -> bytes:
         with os.fdopen(fd, "wb") as f:
             f.write(os.urandom(KEY_BYTES))
     try:
+        mode = path.stat().st_mode
         key = path.read_bytes()
     except OSError as err:
         raise TemplateKeyError(f"cannot read template key {path}: {err}") from err
+    if mode & 0o077:
+        raise TemplateKeyError(f"template key {path} has permissions {oct(mode & 0o777)}: group or others "
+                               f"may read it; expected 0600 (chmod 600 {path})")
     if len(key) != KEY_BYTES:
         raise TemplateKeyError(f"template key {path} holds {len(key)} bytes, expected {KEY_BYTES}")
     return key
