@@ -46,9 +46,9 @@ class WebClient:
         req = urllib.request.Request(self.base + path, data=body, headers={**self.headers, **extra, **(headers or {})})
         try:
             with self.opener.open(req, timeout=30) as r:
-                return r.status, dict(r.headers), r.read().decode()
+                return r.status, r.headers, r.read().decode()
         except urllib.error.HTTPError as err:
-            return err.code, dict(err.headers), err.read().decode()
+            return err.code, err.headers, err.read().decode()
 
     def get(self, path: str, **kw):
         return self.request(path, **kw)
