@@ -119,6 +119,18 @@ def test_kiosk_config_is_applied_and_secrets_leave_the_boot_partition(pi):
     assert again.returncode == 0 and "nothing to do" in again.stdout
 
 
+def test_the_secrets_file_is_overwritten_before_it_is_deleted(pi):
+    # Deleting a file on the FAT boot partition frees its clusters but leaves the bytes on the
+    # card. A second link to the same file shows what is left in its data once it is deleted.
+    root, boot = pi
+    (boot / "edge.toml").write_text(KIOSK_TOML)
+    os.link(boot / "edge.toml", root / "left-on-the-card")
+    assert firstboot(root, boot).returncode == 0
+    left = (root / "left-on-the-card").read_bytes()
+    assert PASSWORD.encode() not in left and KEY_HEX.encode() not in left
+    assert left == b"\0" * len(KIOSK_TOML.encode())
+
+
 def test_written_config_passes_edge_config_check(pi):
     root, boot = pi
     (boot / "edge.toml").write_text(KIOSK_TOML)
