@@ -218,7 +218,7 @@ def test_wrong_code_is_refused_kindly_and_nothing_opens(rig_genuine, page, tmp_p
     shot("1-not-found")
     page.fill("#code", "xin chào")
     page.click("#code-submit")
-    page.wait_for_function("document.querySelector('#code-notice').textContent.includes('định dạng')")
+    page.wait_for_function("document.querySelector('#code-notice').textContent.includes('chưa đúng dạng')")
     page.fill("#code", "000.00.01.H29-240115-0003")
     page.click("#code-submit")
     page.wait_for_selector("body[data-step='message']")

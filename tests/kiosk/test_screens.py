@@ -87,7 +87,7 @@ def test_pin_fallback_english_toggle_and_kind_message(kiosk, page, loop_thread, 
     page.wait_for_selector("body[data-step='code']")
     page.fill("#code", "000.00.01.H29-240115-0999")
     page.click("#code-submit")
-    page.wait_for_function("document.querySelector('#code-notice').textContent.includes('attempts left: 2')")
+    page.wait_for_function("document.querySelector('#code-notice').textContent.includes('You have 2 tries left')")
     shot(page, tmp_path, "fakes-wrong-code")
     page.fill("#code", CODE)
     page.click("#code-submit")
