@@ -88,3 +88,18 @@ def sentitems(dsn: str) -> list[dict]:
                             '"CreatorID", "UDH" FROM sentitems ORDER BY "ID", "SequencePosition"').fetchall()
     keys = ("id", "part", "number", "text", "status", "creator", "udh")
     return [dict(zip(keys, r)) for r in rows]
+
+
+class FreshDb:
+    """A new empty database on a shared cluster (CREATE DATABASE takes ~0.2 s, a cluster ~3 s)."""
+
+    def __init__(self, cluster):
+        self.cluster, self.port = cluster, cluster.port
+        self.name = f"t_{time.time_ns()}"
+        with psycopg.connect(cluster.dsn, autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {self.name}")
+        self.dsn = cluster.dsn.rsplit("/", 1)[0] + "/" + self.name
+
+    def drop(self) -> None:
+        with psycopg.connect(self.cluster.dsn, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {self.name} WITH (FORCE)")
