@@ -15,6 +15,7 @@ from importlib import resources
 
 from edge import config as config_module
 from edge.errors import DeviceNotReady
+from edge.demo_quiet import Quiet, QuietLogFilter, mqtt_kind
 from edge.localbroker import MosquittoBroker
 from edge.monitor import watch
 from edge.supervisor import Supervisor
@@ -52,23 +53,33 @@ def main(args) -> int:
     print(f"edge demo: broker {url}; stop with Ctrl-C" + (f" or after {args.seconds:g} s" if args.seconds else ""),
           flush=True)
     stop_monitor = threading.Event()
+    log_filter = QuietLogFilter(Quiet())  # replaced below once the terminal's Quiet exists
     data_dir = tempfile.mkdtemp(prefix="edge-demo-")
     try:
         config = demo_config(url, data_dir)
         print(f"edge demo: site {config.site}, device {config.device}, services: "
               f"{', '.join(config.enabled_services()) or 'none'}; store {config.store_path}", flush=True)
+        # A quiet terminal: one line per kind of event or log message every few seconds.
+        quiet = Quiet(lambda line: print(line, flush=True))
+        log_filter.quiet = quiet
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(log_filter)
         # Events, status and command results; the retained state snapshots are too long to read here.
-        monitor = threading.Thread(target=watch, args=(url, config.site, lambda line: print(f"mqtt> {line}", flush=True),
+        monitor = threading.Thread(target=watch, args=(url, config.site, lambda line: quiet.line(mqtt_kind(line), f"mqtt> {line}"),
                                                        stop_monitor), kwargs={"show_state": False}, daemon=True)
         monitor.start()
         central = _start_central(url, args.central) if getattr(args, "central", None) else None
+        _print_credentials()
         supervisor = Supervisor(config, demo=True, pin_factory=_mock_pins())
         try:
             asyncio.run(_run(supervisor, args.seconds))
         except KeyboardInterrupt:
             pass
+        _print_screens_again(supervisor, args.central if central is not None else None, quiet)
         return 0
     finally:
+        for handler in logging.getLogger().handlers:
+            handler.removeFilter(log_filter)
         if central is not None:
             central.terminate()
             try:
@@ -81,12 +92,41 @@ def main(args) -> int:
         print("edge demo: stopped", flush=True)
 
 
+def _print_credentials() -> None:
+    """What a visitor needs to try the device's screens, said once at the start (the dashboard's
+    logins are printed when it starts)."""
+    from edge.locker.service import DEMO_PIN, DEMO_STAFF_PIN
+    print("edge demo: to try the screens (demo credentials, never on a real device):\n"
+          f"  locker loading (/loading): staff PIN {DEMO_STAFF_PIN}; the demo's results (DEMO-0001, …) open with PIN {DEMO_PIN}\n"
+          "  desk screens (/reception, /counter?c=N, /status): no staff login on 127.0.0.1", flush=True)
+
+
+def _print_screens_again(supervisor: Supervisor, dashboard: str | None, quiet: Quiet) -> None:
+    """The screen URLs scrolled away long ago: say them again at the end."""
+    kiosk = supervisor.peers.get("kiosk")
+    urls = kiosk.screen_urls() if kiosk is not None and getattr(kiosk, "url", None) else {}
+    if dashboard:
+        urls["dashboard"] = f"http://{dashboard}/"
+    held = quiet.held_total()
+    lines = [f"edge demo: {held} repeated lines were held back to keep this terminal readable"] if held else []
+    if urls:
+        lines += ["edge demo: the screens were:"] + [f"  {name:<12} {url}" for name, url in urls.items()]
+    if lines:
+        print("\n".join(lines), flush=True)
+
+
 def _start_central(broker_url: str, listen: str) -> subprocess.Popen | None:
     """The office dashboard beside the demo device: `edge central run --db temp` (a throwaway
     PostgreSQL). Without PostgreSQL the demo goes on without it and says why."""
+    from edge.central.auth import DEMO_LOGINS, DEMO_TOKEN, demo_staff_text
+
     host, _, port = listen.rpartition(":")
+    staff = tempfile.mkdtemp(prefix="edge-demo-central-") + "/staff.txt"   # the dashboard logins
+    with open(staff, "w", encoding="utf-8") as out:
+        out.write(demo_staff_text())
     proc = subprocess.Popen([sys.executable, "-m", "edge", "central", "run", "--broker", broker_url, "--db", "temp",
-                             "--listen", listen, "--group", ""], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                             "--listen", listen, "--group", "", "--staff", staff],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + CENTRAL_START_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -96,6 +136,8 @@ def _start_central(broker_url: str, listen: str) -> subprocess.Popen | None:
         try:
             socket.create_connection((host or "127.0.0.1", int(port)), timeout=0.5).close()
             print(f"edge demo: office dashboard (central) at http://{listen}/", flush=True)
+            logins = ", ".join(f"{sid} / PIN {pin} ({role})" for sid, pin, role, _ in DEMO_LOGINS)
+            print(f"edge demo: dashboard logins (demo only): {logins}; API token {DEMO_TOKEN}", flush=True)
             return proc
         except OSError:
             time.sleep(0.2)

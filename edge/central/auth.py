@@ -224,3 +224,16 @@ async def session(conn, session_id: str) -> tuple[str, str] | None:
 
 async def end_session(conn, session_id: str) -> None:
     await conn.execute("DELETE FROM web_sessions WHERE id_hash = %s", (_digest(session_id),))
+
+
+# -- `edge demo --central`: fixed, printed and listed in the README; never for a real office ----
+DEMO_TOKEN = "demo-admin-token-not-for-production"
+DEMO_LOGINS = (("quanly", "123456", "admin", "Quản lý (demo)"),
+               ("vanhanh", "246810", "operator", "Nhân viên vận hành (demo)"),
+               ("xem", "135790", "viewer", "Người xem (demo)"))
+
+
+def demo_staff_text() -> str:
+    lines = [f"# edge demo --central: demo logins only\n{DEMO_TOKEN} admin Demo API token\n"]
+    lines += [f"login {sid} {hash_pin(pin, iterations=10_000)} {role} {name}\n" for sid, pin, role, name in DEMO_LOGINS]
+    return "".join(lines)

@@ -29,11 +29,15 @@ def register(sub) -> None:
     run.add_argument("--resend-retry-s", type=float, default=300.0,
                      help="gap recovery: ask an online device to resend missing seqs at most this often (0 = off)")
     run.add_argument("--keys", default=os.environ.get("EDGE_KEYS"), help="device command keys: DIR/{site}/{device}.key")
-    run.add_argument("--staff", default=os.environ.get("EDGE_STAFF"), help="staff tokens file: TOKEN ROLE NAME per line")
+    run.add_argument("--staff", default=os.environ.get("EDGE_STAFF"),
+                     help="who may use the dashboard (EDGE_STAFF): lines 'TOKEN ROLE [sites=S,…] NAME' (API tokens) and "
+                          "'login STAFF_ID PIN_HASH ROLE [sites=S,…] NAME' (login page); roles viewer, operator, admin. "
+                          "Without it nobody can read the dashboard (docs/central.md)")
     run.add_argument("--webhook", action="append", default=[], help="alarm webhook URL (repeatable)")
     run.add_argument("--smtp", default=os.environ.get("EDGE_SMTP"), help="SMTP server HOST:PORT for alarm e-mail")
     run.add_argument("--mail-from", default="edge-central@localhost")
     run.add_argument("--mail-to", action="append", default=[], help="alarm e-mail recipient (repeatable)")
+    _sms_options(run)
     run.set_defaults(func=cmd_run)
 
     c = csub.add_parser("cmd", help="send a signed command to a device service and wait for its result")
@@ -53,6 +57,10 @@ def register(sub) -> None:
     c.add_argument("--json", action="store_true", help="print the result as JSON")
     c.set_defaults(func=cmd_cmd)
 
+    h = csub.add_parser("staff-hash", help="hash a dashboard PIN or password for a 'login' line of the --staff file")
+    h.add_argument("--stdin", action="store_true", help="read the PIN from standard input instead of prompting")
+    h.set_defaults(func=cmd_staff_hash)
+
     m = csub.add_parser("migrate", help="create or upgrade the PostgreSQL schema and exit")
     m.add_argument("--db", default=os.environ.get("EDGE_DB"), required=os.environ.get("EDGE_DB") is None)
     m.set_defaults(func=cmd_migrate)
@@ -63,6 +71,19 @@ def register(sub) -> None:
                    help="list; add/remove SITE DEVICE; import FILE of 'SITE DEVICE' lines (as deploy/mosquitto/make-acl.sh)")
     r.add_argument("names", nargs="*", help="SITE DEVICE for add/remove, FILE for import")
     r.set_defaults(func=cmd_devices)
+
+
+def _sms_options(p: argparse.ArgumentParser) -> None:
+    """Citizen SMS (result ready + PIN, reminders, rating codes): see edge.central.sms and docs/central.md."""
+    p.add_argument("--sms", choices=("gammu", "http"), default=os.environ.get("EDGE_SMS") or None,
+                   help="send citizen SMS through gammu-smsd (its tables in --db) or an HTTP brandname API")
+    p.add_argument("--sms-http", metavar="FILE", default=os.environ.get("EDGE_SMS_HTTP"),
+                   help="TOML request template for --sms http: url, [headers], body with $phone $text $ref")
+    p.add_argument("--sms-templates", metavar="FILE", default=os.environ.get("EDGE_SMS_TEMPLATES"),
+                   help="TOML: office = \"…\" and [templates] per message kind (Vietnamese defaults)")
+    p.add_argument("--sms-office", default=os.environ.get("EDGE_SMS_OFFICE"), help="office name at the start of each SMS")
+    p.add_argument("--sms-ascii", action="store_true", help="no diacritics: GSM-7, one 160-character part per SMS")
+    p.add_argument("--gammu-sql", metavar="FILE", help="gammu-smsd's pgsql.sql (default: the Debian package's copy)")
 
 
 def _broker_auth(p: argparse.ArgumentParser) -> None:
@@ -88,6 +109,7 @@ def cmd_run(args) -> int:
     from edge.mqtt import parse_broker_url
     from edge.central.recovery import RecoverySettings
     from edge.central.service import CentralApp, CentralConfig, parse_listen
+    from edge.central.sms import config_from_args as sms_config_from_args
     from edge.errors import ConfigError
 
     if not logging.getLogger().handlers:
@@ -110,7 +132,8 @@ def cmd_run(args) -> int:
                                 resend=RecoverySettings(every_s=min(30.0, args.resend_retry_s),
                                                         retry_s=args.resend_retry_s) if args.resend_retry_s > 0 else None),
             host=host, port=port, key_dir=args.keys, staff_file=args.staff, webhooks=tuple(args.webhook),
-            smtp=args.smtp, mail_from=args.mail_from, mail_to=tuple(args.mail_to))
+            smtp=args.smtp, mail_from=args.mail_from, mail_to=tuple(args.mail_to),
+            sms=sms_config_from_args(args))
         app = CentralApp(config)
     except (ConfigError, OSError, ValueError) as err:
         print(f"edge central run: {err}", file=sys.stderr)
@@ -190,6 +213,19 @@ def cmd_devices(args) -> int:
     except (OSError, ValueError) as err:
         print(f"edge central devices {args.action}: {err}", file=sys.stderr)
         return 2
+    return 0
+
+
+def cmd_staff_hash(args) -> int:
+    import getpass
+
+    from edge.central.auth import hash_pin
+
+    pin = sys.stdin.readline().rstrip("\r\n") if args.stdin else getpass.getpass("PIN or password: ")
+    if len(pin) < 4:
+        print("edge central staff-hash: a PIN needs at least 4 characters", file=sys.stderr)
+        return 2
+    print(hash_pin(pin))
     return 0
 
 

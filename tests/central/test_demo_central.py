@@ -8,6 +8,7 @@ import sys
 import time
 import urllib.request
 
+from edge.central.auth import DEMO_TOKEN
 from edge.localbroker import free_port
 
 
@@ -20,7 +21,9 @@ def test_demo_with_central_shows_the_demo_device_on_the_dashboard(mosquitto):
         devices, deadline = [], time.monotonic() + 90
         while time.monotonic() < deadline:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/devices", timeout=2) as reply:
+                request = urllib.request.Request(f"http://127.0.0.1:{port}/api/devices",
+                                                 headers={"Authorization": f"Bearer {DEMO_TOKEN}"})
+                with urllib.request.urlopen(request, timeout=2) as reply:
                     devices = json.loads(reply.read())
                 if devices and devices[0]["state"] == "online":
                     break
@@ -32,3 +35,4 @@ def test_demo_with_central_shows_the_demo_device_on_the_dashboard(mosquitto):
         demo.terminate()
         out, _ = demo.communicate(timeout=60)
     assert f"office dashboard (central) at http://127.0.0.1:{port}/" in out
+    assert "vanhanh / PIN 246810 (operator)" in out and DEMO_TOKEN in out
