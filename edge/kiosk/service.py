@@ -43,7 +43,8 @@ class KioskService(Service):
         self.reception = Latest()  # the last procedure the desk camera read, for the reception screen
         self._problems = cfg.problems()
         self.staff = StaffAuth(cfg.staff_pins, required=cfg.staff_login, session_s=cfg.staff_session_s,
-                               attempts=cfg.staff_attempts, lockout_s=cfg.staff_lockout_s, clock=ctx.clock)
+                               attempts=cfg.staff_attempts, lockout_s=cfg.staff_lockout_s, clock=ctx.clock,
+                               store=ctx.store)  # lockouts survive a restart
 
     # -- lifecycle ---------------------------------------------------------------------------------
     async def start(self) -> None:

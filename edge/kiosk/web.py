@@ -22,7 +22,7 @@ from edge.errors import EdgeError
 from edge.kiosk import i18n, messages, voice
 from edge.kiosk.flows import SessionError
 from edge.kiosk.receipts import require_dossier_code
-from edge.kiosk.staff import COOKIE, LoginRefused
+from edge.kiosk.staff import COOKIE, LoginRefused, is_loopback
 
 if TYPE_CHECKING:
     from edge.kiosk.service import KioskService
@@ -78,17 +78,16 @@ def build_app(svc: "KioskService") -> web.Application:
     r.add_get("/api/ping", ping)  # the screens' connection banner (common.js) polls this
     r.add_get("/api/screens", screens)  # the index page's list (every counter)
     r.add_get("/api/display/voice", voice.handler(lambda request: request.app[SVC]))
-    r.add_get("/api/kiosk", kiosk_view)
-    r.add_get("/api/kiosk/events", _quiet_disconnect(kiosk_events))
+    # The citizen's pickup session belongs to the kiosk's own screen: its id (which cancels the
+    # session or types PINs into it) and the live camera picture are served to no other machine.
+    r.add_get("/api/kiosk", kiosk_screen_only(kiosk_view))
+    r.add_get("/api/kiosk/events", kiosk_screen_only(_quiet_disconnect(kiosk_events)))
     r.add_get("/api/kiosk/layout", kiosk_layout)
-    r.add_post("/api/kiosk/start", kiosk_step("start"))
-    r.add_post("/api/kiosk/code", kiosk_step("code"))
-    r.add_post("/api/kiosk/use-pin", kiosk_step("use_pin"))
-    r.add_post("/api/kiosk/pin", kiosk_step("pin"))
-    r.add_post("/api/kiosk/cancel", kiosk_step("cancel"))
-    r.add_post("/api/kiosk/lang", kiosk_step("lang"))
-    r.add_post("/api/kiosk/touch", kiosk_step("touch"))  # still typing on the keypad: the session waits
-    r.add_get("/api/kiosk/camera.jpg", kiosk_camera)  # the live picture, at the face step only
+    for step, path in (("start", "start"), ("code", "code"), ("use_pin", "use-pin"), ("pin", "pin"),
+                       ("cancel", "cancel"), ("lang", "lang"),
+                       ("touch", "touch")):  # touch: still typing on the keypad, the session waits
+        r.add_post(f"/api/kiosk/{path}", kiosk_screen_only(kiosk_step(step)))
+    r.add_get("/api/kiosk/camera.jpg", kiosk_screen_only(kiosk_camera))  # the live picture, at the face step only
     r.add_post("/api/reception/scan", staff_only(reception_scan))
     r.add_post("/api/reception/issue", staff_only(reception_issue))
     r.add_get("/api/reception/events", staff_only(_quiet_disconnect(reception_events)))
@@ -148,6 +147,30 @@ def staff_only(handler, page: bool = False):
     return wrapped
 
 
+def from_kiosk_screen(request: web.Request) -> bool:
+    """The kiosk's own touch screen: a browser on this machine, not a request relayed by a proxy
+    (a TLS proxy on the Pi would make every LAN client look local)."""
+    relayed = "X-Forwarded-For" in request.headers or "Forwarded" in request.headers
+    return is_loopback(request.remote or "") and not relayed
+
+
+def served_over_tls(request: web.Request) -> bool:
+    """HTTPS here, or through a TLS proxy on this machine that says so: cookies get `Secure`."""
+    if request.secure:
+        return True
+    return is_loopback(request.remote or "") and request.headers.get("X-Forwarded-Proto", "").lower() == "https"
+
+
+def kiosk_screen_only(handler):
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        if not from_kiosk_screen(request):
+            request.app[SVC].log.warning("kiosk: %s %s from %s refused: the pickup session is the kiosk screen's",
+                                         request.method, request.path, request.remote)
+            return web.json_response({"ok": False, "error": "kiosk.screen_only"}, status=403)
+        return await handler(request)
+    return guarded
+
+
 def _check_origin(request: web.Request) -> None:
     """A state-changing staff request must come from a page of this very server."""
     origin = request.headers.get("Origin")
@@ -202,7 +225,7 @@ async def staff_login(request: web.Request) -> web.Response:
     svc.log.info("kiosk: staff %r logged in from %s", staff, remote)
     response = web.json_response({"ok": True, "staff": staff})
     response.set_cookie(COOKIE, session.token, max_age=int(auth.session_s), path="/", httponly=True,
-                        samesite="Strict")
+                        samesite="Strict", secure=served_over_tls(request))
     return response
 
 
