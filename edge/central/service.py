@@ -37,6 +37,7 @@ class CentralConfig:
     mail_to: tuple = ()
     cmd_timeout_s: float = 10.0
     notify_base_delay_s: float = 1.0
+    sms: object = None                     # edge.central.sms.SmsConfig: citizen SMS (--sms gammu|http)
 
 
 def parse_listen(value: str) -> tuple[str, int]:
@@ -59,6 +60,13 @@ class CentralApp:
             notifiers.append(notify.SmtpNotifier(host, port, config.mail_from, list(config.mail_to)))
         self.dispatcher = notify.Dispatcher(notifiers, base_delay_s=config.notify_base_delay_s)
         self.consumer = Consumer(config.ingest, on_alarms=self.dispatcher.submit)
+        self.sms = None
+        if config.sms is not None:  # result-ready SMS and phone-tied ratings (edge.central.sms)
+            from edge.central.sms import SmsService
+            i = config.ingest
+            self.sms = SmsService(config.sms, dsn=i.dsn, broker=i.broker, instance=i.instance, group=i.group,
+                                  username=i.username, password=i.password, ca_file=i.ca_file,
+                                  on_alarms=self.dispatcher.submit)
         self.runner: web.AppRunner | None = None
         self.port = config.port
 
@@ -93,6 +101,8 @@ class CentralApp:
     async def start(self) -> None:
         self.dispatcher.start()
         self.consumer.start()
+        if self.sms is not None:
+            await asyncio.to_thread(self.sms.start)
         self.runner = web.AppRunner(make_app(self), access_log=None)
         await self.runner.setup()
         site = web.TCPSite(self.runner, self.config.host, self.config.port)
@@ -104,6 +114,8 @@ class CentralApp:
         if self.runner is not None:
             await self.runner.cleanup()
         await asyncio.to_thread(self.consumer.stop)
+        if self.sms is not None:
+            await asyncio.to_thread(self.sms.stop)
         self.dispatcher.stop()
         await self.db.close()
 

@@ -169,6 +169,20 @@ class SmsConfig:
         return out
 
 
+def config_from_args(args) -> SmsConfig | None:
+    """The `--sms …` options of `edge central run` (None without --sms); ConfigError names a bad one."""
+    if not getattr(args, "sms", None):
+        return None
+    texts = smstext.Texts.load(args.sms_templates, office=args.sms_office, ascii=args.sms_ascii, tz=args.tz)
+    config = SmsConfig(sender=args.sms, texts=texts, gammu_sql=args.gammu_sql,
+                       http=HttpTemplate.load(args.sms_http) if args.sms_http else None)
+    if config.problems():
+        raise ConfigError(config.problems())
+    if config.sender == "gammu":
+        gammu_sql(config.gammu_sql)     # a missing schema file is named now, not at the first text
+    return config
+
+
 class SendFailed(EdgeError):
     """Error raised when a gateway refuses a text or cannot be reached (retried with backoff)."""
 
@@ -419,6 +433,10 @@ class SmsService:
         self._client.loop_stop()
         if self._conn is not None:
             self._conn.close()
+
+    def wake(self) -> None:
+        """A text was queued elsewhere (a web rating code): send it now, not at the next poll."""
+        self._wake.set()
 
     def stats(self) -> dict:
         return {"sender": self.sender.name, "broker": self.broker_ok, **self.counts, "last_error": self.last_error}

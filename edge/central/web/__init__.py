@@ -18,7 +18,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from edge.central.web import api, commands, events, fleet, lockers, login, queues
+from edge.central.web import api, commands, events, fleet, lockers, login, queues, ratings
 from edge.central.web.common import CENTRAL_KEY
 from edge.central.web.db import AsyncDb
 from edge.central.web.guard import guard
@@ -26,7 +26,7 @@ from edge.central.web.guard import guard
 __all__ = ["AsyncDb", "make_app", "SCREENS"]
 
 ROOT = Path(__file__).resolve().parents[1]
-SCREENS = [api, login, fleet, queues, lockers, events, commands]
+SCREENS = [api, login, fleet, queues, lockers, events, commands, ratings]
 
 
 def make_app(central) -> web.Application:

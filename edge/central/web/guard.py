@@ -1,6 +1,7 @@
 """The dashboard's door: who is asking (bearer token or login session), CSRF checks, headers.
 
-Open without a login: `/api/health` (no fleet data), `/login` and `/static/…`. Everything else
+Open without a login: `/api/health` (no fleet data), `/login`, `/static/…` and the citizens' rating
+page `/danh-gia` (edge.central.web.ratings). Everything else
 needs `Authorization: Bearer TOKEN` (a token from the staff file) or a session cookie made by
 the login page. Pages without either redirect to the login page; APIs answer 401.
 """
@@ -16,7 +17,8 @@ from edge.central import auth
 from edge.central.web.common import CENTRAL_KEY, CSRF_KEY, STAFF_KEY, is_https
 
 SESSION_COOKIE = "edge_session"
-OPEN_PATHS = ("/api/health", "/login")
+# /danh-gia: the citizens' rating page (edge.central.web.ratings), reached from a receipt's QR code.
+OPEN_PATHS = ("/api/health", "/login", "/danh-gia", "/danh-gia/ma")
 # No script or style from anywhere but this server, no framing, forms post only here.
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
