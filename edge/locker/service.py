@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 EXPIRY_SWEEP_S = 60.0
 RECONNECT_MAX_S = 30.0
 AUDIT_WAIT_CLOSE_S = 60.0
+STAFF_LOCKOUT_S = 300.0  # wrong staff codes count for this long (pin_attempts of them lock out)
 INTERRUPTED_EXPLAINS_S = 300.0  # a door found open this soon after an interrupted open is not "forced"
 
 
@@ -73,7 +74,12 @@ class LockerService(Service):
         self._port_lost = False
         self._last_sweep = 0.0
         self._audit_task: asyncio.Task | None = None
-        self._staff_failures: collections.deque = collections.deque()
+        # Wrong staff codes of the last STAFF_LOCKOUT_S, restored from the audit log so that a
+        # restart (or a crash on purpose) does not hand a guesser a fresh set of attempts.
+        self._staff_failures: collections.deque = collections.deque(
+            row[0] for row in ctx.store.query(
+                "SELECT ts FROM audit WHERE action = 'locker.staff_refused' AND ts > ? ORDER BY ts",
+                (self.clock() - STAFF_LOCKOUT_S,)))
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def start(self) -> None:
@@ -608,7 +614,7 @@ class LockerService(Service):
 
     async def _staff(self, staff_pin: str) -> str:
         now = self.clock()
-        while self._staff_failures and now - self._staff_failures[0] > 300:
+        while self._staff_failures and now - self._staff_failures[0] > STAFF_LOCKOUT_S:
             self._staff_failures.popleft()
         if len(self._staff_failures) >= self.config.pin_attempts:
             raise LockerRefused("staff", "too many wrong staff codes; wait 5 minutes")

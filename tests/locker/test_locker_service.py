@@ -429,3 +429,27 @@ def test_templates_go_when_staff_reclaim_a_result(tmp_path):
         return vision.calls
 
     assert run(body()) == [("result_waiting", "V-3", True), ("delete", "V-3", "reclaim")]
+
+
+def test_the_staff_code_lockout_survives_a_restart(tmp_path):
+    # The wrong codes were counted in memory only: a restart gave a guesser a fresh set of tries.
+    clock = Clock()
+    svc = service(tmp_path, clock=clock)
+    attempts = svc.config.pin_attempts
+
+    async def guess(s, pin):
+        with pytest.raises(LockerRefused) as err:
+            await s._staff(pin)
+        return str(err.value)
+
+    async def body():
+        async with running(svc):
+            for _ in range(attempts):
+                await guess(svc, "000000")
+        restarted = service(tmp_path, store=svc.ctx.store, clock=clock)
+        async with running(restarted):
+            assert "too many wrong staff codes" in await guess(restarted, STAFF_PIN)   # even the right one
+            clock.offset += 301
+            assert await restarted._staff(STAFF_PIN)
+
+    run(body())
