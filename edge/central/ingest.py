@@ -5,6 +5,10 @@ paho's network thread only queues each message; one writer thread parses, batche
 transaction, and only then acknowledges each message to the broker. A crash before the commit
 leaves the messages unacknowledged, so the broker redelivers them to this session when the
 instance comes back; the event id key makes a redelivery a no-op.
+
+A message that fails parsing or validation, or that the device registry refuses, is written to
+the `quarantine` table in the same transaction and acknowledged with the batch (quarantine.py):
+a poison message is never redelivered, never retried, and never holds up the ones after it.
 """
 
 from __future__ import annotations
