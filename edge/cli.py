@@ -136,6 +136,8 @@ def cmd_config_check(args: argparse.Namespace) -> int:
         return 1
     print(f"{args.file}: OK (site {config.site}, device {config.device}, role {config.role}, "
           f"services: {', '.join(config.enabled_services()) or 'none'})")
+    for warning in config.warnings():  # valid, so exit 0, but unsafe: say it loudly
+        print(f"  WARNING: {warning}")
     return 0
 
 

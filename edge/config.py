@@ -102,6 +102,12 @@ class Config:
         return [f"{name}.{key}" for name in self.enabled_services() for key in ("port", "camera")
                 if getattr(self.services[name], key, None) == "sim"]
 
+    def warnings(self) -> list[str]:
+        """Valid but unsafe settings for this role (a section's `warnings(role)`), e.g. face
+        liveness turned off on a kiosk: `edge config check` and `edge doctor` print them."""
+        return [w for name in self.enabled_services() if hasattr(self.services[name], "warnings")
+                for w in self.services[name].warnings(self.role)]
+
 
 # -- loading ------------------------------------------------------------------------------------
 

@@ -65,6 +65,13 @@ def check_simulators(config) -> list[Check]:
     return [Check("simulators", WARN, f"{', '.join(simulated)} = \"sim\": built-in simulator, not the real device")]
 
 
+def check_warnings(config) -> list[Check]:
+    """Valid but unsafe settings (e.g. face liveness off on a kiosk), one warning each."""
+    if config is None:
+        return []
+    return [Check("settings", WARN, warning) for warning in config.warnings()]
+
+
 def check_gpio() -> Check:
     chips = sorted(Path("/dev").glob("gpiochip*"))
     if not chips:
@@ -127,7 +134,7 @@ def check_disk(config) -> Check:
 def run_checks(config_path: str | None, *, offline: bool = False) -> list[Check]:
     first, config = check_config(config_path)
     broker = Check("broker", WARN, "skipped (--offline)") if offline else check_broker(config)
-    return [first, *check_serial(config), *check_simulators(config), check_gpio(), check_camera(), check_models(config),
+    return [first, *check_serial(config), *check_simulators(config), *check_warnings(config), check_gpio(), check_camera(), check_models(config),
             broker, check_clock(), check_disk(config)]
 
 

@@ -16,6 +16,13 @@ def _camera_check(value: str) -> str | None:
         "'picamera2', 'opencv:INDEX', 'opencv:/dev/videoN', 'replay:PATH' (image, folder or video) or 'none'")
 
 
+def _challenges_check(value: list) -> str | None:
+    from edge.vision.motion import CHALLENGES
+
+    bad = [v for v in value if v not in CHALLENGES]
+    return None if value and not bad else f"a non-empty list of {sorted(CHALLENGES)}"
+
+
 @dataclass(frozen=True)
 class VisionConfig:
     enabled: bool = opt(True)
@@ -43,12 +50,21 @@ class VisionConfig:
     identify_frames: int = opt(3, min=1, max=20, help="1:N: frames that must vote for the same dossier")
     enrol_min_frames: int = opt(3, min=1, max=20, help="good frames needed to enrol")
     enrol_max_templates: int = opt(5, min=1, max=20)
-    # liveness
-    liveness_model: str | None = opt(None, help="ONNX anti-spoofing model (N x 3 x H x W float RGB 0..1 -> N x K)")
-    liveness_live_index: int = opt(1, min=0, max=15, help="output column of the 'live' class")
-    liveness_threshold: float = opt(0.5, min=0.0, max=1.0)
+    # liveness (presentation-attack detection): on by default; turning either part off is
+    # reported by `edge config check`, `edge doctor` and the service status (degraded)
+    liveness_model: str | None = opt("builtin", help="'builtin' (MiniFASNetV2 + V1SE shipped in the package), "
+                                                     "'off', or the path of an operator's ONNX classifier "
+                                                     "(N x 3 x H x W float RGB 0..1 -> N x K)")
+    liveness_live_index: int = opt(1, min=0, max=15, help="output column of the 'live' class (custom model only)")
+    liveness_threshold: float = opt(0.2, min=0.0, max=1.0, help="median live score over the frames of a verify "
+                                                                "below this is refused as a spoof")
     liveness_motion: Literal["off", "report", "require"] = opt(
-        "report", help="model-free check that frames are not one still picture")
+        "require", help="the turn challenge and the flat-picture (homography) test: 'require' refuses, "
+                        "'report' only records, 'off'")
+    liveness_challenges: list[str] = opt(["turn_left", "turn_right"], check=_challenges_check,
+                                         help="prompts one is picked from at random for each verify")
+    liveness_challenge_s: float = opt(6.0, min=1.0, max=30.0, help="time a verify allows for the challenge "
+                                                                   "(used when the caller's timeout is shorter)")
     # privacy
     purposes: list[str] = opt(["result_collection"], help="consent purposes accepted at enrolment")
     retention_days: float = opt(30.0, min=0.01, max=3650, help="templates are deleted after this")
@@ -56,3 +72,21 @@ class VisionConfig:
     # worker process
     heartbeat_timeout_s: float = opt(10.0, min=1, max=600, help="worker restarted after this long without a beat")
     startup_timeout_s: float = opt(60.0, min=5, max=600, help="time allowed to load the models")
+
+    def liveness_off(self) -> list[str]:
+        """The parts of presentation-attack detection this config turns off (empty: fully on)."""
+        off = []
+        if self.liveness_model in (None, "off"):
+            off.append(f"vision.liveness_model = {self.liveness_model and repr(self.liveness_model) or 'none'}: "
+                       "no anti-spoofing model")
+        if self.liveness_motion != "require":
+            off.append(f"vision.liveness_motion = {self.liveness_motion!r}: no head-turn challenge / "
+                       "flat-picture check enforced")
+        return off
+
+    def warnings(self, role: str) -> list[str]:
+        """Settings that are valid but unsafe for the device's role."""
+        if role != "kiosk" or not self.enabled:
+            return []
+        return [f"{why}: a printed photo or a phone screen showing the citizen may open a locker"
+                for why in self.liveness_off()]

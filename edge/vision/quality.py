@@ -2,6 +2,9 @@
 
 Reasons: no_face, multiple_faces, too_small, blurred (Laplacian variance of the chip), pose
 (yaw/pitch/roll estimated from the five landmarks), too_dark, too_bright.
+
+A second detection counts as a second person only when it could be one: a tiny, poor detection
+away from the main face (a face in a poster, a pattern on a shirt) is background.
 """
 
 from __future__ import annotations
@@ -21,7 +24,12 @@ GUIDANCE = {
     "pose": ("Vui lòng nhìn thẳng vào camera", "Please face the camera directly"),
     "too_dark": ("Ánh sáng quá tối, vui lòng đứng gần đèn", "Too dark: please move into the light"),
     "too_bright": ("Ánh sáng quá chói", "Too bright: please step out of direct light"),
-    "spoof": ("Không xác nhận được người thật", "Could not confirm a live person"),
+    "spoof": ("Không xác nhận được người thật trước camera. Ông/Bà vui lòng tự đứng trước camera, "
+              "không dùng ảnh hoặc màn hình",
+              "Could not confirm a live person: please stand in front of the camera yourself, "
+              "not a photo or a screen"),
+    # the verify in progress asks for a head turn; the exact prompt is its `challenge`
+    "challenge": ("Ông/Bà vui lòng làm theo hướng dẫn trên màn hình", "Please follow the prompt on the screen"),
 }
 
 
@@ -39,6 +47,9 @@ class Gates:
     pitch_range: tuple[float, float] = (0.25, 0.80)  # nose between eyes (0) and mouth (1)
     min_brightness: float = 45.0  # mean grey level of the chip
     max_brightness: float = 215.0
+    # a detection smaller than min_face_px AND below this quality, not overlapping the main face,
+    # is background, not a second person (a second person standing there scores 0.2-0.4)
+    background_quality: float = 0.05
 
 
 @dataclass
@@ -83,8 +94,28 @@ def face_quality(box: np.ndarray, landmarks: np.ndarray, score: float, chip: np.
     return float(score * size * sharp * frontal)
 
 
+def _width(face) -> float:
+    return float(face.box[2] - face.box[0])
+
+
+def _overlaps(a, b) -> bool:
+    return not (a.box[2] < b.box[0] or b.box[2] < a.box[0] or a.box[3] < b.box[1] or b.box[3] < a.box[1])
+
+
+def people(faces: list, gates: Gates) -> list:
+    """The detections that may be people, largest first: the main face, and every other one
+    unless it is too small to use, of poor quality and clear of the main face (background)."""
+    if not faces:
+        return []
+    ranked = sorted(faces, key=lambda f: -_width(f))
+    main = ranked[0]
+    return [main] + [f for f in ranked[1:] if not (
+        _width(f) < gates.min_face_px and f.quality < gates.background_quality and not _overlaps(f, main))]
+
+
 def check(faces: list, gates: Gates) -> tuple[str, object | None]:
     """('ok', face) when exactly one usable face is present, else (reason, face or None)."""
+    faces = people(faces, gates)
     if not faces:
         return "no_face", None
     if len(faces) > 1:

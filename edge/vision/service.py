@@ -5,11 +5,14 @@ The kiosk calls (names are a contract with edge.kiosk):
   await vision.enrol(dossier, frames_rgb, consent={"actor", "purpose"}) -> dict
   await vision.verify(dossier, frames_rgb=None, timeout_s=2.0) -> {"decision": "accept"|"reject"|"retry"|"locked",
                                                                      "score", "reason", "guidance" (a reason key
-                                                                     for the screen), "guidance_text", ...}
+                                                                     for the screen), "guidance_text",
+                                                                     "challenge": {"key", "vi", "en"} | None,
+                                                                     "liveness": {"model", "motion", "verdict"}, ...}
   await vision.identify(frames_rgb=None, timeout_s=2.0) -> {"decision", "dossier", ...} (only dossiers marked
                                                               waiting with `result_waiting`)
   await vision.delete(dossier, reason) -> bool
-  vision.guidance() -> {"reason", "text", "text_en"} for the live screen
+  vision.guidance() -> {"reason", "text", "text_en", "challenge"} for the live screen: while a verify
+                       runs, "challenge" is the prompt to show ("turn your head to your left"), else None
 Camera and models run in a worker process (edge.vision.worker). Templates are AES-GCM encrypted
 in the store; every match, enrolment and deletion is audited; no image or embedding is published.
 """
@@ -28,7 +31,8 @@ from edge.errors import CommandError, DeviceNotReady, EdgeError
 from edge.service import Service
 from edge.vision import matching
 from edge.vision.config import VisionConfig
-from edge.vision.liveness import motion_check
+from edge.vision import motion
+from edge.vision.liveness import judge
 from edge.vision.quality import GUIDANCE
 from edge.vision.quality import guidance as guidance_text
 from edge.vision.templates import TemplateStore, load_or_create_key
@@ -77,6 +81,7 @@ class VisionService(Service):
         self.worker = None
         self._last_purge = 0.0
         self._last_snapshot: dict = {}
+        self._challenge: dict | None = None  # the prompt of the verify in progress (for guidance())
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> None:
@@ -120,7 +125,12 @@ class VisionService(Service):
         if self.worker is None or not self.worker.ready():
             return "down"
         camera = self.worker.last_beat.get("camera")
-        return "degraded" if camera == "down" else "ok"
+        # liveness turned off is a fault the office must see: the dashboard shows the kiosk degraded
+        return "degraded" if camera == "down" or self.config.liveness_off() else "ok"
+
+    def _liveness_model_state(self) -> str:
+        setting = self.config.liveness_model
+        return "off" if setting in (None, "off") else "builtin" if setting == "builtin" else "custom"
 
     def snapshot(self) -> dict:
         enrolled, waiting = self.templates.count() if self.templates else (0, 0)
@@ -131,13 +141,21 @@ class VisionService(Service):
             state = "ready" if self.worker and self.worker.ready() else "starting"
         return {"worker": state, "error": self.worker.fatal if self.worker else "",
                 "camera": beat.get("camera", "unknown"), "enrolled": enrolled, "waiting": waiting,
-                "liveness_model": "present" if self.config.liveness_model else "absent",
+                "liveness_model": self._liveness_model_state(), "liveness_motion": self.config.liveness_motion,
+                "liveness_off": self.config.liveness_off(),
                 "worker_restarts": self.worker.restarts if self.worker else 0}
 
     # -- the kiosk's API ------------------------------------------------------------------------
     def guidance(self) -> dict:
         reason = (self.worker.last_beat.get("guidance") if self.worker else None) or "no_face"
-        return {"reason": reason, "text": guidance_text(reason, self.ctx.language), "text_en": guidance_text(reason, "en")}
+        challenge = self._challenge
+        if reason == "challenge" and challenge is None:  # a beat from a verify that has just ended
+            reason = "ok"
+        if reason == "challenge":
+            text, text_en = challenge[self.ctx.language if self.ctx.language in ("vi", "en") else "vi"], challenge["en"]
+        else:
+            text, text_en = guidance_text(reason, self.ctx.language), guidance_text(reason, "en")
+        return {"reason": reason, "text": text, "text_en": text_en, "challenge": challenge}
 
     def preview(self) -> bytes | None:
         """A small JPEG of the camera for the kiosk's face step (None until the worker sends one)."""
@@ -177,8 +195,13 @@ class VisionService(Service):
                 "quality": round(float(np.mean([f.get("quality", 0.0) for f in good])), 3)}
 
     async def verify(self, dossier: str, frames_rgb: list | None = None, timeout_s: float = 2.0, *,
-                     actor: str = "kiosk") -> dict:
-        """1:1: does the person in front of the camera (or in `frames_rgb`) match `dossier`?"""
+                     actor: str = "kiosk", challenge: str | None = None) -> dict:
+        """1:1: does the person in front of the camera (or in `frames_rgb`) match `dossier`?
+
+        With the motion check on, a random challenge is picked (shown via `guidance()` while the
+        camera frames are taken, returned as `challenge`) and the capture lasts up to
+        `liveness_challenge_s` when `timeout_s` is shorter. `challenge` names the prompt that was
+        shown when `frames_rgb` were recorded (a recording cannot know it: default random)."""
         dossier = check_dossier(dossier)
         frames = check_frames(frames_rgb) if frames_rgb is not None else None
         now = self.ctx.clock()
@@ -191,33 +214,33 @@ class VisionService(Service):
             return self._finish_verify(dossier, actor, {"decision": "reject", "score": None,
                                                         "reason": "not_enrolled"}, count=False)
         needed = min(self.config.verify_frames, len(frames)) if frames else self.config.verify_frames
+        prompt = self._pick_challenge(challenge)
         try:
-            results = await self._analyse(frames, needed=needed, timeout_s=timeout_s)
+            results = await self._analyse(frames, needed=needed, timeout_s=timeout_s, challenge=prompt)
         except DeviceNotReady as err:
             return _add_guidance({"decision": "retry", "score": None, "reason": "camera_unavailable",
-                                  "error": str(err)}, self.ctx.language)
+                                  "error": str(err), "challenge": prompt}, self.ctx.language)
         result = matching.verify_decision(results, templates, threshold=self.config.threshold, needed=needed)
         result["threshold"] = self.config.threshold
-        result["liveness"] = self._liveness(results)
-        if result["decision"] == "accept" and result["liveness"]["verdict"] == "fail":
-            result.update(decision="reject", reason="spoof")
+        self._apply_liveness(result, results, prompt)
         return self._finish_verify(dossier, actor, result, count=result["decision"] == "reject")
 
     async def identify(self, frames_rgb: list | None = None, timeout_s: float = 2.0, *, actor: str = "kiosk") -> dict:
         """Restricted 1:N among dossiers with a result waiting (see `result_waiting`)."""
         frames = check_frames(frames_rgb) if frames_rgb is not None else None
         needed = min(self.config.identify_frames, len(frames)) if frames else self.config.identify_frames
+        prompt = self._pick_challenge(None)
         try:
-            results = await self._analyse(frames, needed=needed, timeout_s=timeout_s)
+            results = await self._analyse(frames, needed=needed, timeout_s=timeout_s, challenge=prompt)
         except DeviceNotReady as err:
             return _add_guidance({"decision": "retry", "dossier": None, "score": None,
                                   "reason": "camera_unavailable", "error": str(err)}, self.ctx.language)
         gallery = self._candidates(results)
         result = matching.identify_decision(results, gallery, threshold=self.config.threshold,
                                             margin=self.config.identify_margin, needed=needed)
-        result["liveness"] = self._liveness(results)
-        if result["decision"] == "accept" and result["liveness"]["verdict"] == "fail":
-            result.update(decision="reject", dossier=None, reason="spoof")
+        self._apply_liveness(result, results, prompt)
+        if result["decision"] != "accept":
+            result["dossier"] = None
         _add_guidance(result, self.ctx.language)
         with self.ctx.store.transaction() as tx:
             tx.audit(actor, "vision.identify", decision=result["decision"], dossier=result["dossier"],
@@ -309,13 +332,22 @@ class VisionService(Service):
             raise VisionInputError(f"consent['purpose'] must be one of {self.config.purposes}, found {purpose!r}")
         return actor.strip(), purpose
 
-    async def _analyse(self, frames: list[np.ndarray] | None, *, needed: int = 3, timeout_s: float = 2.0) -> list[dict]:
-        """Per-frame results from the worker: given frames, or `needed` good frames from the camera."""
+    async def _analyse(self, frames: list[np.ndarray] | None, *, needed: int = 3, timeout_s: float = 2.0,
+                       challenge: dict | None = None) -> list[dict]:
+        """Per-frame results from the worker: given frames, or `needed` good frames from the camera
+        (and, with a challenge, until it is done or the challenge time is up)."""
         if self.worker is None:
             raise DeviceNotReady("vision service not started")
         await self._wait_ready()
         if frames is None:
-            reply = await self.worker.call("capture", wait_s=timeout_s + WORKER_MARGIN_S, n=needed, timeout_s=timeout_s)
+            if challenge is not None:
+                timeout_s = max(timeout_s, self.config.liveness_challenge_s)
+            self._challenge = challenge
+            try:
+                reply = await self.worker.call("capture", wait_s=timeout_s + WORKER_MARGIN_S, n=needed,
+                                               timeout_s=timeout_s, challenge=challenge and challenge["key"])
+            finally:
+                self._challenge = None
         else:
             reply = await self.worker.call("frames", wait_s=WORKER_MARGIN_S + 2.0 * len(frames), frames=frames)
         if "error" in reply and "frames" not in reply:
@@ -334,15 +366,29 @@ class VisionService(Service):
                 raise DeviceNotReady("vision worker is not ready (models still loading or failing)")
             await asyncio.sleep(0.05)
 
-    def _liveness(self, results: list[dict]) -> dict:
-        good = matching.usable(results)
-        model = "absent"
-        if self.config.liveness_model:
-            scores = [f.get("live", 0.0) for f in good]
-            model = "pass" if scores and min(scores) >= self.config.liveness_threshold else "fail"
-        motion = motion_check([f["landmarks"] for f in good]) if self.config.liveness_motion != "off" else "off"
-        failed = model == "fail" or (self.config.liveness_motion == "require" and motion != "pass")
-        return {"model": model, "motion": motion, "verdict": "fail" if failed else "pass"}
+    def _pick_challenge(self, key: str | None) -> dict | None:
+        """The prompt for this verify: none with the motion check off; `key` when the caller says
+        which prompt its recorded frames answer; else a random one of `liveness_challenges`."""
+        if self.config.liveness_motion == "off":
+            return None
+        if key is not None:
+            if key not in motion.CHALLENGES:
+                raise VisionInputError(f"challenge must be one of {sorted(motion.CHALLENGES)}, found {key!r}")
+            return motion.challenge(key)
+        return motion.pick_challenge(self.config.liveness_challenges)
+
+    def _apply_liveness(self, result: dict, results: list[dict], prompt: dict | None) -> None:
+        """Add `liveness` and `challenge`; a match that fails liveness is refused ('spoof', or
+        'challenge' for a turn the wrong way) or, when the turn was not made, retried."""
+        live = judge(results, prompt and prompt["key"], model_on=self.config.liveness_model not in (None, "off"),
+                     threshold=self.config.liveness_threshold, motion_mode=self.config.liveness_motion)
+        result["liveness"], result["challenge"] = live, prompt
+        if result["decision"] != "accept" or live["verdict"] == "pass":
+            return
+        if live["verdict"] == "retry":
+            result.update(decision="retry", reason="challenge")
+        else:
+            result.update(decision="reject", reason=live["reason"])
 
     def _locked_until(self, dossier: str) -> float | None:
         rows = self.ctx.store.query("SELECT locked_until FROM vision_attempts WHERE dossier = ?", (dossier,))
@@ -413,6 +459,11 @@ def _add_guidance(result: dict, language: str) -> dict:
     """`guidance`: a quality reason key the screen translates ('too_small', 'blurred', ..., 'ok');
     `guidance_text`: the same in the device language."""
     reason = result.get("reason")
+    if reason == "challenge" and result.get("challenge"):
+        # the prompt itself is the guidance: "please turn your head to your left"
+        result["guidance"] = "challenge"
+        result["guidance_text"] = result["challenge"]["vi" if language == "vi" else "en"]
+        return result
     if reason in GUIDANCE:
         key = reason
     elif reason == "inconsistent":

@@ -41,7 +41,7 @@ class _Pipeline:
 
     def __init__(self, settings: dict):
         from edge.vision.embed import Embedder
-        from edge.vision.liveness import LivenessModel
+        from edge.vision.liveness import make_scorer
         from edge.vision.quality import Gates
 
         self.embedder = Embedder(settings.get("model_dir"), mtcnn_dir=settings.get("mtcnn_dir"),
@@ -50,11 +50,12 @@ class _Pipeline:
         self.gates = Gates(min_face_px=settings.get("min_face_px", 80), min_sharpness=settings.get("min_sharpness", 30.0),
                            max_yaw=settings.get("max_yaw", 0.35), min_brightness=settings.get("min_brightness", 45.0),
                            max_brightness=settings.get("max_brightness", 215.0))
-        model = settings.get("liveness_model")
-        self.liveness = LivenessModel(model, live_index=settings.get("liveness_live_index", 1)) if model else None
+        self.liveness = make_scorer(settings.get("liveness_model"), live_index=settings.get("liveness_live_index", 1),
+                                    threads=1)
 
     def analyse(self, frame: np.ndarray, *, embed: bool) -> dict:
-        """One frame -> {"reason", and for a usable face: "embedding", "quality", "landmarks", "live"}."""
+        """One frame -> {"reason", and for a usable face: "embedding", "quality", "landmarks", "live"}.
+        Landmarks come with every face found (turned too far included): the motion check needs them."""
         from edge.vision.quality import check
 
         try:
@@ -69,8 +70,18 @@ class _Pipeline:
         if reason == "ok" and embed:
             result["embedding"] = self.embedder.embed_chips(face.chip[None])[0]
             if self.liveness is not None:
-                result["live"] = self.liveness.score(face.chip)
+                result["live"] = self.liveness.score(frame, face)
         return result
+
+
+def challenge_state(frames: list[dict], request: dict) -> str | None:
+    """The motion status of the frames so far against the request's challenge (None: no challenge)."""
+    from edge.vision.motion import measure
+
+    key = request.get("challenge")
+    if not key:
+        return None
+    return measure([f["landmarks"] for f in frames if f.get("landmarks") is not None], key).status
 
 
 def worker_main(conn, settings: dict) -> None:
@@ -122,18 +133,25 @@ def worker_main(conn, settings: dict) -> None:
             return None
 
     def capture(request: dict) -> dict:
+        """Frames until `n` are usable and the challenge (if any) is passed, or the time is up.
+        While the challenge is pending and a face is in view, the live guidance is 'challenge'
+        (the screen shows the prompt), not 'pose' for the turned head."""
         nonlocal guidance
         wanted, deadline = int(request.get("n", 3)), time.monotonic() + float(request.get("timeout_s", 2.0))
         frames: list[dict] = []
-        while time.monotonic() < deadline and sum(f["reason"] == "ok" for f in frames) < wanted:
+        state = challenge_state(frames, request)
+        while time.monotonic() < deadline and (sum(f["reason"] == "ok" for f in frames) < wanted
+                                               or state not in (None, "pass")):
             frame = grab()
             if frame is None:
                 beat()
                 time.sleep(min(period, 0.2))
                 continue
             result = pipeline.analyse(frame, embed=True)
-            guidance = result["reason"]
             frames.append(result)
+            state = challenge_state(frames, request)
+            pending = state not in (None, "pass") and result["reason"] in ("ok", "pose")
+            guidance = "challenge" if pending else result["reason"]
             beat()
         return {"frames": frames, "camera": camera_state, "error": camera_error}
 

@@ -24,7 +24,8 @@ def test_faces_lists_boxes_and_gate(model_dir):
 def test_enrol_verify_delete_round_trip(tmp_path, model_dir):
     config = tmp_path / "edge.toml"
     config.write_text(f'site = "s1"\ndevice = "kiosk-01"\nrole = "kiosk"\ndata_dir = "{tmp_path / "data"}"\n'
-                      f'[vision]\ncamera = "none"\nmodel_dir = "{model_dir}"\nthreads = 1\n')
+                      f'[vision]\ncamera = "none"\nmodel_dir = "{model_dir}"\nthreads = 1\n'
+                      'liveness_motion = "off"\n')  # still images: no head turn to see (test_liveness.py)
     common = ["--config", str(config), "--dossier", "HS-1", "--json"]
     out = edge("enrol", *common, "--actor", "clerk-1", *[str(FACES / "obama.jpg")] * 3)
     assert out.returncode == 0 and json.loads(out.stdout)["ok"], out.stderr

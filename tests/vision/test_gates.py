@@ -100,23 +100,19 @@ def test_liveness_model_hook_and_motion_check(tmp_path):
     assert motion_check(moving) == "pass" and motion_check(still[:1]) == "skipped"
 
 
-def test_service_reports_liveness(tmp_path, store):
-    from edge.service import ServiceContext
-    from edge.vision.config import VisionConfig
-    from edge.vision.service import VisionService
+def test_liveness_judgement_from_frame_results():
+    from edge.vision.liveness import judge
 
-    frames = [{"reason": "ok", "embedding": np.zeros(128), "landmarks": [[40, 40], [80, 40], [60, 60], [45, 80],
-                                                                           [75, 80]], "live": 0.2}] * 3
-
-    def service(**cfg):
-        ctx = ServiceContext(name="vision", site="s", device="d", store=store, config=VisionConfig(**cfg),
-                             data_dir=tmp_path)
-        return VisionService(ctx)
-
-    assert service()._liveness(frames) == {"model": "absent", "motion": "fail", "verdict": "pass"}
-    assert service(liveness_motion="require")._liveness(frames)["verdict"] == "fail"
-    assert service(liveness_model="x.onnx")._liveness(frames)["model"] == "fail"
-    assert service(liveness_model="x.onnx", liveness_threshold=0.1)._liveness(frames)["model"] == "pass"
+    still = [{"reason": "ok", "embedding": np.zeros(128), "landmarks": [[40, 40], [80, 40], [60, 60], [45, 80],
+                                                                          [75, 80]], "live": 0.2}] * 3
+    assert judge(still, None, model_on=False, threshold=0.5, motion_mode="off") == {
+        "model": "absent", "motion": "off", "verdict": "pass"}
+    reported = judge(still, "turn_left", model_on=False, threshold=0.5, motion_mode="report")
+    assert reported["motion"] == "frozen" and reported["verdict"] == "pass"  # recorded, not enforced
+    required = judge(still, "turn_left", model_on=False, threshold=0.5, motion_mode="require")
+    assert required["verdict"] == "fail" and required["reason"] == "spoof"  # a replayed still picture
+    assert judge(still, None, model_on=True, threshold=0.5, motion_mode="off")["model"] == "fail"
+    assert judge(still, None, model_on=True, threshold=0.1, motion_mode="off")["model"] == "pass"
 
 
 def _frames(*vectors):
