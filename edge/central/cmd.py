@@ -29,6 +29,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from edge import phone
 from edge.central.topics import NAME_RE, PREFIX
 from edge.errors import CommandError, ConfigError
 from edge.locker.commands import moves_a_door
@@ -180,7 +181,9 @@ def record_sent(conn, cmd: dict, site: str, device: str, service: str, actor: st
     conn.execute(
         "INSERT INTO commands (id, site, device, service, type, args, actor, status) "
         "VALUES (%s, %s, %s, %s, %s, %s, %s, 'sent')",
-        (cmd["id"], site, device, service, cmd["type"], json.dumps(cmd["args"], ensure_ascii=False), actor))
+        # phone.redact: a citizen's number in a `load` (the SMS) is journalled masked, like on the device.
+        (cmd["id"], site, device, service, cmd["type"], json.dumps(phone.redact(cmd["args"]), ensure_ascii=False),
+         actor))
 
 
 def record_outcome(conn, cmd_id: str, status: str, result: dict | None) -> None:
