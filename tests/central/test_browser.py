@@ -1,4 +1,6 @@
-"""The dashboard in Debian's headless Chromium (Playwright): live offline state, screenshots.
+"""The dashboard in Debian's headless Chromium (Playwright): the login page, the second
+confirmation of a door command, the connection banner, live offline state, and screenshots at
+1280×800 and 390×844 (phone).
 
 Set EDGE_SCREENSHOT_DIR=docs/screenshots to refresh the committed pictures.
 """
@@ -14,10 +16,37 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from .conftest import wait_until
+from .conftest import ADMIN_TOKEN, wait_until
+from .webclient import login_line
 
 pytestmark = pytest.mark.browser
 CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync"]
+DESK, PHONE = {"width": 1280, "height": 800}, {"width": 390, "height": 844}
+QUEUES = {"dat-dai": ("A", "Đất đai", "Land"), "ho-tich": ("B", "Hộ tịch", "Civil status")}
+
+
+def staff(tmp_path) -> str:
+    path = tmp_path / "staff-browser.txt"
+    path.write_text(f"{ADMIN_TOKEN} admin Test Admin\n" + login_line("lan", "482913", "operator", "Nguyễn Thị Lan")
+                    + login_line("binh", "771204", "viewer", "Đỗ Văn Bình"))
+    return str(path)
+
+
+def sign_in(page, base_url: str, staff_id: str = "lan", pin: str = "482913", path: str = "/") -> None:
+    page.goto(base_url + path)
+    page.wait_for_selector('input[name="staff_id"]')            # sent to the login page first
+    page.fill('input[name="staff_id"]', staff_id)
+    page.fill('input[name="pin"]', pin)
+    page.click('button[type="submit"]')
+    page.wait_for_url(base_url + path)
+
+
+def chromium(playwright):
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian chromium is not installed")
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 
 
@@ -40,13 +69,23 @@ def seed(devices) -> tuple:
                 issued = now - rng.random() * 3600
             if issued < day.timestamp():
                 continue
-            ticket, queue = f"{'AB'[n % 2]}{n:03d}", "AB"[n % 2]
+            queue = ("dat-dai", "ho-tich")[n % 2]
+            ticket = f"{QUEUES[queue][0]}{n:03d}"
             d = desk if n % 3 else desk2
             d.event("pager", "ticket_issued", ticket=ticket, queue=queue, ts=issued)
             if back or n < 24:
                 wait = rng.uniform(120, 1500)
                 d.event("pager", "ticket_called", ticket=ticket, counter=1 + n % 3, ts=min(now, issued + wait))
-                d.event("pager", "ticket_served", ticket=ticket, ts=min(now, issued + wait + rng.uniform(120, 600)))
+                d.event("pager", "ticket_done", ticket=ticket, ts=min(now, issued + wait + rng.uniform(120, 600)))
+    for d, free in ((desk, 7), (desk2, 61)):          # the pager bases' own snapshots
+        d.state("pager", {
+            "services": {key: {"prefix": p, "name": vi, "name_en": en, "waiting": 4 + i * 3,
+                               "next": [f"{p}{30 + i:03d}", f"{p}{31 + i:03d}"], "estimated_wait_s": 720 + i * 300}
+                         for i, (key, (p, vi, en)) in enumerate(QUEUES.items())},
+            "counters": {"1": {"paused": False, "ticket": "A023", "service": "dat-dai", "card": 12, "called_at": now - 240},
+                         "2": {"paused": True, "ticket": None, "service": None, "card": None, "called_at": None},
+                         "3": {"paused": False, "ticket": "B022", "service": "ho-tich", "card": 40, "called_at": now - 90}},
+            "cards_out": 99 - free - 2, "cards_free": free})
     states = {1: "occupied", 2: "occupied", 5: "occupied", 7: "expired", 8: "occupied", 11: "maintenance"}
     kiosk.state("locker", {"compartments": {str(i): {"size": "M", "state": states.get(i, "free"),
                                                      "door": "open" if i == 3 else "closed",
@@ -67,69 +106,167 @@ def seed(devices) -> tuple:
     return desk, desk2, kiosk, kiosk2
 
 
-def test_fleet_page_shows_a_device_going_offline_and_screenshots(central_app, devices, tmp_path):
-    playwright = pytest.importorskip("playwright.sync_api")
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian chromium is not installed")
-    c = central_app(offline_alarm_s=2)
+def seeded(central_app, devices, tmp_path, **kw):
+    c = central_app(staff_file=staff(tmp_path), **kw)
     desk, desk2, kiosk, kiosk2 = seed(devices)
     total = len(desk.ids) + len(desk2.ids) + len(kiosk.ids) + len(kiosk2.ids)
     wait_until(lambda: c.app.consumer.stats()["stored"] == total, what=f"{total} seeded events stored")
     wait_until(lambda: len(c.get("/api/lockers")) == 2, what="locker snapshots")
     wait_until(lambda: sum(d["tickets"] for d in c.get("/api/queues/days")[:-1]) > 0, what="30-day roll-up")
+    return c, (desk, desk2, kiosk, kiosk2)
+
+
+def test_fleet_page_shows_a_device_going_offline_and_screenshots(central_app, devices, tmp_path):
+    playwright = pytest.importorskip("playwright.sync_api")
+    c, (desk, desk2, kiosk, kiosk2) = seeded(central_app, devices, tmp_path, offline_alarm_s=2)
     shots = Path(os.environ.get("EDGE_SCREENSHOT_DIR") or tmp_path)
     shots.mkdir(parents=True, exist_ok=True)
     with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync"])
-        page = browser.new_page(viewport={"width": 1200, "height": 860})
-        page.goto(c.url + "/")
+        browser = chromium(p)
+        page = browser.new_page(viewport=DESK)
+        sign_in(page, c.url)
         assert page.locator('[data-state="online"]').count() == 4
+        assert page.locator('[data-alarm="cards"]').count() == 1          # hanoi's desk: 7 cards left
         page.screenshot(path=str(shots / "central-fleet.png"), full_page=True)
 
         desk2.crash()                              # the demo stops: the will marks it offline
         stopped = time.monotonic()
         page.wait_for_selector('[data-state="offline"]', timeout=20_000)   # the page refreshes itself
-        seen_after = time.monotonic() - stopped
-        assert seen_after < 20
+        assert time.monotonic() - stopped < 20
         assert "Mất kết nối" in page.content()
         page.wait_for_selector("text=device_offline", timeout=20_000)
         page.screenshot(path=str(shots / "central-fleet-offline.png"), full_page=True)
 
         page.goto(c.url + "/queues")
-        assert page.locator("svg.chart").count() == 3
+        assert page.locator("figure.chart svg").count() == 3
+        office = page.locator('[data-office="hanoi-badinh/desk-1"]')
+        assert "Đất đai" in office.inner_text() and "Tạm nghỉ" in office.inner_text()
+        assert office.locator('.pager-cards [role="alert"]').count() == 1     # cards running out
+        assert "dat-dai" not in page.locator("main table").last.inner_text()  # names, not keys
+        assert "′" not in page.content() and "phút" in page.content()
         page.screenshot(path=str(shots / "central-queues.png"), full_page=True)
+        page.goto(c.url + "/lockers")
+        grid = page.locator('[data-locker="hanoi-badinh/kiosk-1"] li.cell')
+        assert grid.count() == 16
+        statuses = {grid.nth(i).get_attribute("data-status") for i in range(16)}
+        assert statuses == {"free", "waiting", "overdue", "fault"}
+        assert "Hạn nhận" in page.content()
+        page.screenshot(path=str(shots / "central-lockers.png"), full_page=True)
         page.goto(c.url + "/lockers?lang=en")
-        assert "Results waiting" in page.content()
-        page.screenshot(path=str(shots / "central-lockers-en.png"), full_page=True)
-        page.goto(c.url + "/commands?lang=vi&site=hanoi-badinh&device=kiosk-1&service=locker&type=open"
+        assert "Compartment" in page.content()
+        page.goto(c.url + "/events?site=hanoi-badinh&type=loaded&lang=vi")
+        rows = page.locator("table.events tbody tr")
+        assert rows.count() >= 4 and all(rows.nth(i).get_attribute("data-type") == "loaded" for i in range(rows.count()))
+        assert page.locator("table.events details pre").first.is_hidden()          # raw JSON on demand
+        page.locator("table.events summary").first.click()
+        assert page.locator("table.events details pre").first.is_visible()
+        page.screenshot(path=str(shots / "central-events.png"), full_page=False)
+        page.goto(c.url + "/commands?site=hanoi-badinh&device=kiosk-1&service=locker&type=open"
                   "&args=%7B%22compartment%22%3A%203%7D")
-        assert page.locator('input[name="token"]').count() == 1
+        assert page.locator('input[name="token"]').count() == 0                    # no token in any page
         page.screenshot(path=str(shots / "central-commands.png"), full_page=True)
+
+        phone = browser.new_page(viewport=PHONE)
+        sign_in(phone, c.url, path="/queues")
+        header_height = phone.locator("header").bounding_box()["height"]
+        assert header_height < 120, f"the header takes {header_height:.0f} px on a phone"
+        width = phone.evaluate("document.documentElement.scrollWidth")
+        assert width <= PHONE["width"], f"the page is {width} px wide on a 390 px phone"
+        phone.screenshot(path=str(shots / "central-queues-phone.png"), full_page=True)
+        for path, name in (("/", "fleet"), ("/lockers", "lockers"), ("/events", "events")):
+            phone.goto(c.url + path)
+            assert phone.evaluate("document.documentElement.scrollWidth") <= PHONE["width"], path
+            phone.screenshot(path=str(shots / f"central-{name}-phone.png"), full_page=name != "events")
         browser.close()
 
 
-def test_fleet_page_shows_the_real_demo_going_offline(central_app, broker):
+def test_login_page_and_the_second_confirmation_of_a_door_command(tmp_path, central_app, broker):
+    from edge.security import new_key
+
+    from .test_cmd import DEVICE, SITE, Device, write_key
+
+    playwright = pytest.importorskip("playwright.sync_api")
+    key_hex = new_key()
+    device = Device(tmp_path, broker.url, bytes.fromhex(key_hex))
+    try:
+        write_key(tmp_path / "keys" / SITE / f"{DEVICE}.key", key_hex)
+        c = central_app(staff_file=staff(tmp_path), key_dir=str(tmp_path / "keys"))
+        shots = Path(os.environ.get("EDGE_SCREENSHOT_DIR") or tmp_path)
+        with playwright.sync_playwright() as p:
+            browser = chromium(p)
+            page = browser.new_page(viewport=DESK)
+            page.goto(c.url + "/commands")
+            page.fill('input[name="staff_id"]', "lan")
+            page.fill('input[name="pin"]', "000000")
+            page.click('button[type="submit"]')
+            assert "Mã nhân viên hoặc PIN không đúng." in page.locator('main [role="alert"]').inner_text()
+            page.screenshot(path=str(shots / "central-login.png"), full_page=False)
+            page.fill('input[name="pin"]', "482913")
+            page.click('button[type="submit"]')
+            page.wait_for_url(c.url + "/commands")
+            for name, value in (("site", SITE), ("device", DEVICE), ("service", "locker"), ("type", "open"),
+                                ("args", '{"compartment": 5}')):
+                page.fill(f'input[name="{name}"]', value)
+            page.click("form.cmd button[type=submit]")
+            page.wait_for_selector('[data-confirm="open"]')
+            assert device.locker.opened == []                       # nothing moved yet
+            page.screenshot(path=str(shots / "central-commands-confirm.png"), full_page=False)
+            page.click("section.confirm button.danger")
+            page.wait_for_selector('[data-notice="ok"]')
+            assert device.locker.opened == [5]
+            assert "Nguyễn Thị Lan" in page.locator("table").last.inner_text()
+            page.click("header form.logout button")
+            page.wait_for_selector('input[name="staff_id"]')
+            page.goto(c.url + "/commands")
+            assert "/login" in page.url                             # signed out for real
+            browser.close()
+    finally:
+        device.close()
+
+
+def test_banner_when_central_stops_answering_and_back_when_it_returns(tmp_path, pg, broker, central_process):
+    """Stop `edge central run` under an open dashboard: the banner within 5 s, buttons disabled;
+    start it again: the banner goes by itself (the session lives in PostgreSQL, so no new login)."""
+    playwright = pytest.importorskip("playwright.sync_api")
+    central = central_process(broker.url, pg.dsn, "central-banner", ["--staff", staff(tmp_path)]).start()
+    base = f"http://127.0.0.1:{central.port}"
+    with playwright.sync_playwright() as p:
+        browser = chromium(p)
+        page = browser.new_page(viewport=PHONE)
+        sign_in(page, base, path="/events")
+        banner = page.locator("#conn-banner")
+        assert banner.is_hidden()
+        central.kill()
+        stopped = time.monotonic()
+        banner.wait_for(state="visible", timeout=5_000)
+        assert time.monotonic() - stopped < 5
+        assert banner.inner_text() == "Mất kết nối – đang thử lại"
+        assert page.locator("form.filters button").is_disabled()
+        Path(os.environ.get("EDGE_SCREENSHOT_DIR") or tmp_path, "central-banner-phone.png").parent.mkdir(exist_ok=True)
+        page.screenshot(path=str(Path(os.environ.get("EDGE_SCREENSHOT_DIR") or tmp_path) / "central-banner-phone.png"))
+        central.start()
+        banner.wait_for(state="hidden", timeout=10_000)
+        assert page.locator("form.filters button").is_enabled()
+        assert "/events" in page.url
+        browser.close()
+
+
+def test_fleet_page_shows_the_real_demo_going_offline(central_app, broker, tmp_path):
     """`edge demo` (every service on simulators) reports to central; when it stops, the fleet
     page, left open in the browser, shows the device offline within seconds."""
     import subprocess
     import sys
 
     playwright = pytest.importorskip("playwright.sync_api")
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian chromium is not installed")
-    c = central_app()
+    c = central_app(staff_file=staff(tmp_path))
     demo = subprocess.Popen([sys.executable, "-m", "edge", "demo", "--seconds", "8", "--broker", broker.url],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_until(lambda: any(d["state"] == "online" for d in c.get("/api/devices")), what="demo device online")
         with playwright.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-                "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                "--disable-sync"])
+            browser = chromium(p)
             page = browser.new_page()
-            page.goto(c.url + "/")
+            sign_in(page, c.url, "binh", "771204")
             assert page.locator('[data-state="online"]').count() == 1
             demo.wait(60)                                   # the demo stops by itself
             page.wait_for_selector('[data-state="offline"]', timeout=10_000)   # page refreshes every 3 s

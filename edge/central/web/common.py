@@ -90,7 +90,9 @@ TEXT = {
 # Event types as a manager reads them (unknown types are shown as they are).
 EVENT_TYPES = {
     "ticket_issued": ("Phát phiếu", "Ticket issued"), "ticket_called": ("Gọi số", "Ticket called"),
-    "ticket_served": ("Phục vụ xong", "Served"), "ticket_no_show": ("Vắng mặt", "No-show"),
+    "ticket_served": ("Phục vụ xong", "Served"), "ticket_done": ("Phục vụ xong", "Served"),
+    "ticket_transferred": ("Chuyển hàng", "Transferred"), "ticket_rejoined": ("Xếp hàng lại", "Rejoined"),
+    "card_returned": ("Trả thẻ rung", "Card returned"), "ticket_no_show": ("Vắng mặt", "No-show"),
     "ticket_recalled": ("Gọi lại", "Recalled"), "counter_paused": ("Quầy tạm nghỉ", "Counter paused"),
     "counter_resumed": ("Quầy mở lại", "Counter resumed"), "rating": ("Đánh giá", "Rating"),
     "loaded": ("Nạp kết quả vào tủ", "Result loaded"), "collected": ("Công dân đã nhận", "Collected"),

@@ -32,7 +32,7 @@ async def pager_offices(conn: AsyncConnection, day_start: float, sites=None) -> 
         SELECT c.site, c.device, c.body->>'counter' AS counter, count(s.id) AS served,
                avg(extract(epoch FROM s.ts - c.ts)) AS service_avg_s
         FROM events c LEFT JOIN events s ON s.site = c.site AND s.device = c.device AND s.service = 'pager'
-             AND s.type = 'ticket_served' AND s.body->>'ticket' = c.body->>'ticket' AND s.ts >= c.ts
+             AND s.type IN ('ticket_served', 'ticket_done') AND s.body->>'ticket' = c.body->>'ticket' AND s.ts >= c.ts
              AND s.ts >= %s
         WHERE c.service = 'pager' AND c.type = 'ticket_called' AND c.ts >= %s{where.replace('site', 'c.site')}
         GROUP BY 1, 2, 3""", (_ts(day_start), _ts(day_start), *params))

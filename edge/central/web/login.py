@@ -8,6 +8,7 @@ this server's cookie).
 from __future__ import annotations
 
 import asyncio
+import functools
 import hmac
 import logging
 import math
@@ -31,11 +32,16 @@ def _safe_next(value: str | None) -> str:
     return "/"
 
 
-def _form(request: web.Request, *, error: str | None = None, staff_id: str = "", status: int = 200) -> web.Response:
-    token = secrets.token_urlsafe(24)
+def _form(request: web.Request, *, error: str | None = None, staff_id: str = "", status: int = 200,
+          next_path: str | None = None) -> web.Response:
+    # The same token while the cookie lives: a second GET (another tab, the browser's favicon
+    # request landing here) must not invalidate the form already on screen.
+    token = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    if not (20 <= len(token) <= 64 and token.replace("-", "").replace("_", "").isalnum()):
+        token = secrets.token_urlsafe(24)
     response = render(request, "login.html", "login", {
         "form_csrf": token, "error": error, "staff_id": staff_id[:auth.STAFF_ID_MAX],
-        "next": _safe_next(request.query.get("next"))}, status=status)
+        "next": _safe_next(next_path or request.query.get("next"))}, status=status)
     response.set_cookie(LOGIN_CSRF_COOKIE, token, max_age=3600, httponly=True, samesite="Strict",
                         secure=is_https(request), path="/login")
     return response
@@ -52,23 +58,23 @@ async def login_submit(request: web.Request) -> web.Response:
     form = await request.post()
     staff_id = str(form.get("staff_id", "")).strip()[:auth.STAFF_ID_MAX]
     pin = str(form.get("pin", ""))[:256]
+    again = functools.partial(_form, request, next_path=str(form.get("next", "")))   # the form, shown again
     cookie, sent = request.cookies.get(LOGIN_CSRF_COOKIE, ""), str(form.get("csrf", ""))
     if not cookie or not hmac.compare_digest(cookie, sent):
-        return _form(request, error=t(lang, "login_csrf"), staff_id=staff_id, status=403)
+        return again(error=t(lang, "login_csrf"), staff_id=staff_id, status=403)
     if not staff_id:
-        return _form(request, error=t(lang, "login_failed"), status=401)
+        return again(error=t(lang, "login_failed"), status=401)
     until = await central.db.run(auth.locked_until, staff_id)
     if until is not None:
         minutes = max(1, math.ceil((until - time.time()) / 60))
-        return _form(request, error=t(lang, "login_locked", minutes=minutes), staff_id=staff_id, status=429)
+        return again(error=t(lang, "login_locked", minutes=minutes), staff_id=staff_id, status=429)
     staff = await asyncio.to_thread(auth.verify_login, central.staff, staff_id, pin)
     if staff is None:
         failures = await central.db.run(auth.record_failure, staff_id)
         log.warning("central: failed login for staff id %r (%d in a row)", staff_id, failures)
         if failures >= auth.MAX_FAILURES or await central.db.run(auth.locked_until, staff_id):
-            return _form(request, error=t(lang, "login_locked", minutes=auth.LOCKOUT_S // 60), staff_id=staff_id,
-                         status=429)
-        return _form(request, error=t(lang, "login_failed"), staff_id=staff_id, status=401)
+            return again(error=t(lang, "login_locked", minutes=auth.LOCKOUT_S // 60), staff_id=staff_id, status=429)
+        return again(error=t(lang, "login_failed"), staff_id=staff_id, status=401)
     await central.db.run(auth.clear_failures, staff_id)
     session_id, _ = await central.db.run(auth.new_session, staff_id)
     log.info("central: %s (%s) signed in", staff.id, staff.role)
