@@ -474,27 +474,7 @@ class PagerService(Service):
 
     # -- demo -------------------------------------------------------------------------------
     async def demo(self) -> None:
-        """Issue tickets and call them at the counters so the log shows cards vibrating."""
-        services = list(self.config.services)
-        counters = list(self.config.counters)
-        step = 0
-        while True:
-            step += 1
-            try:
-                service = services[step % len(services)]
-                ticket = await self.issue(service, priority="elderly" if step % 5 == 0 else None, source="demo")
-                self.log.info("pager: issued %s on card %d (%s, about %d s wait)", ticket["ticket"], ticket["card"],
-                              service, ticket["estimated_wait_s"])
-                counter = counters[step % len(counters)]
-                if step % 4 == 0 and self.engine.view()["counters"][counter]["ticket"]:
-                    finished = await self.done(counter)
-                    await self.rate(counter, 4 + step % 2)
-                    self.log.info("pager: counter %s finished %s, card %d back", counter, finished["ticket"],
-                                  finished["card"])
-                else:
-                    called = await self.call_next(counter)
-                    if called:
-                        self.log.info("pager: counter %s calls %s (card %d)", counter, called["ticket"], called["card"])
-            except QueueError as err:
-                self.log.info("pager demo: %s", err)
-            await asyncio.sleep(1.5)
+        """An office day on the simulator: a morning rush the counters clear (edge.pager.rush)."""
+        from edge.pager.rush import MorningRush
+
+        await MorningRush(self).run()
