@@ -63,8 +63,11 @@ class Rig:
         locker_cfg = LockerConfig(driver="kerong", port="sim", compartments=comps, rate_limit_s=0.5,
                                   poll_interval_s=0.1, staff_pins={"staff-1": hash_pin(STAFF_PIN)},
                                   sim=SimConfig(auto_close_s=None))
+        # The replay camera shows one still, letterboxed photo: no head turn, and grey bars the
+        # anti-spoofing model reads as a screen bezel. This journey tests the locker and matching,
+        # so liveness is explicitly off here (it is on by default; tests/vision/test_liveness.py).
         vision_cfg = VisionConfig(camera=f"replay:{FACES / camera_image}", model_dir=str(_model_dir()),
-                                  threads=1, fps=10.0)
+                                  threads=1, fps=10.0, liveness_model="off", liveness_motion="off")
         kiosk_cfg = replace(KioskConfig(), port=0, face_pause_s=0.2, thanks_s=3.0, face_attempts=2)
 
         def ctx(name, cfg):
