@@ -11,6 +11,7 @@ import argparse
 import importlib
 import json
 import logging
+import os
 import sys
 
 from edge import __version__
@@ -31,6 +32,17 @@ BENCHES = {
     "pager": "edge.pager.bench",
     "match": "edge.vision.gallery_bench",
     "kiosk": "edge.kiosk.bench",
+}
+# What each benchmark measures, for `edge bench --help` (the modules are imported only when one runs).
+BENCH_HELP = {
+    "mqtt": "outbox drain rate to a local mosquitto, idle supervisor footprint, `edge --help` time",
+    "central": "central ingestion rate (1 and 2 consumers, unbatched baseline) and dashboard query time",
+    "embed": "whole-frame face pipeline time (detect, align, embed) beside face_recognition/dlib",
+    "locker": "locker command to first reply byte, status round trip, open-and-confirm, beside a bare pty",
+    "qr": "QR codes found and time per frame of edge.qr.decode beside zxing-cpp alone and pyzbar alone",
+    "pager": "counter button press to the last page byte (p50/p99) beside a bare serial write; queue ops/s",
+    "match": "gallery search on 1M face templates (exact, fast, numpy, FAISS): latency and recall",
+    "kiosk": "first screen interactive in Chromium, and the face step's answer time",
 }
 
 
@@ -78,10 +90,12 @@ def build_parser(bench_wanted: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON line per message")
     p.set_defaults(func=lambda a: _call("edge.monitor", "main", a))
 
-    p = sub.add_parser("bench", help="benchmarks: " + ", ".join(sorted(BENCHES)))
+    p = sub.add_parser("bench", help="benchmarks: " + ", ".join(sorted(BENCHES)),
+                       description="Each benchmark prints its figures beside a baseline measured in the same run; "
+                                   "`edge bench NAME --help` gives its options.")
     bsub = p.add_subparsers(dest="bench", metavar="NAME", required=True)
     for name, module in sorted(BENCHES.items()):
-        b = bsub.add_parser(name, help=f"edge bench {name} --help for its options")
+        b = bsub.add_parser(name, help=BENCH_HELP.get(name, f"edge bench {name} --help for its options"))
         b.add_argument("--json", action="store_true", help="print the results as JSON")
         if name == bench_wanted:  # a bench module is imported only when that benchmark runs
             mod = importlib.import_module(module)
@@ -166,6 +180,11 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`edge doctor | head`): stop quietly as other Unix tools do, and point
+        # stdout at /dev/null so Python's own flush at exit does not print a second traceback.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a tool ended by the broken pipe reports
 
 
 if __name__ == "__main__":
