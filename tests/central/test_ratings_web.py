@@ -1,0 +1,105 @@
+"""The citizens' `/danh-gia` page over HTTP (no staff login), the one-time code going out through
+gammu's outbox, and `/api/ratings` + `/ratings` behind the login."""
+
+from __future__ import annotations
+
+import re
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+
+import psycopg
+import pytest
+
+from edge.central import sms
+from edge.central.sms import SmsConfig
+
+from .conftest import AUTH, wait_until
+
+CODE = "000.00.01.H29-261207-0077"
+PHONE = "+84912345678"
+
+
+def form(url: str, fields: dict | None = None) -> tuple[int, str]:
+    data = None if fields is None else urllib.parse.urlencode(fields).encode()
+    request = urllib.request.Request(url, data=data)
+    opener = urllib.request.build_opener(NoRedirect)
+    try:
+        with opener.open(request, timeout=15) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode()
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kw):
+        return None
+
+
+def gammu_outbox_code(dsn: str) -> str:
+    """The code as the modem would send it: the last text gammu-smsd has to send."""
+    def last():
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            row = conn.execute('SELECT "TextDecoded" FROM outbox ORDER BY "ID" DESC LIMIT 1').fetchone()
+        return row and row[0]
+    return re.search(r": (\d{6}) ", wait_until(last, what="the code in gammu's outbox")).group(1)
+
+
+@pytest.fixture
+def office(central_app, pg):
+    c = central_app(sms=SmsConfig(poll_s=0.2))      # gammu sender; no daemon: texts wait in its outbox
+    with psycopg.connect(pg.dsn, autocommit=True) as conn:
+        sms.queue_text(conn, ref=uuid.uuid4().hex, kind="result_ready", phone=PHONE, body="…", site="hn",
+                       device="kiosk-01", receipt=CODE, has_pin=True)
+    return c
+
+
+def test_a_citizen_rates_on_the_web_with_a_code_sent_by_sms(office, pg):
+    status, page = form(f"{office.url}/danh-gia?ma={CODE}")
+    assert status == 200 and f'value="{CODE}"' in page and "Mất kết nối" in page   # open: no login
+    status, page = form(f"{office.url}/danh-gia/ma", {"receipt": CODE, "phone": "0912.345.678"})
+    assert status == 200 and "Đã gửi mã xác nhận tới 091****678" in page and 'name="code"' in page
+    assert "912345678" not in page.replace("0912.345.678", "")                   # only what they typed
+    code = gammu_outbox_code(pg.dsn)
+    wrong = "000000" if code != "000000" else "111111"
+    status, page = form(f"{office.url}/danh-gia", {"receipt": CODE, "phone": "0912345678", "code": wrong,
+                                                   "score": "4", "comment": ""})
+    assert status == 400 and "Mã xác nhận không đúng" in page
+    status, page = form(f"{office.url}/danh-gia", {"receipt": CODE, "phone": "0912345678", "code": code,
+                                                   "score": "4", "comment": "Nhanh, chu đáo"})
+    assert status == 200 and "Cảm ơn Ông/Bà đã đánh giá hồ sơ" in page
+    rows = office.get("/api/ratings?site=hn&from=2020-01-01")
+    assert [(r["receipt"], r["score"], r["channel"], r["comment"]) for r in rows] == [(CODE, 4, "web", "Nhanh, chu đáo")]
+    response, page = office.get("/ratings", raw=True)
+    assert "Nhanh, chu đáo" in page.decode() and CODE in page.decode()
+
+
+@pytest.mark.parametrize("fields, status, says", [
+    ({"receipt": CODE, "phone": "09123abc78"}, 400, "Số điện thoại không hợp lệ"),
+    ({"receipt": "<script>", "phone": "0912345678"}, 400, "Mã hồ sơ không hợp lệ"),
+    ({"receipt": "HS-KHONG-CO", "phone": "0912345678"}, 400, "Không tìm thấy hồ sơ"),
+    ({"receipt": CODE, "phone": "0987654321"}, 400, "Không tìm thấy hồ sơ"),
+])
+def test_bad_code_requests_are_answered_on_the_page_and_send_nothing(office, pg, fields, status, says):
+    got, page = form(f"{office.url}/danh-gia/ma", fields)
+    assert got == status and says in page and "<script>" not in page
+    with psycopg.connect(pg.dsn, autocommit=True) as conn:
+        assert conn.execute("SELECT count(*) FROM sms_messages WHERE kind = 'otp'").fetchone()[0] == 0
+        assert conn.execute("SELECT count(*) FROM ratings").fetchone()[0] == 0
+
+
+def test_a_flood_of_code_requests_is_refused_politely(office, pg):
+    answers = [form(f"{office.url}/danh-gia/ma", {"receipt": CODE, "phone": "0912345678"})[0] for _ in range(5)]
+    assert answers == [200, 200, 200, 429, 429]
+    status, page = form(f"{office.url}/danh-gia/ma", {"receipt": CODE, "phone": "0912345678"})
+    assert "Ông/Bà vui lòng thử lại sau" in page
+
+
+def test_ratings_api_and_page_need_a_login(office):
+    assert form(f"{office.url}/api/ratings")[0] == 401
+    assert form(f"{office.url}/ratings")[0] == 302
+    assert office.get("/api/ratings", headers=AUTH) == []
+    with pytest.raises(urllib.error.HTTPError) as err:
+        office.get("/api/ratings?from=yesterday")
+    assert err.value.code == 400
