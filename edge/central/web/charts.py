@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass, field
 
 WIDTH, HEIGHT = 720, 230
-LEFT, RIGHT, TOP, BOTTOM = 48, 10, 26, 30
+LEFT, RIGHT, TOP, BOTTOM = 48, 10, 34, 30
 
 
 @dataclass

@@ -16,9 +16,10 @@ import time
 from aiohttp import web
 
 from edge.central import auth, queries
+from edge.central.cmd import needs_confirmation
 from edge.central.web.common import CENTRAL_KEY, STAFF_KEY, lang_of, render, t
 from edge.central.web.guard import check_csrf, require_operator
-from edge.locker.commands import DOOR_COMMANDS, moves_a_door
+from edge.locker.commands import DOOR_COMMANDS
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ async def step(request: web.Request, body) -> tuple[int, dict]:
         refused = require_operator(request, body["site"])
         if refused:
             return _refusal(request, refused, 403)
-        if moves_a_door(body["service"], body["type"]):
+        if needs_confirmation(body["service"], body["type"]):
             token = secrets.token_urlsafe(16)
             now = time.monotonic()
             for key in [k for k, v in pending.items() if v["expires"] < now]:

@@ -103,6 +103,15 @@ EVENT_TYPES = {
     "alarm": ("Cảnh báo", "Alarm"), "alarm_cleared": ("Hết cảnh báo", "Alarm cleared"),
     "maintenance": ("Bảo trì ngăn", "Maintenance"), "board_offline": ("Mất bo mạch", "Board offline"),
 }
+ALARM_KINDS = {
+    "left_open": ("Cửa tủ để mở", "Door left open"), "forced_open": ("Cửa bị mở không có lệnh", "Door forced open"),
+    "sensor_fault": ("Lỗi cảm biến cửa", "Door sensor fault"), "board_offline": ("Mất kết nối bo khoá", "Lock board offline"),
+    "device_offline": ("Thiết bị mất kết nối", "Device offline"), "open_not_detected": ("Không thấy cửa mở", "Open not detected"),
+    "transmitter_offline": ("Mất máy phát thẻ rung", "Pager transmitter offline"),
+    "poison": ("Thiết bị gửi dữ liệu hỏng", "Device sends malformed data"),
+}
+SERVICE_NAMES = {"pager": ("Xếp hàng", "Queue"), "locker": ("Tủ kết quả", "Lockers"), "vision": ("Nhận diện", "Face"),
+                 "qr": ("Mã QR", "QR"), "kiosk": ("Màn hình", "Kiosk"), "device": ("Thiết bị", "Device")}
 # Fields worth a glance in the events table, in this order; the rest stays in the raw JSON.
 KEY_FIELDS = ("ticket", "queue", "service", "counter", "card", "compartment", "receipt", "deadline", "alarm",
               "target", "rating", "reason", "error", "door", "occupied")
@@ -243,7 +252,9 @@ def render(request: web.Request, template: str, current: str, context: dict, *, 
             "staff": request.get(STAFF_KEY), "csrf": request.get(CSRF_KEY), "toggle_qs": urlencode(toggle),
             "refresh": refresh, "tz": central.tz,
             "fmt_time": lambda ts, **kw: fmt_time(ts, central.tz, **kw),
-            "fmt_duration": lambda s: fmt_duration(s, lang), "pick": lambda pair: pick(lang, pair)}
+            "fmt_duration": lambda s: fmt_duration(s, lang), "pick": lambda pair: pick(lang, pair),
+            "alarm_text": lambda kind: pick(lang, ALARM_KINDS.get(kind, (kind, kind))),
+            "service_text": lambda name: pick(lang, SERVICE_NAMES.get(name, (name, name)))}
     response = aiohttp_jinja2.render_template(template, request, {**base, **context}, status=status)
     if "lang" in request.query:
         response.set_cookie("lang", lang, max_age=365 * 86400, samesite="Lax", httponly=True,
