@@ -179,7 +179,8 @@ class CentralProcess:
 
     def health(self) -> dict | None:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/api/health", timeout=2) as r:
+            request = urllib.request.Request(f"http://127.0.0.1:{self.port}/api/health", headers=AUTH)
+            with urllib.request.urlopen(request, timeout=2) as r:
                 return json.load(r)
         except OSError:
             return None
