@@ -217,7 +217,7 @@ def replace_ctx(ctx, port):
     return replace(ctx, config=replace(ctx.config, port=port))
 
 
-def test_the_issue_s_raw_errors_reach_the_desk_as_sentences_beside_their_field(hall, page, loop_thread):
+def test_the_issue_s_raw_errors_reach_the_desk_as_sentences_beside_their_field(hall, page, loop_thread, tmp_path):
     kiosk, pager = hall["kiosk"], hall["pager"]
     # counter paused: "counter 1 is paused: resume it first" becomes what to press
     page.goto(kiosk.url + "/counter?c=1")
@@ -227,6 +227,7 @@ def test_the_issue_s_raw_errors_reach_the_desk_as_sentences_beside_their_field(h
     page.click("#call_next")
     page.wait_for_function("document.querySelector('#answer').textContent.includes('tạm nghỉ')")
     assert page.inner_text("#answer") == 'Quầy 1 đang tạm nghỉ. Bấm "Tiếp tục phục vụ" trước khi gọi số.'
+    shot(page, tmp_path, "counter-paused-error")
     page.click("#lang")
     page.wait_for_function("document.querySelector('#call_next').textContent === 'Call next'")
     page.click("#call_next")
@@ -268,6 +269,7 @@ def test_the_issue_s_raw_errors_reach_the_desk_as_sentences_beside_their_field(h
     button, note = page.locator("#load").bounding_box(), page.locator("#pin-error").bounding_box()
     assert button["y"] + button["height"] <= 768 and note["y"] + note["height"] <= 768, "below the fold on 1024×768"
     assert page.evaluate("document.documentElement.scrollHeight") <= 768
+    shot(page, tmp_path, "loading-error")
 
 
 def test_the_wall_display_highlights_the_newest_call_large_enough_for_a_hall(hall, chromium, loop_thread, tmp_path):
