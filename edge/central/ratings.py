@@ -28,6 +28,7 @@ CODE_TTL_S = 600
 CODE_ATTEMPTS = 5
 CODES_PER_PHONE_PER_HOUR = 3
 REQUESTS_PER_CLIENT_PER_HOUR = 10
+REPLIES_PER_PHONE_PER_HOUR = 5      # answers to DG texts: a flood of texts must not cost a flood of SMS
 COMMENT_MAX = 500
 RECEIPT_RE = re.compile(r"^[A-Z0-9][A-Z0-9._/-]{0,63}$")
 # DG or ĐG (any case), the dossier code, a score 1-5; spaces anywhere between.
@@ -144,6 +145,15 @@ def handle_sms(conn: psycopg.Connection, sender: str, text: str):
         return "rating_wrong_phone", {"receipt": parsed.receipt}, found[0][0], parsed.receipt, to
     store_rating(conn, site, parsed.receipt, parsed.score, "sms")
     return "rating_ok", {"receipt": parsed.receipt, "score": parsed.score}, site, parsed.receipt, to
+
+
+def may_reply(conn: psycopg.Connection, phone: str) -> bool:
+    """True (and counted) while this number got fewer than REPLIES_PER_PHONE_PER_HOUR answers."""
+    key = "reply:" + _key(conn, "reply", phone)
+    if _recent(conn, key) >= REPLIES_PER_PHONE_PER_HOUR:
+        return False
+    conn.execute("INSERT INTO rating_requests (key) VALUES (%s)", (key,))
+    return True
 
 
 # -- the web flow -------------------------------------------------------------------------------

@@ -40,12 +40,14 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from edge import phone as phones
-from edge.central import db, smstext
+from edge.central import db, notify, smstext
 from edge.central.topics import ID_RE, NAME_RE, PREFIX, TS_MAX, TS_MIN
 from edge.errors import ConfigError, EdgeError
 from edge.mqtt import parse_broker_url
 
 log = logging.getLogger(__name__)
+notify.KIND_VI.setdefault("sms_failed", "Gửi SMS cho công dân thất bại")
+notify.KIND_VI.setdefault("sms_stuck", "SMS chờ modem quá lâu (gammu-smsd/modem?)")
 
 SENDERS = ("gammu", "http")
 NOTIFY_KINDS = ("result_ready", "reminder", "expired")
@@ -261,9 +263,12 @@ class GammuSender:
         conn.execute('UPDATE sentitems SET "TextDecoded" = %s, "Text" = \'\' WHERE "ID" = %s AND "CreatorID" = %s',
                      (text, int(gateway_id), CREATOR_ID))
 
-    def incoming(self, conn: psycopg.Connection) -> list[tuple[int, str, str]]:
-        return [tuple(r) for r in conn.execute(
-            'SELECT "ID", "SenderNumber", "TextDecoded" FROM inbox WHERE NOT "Processed" ORDER BY "ID" LIMIT 100')]
+    def next_incoming(self, conn: psycopg.Connection) -> tuple[int, str, str] | None:
+        """The oldest unprocessed text, locked for this transaction (two central instances never
+        answer the same text twice)."""
+        row = conn.execute('SELECT "ID", "SenderNumber", "TextDecoded" FROM inbox WHERE NOT "Processed" '
+                           'ORDER BY "ID" LIMIT 1 FOR UPDATE SKIP LOCKED').fetchone()
+        return tuple(row) if row else None
 
     def done(self, conn: psycopg.Connection, inbox_id: int) -> None:
         conn.execute('UPDATE inbox SET "Processed" = true WHERE "ID" = %s', (inbox_id,))
@@ -603,11 +608,15 @@ class SmsService:
     def _read_inbox(self, conn: psycopg.Connection) -> None:
         from edge.central import ratings
 
-        for inbox_id, sender, text in self.sender.incoming(conn):
+        for _ in range(100):
             with conn.transaction():
+                row = self.sender.next_incoming(conn)
+                if row is None:
+                    return
+                inbox_id, sender, text = row
                 self.counts["incoming"] += 1
                 answer = ratings.handle_sms(conn, sender, text or "")
-                if answer is not None:
+                if answer is not None and ratings.may_reply(conn, answer[4]):
                     kind, body, site, receipt, to = answer
                     queue_text(conn, ref=f"reply:{inbox_id}", kind=kind, phone=to, body=self.config.texts.render(
                         kind, **body), site=site, receipt=receipt)

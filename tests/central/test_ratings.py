@@ -201,3 +201,9 @@ def test_list_has_sms_web_and_counter_ratings_and_no_phone(conn):
     summary = ratings.summary(everything)
     assert {"site": "hn", "channel": "counter", "service": "ho-tich", "counter": "3", "count": 1,
             "average": 5.0} in summary
+
+
+def test_answers_to_one_number_are_capped_per_hour(conn):
+    answered = [ratings.may_reply(conn, PHONE) for _ in range(ratings.REPLIES_PER_PHONE_PER_HOUR + 2)]
+    assert answered == [True] * ratings.REPLIES_PER_PHONE_PER_HOUR + [False, False]
+    assert ratings.may_reply(conn, "+84987654321")          # another number is answered

@@ -18,12 +18,14 @@ import time
 from aiohttp import web
 
 from edge.central import auth, db, ratings, sms
-from edge.central.web.common import CENTRAL_KEY, STAFF_KEY, TEXT, add_nav, lang_of, render, respond
+from edge.central.web.common import ALARM_KINDS, CENTRAL_KEY, STAFF_KEY, TEXT, add_nav, lang_of, render, respond
 
 PUBLIC_PATHS = ("/danh-gia", "/danh-gia/ma")
 MAX_DAYS = 366
 
 TEXT.setdefault("ratings", ("Đánh giá", "Ratings"))
+ALARM_KINDS.setdefault("sms_failed", ("Gửi SMS cho công dân thất bại", "Citizen SMS failed"))
+ALARM_KINDS.setdefault("sms_stuck", ("SMS chờ modem quá lâu", "SMS stuck at the modem"))
 RTEXT = {
     "page_title": ("Đánh giá sự hài lòng", "Rate our service"),
     "intro": ("Ông/Bà nhập mã hồ sơ và số điện thoại đã nhận tin nhắn báo kết quả. Chúng tôi sẽ gửi mã xác "
