@@ -1,26 +1,27 @@
-"""The matching core: an in-memory gallery of L2-normalised templates with exact and fast
-top-k cosine search, add/remove, and encrypted save/load (file format in gallery_format.py).
+"""The matching core: an in-memory gallery of L2-normalised templates with exact and indexed
+top-k cosine search, online add/remove, and encrypted save/load (file format in gallery_format.py).
 
-Exact mode is one BLAS pass over a float32 matrix (the ranking numpy itself gives). Fast mode
-reads 32 bytes per template instead of 4*dim: 256-bit sign codes of the centred vectors after PCA
-and ITQ rotations, Hamming distances with np.bitwise_count over word-major uint64 columns on all
-cores, then an exact float rerank of the ~1000 nearest codes. docs/gallery.md explains why that
-finds the exact top-1 (measured recall@1 >= 0.999) and when search falls back to exact mode.
+Exact mode is one BLAS pass over a float32 matrix (the ranking numpy itself gives). Once the
+gallery is large enough, a sublinear index (gallery_ivf.py) is trained in a background thread:
+k-means lists of 256-bit codes stored contiguously, a per-query number of probed lists, and an
+exact float rerank of the nearest codes. Until that index exists, search is exact.
+docs/gallery.md gives the design, the recall contract (>= 99.9 % exact top-1) and measurements.
 
 Threading: one writer and many readers. Writers hold a lock; every search reads one immutable
-snapshot (arrays plus the row count), and writers only append past a snapshot's rows or publish
-a new snapshot, so a search never sees a half-applied add, remove or compaction.
+snapshot (arrays, row count, removal mask, index), and writers only write past what a published
+snapshot can see or publish a new snapshot, so a search never sees a half-applied add, remove,
+compaction, re-layout or retraining. Training runs outside the lock and publishes under it.
 """
 
 from __future__ import annotations
 
-import itertools
+import contextlib
 import json
 import logging
 import math
-import os
+import struct
+import sys
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -28,6 +29,7 @@ import numpy as np
 
 from edge.errors import EdgeError
 from edge.vision import gallery_format as fmt
+from edge.vision import gallery_ivf as ivf
 from edge.vision.gallery_format import (DeviceKeyError, GalleryFileError, create_device_key,  # noqa: F401 (re-export)
                                         ensure_device_key, load_device_key)
 
@@ -36,16 +38,13 @@ log = logging.getLogger(__name__)
 MODES = ("auto", "exact", "fast")
 FAST_MIN_SIZE = 50_000      # below this exact search costs well under a millisecond per query
 TRAIN_MIN_SIZE = 2_048      # fewer samples than this cannot estimate a 256-bit rotation
-CODE_BITS = 256             # 32 bytes a template: 1/16 of 128-d float32, 1/64 of 512-d
-RERANK = 1_024              # exact float rerank of this many nearest codes (see docs/gallery.md)
-PCA_SAMPLE = 32_768         # rows used to estimate the mean and the principal axes
-ITQ_SAMPLE = 8_192          # rows used for the ITQ rotation iterations
-ITQ_ITERATIONS = 20         # ITQ's loss has flattened by then
-SCAN_ROWS = 65_536          # Hamming scan block: its 576 KB of scratch stays in L2 cache
+CODE_BITS = ivf.CODE_BITS
+RERANK = 256                # exact float rerank of this many nearest codes of the probed lists
 GROW_ROWS = 65_536          # capacity grows by at least this many rows (or by half)
 MAX_ID_CHARS = 256
-SMALL_PRODUCT_ROWS = 16     # up to this many queries are encoded without BLAS
 EXACT_BLOCK_BYTES = 4 << 20  # scores of one block of a batched exact search (stays in cache)
+RETRAIN_GROWTH = 2.0        # retrain when the gallery has grown this much since training
+RETRAIN_DRIFT = 0.10        # ... or when this share of templates sits in lists over 4x the mean
 
 
 class GalleryError(EdgeError, ValueError):
@@ -115,80 +114,32 @@ def _normalised(what: str, x, dim: int) -> np.ndarray:
     return arr / norms[:, None]
 
 
-# ----------------------------------------------------------------------------- binary codes
-
-@dataclass(frozen=True)
-class _CodeModel:
-    """Sign codes: bit j of x is ((x - mean) @ proj)[j] > 0, i.e. x @ proj > thresholds."""
-    proj: np.ndarray        # (dim, bits) float32
-    thresholds: np.ndarray  # (bits,) float32 = mean @ proj
-    bits: int
-
-    @property
-    def words(self) -> int:
-        return self.bits // 64
-
-    def encode(self, x: np.ndarray) -> np.ndarray:
-        """(n, dim) float32 -> (words, n) uint64, word-major so one word of every row is contiguous."""
-        out = np.empty((self.words, len(x)), dtype=np.uint64)
-        if len(x) <= SMALL_PRODUCT_ROWS:  # a few queries: see _small_product
-            block = _small_product(x, self.proj) > self.thresholds
-            out[:] = np.packbits(block, axis=1).view(np.uint64).T
-            return out
-        for start in range(0, len(x), SCAN_ROWS):
-            block = x[start:start + SCAN_ROWS] @ self.proj > self.thresholds
-            out[:, start:start + len(block)] = np.packbits(block, axis=1).view(np.uint64).T
-        return out
+def _id_keys(ids: list) -> np.ndarray:
+    """A 64-bit hash of each id, kept in a column beside the ids: finding an id's rows is one
+    vectorised comparison, where a dict of row lists would cost ~100 bytes per template.
+    Python's hash tells 7 from "7" only by chance, so every match is confirmed on the id itself."""
+    return np.fromiter((hash(i) for i in ids), dtype=np.int64, count=len(ids))
 
 
-def _train_codes(sample: np.ndarray, bits: int, seed: int) -> _CodeModel:
-    """PCA to min(dim, bits) axes, then ITQ rotations (Gong & Lazebnik 2011) filling `bits` bits.
-
-    Centring matters because face embeddings sit far from the origin: uncentred, most sign bits
-    would be the same for everybody. PCA keeps the axes that separate people; ITQ rotates them so
-    the variance is spread over the bits and the sign loses as little as possible. When
-    bits > dim, several ITQ rotations from different starts give more (and still informative)
-    bits: on 128-d data 256 bits cut the 99th-percentile rank of the true neighbour from ~1000
-    to ~60 (docs/gallery.md).
-    """
-    rng = np.random.default_rng(seed)
-    dim = sample.shape[1]
-    mean = sample.mean(axis=0, dtype=np.float64)
-    centred = (sample - mean.astype(np.float32))
-    cov = (centred.T @ centred).astype(np.float64) / max(1, len(centred) - 1)
-    _, vecs = np.linalg.eigh(cov)
-    axes = min(dim, bits)
-    pca = vecs[:, ::-1][:, :axes].astype(np.float32)
-    itq_rows = centred[rng.permutation(len(centred))[:ITQ_SAMPLE]] @ pca  # float32: half the work
-    projections = []
-    for _ in range(math.ceil(bits / axes)):
-        rot, _ = np.linalg.qr(rng.standard_normal((axes, axes)).astype(np.float32))
-        for _ in range(ITQ_ITERATIONS):
-            signs = np.where(itq_rows @ rot >= 0, np.float32(1), np.float32(-1))
-            u, _, vt = np.linalg.svd(itq_rows.T @ signs)
-            rot = u @ vt
-        projections.append(pca @ rot)
-    proj = np.hstack(projections)[:, :bits].astype(np.float32)
-    return _CodeModel(proj=proj, thresholds=(mean.astype(np.float32) @ proj), bits=bits)
+def _same_id(a, b) -> bool:
+    return type(a) is type(b) and a == b
 
 
 @dataclass(frozen=True)
-class _Codes:
-    model: _CodeModel
-    words: np.ndarray   # (words, capacity) uint64; rows < snapshot.n are valid
-    trained_on: int     # gallery size when the model was trained
+class _Index:
+    model: ivf.Coarse
+    lists: ivf.Lists
 
-
-# ----------------------------------------------------------------------------- snapshot
 
 @dataclass(frozen=True)
 class _Snapshot:
     vectors: np.ndarray          # (capacity, dim) float32, L2-normalised; rows < n valid
     ids: np.ndarray              # (capacity,) object
+    keys: np.ndarray             # (capacity,) int64 hash of each id
     n: int                       # rows in use, including removed ones until compaction
     alive: np.ndarray | None     # (n,) bool, None when nothing is removed
     removed: int
-    codes: _Codes | None
+    index: _Index | None         # covers every row < n once trained
 
 
 class Gallery:
@@ -198,12 +149,14 @@ class Gallery:
     be added several times (several templates of one person): `remove(id)` removes them all and
     `search` may return it more than once. `len()` counts templates, not distinct ids.
 
-    mode: "exact" always scans the float matrix; "fast" uses the binary first pass whenever the
-    gallery has at least TRAIN_MIN_SIZE templates; "auto" (default) uses it from `fast_min_size`.
+    mode: "exact" always scans the float matrix; "fast" uses the index whenever it is trained
+    (from TRAIN_MIN_SIZE templates); "auto" (default) trains and uses it from `fast_min_size`.
+    background: train the index in a background thread (default) or inside `add`.
     """
 
     def __init__(self, dim: int, *, mode: str = "auto", fast_min_size: int = FAST_MIN_SIZE,
-                 rerank: int = RERANK, bits: int = CODE_BITS, threads: int | None = None, seed: int = 0):
+                 rerank: int = RERANK, bits: int = CODE_BITS, nlist: int | None = None,
+                 background: bool = True, seed: int = 0):
         if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or not 1 <= dim <= 65_536:
             raise GalleryError(f"dim must be an int from 1 to 65536, got {dim!r}")
         if mode not in MODES:
@@ -212,20 +165,23 @@ class Gallery:
             raise GalleryError(f"bits must be a positive multiple of 64, got {bits!r}")
         if not isinstance(rerank, int) or rerank < 1:
             raise GalleryError(f"rerank must be a positive int, got {rerank!r}")
+        if nlist is not None and (not isinstance(nlist, int) or not 1 <= nlist <= 65_536):
+            raise GalleryError(f"nlist must be an int from 1 to 65536 or None, got {nlist!r}")
         self.dim = int(dim)
         self.mode = mode
         self.fast_min_size = int(fast_min_size)
         self.rerank = rerank
         self.bits = bits
+        self.nlist = nlist
+        self.background = background
         self.seed = seed
-        self.threads = max(1, min(threads or os.cpu_count() or 1, 8))
         self._lock = threading.Lock()
-        self._slots: dict = {}  # id -> list of row numbers (writer side only)
-        self._pool: ThreadPoolExecutor | None = None
-        self._pool_lock = threading.Lock()
+        self._generation = 0          # bumped when row numbers change (compaction)
+        self._trainer: threading.Thread | None = None
+        self._train_error: BaseException | None = None
         self._scratch = threading.local()
         self._snap = _Snapshot(vectors=np.empty((0, self.dim), np.float32), ids=np.empty(0, object),
-                               n=0, alive=None, removed=0, codes=None)
+                               keys=np.empty(0, np.int64), n=0, alive=None, removed=0, index=None)
 
     # ------------------------------------------------------------------ reading side
 
@@ -234,7 +190,11 @@ class Gallery:
         return snap.n - snap.removed
 
     def __contains__(self, ident) -> bool:
-        return ident in self._slots
+        try:
+            (ident,) = _check_ids([ident])
+        except GalleryError:
+            return False
+        return len(self._rows_of(self._snap, [ident])) > 0
 
     def __repr__(self) -> str:
         return f"Gallery(dim={self.dim}, templates={len(self)}, mode={self.mode!r})"
@@ -247,22 +207,63 @@ class Gallery:
 
     def get(self, ident) -> np.ndarray:
         """The normalised templates stored under `ident`, (m, dim); KeyError if there are none."""
-        with self._lock:  # row numbers change at compaction: read them with their snapshot
-            snap = self._snap
-            rows = list(self._slots.get(ident, ()))
-        if not rows:
+        (ident,) = _check_ids([ident])
+        snap = self._snap
+        rows = self._rows_of(snap, [ident])
+        if not len(rows):
             raise KeyError(ident)
         return snap.vectors[rows].copy()
 
+    @staticmethod
+    def _rows_of(snap: _Snapshot, ids: list) -> np.ndarray:
+        """Live rows (ascending) holding any of `ids` (already checked)."""
+        keys = snap.keys[:snap.n]
+        wanted = _id_keys(ids)
+        hits = np.flatnonzero(keys == wanted[0]) if len(wanted) == 1 else np.flatnonzero(np.isin(keys, wanted))
+        if snap.alive is not None:
+            hits = hits[snap.alive[hits]]
+        by_key: dict = {}
+        for ident, key in zip(ids, wanted.tolist()):
+            by_key.setdefault(key, []).append(ident)
+        keep = [r for r in hits.tolist()
+                if any(_same_id(snap.ids[r], i) for i in by_key.get(int(snap.keys[r]), ()))]
+        return np.asarray(keep, dtype=np.int64)
+
     def stats(self) -> dict:
-        """Sizes and memory: bytes per template for the float matrix and the codes."""
+        """Sizes, index state and memory (bytes held by the arrays and id objects)."""
         snap = self._snap
-        code_bytes = snap.codes.model.bits // 8 if snap.codes else 0
-        return {"templates": len(self), "removed_pending": snap.removed, "capacity": len(snap.vectors),
-                "dim": self.dim, "mode": self.mode, "fast_index": snap.codes is not None,
-                "vector_bytes": 4 * self.dim, "code_bytes": code_bytes,
-                "bytes_per_template_exact": 4 * self.dim, "bytes_per_template_fast": 4 * self.dim + code_bytes,
-                "scan_bytes_exact": 4 * self.dim, "scan_bytes_fast": code_bytes}
+        index = snap.index
+        memory = self._memory(snap)
+        alive = snap.n - snap.removed
+        out = {"templates": alive, "removed_pending": snap.removed, "capacity": len(snap.vectors),
+               "dim": self.dim, "mode": self.mode, "fast_index": index is not None,
+               "training": self.training, "memory_bytes": memory,
+               "bytes_per_template": memory / alive if alive else 0.0,
+               "vector_bytes": 4 * self.dim, "code_bytes": self.bits // 8}
+        if index is not None:
+            sizes = index.lists.sizes
+            out.update({"lists": index.model.nlist, "trained_on": index.model.trained_on,
+                        "probe_gap": index.model.tau, "list_size_max": int(sizes.max()),
+                        "list_size_mean": float(sizes.mean()), "drift": ivf.drift(index.lists)})
+        return out
+
+    @staticmethod
+    def _memory(snap: _Snapshot) -> int:
+        """Bytes held: every array (at its capacity) plus the id objects (estimated from a
+        sample of up to 1000; small ints are shared by Python and cost nothing)."""
+        arrays = [snap.vectors, snap.ids, snap.keys] + ([snap.alive] if snap.alive is not None else [])
+        if snap.index is not None:
+            lay, model = snap.index.lists, snap.index.model
+            arrays += [lay.rows, lay.words, lay.starts, lay.caps, lay.sizes, model.centroids, model.axes,
+                       model.codes.proj]
+        total = sum(a.nbytes for a in arrays)
+        if snap.n:
+            sample = snap.ids[:snap.n:max(1, snap.n // 1000)]
+            per_id = sum(0 if isinstance(i, int) and -5 <= i <= 256 else sys.getsizeof(i) for i in sample) / len(sample)
+            total += int(per_id * snap.n)
+        return total
+
+    # ------------------------------------------------------------------ search
 
     def search(self, queries, k: int = 1, *, mode: str | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top-k templates by cosine similarity for each query row.
@@ -284,8 +285,8 @@ class Gallery:
         kk = min(k, snap.n - snap.removed)
         if kk == 0 or len(q) == 0:
             return out_ids, out_scores
-        if self._use_fast(snap, mode, kk):
-            rows, scores = self._search_fast(snap, q, kk)
+        if self._use_index(snap, mode, kk):
+            rows, scores = self._search_index(snap, q, kk)
         else:
             rows, scores = self._search_exact(snap, q, kk)
         out_ids[:, :kk] = snap.ids[rows]
@@ -293,8 +294,8 @@ class Gallery:
         out_ids[np.isneginf(out_scores)] = None  # a removed row can only surface with -inf: never name it
         return out_ids, out_scores
 
-    def _use_fast(self, snap: _Snapshot, mode: str, k: int) -> bool:
-        if mode == "exact" or snap.codes is None:
+    def _use_index(self, snap: _Snapshot, mode: str, k: int) -> bool:
+        if mode == "exact" or snap.index is None:
             return False
         alive = snap.n - snap.removed
         if mode == "auto" and alive < self.fast_min_size:
@@ -304,7 +305,7 @@ class Gallery:
 
     def _rerank_target(self, snap: _Snapshot, k: int) -> int:
         target = max(self.rerank, 16 * k)
-        if snap.removed:  # removed rows still hold codes until compaction; ask for more
+        if snap.removed:  # removed rows still sit in the lists until compaction; ask for more
             target = math.ceil(target * snap.n / max(1, snap.n - snap.removed))
         return target
 
@@ -335,88 +336,114 @@ class Gallery:
             best_rows = np.take_along_axis(rows, picked, axis=1)
         return best_rows, best_scores
 
-    def _search_fast(self, snap: _Snapshot, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        codes = snap.codes
-        qcodes = codes.model.encode(q)
+    def _search_index(self, snap: _Snapshot, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per query: the lists within the calibrated gap of its nearest list, the `rerank`
+        nearest codes in them, their exact scores. A query whose probed lists hold fewer than k
+        live templates is answered exactly."""
+        index = snap.index
+        model = index.model
+        d = model.list_distances(model.project(q))
+        qcodes = model.codes.encode(q)
         target = self._rerank_target(snap, k)
+        scratch = self._scratch_buffers()
         rows = np.empty((len(q), k), dtype=np.intp)
         scores = np.empty((len(q), k), dtype=np.float32)
-        dist = self._distances(snap.n, codes.model.bits)
         for i in range(len(q)):
-            self._hamming(codes.words, qcodes[:, i], snap.n, dist)
-            cand = _nearest_codes(dist, target, codes.model.bits)
-            s = _small_product(snap.vectors[cand], q[i])
+            cand = np.sort(ivf.candidates(model, index.lists, d[i], qcodes[i], target, scratch))
+            s = ivf.small_product(snap.vectors[cand], q[i])
             if snap.alive is not None:
                 s[~snap.alive[cand]] = -np.inf
-            r, v = _top_k(s[None, :], k)
+            r, v = _top_k(s[None, :], min(k, len(cand)))
+            if len(cand) < k or np.isneginf(v[0, -1]):
+                r, v = self._search_exact(snap, q[i:i + 1], k)
+                rows[i], scores[i] = r[0], v[0]
+                continue
             rows[i] = cand[r[0]]
             scores[i] = v[0]
         return rows, scores
 
-    def _hamming(self, words: np.ndarray, qwords: np.ndarray, n: int, out: np.ndarray) -> None:
-        """out[:n] = Hamming distance of each code to qwords. The blocks are shared out to the
-        calling thread and the scan threads through one counter (numpy releases the GIL inside
-        each ufunc, so they run on separate cores); a thread the OS has not scheduled yet simply
-        takes fewer blocks, so a busy machine costs no idle waiting."""
-        blocks = -(-n // SCAN_ROWS)
-        if self.threads == 1 or blocks < 2:
-            self._hamming_blocks(words, qwords, n, out, iter(range(blocks)))
-            return
-        counter = itertools.count()  # next() on it is atomic under the GIL
-        pool = self._executor()
-        futures = [pool.submit(self._hamming_blocks, words, qwords, n, out, counter)
-                   for _ in range(min(self.threads, blocks) - 1)]
-        self._hamming_blocks(words, qwords, n, out, counter)
-        for f in futures:
-            f.result()
+    def _scratch_buffers(self) -> ivf.Scratch:
+        scratch = getattr(self._scratch, "ivf", None)
+        if scratch is None:
+            scratch = self._scratch.ivf = ivf.Scratch()
+        return scratch
 
-    def _hamming_blocks(self, words, qwords, n: int, out: np.ndarray, counter) -> None:
-        xor, count = self._buffers()
-        n_words = len(qwords)
-        for block in counter:
-            s = block * SCAN_ROWS
-            if s >= n:
-                return
-            e = min(s + SCAN_ROWS, n)
-            x, c, acc = xor[:e - s], count[:e - s], out[s:e]
-            np.bitwise_xor(words[0, s:e], qwords[0], out=x)
-            np.bitwise_count(x, out=acc, casting="unsafe")
-            for w in range(1, n_words):
-                np.bitwise_xor(words[w, s:e], qwords[w], out=x)
-                np.bitwise_count(x, out=c)
-                np.add(acc, c, out=acc, casting="unsafe")
+    # ------------------------------------------------------------------ index training
 
-    def _distances(self, n: int, bits: int) -> np.ndarray:
-        """This thread's distance buffer (reused: a fresh array per query would cost page faults
-        comparable to the whole scan). uint8 up to 256 bits: only a distance of exactly 256 (the
-        query's complement) wraps, to 0; that row then joins the candidates and the exact
-        rerank scores it for what it is, so the wrap costs one candidate slot, never a miss."""
-        dtype = np.uint8 if bits <= 256 else np.uint16
-        buf = getattr(self._scratch, "dist", None)
-        if buf is None or len(buf) < n or buf.dtype != dtype:
-            buf = np.empty(max(n, 1024) + n // 4, dtype)
-            self._scratch.dist = buf
-        return buf[:n]
+    @property
+    def training(self) -> bool:
+        """True while a background training or re-balance is running."""
+        trainer = self._trainer
+        return trainer is not None and trainer.is_alive()
 
-    def _buffers(self):
-        buf = getattr(self._scratch, "buf", None)
-        if buf is None:
-            buf = (np.empty(SCAN_ROWS, np.uint64), np.empty(SCAN_ROWS, np.uint8))
-            self._scratch.buf = buf
-        return buf
-
-    def _executor(self) -> ThreadPoolExecutor:
-        if self._pool is None:
-            with self._pool_lock:  # not the writer lock: a search must not wait for an add
-                if self._pool is None:
-                    self._pool = ThreadPoolExecutor(max_workers=self.threads - 1, thread_name_prefix="gallery-scan")
-        return self._pool
+    def wait_for_index(self, timeout: float | None = None) -> bool:
+        """Wait for a running background training to finish; True when an index is in use.
+        A training that failed is logged and re-raised here."""
+        trainer = self._trainer
+        if trainer is not None:
+            trainer.join(timeout)
+        if self._train_error is not None:
+            err, self._train_error = self._train_error, None
+            raise err
+        return self._snap.index is not None
 
     def close(self) -> None:
-        """Stop the scan threads (a closed gallery still works, single-threaded until reused)."""
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.shutdown(wait=True)
+        """Wait for a running training (searches need no cleanup)."""
+        trainer = self._trainer
+        if trainer is not None:
+            trainer.join()
+
+    def _train_min(self) -> int:
+        floor = max(TRAIN_MIN_SIZE, 4 * self.rerank)
+        return floor if self.mode == "fast" else max(floor, self.fast_min_size)
+
+    def _maybe_train(self) -> None:
+        """Called by writers (lock held): start a training when the gallery first reaches the
+        size where the index pays, has doubled since the last one, or its lists have drifted."""
+        snap = self._snap
+        alive = snap.n - snap.removed
+        if self.mode == "exact" or alive < self._train_min() or self.training:
+            return
+        index = snap.index
+        if index is not None and alive < RETRAIN_GROWTH * index.model.trained_on \
+                and ivf.drift(index.lists) < RETRAIN_DRIFT:
+            return
+        if not self.background:
+            self._train(snap, self._generation)
+            return
+        self._trainer = threading.Thread(target=self._train, args=(snap, self._generation),
+                                         name="gallery-train", daemon=True)
+        self._trainer.start()
+
+    def _train(self, snap: _Snapshot, generation: int) -> None:
+        """Train on the rows of `snap` (removed ones included: they are dropped at compaction),
+        then, under the lock, add the rows written since and publish."""
+        from threadpoolctl import threadpool_limits
+
+        try:
+            matrix = snap.vectors[:snap.n]  # rows < n never change while generation holds
+            # Training is a few hundred matrix products: with several BLAS threads on a busy
+            # machine each one waits for a scheduled peer; one thread also leaves a core to search.
+            with threadpool_limits(1, user_api="blas"):
+                model, lists, words = ivf.train(matrix, bits=self.bits, seed=self.seed, nlist=self.nlist)
+            log.debug("gallery: trained %d lists on %d templates (probe gap %.4f)", model.nlist, snap.n, model.tau)
+            lock = self._lock if self.background else _NO_LOCK
+            with lock:
+                if self._generation != generation:
+                    log.debug("gallery: rows renumbered during training; training again")
+                    self._trainer = None
+                    self._maybe_train()
+                    return
+                current = self._snap
+                if current.n > snap.n:
+                    extra = current.vectors[snap.n:current.n]
+                    lists = np.concatenate([lists, model.assign(extra)])
+                    words = np.concatenate([words, model.codes.encode(extra)])
+                lay = ivf.layout(model.nlist, lists, np.arange(current.n), words)
+                self._snap = replace(current, index=_Index(model=model, lists=lay))
+        except Exception as err:  # keep searching exactly; wait_for_index() re-raises it
+            log.exception("gallery: index training failed; search stays exact")
+            self._train_error = err
 
     # ------------------------------------------------------------------ writing side
 
@@ -432,74 +459,55 @@ class Gallery:
             return
         with self._lock:
             self._append(ids, arr, norms)
+            self._maybe_train()
 
     def _append(self, ids: list, arr: np.ndarray, norms: np.ndarray | None) -> None:
         snap = self._snap
         n, m = snap.n, len(ids)
-        vectors, slot_ids, words = snap.vectors, snap.ids, snap.codes.words if snap.codes else None
+        vectors, slot_ids, keys = snap.vectors, snap.ids, snap.keys
         if n + m > len(vectors):
             # New buffers: readers of the old snapshot keep the old ones.
             capacity = max(n + m, n + n // 2, n + GROW_ROWS)
             vectors = _grown(vectors, n, (capacity, self.dim), np.float32)
             slot_ids = _grown(slot_ids, n, (capacity,), object)
-            if words is not None:
-                new_words = np.empty((words.shape[0], capacity), np.uint64)
-                new_words[:, :n] = words[:, :n]
-                words = new_words
+            keys = _grown(keys, n, (capacity,), np.int64)
         # Rows >= n are invisible to every published snapshot, so writing them in place is safe.
         if norms is None:
             vectors[n:n + m] = arr
         else:
             np.divide(arr, norms[:, None], out=vectors[n:n + m])
         slot_ids[n:n + m] = _object_array(ids)
-        codes = snap.codes
-        if codes is not None:
-            words[:, n:n + m] = codes.model.encode(vectors[n:n + m])
-            codes = replace(codes, words=words)
+        keys[n:n + m] = _id_keys(ids)
+        index = snap.index
+        if index is not None:
+            new = vectors[n:n + m]
+            index = self._index_add(index, index.model.assign(new), np.arange(n, n + m), index.model.codes.encode(new))
         alive = None if snap.alive is None else np.concatenate([snap.alive, np.ones(m, bool)])
-        for offset, ident in enumerate(ids):
-            self._slots.setdefault(ident, []).append(n + offset)
-        self._snap = _Snapshot(vectors=vectors, ids=slot_ids, n=n + m, alive=alive, removed=snap.removed, codes=codes)
-        self._maybe_train()
+        self._snap = _Snapshot(vectors=vectors, ids=slot_ids, keys=keys, n=n + m, alive=alive,
+                               removed=snap.removed, index=index)
 
-    def _maybe_train(self) -> None:
-        snap = self._snap
-        alive = snap.n - snap.removed
-        if self.mode == "exact" or alive < max(TRAIN_MIN_SIZE, 2 * self.rerank):
-            return
-        if self.mode == "auto" and alive < self.fast_min_size:
-            return
-        # Retrain while the gallery keeps doubling (the sample then represents it better);
-        # past 8x the PCA sample a new sample would tell nothing new.
-        if snap.codes is not None and (alive < 2 * snap.codes.trained_on or snap.codes.trained_on >= 8 * PCA_SAMPLE):
-            return
-        matrix = snap.vectors[:snap.n]
-        live_rows = np.arange(snap.n) if snap.alive is None else np.flatnonzero(snap.alive)
-        rng = np.random.default_rng(self.seed)
-        sample = matrix[np.sort(rng.choice(live_rows, min(len(live_rows), PCA_SAMPLE), replace=False))]
-        from threadpoolctl import threadpool_limits
-
-        # Training is ~100 small BLAS calls: with several BLAS threads on a busy machine each one
-        # waits for a scheduled peer (measured 40 s instead of 3 s under load); one thread is
-        # never slower at these sizes.
-        with threadpool_limits(1, user_api="blas"):
-            model = _train_codes(sample, self.bits, self.seed)
-        words = np.empty((model.words, len(snap.vectors)), np.uint64)
-        words[:, :snap.n] = model.encode(matrix)
-        log.debug("gallery: trained %d-bit codes on %d of %d templates", model.bits, len(sample), alive)
-        self._snap = replace(snap, codes=_Codes(model=model, words=words, trained_on=alive))
+    @staticmethod
+    def _index_add(index: _Index, lists: np.ndarray, rows: np.ndarray, words: np.ndarray) -> _Index:
+        """New entries into their lists' spare slots; when a list is full, lay all lists out
+        again with fresh spare room (a copy of the codes, no retraining)."""
+        lay = ivf.insert(index.lists, lists, rows, words)
+        if lay is None:
+            old_lists, old_rows, old_words = ivf.entries(index.lists)
+            lay = ivf.layout(index.model.nlist, np.concatenate([old_lists, lists]),
+                             np.concatenate([old_rows, rows]), np.concatenate([old_words, words]))
+        return replace(index, lists=lay)
 
     def remove(self, ids) -> int:
         """Remove every template stored under each id; return how many were removed (unknown ids
         are skipped, so a repeated delete request is harmless)."""
         ids = _check_ids(ids)
+        if not ids:
+            return 0
         with self._lock:
-            rows = []
-            for ident in ids:
-                rows.extend(self._slots.pop(ident, ()))
-            if not rows:
-                return 0
             snap = self._snap
+            rows = self._rows_of(snap, ids)
+            if not len(rows):
+                return 0
             alive = np.ones(snap.n, bool) if snap.alive is None else snap.alive.copy()
             alive[rows] = False
             self._snap = replace(snap, alive=alive, removed=snap.removed + len(rows))
@@ -523,48 +531,59 @@ class Gallery:
         vectors[:n] = snap.vectors[keep]
         slot_ids = np.empty(capacity, object)
         slot_ids[:n] = snap.ids[keep]
-        codes = snap.codes
-        if codes is not None:
-            words = np.empty((codes.words.shape[0], capacity), np.uint64)
-            words[:, :n] = codes.words[:, keep]
-            codes = replace(codes, words=words)
-        slots: dict = {}
-        for row, ident in enumerate(slot_ids[:n]):
-            slots.setdefault(ident, []).append(row)
-        self._slots = slots
-        self._snap = _Snapshot(vectors=vectors, ids=slot_ids, n=n, alive=None, removed=0, codes=codes)
-        if n < max(TRAIN_MIN_SIZE, 2 * self.rerank):
-            self._snap = replace(self._snap, codes=None)
+        keys = np.empty(capacity, np.int64)
+        keys[:n] = snap.keys[keep]
+        index = snap.index
+        if index is not None:
+            new_row = np.cumsum(snap.alive) - 1
+            new_row[~snap.alive] = -1
+            lists, rows, words = ivf.entries(index.lists, keep_row=lambda r: new_row[r])
+            index = replace(index, lists=ivf.layout(index.model.nlist, lists, rows, words))
+            if n < self._train_min():
+                index = None
+        self._generation += 1  # a training started before this works on old row numbers
+        self._snap = _Snapshot(vectors=vectors, ids=slot_ids, keys=keys, n=n, alive=None, removed=0, index=index)
 
     # ------------------------------------------------------------------ files
 
     def save(self, path: str | Path, *, key: bytes | None = None) -> None:
-        """Write the gallery atomically. With `key` (the 32-byte device key, see
-        load_device_key) the file is AES-256-GCM encrypted; without it the file is plain (with a
-        SHA-256 checksum): the vision service always passes the key, plain files are for tests
-        and tools."""
+        """Write the gallery atomically (format v2: templates, ids and the trained index, so a
+        load needs no retraining). With `key` (the 32-byte device key, see load_device_key) the
+        file is AES-256-GCM encrypted; without it the file is plain (with a SHA-256 checksum):
+        the vision service always passes the key, plain files are for tests and tools."""
         snap = self._snap
-        matrix = snap.vectors[:snap.n]
-        ids = snap.ids[:snap.n]
-        if snap.alive is not None:
-            matrix, ids = matrix[snap.alive], ids[snap.alive]
+        live = np.arange(snap.n) if snap.alive is None else np.flatnonzero(snap.alive)
         if key is None:
             log.warning("gallery: saving %s without encryption", path)
-        ids_json = json.dumps(list(ids), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-        little = matrix.astype("<f4", copy=False)
-        fmt.write_file(path, dim=self.dim, count=len(ids), parts=[little, ids_json], key=key)
+        ids_json = json.dumps(list(snap.ids[live]), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        little = snap.vectors[live].astype("<f4", copy=False)
+        parts = [little, struct.pack("<Q", len(ids_json)), ids_json]
+        if snap.index is not None:
+            parts += _index_parts(snap.index, snap.n, live)
+        fmt.write_file(path, dim=self.dim, count=len(live), parts=parts, key=key)
 
     @classmethod
     def load(cls, path: str | Path, *, key: bytes | None = None, **options) -> "Gallery":
-        """Read a file written by save(); refuse a tampered, truncated or foreign file with a
+        """Read a file written by save() (format v2, or v1 from an older edge: its index is then
+        trained again in the background); refuse a tampered, truncated or foreign file with a
         GalleryFileError. `options` are the constructor's keyword arguments."""
-        dim, count, payload = fmt.read_file(path, key=key)
+        version, dim, count, payload = fmt.read_file(path, key=key)
         vec_bytes = 4 * dim * count
         if dim < 1 or len(payload) < vec_bytes:
             raise GalleryFileError(f"gallery file {path}: payload too short for {count} x {dim} vectors")
         matrix = np.frombuffer(payload, dtype="<f4", count=dim * count).reshape(count, dim)
+        if version == 1:
+            ids_bytes, index_bytes = payload[vec_bytes:], b""
+        else:
+            if len(payload) < vec_bytes + 8:
+                raise GalleryFileError(f"gallery file {path}: payload too short for its id list length")
+            (ids_len,) = struct.unpack_from("<Q", payload, vec_bytes)
+            ids_end = vec_bytes + 8 + ids_len
+            if ids_end > len(payload):
+                raise GalleryFileError(f"gallery file {path}: id list runs past the payload")
+            ids_bytes, index_bytes = payload[vec_bytes + 8:ids_end], memoryview(payload)[ids_end:]
         try:
-            ids = json.loads(bytes(payload[vec_bytes:]).decode("utf-8"))
+            ids = json.loads(bytes(ids_bytes).decode("utf-8"))
             ids = _check_ids(ids) if isinstance(ids, list) else None
         except (UnicodeDecodeError, ValueError) as err:
             raise GalleryFileError(f"gallery file {path}: unreadable id list ({err})") from err
@@ -574,18 +593,79 @@ class Gallery:
         if count and not np.all(np.abs(norms - 1) < 1e-3):
             raise GalleryFileError(f"gallery file {path}: vectors are not unit length (corrupted)")
         gallery = cls(dim, **options)
+        index = _read_index(path, index_bytes, dim, count) if len(index_bytes) else None
         if count:
             with gallery._lock:
                 gallery._append(ids, np.ascontiguousarray(matrix, dtype=np.float32), None)
+                if index is not None and gallery.mode != "exact":
+                    model, lists, words = index
+                    gallery._snap = replace(gallery._snap, index=_Index(
+                        model=model, lists=ivf.layout(model.nlist, lists, np.arange(count), words)))
+                gallery._maybe_train()
         return gallery
 
 
-def _small_product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """a @ b without BLAS, for the fast path's small products (encoding a query, the ~1000-row
-    rerank). OpenBLAS would run them on two threads and its worker then spins for a while,
-    taking the core the Hamming scan thread needs: measured 1.54 ms instead of 1.24 ms per
-    scan. einsum's own loop costs ~15 us more and leaves no thread behind."""
-    return np.einsum("nd,d->n", a, b) if b.ndim == 1 else np.einsum("nd,db->nb", a, b)
+_NO_LOCK = contextlib.nullcontext()
+INDEX_ARRAYS = (("mean", "<f4"), ("axes", "<f4"), ("centroids", "<f4"), ("proj", "<f4"), ("thresholds", "<f4"),
+                ("lists", "<i4"), ("codes", "<u8"))
+
+
+def _index_parts(index: _Index, n: int, live: np.ndarray) -> list:
+    """The index section of a v2 file: u32 length, a JSON description, then the arrays
+    (model, then the list and code of every saved template, in the saved order)."""
+    lists, rows, words = ivf.entries(index.lists)
+    list_of_row = np.zeros(n, np.int32)
+    list_of_row[rows] = lists
+    code_of_row = np.zeros((n, words.shape[1]), np.uint64)
+    code_of_row[rows] = words
+    model = index.model
+    arrays = {**model.arrays(), "lists": list_of_row[live], "codes": code_of_row[live]}
+    meta = {"tau": model.tau, "max_probe": model.max_probe, "trained_on": model.trained_on,
+            "arrays": [[name, dtype, list(arrays[name].shape)] for name, dtype in INDEX_ARRAYS]}
+    meta_json = json.dumps(meta, separators=(",", ":")).encode("ascii")
+    return [struct.pack("<I", len(meta_json)), meta_json] + [np.ascontiguousarray(arrays[name], dtype=dtype)
+                                                              for name, dtype in INDEX_ARRAYS]
+
+
+def _read_index(path, data: memoryview, dim: int, count: int):
+    """(model, list of each row, code of each row) from a v2 index section, every shape and
+    value range checked (the file is authenticated, but it may come from a buggy writer)."""
+    def bad(why: str) -> GalleryFileError:
+        return GalleryFileError(f"gallery file {path}: index section {why}")
+
+    try:
+        (meta_len,) = struct.unpack_from("<I", data, 0)
+        meta = json.loads(bytes(data[4:4 + meta_len]).decode("ascii"))
+        specs = meta["arrays"]
+        tau, max_probe, trained_on = float(meta["tau"]), int(meta["max_probe"]), int(meta["trained_on"])
+    except (struct.error, UnicodeDecodeError, ValueError, KeyError, TypeError) as err:
+        raise bad(f"has an unreadable description ({err})") from err
+    if [s[:2] for s in specs] != [list(a) for a in INDEX_ARRAYS] or not math.isfinite(tau) or tau < 0:
+        raise bad("describes unexpected arrays or values")
+    arrays, offset = {}, 4 + meta_len
+    for name, dtype, shape in specs:
+        if not isinstance(shape, list) or not all(isinstance(s, int) and 0 <= s < 1 << 40 for s in shape):
+            raise bad(f"gives a bad shape for {name}")
+        size = int(np.prod(shape)) * np.dtype(dtype).itemsize
+        if offset + size > len(data):
+            raise bad(f"is truncated inside {name}")
+        arrays[name] = np.frombuffer(data, dtype=dtype, count=size // np.dtype(dtype).itemsize,
+                                     offset=offset).reshape(shape).astype(np.dtype(dtype).newbyteorder("="))
+        offset += size
+    if offset != len(data):
+        raise bad("has trailing bytes")
+    nlist, cdim = arrays["centroids"].shape if arrays["centroids"].ndim == 2 else (0, 0)
+    bits = arrays["proj"].shape[1] if arrays["proj"].ndim == 2 else 0
+    expected = {"mean": (dim,), "axes": (dim, cdim), "centroids": (nlist, cdim), "proj": (dim, bits),
+                "thresholds": (bits,), "lists": (count,), "codes": (count, bits // 64)}
+    if nlist < 1 or bits < 64 or bits % 64 or any(arrays[k].shape != v for k, v in expected.items()):
+        raise bad("has arrays whose shapes do not fit the templates")
+    lists = arrays.pop("lists")
+    if count and (lists.min() < 0 or lists.max() >= nlist):
+        raise bad("assigns a template to a list that does not exist")
+    codes = arrays.pop("codes")
+    model = ivf.Coarse.from_arrays(arrays, tau=tau, max_probe=max(1, min(max_probe, nlist)), trained_on=trained_on)
+    return model, lists, codes
 
 
 def _grown(old: np.ndarray, n: int, shape: tuple, dtype) -> np.ndarray:
@@ -618,35 +698,3 @@ def _top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return cols, np.take_along_axis(scores, cols, axis=1)
 
 
-def _nearest_codes(dist: np.ndarray, target: int, bits: int) -> np.ndarray:
-    """Rows (ascending) of the `target`-or-so smallest distances: every row at or below the
-    smallest threshold t that admits at least `target` rows, trimmed if ties at t overflow.
-
-    A histogram of a strided sample guesses t, one count_nonzero confirms it; this costs two
-    light passes where argpartition on a million entries would cost several milliseconds.
-    """
-    n = len(dist)
-    if target >= n:
-        return np.arange(n)
-    step = max(1, n // 16_384)
-    hist = np.bincount(dist[::step], minlength=bits + 1)
-    cum = np.cumsum(hist) * step
-    t = int(min(np.searchsorted(cum, target * 1.25), bits))
-    mask = dist <= t
-    count = int(np.count_nonzero(mask))
-    while count < target and t < bits:
-        t += 1
-        mask = dist <= t
-        count = int(np.count_nonzero(mask))
-    while t > 0 and count > 4 * target:
-        below = dist <= t - 1
-        below_count = int(np.count_nonzero(below))
-        if below_count < target:
-            break
-        t, mask, count = t - 1, below, below_count
-    rows = np.flatnonzero(mask)
-    if len(rows) > 4 * target:  # many ties at t: keep all rows below t and enough at t
-        closer = rows[dist[rows] < t]
-        at_t = rows[dist[rows] == t][:max(0, target - len(closer))]
-        rows = np.sort(np.concatenate([closer, at_t]))
-    return rows

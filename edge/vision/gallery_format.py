@@ -1,16 +1,22 @@
-"""Gallery file format v1 (magic, versioned header, AES-GCM chunks) and the device key file.
+"""Gallery file format v2 (magic, versioned header, AES-GCM chunks) and the device key file.
 
 Layout of a gallery file (all integers little-endian):
 
     header  48 bytes  struct "<8sHHIQQ8s8s":
-            magic b"EDGEGAL\\0", version u16 (=1), flags u16 (bit 0: encrypted),
+            magic b"EDGEGAL\\0", version u16 (2; 1 still read), flags u16 (bit 0: encrypted),
             dim u32, count u64, payload_len u64, key_id 8 bytes, nonce_prefix 8 bytes
     body    plain:     payload, then SHA-256(header || payload)              (32 bytes)
             encrypted: payload cut into 4 MiB chunks, each AES-256-GCM sealed (+16 byte tag)
                        with nonce = nonce_prefix || u32 chunk index and
                        AAD = header || u32 chunk index || u8 is_last_chunk
-    payload count*dim float32 (the L2-normalised vectors, row-major), then the ids as a
-            UTF-8 JSON list (ints and strings keep their type)
+    payload v2: count*dim float32 (the L2-normalised vectors, row-major), u64 length of the
+            id list, the ids as a UTF-8 JSON list (ints and strings keep their type), then the
+            index section (empty when the gallery had no trained index): u32 length, a JSON
+            description, then the arrays it names (see gallery._index_parts)
+            v1: the vectors, then the id list (to the end of the payload); no index
+
+Both versions share the header, the sealing and the key derivation; the version field is part
+of the authenticated header, so a v2 file cannot be passed off as v1 or the reverse.
 
 The header is authenticated with every chunk, and payload_len fixes the exact file size, so a
 truncated, extended, reordered or edited file is refused before any byte of it is used. The AES
@@ -31,7 +37,8 @@ from pathlib import Path
 from edge.errors import EdgeError, StoreError
 
 MAGIC = b"EDGEGAL\0"
-VERSION = 1
+VERSION = 2
+READABLE_VERSIONS = (1, 2)
 FLAG_ENCRYPTED = 1
 HEADER = struct.Struct("<8sHHIQQ8s8s")
 CHUNK_BYTES = 4 << 20  # AES-GCM in one call is capped near 2 GiB; 4 MiB chunks also bound memory
@@ -144,7 +151,8 @@ def expected_size(payload_len: int, encrypted: bool) -> int:
 
 # ----------------------------------------------------------------------------- write / read
 
-def write_file(path: str | Path, *, dim: int, count: int, parts: list, key: bytes | None) -> None:
+def write_file(path: str | Path, *, dim: int, count: int, parts: list, key: bytes | None,
+               version: int = VERSION) -> None:
     """Atomically write a gallery file whose payload is the concatenation of `parts` (bytes-like).
 
     The file is written beside its final name with mode 0600, fsynced, then renamed over it, so
@@ -162,7 +170,7 @@ def write_file(path: str | Path, *, dim: int, count: int, parts: list, key: byte
         nonce_prefix = secrets.token_bytes(8)
     else:
         key_id = nonce_prefix = bytes(8)
-    header = HEADER.pack(MAGIC, VERSION, FLAG_ENCRYPTED if encrypted else 0, dim, count, payload_len,
+    header = HEADER.pack(MAGIC, version, FLAG_ENCRYPTED if encrypted else 0, dim, count, payload_len,
                          key_id, nonce_prefix)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -218,9 +226,9 @@ def _chunks(views: list, payload_len: int):
         yield bytes(buf)
 
 
-def read_file(path: str | Path, *, key: bytes | None) -> tuple[int, int, bytearray]:
-    """Read and verify a gallery file; return (dim, count, payload). Nothing is returned unless
-    every byte checked out."""
+def read_file(path: str | Path, *, key: bytes | None) -> tuple[int, int, int, bytearray]:
+    """Read and verify a gallery file; return (version, dim, count, payload). Nothing is
+    returned unless every byte checked out."""
     path = Path(path)
     try:
         f = open(path, "rb")
@@ -234,8 +242,9 @@ def read_file(path: str | Path, *, key: bytes | None) -> tuple[int, int, bytearr
         if len(header) < HEADER.size:
             raise GalleryFileError(f"gallery file {path}: truncated inside its header ({size} bytes)")
         magic, version, flags, dim, count, payload_len, key_id, nonce_prefix = HEADER.unpack(header)
-        if version != VERSION:
-            raise GalleryFileError(f"gallery file {path}: format version {version}, this edge reads version {VERSION}")
+        if version not in READABLE_VERSIONS:
+            raise GalleryFileError(f"gallery file {path}: format version {version}, this edge reads versions "
+                                   f"{', '.join(map(str, READABLE_VERSIONS))}")
         if flags & ~FLAG_ENCRYPTED:
             raise GalleryFileError(f"gallery file {path}: unknown flags {flags:#x}")
         encrypted = bool(flags & FLAG_ENCRYPTED)
@@ -259,7 +268,7 @@ def read_file(path: str | Path, *, key: bytes | None) -> tuple[int, int, bytearr
             digest.update(view)
             if not hmac.compare_digest(digest.digest(), f.read(DIGEST_BYTES)):
                 raise GalleryFileError(f"gallery file {path}: checksum mismatch (corrupted or tampered)")
-    return dim, count, payload
+    return version, dim, count, payload
 
 
 def _decrypt_into(f, path, header, payload, key, key_id, nonce_prefix) -> None:

@@ -3,6 +3,7 @@ the device key file is created 0600 and refused when others can read it."""
 
 from __future__ import annotations
 
+import json
 import os
 import struct
 
@@ -13,6 +14,7 @@ from edge.errors import StoreError
 from edge.vision import gallery_format as fmt
 from edge.vision.gallery import (DeviceKeyError, Gallery, GalleryFileError, create_device_key, ensure_device_key,
                                  load_device_key)
+from edge.vision.gallery_bench import FaceLikeData
 
 
 @pytest.fixture
@@ -61,7 +63,7 @@ def test_empty_gallery_round_trip(tmp_path, key):
 def test_large_round_trip_in_several_chunks_and_fast_index_after_load(tmp_path, key):
     rng = np.random.default_rng(4)
     vectors = rng.standard_normal((12_000, 128)).astype(np.float32)  # 6 MB: two 4 MiB chunks
-    gallery = Gallery(128, mode="fast")
+    gallery = Gallery(128, mode="fast", background=False)
     gallery.add(range(12_000), vectors)
     gallery.save(tmp_path / "big.bin", key=key)
     loaded = Gallery.load(tmp_path / "big.bin", key=key, mode="fast")
@@ -186,6 +188,77 @@ def test_well_sealed_but_inconsistent_content_is_refused(tmp_path, key, vectors,
     """A file that passes authentication but whose content is inconsistent (a bug or a key
     leak) is still refused rather than loaded half-right."""
     path = tmp_path / "g.bin"
-    fmt.write_file(path, dim=4, count=2, parts=[vectors, ids_json], key=key)
+    fmt.write_file(path, dim=4, count=2, parts=[vectors, ids_json], key=key, version=1)
     with pytest.raises(GalleryFileError, match=message):
         Gallery.load(path, key=key)
+    fmt.write_file(path, dim=4, count=2, parts=[vectors, struct.pack("<Q", len(ids_json)), ids_json], key=key)
+    with pytest.raises(GalleryFileError, match=message):  # the same in a v2 file
+        Gallery.load(path, key=key)
+
+
+def _v1_file(path, vectors, ids, key):
+    """A file exactly as the previous edge (format v1) wrote it: vectors then the id list."""
+    unit = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype("<f4")
+    ids_json = json.dumps(ids, separators=(",", ":")).encode()
+    fmt.write_file(path, dim=vectors.shape[1], count=len(ids), parts=[unit, ids_json], key=key, version=1)
+
+
+@pytest.mark.parametrize("encrypted", [False, True])
+def test_old_version_1_file_still_loads_and_gets_an_index(tmp_path, key, encrypted):
+    rng = np.random.default_rng(6)
+    vectors = rng.standard_normal((6_000, 32)).astype(np.float32)
+    ids = [f"HS-{i}" if i % 3 else i for i in range(6_000)]
+    path = tmp_path / "old.bin"
+    _v1_file(path, vectors, ids, key if encrypted else None)
+    assert struct.unpack_from("<H", path.read_bytes(), 8)[0] == 1
+
+    loaded = Gallery.load(path, key=key if encrypted else None, mode="fast")
+    assert loaded.ids() == ids
+    assert loaded.wait_for_index(timeout=120)  # trained again in the background
+    q = vectors[:20] + 0.05 * rng.standard_normal((20, 32)).astype(np.float32)
+    assert loaded.search(q, 1)[0][:, 0].tolist() == ids[:20]
+
+    loaded.save(path, key=key if encrypted else None)  # written back as the current version
+    assert struct.unpack_from("<H", path.read_bytes(), 8)[0] == fmt.VERSION == 2
+
+
+def test_version_2_keeps_the_trained_index(tmp_path, key):
+    """A load of a v2 file searches through the saved index at once: same lists, same answers."""
+    data = FaceLikeData(64, 2_000, seed=8)
+    vectors, _ = data.gallery(10_000, 5)
+    gallery = Gallery(64, mode="fast", background=False)
+    gallery.add(range(10_000), vectors)
+    gallery.remove(list(range(0, 10_000, 10)))
+    gallery.save(tmp_path / "g2.bin", key=key)
+    loaded = Gallery.load(tmp_path / "g2.bin", key=key, mode="fast", background=False)
+    assert loaded.stats()["fast_index"] and not loaded.training
+    assert loaded.stats()["lists"] == gallery.stats()["lists"]
+    assert loaded.stats()["probe_gap"] == pytest.approx(gallery.stats()["probe_gap"])
+    queries, _ = data.queries(50)
+    for a, b in zip(gallery.search(queries, 3), loaded.search(queries, 3)):
+        assert a.tolist() == b.tolist()
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda meta: {**meta, "tau": -1}, "unexpected arrays or values"),
+    (lambda meta: {**meta, "arrays": meta["arrays"][:-1]}, "unexpected arrays or values"),
+    (lambda meta: {**meta, "arrays": [[n, t, [s[0] + 1] + s[1:]] if n == "codes" else [n, t, s]
+                                      for n, t, s in meta["arrays"]]}, "truncated inside codes|shapes do not fit"),
+])
+def test_well_sealed_but_inconsistent_index_is_refused(tmp_path, key, damage, message):
+    rng = np.random.default_rng(2)
+    gallery = Gallery(16, mode="fast", background=False)
+    gallery.add(range(3_000), rng.standard_normal((3_000, 16)))
+    gallery.save(tmp_path / "g.bin", key=key)
+    _, dim, count, payload = fmt.read_file(tmp_path / "g.bin", key=key)
+    start = 4 * dim * count
+    (ids_len,) = struct.unpack_from("<Q", payload, start)
+    index_at = start + 8 + ids_len
+    (meta_len,) = struct.unpack_from("<I", payload, index_at)
+    meta = json.loads(bytes(payload[index_at + 4:index_at + 4 + meta_len]))
+    new_meta = json.dumps(damage(meta)).encode()
+    rebuilt = (bytes(payload[:index_at]) + struct.pack("<I", len(new_meta)) + new_meta
+               + bytes(payload[index_at + 4 + meta_len:]))
+    fmt.write_file(tmp_path / "g.bin", dim=dim, count=count, parts=[rebuilt], key=key)
+    with pytest.raises(GalleryFileError, match=message):
+        Gallery.load(tmp_path / "g.bin", key=key)
