@@ -659,8 +659,8 @@ class SmsService:
 def delivery(conn: psycopg.Connection, site: str | None = None, limit: int = 200) -> list[dict]:
     """Per result and text: what was sent when, and how far it got (no phone, no text)."""
     rows = conn.execute(
-        "SELECT site, device, receipt, kind, status, attempts, parts, extract(epoch FROM created), "
-        "extract(epoch FROM sent_at), extract(epoch FROM delivered_at), error, phone IS NOT NULL "
+        "SELECT site, device, receipt, kind, status, attempts, parts, extract(epoch FROM created)::float8, "
+        "extract(epoch FROM sent_at)::float8, extract(epoch FROM delivered_at)::float8, error "
         "FROM sms_messages WHERE kind IN ('result_ready', 'reminder', 'expired') "
         "AND (%s::text IS NULL OR site = %s) ORDER BY id DESC LIMIT %s", (site, site, limit)).fetchall()
     keys = ("site", "device", "receipt", "kind", "status", "attempts", "parts", "created", "sent_at",

@@ -18,6 +18,7 @@ import time
 from aiohttp import web
 
 from edge.central import auth, db, ratings, sms
+from edge.central.web import charts
 from edge.central.web.common import ALARM_KINDS, CENTRAL_KEY, STAFF_KEY, TEXT, add_nav, lang_of, render, respond
 
 PUBLIC_PATHS = ("/danh-gia", "/danh-gia/ma")
@@ -48,11 +49,12 @@ RTEXT = {
     "summary": ("Điểm trung bình", "Averages"), "latest": ("Đánh giá gần đây", "Latest ratings"),
     "channel": ("Kênh", "Channel"), "count": ("Số lượt", "Count"), "average": ("Trung bình", "Average"),
     "counter": ("Quầy", "Counter"), "service": ("Dịch vụ", "Service"), "score_h": ("Điểm", "Score"),
-    "comment_h": ("Góp ý", "Comment"), "time": ("Thời gian", "Time"), "site": ("Điểm", "Site"),
+    "comment_h": ("Góp ý", "Comment"), "time": ("Thời gian", "Time"), "site": ("Đơn vị", "Office"),
     "dossier": ("Hồ sơ", "Dossier"), "delivery": ("Tin nhắn báo kết quả", "Result SMS delivery"),
     "kind": ("Loại tin", "Message"), "status": ("Trạng thái", "Status"), "attempts": ("Lần gửi", "Attempts"),
     "sent": ("Gửi lúc", "Sent"), "delivered": ("Đến máy lúc", "Delivered"), "error": ("Lỗi", "Error"),
-    "none": ("Chưa có", "None yet"), "ch_sms": ("SMS", "SMS"), "ch_web": ("Web", "Web"),
+    "none": ("Chưa có", "None yet"),
+    "per_day": ("Điểm trung bình theo ngày, 30 ngày qua (mọi kênh)", "Average rating per day, last 30 days (all channels)"), "ch_sms": ("SMS", "SMS"), "ch_web": ("Web", "Web"),
     "ch_counter": ("Bàn phím tại quầy", "Counter keypad"),
     "k_result_ready": ("Báo kết quả + PIN", "Result ready + PIN"), "k_reminder": ("Nhắc hạn", "Reminder"),
     "k_expired": ("Quá hạn", "Expired"),
@@ -168,8 +170,21 @@ async def staff_page(request: web.Request) -> web.Response:
     delivery = [r for r in await _sync(central, sms.delivery, None, 100) if staff.may_see(r["site"])]
     return render(request, "ratings.html", "ratings", {
         "rt": lambda key, **kw: rt(lang, key, **kw), "summary": ratings.summary(rows),
+        "daily": daily_chart(rows, central.tz, rt(lang, "per_day")),
         "latest": auth.redact(list(reversed(rows))[:50], staff), "delivery": auth.redact(delivery, staff),
         "sms_on": getattr(central, "sms", None) is not None}, refresh=30)
+
+
+def daily_chart(rows: list[dict], tz, title: str) -> charts.BarChart:
+    """Average score per local day over the last 30 days (a gap where nobody rated)."""
+    today = dt.datetime.now(tz).date()
+    days = [today - dt.timedelta(days=n) for n in range(29, -1, -1)]
+    scores: dict = {}
+    for r in rows:
+        scores.setdefault(dt.datetime.fromtimestamp(r["ts"], tz).date(), []).append(r["score"])
+    values = [round(sum(scores[d]) / len(scores[d]), 2) if d in scores else None for d in days]
+    return charts.bar_chart(values, [d.strftime("%d/%m") for d in days], title=title, unit="/5", color="#2da44e",
+                            integer=False)
 
 
 def add_routes(app: web.Application) -> None:
