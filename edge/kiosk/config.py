@@ -28,6 +28,8 @@ class KioskConfig:
     lockout_s: float = opt(900.0, min=10, max=86400, help="how long a lockout lasts")
     face_timeout_s: float = opt(2.0, min=0.2, max=30, help="time given to one face check")
     face_pause_s: float = opt(0.8, min=0.0, max=10, help="pause between two face checks, so the citizen can read the hint")
+    face_step_s: float = opt(45.0, min=5, max=600,
+                             help="the face step's countdown; then the PIN is offered (or the desk, without a PIN)")
     face_retries: int = opt(15, min=1, max=200,
                             help="face checks that ask the citizen to adjust (too far, too dark) before giving up")
     door_timeout_s: float = opt(120.0, min=5, max=3600, help="waiting for the citizen to close the door, per reminder")

@@ -231,6 +231,7 @@ class PickupFlow:
             if await self._face_possible(code):
                 s.step, s.step_started = "face", self.clock()
                 self._touch(s)
+                self._ask_preview()  # before the first verify: the picture shows while its frames are taken
                 self._audit("step.face", receipt=code)
                 self._spawn(self._face_loop(s))
             else:
@@ -341,6 +342,14 @@ class PickupFlow:
         except (EdgeError, ValueError) as err:  # ValueError: a code the vision service cannot key on
             log.warning("kiosk: vision unavailable (%s): PIN only", err)
             return False
+
+    def _ask_preview(self) -> None:
+        preview = getattr(self._vision(), "preview", None)
+        if callable(preview):
+            try:
+                preview()
+            except (EdgeError, OSError, ValueError) as err:  # no picture is no reason to stop the pickup
+                log.info("kiosk: no camera picture: %s", err)
 
     async def _face_loop(self, s: Session) -> None:
         """Check the face until accepted, rejected too often, or the session moves on."""
@@ -584,6 +593,8 @@ def refusal_notice(result: dict, *, final: bool) -> str:
     """The i18n key telling the citizen why the face was refused: a photo or screen is named as such."""
     reason = str(result.get("reason") or "").lower()
     liveness = (result.get("liveness") or {}) if isinstance(result.get("liveness"), dict) else {}
+    if reason == "challenge":  # turned the other way than asked (a replayed video does that)
+        return "kiosk.pin_after_spoof" if final else "kiosk.face_challenge_failed"
     if any(w in reason for w in LIVENESS_WORDS) or liveness.get("verdict") == "fail":
         return "kiosk.pin_after_spoof" if final else "kiosk.face_not_live"
     return "kiosk.pin_after_face" if final else "kiosk.face_retry"

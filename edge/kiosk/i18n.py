@@ -37,6 +37,10 @@ STRINGS: dict[str, tuple[str, str]] = {
                             "Ông/Bà làm theo hướng dẫn trên màn hình. Ông/Bà còn {n} lần thử.",
                             "The camera must see you yourself, not a printed photo or a phone screen. "
                             "Please follow the prompt on the screen. You have {n} tries left."),
+    "kiosk.face_challenge_failed": ("Chưa đúng yêu cầu trên màn hình. Ông/Bà vui lòng làm lại theo hướng dẫn. "
+                                    "Ông/Bà còn {n} lần thử.",
+                                    "That was not what the screen asked. Please follow the prompt again. "
+                                    "You have {n} tries left."),
     "kiosk.use_pin": ("Dùng mã PIN thay thế", "Use a PIN instead"),
     "kiosk.pin_title": ("Nhập mã PIN trên giấy hẹn", "Enter the PIN from your receipt"),
     "kiosk.pin_hint": ("Mã PIN gồm các chữ số được in trên giấy hẹn hoặc gửi qua tin nhắn",
@@ -80,6 +84,7 @@ STRINGS: dict[str, tuple[str, str]] = {
                            "The door was left open. Staff have been told."),
     # face guidance (from the vision service's reasons)
     "guide.ok": ("Giữ nguyên…", "Hold still…"),
+    "guide.challenge": ("Ông/Bà làm theo yêu cầu ở trên, chậm rãi", "Please do what is asked above, slowly"),
     "guide.no_face": ("Không thấy khuôn mặt. Vui lòng đứng trước camera.", "No face seen. Please stand in front of the camera."),
     "guide.too_small": ("Vui lòng lại gần hơn", "Please come closer"),
     "guide.too_far": ("Vui lòng lại gần hơn", "Please come closer"),

@@ -46,7 +46,7 @@ def _rgb(name: str):
 class Rig:
     """Locker (Kerong pty sim) + vision (file camera) + kiosk, sharing one store and one loop."""
 
-    def __init__(self, tmp: Path, camera_image: str):
+    def __init__(self, tmp: Path, camera_image: str, *, liveness: bool = False):
         from edge.kiosk.service import KioskService
         from edge.locker.config import CompartmentConfig, LockerConfig, SimConfig
         from edge.locker.pins import hash_pin
@@ -68,6 +68,8 @@ class Rig:
         # so liveness is explicitly off here (it is on by default; tests/vision/test_liveness.py).
         vision_cfg = VisionConfig(camera=f"replay:{FACES / camera_image}", model_dir=str(_model_dir()),
                                   threads=1, fps=10.0, liveness_model="off", liveness_motion="off")
+        if liveness:  # as shipped for the kiosk role (the attack journey in test_pickup_attack.py)
+            vision_cfg = replace(vision_cfg, liveness_model="builtin", liveness_motion="require")
         kiosk_cfg = replace(KioskConfig(), port=0, face_pause_s=0.2, thanks_s=3.0, face_attempts=2)
 
         def ctx(name, cfg):

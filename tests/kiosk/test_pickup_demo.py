@@ -1,0 +1,110 @@
+"""`edge demo` as a newcomer runs it: the results it loads can be collected in Chromium, the face
+one by the face the replay camera shows (real locker simulator, real vision models, real QR camera
+simulator showing its receipt every 30 s beside)."""
+
+from __future__ import annotations
+
+import queue
+import re
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from edge.kiosk.demo_results import RESULTS
+from kiosk_harness import shot
+
+pytestmark = pytest.mark.browser
+
+FACE = next(r for r in RESULTS if r.face_photos)
+PIN_ONLY = next(r for r in RESULTS if not r.face_photos)
+READY_S = 150.0  # every service on one busy machine, the face models included
+
+
+class Demo:
+    """`python -m edge demo` in a subprocess; its console lines are read on a thread."""
+
+    def __init__(self, seconds: float):
+        self.proc = subprocess.Popen([sys.executable, "-m", "edge", "demo", "--seconds", str(seconds)],
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.put(line.rstrip("\n"))
+
+    def wait_for(self, pattern: str, timeout_s: float = READY_S) -> re.Match:
+        deadline = time.monotonic() + timeout_s
+        for line in self.seen:
+            if m := re.search(pattern, line):
+                return m
+        while time.monotonic() < deadline:
+            try:
+                line = self.lines.get(timeout=0.5)
+            except queue.Empty:
+                if self.proc.poll() is not None:
+                    break
+                continue
+            self.seen.append(line)
+            if m := re.search(pattern, line):
+                return m
+        raise AssertionError(f"the demo never printed /{pattern}/; it printed:\n" + "\n".join(self.seen[-40:]))
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+@pytest.fixture
+def demo():
+    d = Demo(seconds=300)
+    try:
+        yield d
+    finally:
+        d.stop()
+
+
+def keypad(page, text):
+    for key in text:
+        page.click(f"#codepad button[data-key='{key}']")
+
+
+def test_the_demo_face_result_is_collected_in_the_browser(demo, page, tmp_path):
+    url = demo.wait_for(r"^\s+kiosk\s+(http://\S+/kiosk)$").group(1)
+    demo.wait_for(re.escape(FACE.code) + r"\s+face")
+    demo.wait_for(re.escape(PIN_ONLY.code) + r"\s+PIN")
+    demo.wait_for("the demo session was cancelled")  # the demo's own button press is over
+    page.goto(url)
+    page.wait_for_selector("body[data-ready='1']")
+    shot(page, tmp_path, "demo-1-start")
+    page.click("#start")
+    page.wait_for_selector("body[data-step='code']")
+    keypad(page, FACE.code.replace(".", "").replace("-", ""))  # the separators come by themselves
+    assert page.input_value("#code") == FACE.code
+    page.click("#code-submit")
+    # The replay camera shows the enrolled person: the face step opens the door by itself (the
+    # demo's still photo cannot turn its head, so edge/demo.toml switches only the challenge off).
+    page.wait_for_selector("body[data-step='face'], body[data-step='open']")
+    page.wait_for_selector("body[data-step='open']", timeout=45_000)
+    assert re.fullmatch(r"Ngăn số \d+ đang mở", page.inner_text("#open-title"))
+    shot(page, tmp_path, "demo-3-open")
+    page.wait_for_selector("body[data-step='thanks']", timeout=30_000)  # the simulator closes the door
+    # The PIN result: its code, then its PIN on the keypad.
+    page.wait_for_selector("body[data-step='start']", timeout=30_000)
+    page.click("#start")
+    page.wait_for_selector("body[data-step='code']")
+    keypad(page, PIN_ONLY.code.replace(".", "").replace("-", ""))
+    page.click("#code-submit")
+    page.wait_for_selector("body[data-step='pin']")
+    for key in PIN_ONLY.pin:
+        page.click(f"#keypad button[data-key='{key}']")
+    page.click("#keypad button[data-key='✓']")
+    page.wait_for_selector("body[data-step='open']", timeout=20_000)
