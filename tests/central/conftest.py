@@ -229,6 +229,9 @@ class CentralThread:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
+        if config.staff_file is None:          # the test clients read with ADMIN_TOKEN
+            import dataclasses
+            config = dataclasses.replace(config, staff_file=staff_file(Path(tempfile.mkdtemp(prefix="edge-staff-"))))
         self.app = CentralApp(config)
         asyncio.run_coroutine_threadsafe(self.app.start(), self.loop).result(30)
         self.url = f"http://127.0.0.1:{self.app.port}"
