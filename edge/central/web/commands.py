@@ -26,6 +26,10 @@ log = logging.getLogger(__name__)
 CONFIRM_TTL_S = 120
 PENDING_KEY = web.AppKey("pending_commands", dict)
 FIELDS = ("site", "device", "service", "type")
+# What a door-moving command does, said on the confirmation step.
+DOOR_COMMAND_TEXT = {"open": ("Mở một ngăn tủ", "Open one compartment"),
+                     "load": ("Nạp kết quả: mở ngăn được chọn", "Load a result: opens the chosen compartment"),
+                     "audit_open_all": ("Kiểm kê: mở lần lượt mọi ngăn", "Audit: opens every compartment in turn")}
 
 
 def _refusal(request: web.Request, key: str, status: int) -> tuple[int, dict]:
@@ -87,7 +91,7 @@ async def page(request: web.Request) -> web.Response:
     devices = [d for d in await request.app[CENTRAL_KEY].db.run(queries.devices) if staff.may_see(d["site"])]
     return render(request, "commands.html", "commands", {
         "form": form, "notice": notice, "confirm": confirm, "recent": recent, "may_command": staff.may_command,
-        "door_commands": sorted(DOOR_COMMANDS), "sites": sorted({d["site"] for d in devices}),
+        "door_commands": sorted(DOOR_COMMANDS), "door_text": DOOR_COMMAND_TEXT, "sites": sorted({d["site"] for d in devices}),
         "device_names": sorted({d["device"] for d in devices}), "json": json.dumps})
 
 
