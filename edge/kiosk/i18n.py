@@ -269,8 +269,10 @@ STRINGS: dict[str, tuple[str, str]] = {
                              "Too many wrong staff PINs. Wait 5 minutes, then try again."),
     "err.citizen_pin_format": ("Mã PIN cho công dân phải gồm 4 đến 8 chữ số (hoặc để trống).",
                                "The citizen PIN must be 4 to 8 digits (or left empty)."),
-    "err.receipt_format": ("Mã hồ sơ chỉ gồm chữ, số và - _ . / (tối đa 64 ký tự). Kiểm tra lại.",
-                           "The dossier code has only letters, digits and - _ . / (up to 64). Check it."),
+    "err.receipt_format": ("Mã hồ sơ phải có dạng mã cơ quan-ngày-số, ví dụ 000.00.01.H29-261207-0001 "
+                           "(như in trên giấy hẹn), để công dân nhận được tại tủ. Kiểm tra lại.",
+                           "The dossier code must be agency id-date-number, e.g. 000.00.01.H29-261207-0001 "
+                           "(as on the receipt), so the citizen can collect it at the kiosk. Check it."),
     "err.pin_with_phone": ("Đã nhập số di động: thiết bị tự tạo mã PIN và gửi SMS. Để trống ô PIN.",
                            "A mobile number is given: the device makes the PIN and sends it by SMS. Leave the PIN empty."),
     "err.phone_format": ("Số di động không đúng. Nhập số Việt Nam, ví dụ 0912 345 678.",
