@@ -34,6 +34,11 @@ def test_a_printed_photo_is_refused_at_the_kiosk_and_the_pin_offered(rig_printed
     open_kiosk(page, rig)
     scan(page, CODE)
     page.wait_for_selector("body[data-step='face']")
+    # The randomised prompt of the verify in progress, over the live (mirrored) picture.
+    page.wait_for_function("/quay mặt sang (trái|phải)/.test(document.querySelector('#challenge').textContent)",
+                           timeout=30_000)
+    page.wait_for_function("document.querySelector('#camera').naturalWidth > 0", timeout=30_000)
+    shot(page, tmp_path, "attack-print-face")
     page.wait_for_selector("body[data-step='pin']", timeout=60_000)  # two refusals (face_attempts = 2)
     notice = page.inner_text("#pin-notice")
     assert "ảnh in hay màn hình không dùng được" in notice, notice
