@@ -35,7 +35,8 @@ def test_migrations_are_versioned_and_safe_to_run_concurrently(pg):
         t.join(30)
     assert errors == []
     with db.connect(pg.dsn) as conn:
-        assert [r[0] for r in conn.execute("SELECT version FROM central_schema ORDER BY version")] == [1, 2, 3, 4]
+        versions = [r[0] for r in conn.execute("SELECT version FROM central_schema ORDER BY version")]
+    assert versions == list(range(1, len(db.MIGRATIONS) + 1))     # each applied once, in order
 
 
 def test_events_partitioned_by_month_and_retention_drops_old_months(pg):
