@@ -103,3 +103,10 @@ def test_ratings_api_and_page_need_a_login(office):
     with pytest.raises(urllib.error.HTTPError) as err:
         office.get("/api/ratings?from=yesterday")
     assert err.value.code == 400
+
+
+def test_without_sms_the_ratings_api_works_and_the_page_says_to_rate_at_the_counter(central_app):
+    plain = central_app()                       # no --sms: counter ratings only
+    assert plain.get("/api/ratings") == []
+    status, page = form(f"{plain.url}/danh-gia/ma", {"receipt": CODE, "phone": "0912345678"})
+    assert status == 503 and "đánh giá tại quầy" in page

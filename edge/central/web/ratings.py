@@ -70,10 +70,20 @@ def rt(lang: str, key: str, **fields) -> str:
     return text.format(**fields) if fields else text
 
 
+_MIGRATED: set[str] = set()   # databases whose rating/SMS tables this process has checked
+
+
 async def _sync(central, func, *args):
-    """Run a sync edge.central.ratings/sms function on its own connection, off the event loop."""
+    """Run a sync edge.central.ratings/sms function on its own connection, off the event loop.
+    The tables are created on first use, so the pages work before (or without) `--sms`."""
+    dsn = central.config.ingest.dsn
+
     def call():
-        with db.connect(central.config.ingest.dsn) as conn:
+        with db.connect(dsn) as conn:
+            if dsn not in _MIGRATED:
+                db.migrate(conn)
+                sms.migrate(conn)
+                _MIGRATED.add(dsn)
             return func(conn, *args)
     return await asyncio.to_thread(call)
 
