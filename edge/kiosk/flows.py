@@ -317,6 +317,7 @@ class PickupFlow:
             if s is None:
                 if self.banner and self.banner[2] <= self.clock():
                     self.banner = None
+                    self.language = self.default_language  # the next citizen starts in the default language
                     self._notify()
                 return
             if self._idle_too_long(s):

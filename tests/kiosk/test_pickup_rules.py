@@ -95,6 +95,7 @@ def test_the_timeout_message_keeps_the_sessions_language(store):
         v = flow.view()
         assert (v["step"], v["message"], v["lang"]) == ("message", "msg.timeout", "en")
         assert v["seconds_left"] > 0  # "back to start in …"
+        flow.set_language("en")  # pressed again while the message shows: the message is re-read, nothing more
         clock.now += 60
         await flow.tick()
         assert flow.view()["lang"] == "vi"  # the next citizen starts in the default language
