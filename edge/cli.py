@@ -32,6 +32,7 @@ BENCHES = {
     "pager": "edge.pager.bench",
     "match": "edge.vision.gallery_bench",
     "kiosk": "edge.kiosk.bench",
+    "liveness": "edge.vision.liveness_bench",
 }
 # What each benchmark measures, for `edge bench --help` (the modules are imported only when one runs).
 BENCH_HELP = {
@@ -43,6 +44,7 @@ BENCH_HELP = {
     "pager": "counter button press to the last page byte (p50/p99) beside a bare serial write; queue ops/s",
     "match": "gallery search on 1M face templates (exact, fast, numpy, FAISS): latency and recall",
     "kiosk": "first screen interactive in Chromium, and the face step's answer time",
+    "liveness": "anti-spoofing + motion cost per frame beside the face pipeline; scores on the synthetic attack set",
 }
 
 

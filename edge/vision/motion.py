@@ -141,3 +141,25 @@ def measure(landmark_sets: Sequence, key: str | None) -> Motion:
     else:
         status = "pass" if parallax >= max(MIN_PARALLAX, PARALLAX_PER_TURN * turn) else "flat"
     return Motion(status, parallax, moved, turn, other)
+
+
+def turned_away(landmark_sets: Sequence) -> list[bool]:
+    """Which frames show the head turned for the challenge (yaw at least half a step from the
+    first frames'): those prove liveness but are not matched, because a turned face is further
+    from the frontal templates than the matching threshold was chosen for."""
+    if not landmark_sets:
+        return []
+    yaws = np.array([pose(np.asarray(p, np.float64).reshape(5, 2)).yaw for p in landmark_sets])
+    start = float(np.median(yaws[:max(1, min(EXTREME_FRAMES, len(yaws) // 2))]))
+    return [bool(abs(y - start) >= YAW_STEP / 2) for y in yaws]
+
+
+def frontal_only(frames: list[dict]) -> list[dict]:
+    """Per-frame results with the challenge's turned frames marked reason 'turned' (not matched)."""
+    with_points = [i for i, f in enumerate(frames) if f.get("landmarks") is not None]
+    flags = turned_away([frames[i]["landmarks"] for i in with_points])
+    out = list(frames)
+    for i, away in zip(with_points, flags):
+        if away and out[i].get("reason") == "ok":
+            out[i] = {**out[i], "reason": "turned"}
+    return out

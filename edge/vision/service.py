@@ -220,7 +220,8 @@ class VisionService(Service):
         except DeviceNotReady as err:
             return _add_guidance({"decision": "retry", "score": None, "reason": "camera_unavailable",
                                   "error": str(err), "challenge": prompt}, self.ctx.language)
-        result = matching.verify_decision(results, templates, threshold=self.config.threshold, needed=needed)
+        matched = motion.frontal_only(results) if prompt else results
+        result = matching.verify_decision(matched, templates, threshold=self.config.threshold, needed=needed)
         result["threshold"] = self.config.threshold
         self._apply_liveness(result, results, prompt)
         return self._finish_verify(dossier, actor, result, count=result["decision"] == "reject")
@@ -235,10 +236,11 @@ class VisionService(Service):
         except DeviceNotReady as err:
             return _add_guidance({"decision": "retry", "dossier": None, "score": None,
                                   "reason": "camera_unavailable", "error": str(err)}, self.ctx.language)
+        results_all, results = results, motion.frontal_only(results) if prompt else results
         gallery = self._candidates(results)
         result = matching.identify_decision(results, gallery, threshold=self.config.threshold,
                                             margin=self.config.identify_margin, needed=needed)
-        self._apply_liveness(result, results, prompt)
+        self._apply_liveness(result, results_all, prompt)
         if result["decision"] != "accept":
             result["dossier"] = None
         _add_guidance(result, self.ctx.language)

@@ -74,6 +74,13 @@ class _Pipeline:
         return result
 
 
+def usable_count(frames: list[dict], request: dict) -> int:
+    """Frames the match will use: 'ok', and with a challenge not turned away (see motion.frontal_only)."""
+    from edge.vision.motion import frontal_only
+
+    return sum(f["reason"] == "ok" for f in (frontal_only(frames) if request.get("challenge") else frames))
+
+
 def challenge_state(frames: list[dict], request: dict) -> str | None:
     """The motion status of the frames so far against the request's challenge (None: no challenge)."""
     from edge.vision.motion import measure
@@ -140,8 +147,7 @@ def worker_main(conn, settings: dict) -> None:
         wanted, deadline = int(request.get("n", 3)), time.monotonic() + float(request.get("timeout_s", 2.0))
         frames: list[dict] = []
         state = challenge_state(frames, request)
-        while time.monotonic() < deadline and (sum(f["reason"] == "ok" for f in frames) < wanted
-                                               or state not in (None, "pass")):
+        while time.monotonic() < deadline and (usable_count(frames, request) < wanted or state not in (None, "pass")):
             frame = grab()
             if frame is None:
                 beat()

@@ -1,4 +1,5 @@
-"""A synthetic presentation-attack set built from the sample faces (tests/data/faces), seeded.
+"""A synthetic presentation-attack set built from the sample faces (tests/data/faces), seeded:
+used by tests/vision/test_liveness.py and `edge bench liveness`.
 
 Stills (what the passive model sees):
   print   the photo printed (paper tint, lower contrast, halftone dots), held up and
@@ -173,3 +174,13 @@ def camera_frame(photo: np.ndarray) -> np.ndarray:
     top = min(max(0, (big.shape[0] - SIZE[1]) // 4), big.shape[0] - SIZE[1])
     left = (big.shape[1] - SIZE[0]) // 2
     return np.ascontiguousarray(big[top:top + SIZE[1], left:left + SIZE[0]])
+
+
+def genuine(photo: np.ndarray, seed: int = 0) -> np.ndarray:
+    """A genuine camera frame of the person: `camera_frame` with a little exposure change,
+    sensor noise and JPEG (seed 0: no exposure change)."""
+    rng = np.random.default_rng(seed)
+    frame = camera_frame(photo).astype(np.float32)
+    if seed:
+        frame = frame * rng.uniform(0.85, 1.15) + rng.uniform(-10, 10)
+    return _camera(np.clip(frame, 0, 255).astype(np.uint8), rng, blur=0.4, noise=2.0, quality=90)
