@@ -19,12 +19,14 @@ log = logging.getLogger("edge.pager")
 
 TICK_S = 1.0
 # (seconds from the start of the day, people the hall should hold, seconds between two arrivals)
-PHASES = ((0, 2, 4.0), (20, 14, 1.5), (100, 6, 6.0), (160, 1, 12.0))
-DAY_S = 220  # then a new morning
-SERVICE_S = (5.0, 11.0)  # how long one citizen stays at a counter
+PHASES = ((0, 2, 6.0), (20, 14, 2.0), (120, 5, 12.0), (190, 1, 20.0))
+DAY_S = 300  # then a new morning
+# How long one citizen stays at a counter: a demo minute is short, but long enough that the wall
+# display's estimates read like an office's ("8 người chờ · khoảng 2 phút").
+SERVICE_S = (15.0, 35.0)
 NO_SHOW_EVERY = 9  # about one call in nine is a no-show
 SPARE_CARDS = 10  # never hand out the last cards: reception must not be refused during the demo
-BREAK = ("3", 60, 25)  # counter, seconds into the day, how long its break lasts
+BREAK = ("3", 80, 40)  # counter, seconds into the day, how long its break lasts
 
 
 def phase(t: float) -> tuple[int, float]:
