@@ -12,6 +12,7 @@ import functools
 import hmac
 import logging
 import math
+import re
 import secrets
 import time
 
@@ -23,11 +24,13 @@ from edge.central.web.common import CENTRAL_KEY, STAFF_KEY, is_https, lang_of, r
 
 log = logging.getLogger(__name__)
 LOGIN_CSRF_COOKIE = "edge_login_csrf"
+SAFE_NEXT = re.compile(r"/[A-Za-z0-9/_.~%?&=+-]*")
 
 
 def _safe_next(value: str | None) -> str:
     """Only a path on this server (never `//other.host` or `https://…`) after a login."""
-    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
+    # Only plain URL characters: browsers drop tabs and newlines, so "/\t/evil" would become "//evil".
+    if value and SAFE_NEXT.fullmatch(value) and not value.startswith("//"):
         return value
     return "/"
 
