@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from edge.errors import EdgeError
@@ -28,6 +29,7 @@ class DemoResult:
     pin: str
     size: str
     face_photos: tuple[str, ...] = ()  # sample photos the citizen's face is enrolled from (none: PIN only)
+    note: str = ""
 
 
 # Sizes S, L and XL: the locker's own demo keeps loading and collecting "M" results beside these.
@@ -36,6 +38,15 @@ RESULTS = (
     DemoResult("000.00.01.H29-261207-0101", "1357", "S", ("obama1.jpg", "obama2.jpg", "obama2.jpg")),
     DemoResult("000.00.01.H29-261207-0102", "2468", "L"),
 )
+
+
+def scanned_receipt_result(site: str) -> DemoResult:
+    """The receipt the QR service's demo camera shows every 30 s (edge.qr.sim, today's date): loaded
+    too, so holding a receipt up can be seen end to end (it fills the code field; PIN only)."""
+    from edge.qr.sim import demo_payloads
+
+    code = dict(demo_payloads([], site, datetime.now()))["receipt"]
+    return DemoResult(code, "2580", "XL", note="the receipt the QR demo camera shows every 30 s")
 
 
 async def load_demo_results(locker, vision, *, results=RESULTS, door_wait_s: float = 30.0) -> list[str]:
@@ -51,7 +62,7 @@ async def load_demo_results(locker, vision, *, results=RESULTS, door_wait_s: flo
             log.warning("kiosk demo: %s could not be loaded: %s", result.code, err)
             continue
         how = "face (PIN %s as the fallback)" % result.pin if face else "PIN %s" % result.pin
-        lines.append(f"  {result.code}  {how}")
+        lines.append(f"  {result.code}  {how}" + (f"  ({result.note})" if result.note else ""))
     return lines
 
 

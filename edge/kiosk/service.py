@@ -156,13 +156,15 @@ class KioskService(Service):
 
     async def demo(self) -> None:
         """Print where the screens are, load results to collect, then press the (simulated) 'get result' button once."""
-        from edge.kiosk.demo_results import load_demo_results
+        from edge.kiosk.demo_results import RESULTS, load_demo_results, scanned_receipt_result
 
         lines = [f"  {name:<12} {url}" for name, url in self.screen_urls().items()]
         print("kiosk: screens on this device (open them in a browser):\n" + "\n".join(lines), flush=True)
         locker = self.ctx.peer("locker")
         if locker is not None and hasattr(locker, "load"):
-            loaded = await load_demo_results(locker, self.ctx.peer("vision"))
+            qr_demo = getattr(getattr(self.ctx.peer("qr"), "config", None), "camera", None) == "sim"
+            results = RESULTS + ((scanned_receipt_result(self.ctx.site),) if qr_demo else ())
+            loaded = await load_demo_results(locker, self.ctx.peer("vision"), results=results)
             print("kiosk: results waiting in the locker, to collect at " + f"{self.url}/kiosk:\n"
                   + "\n".join(loaded), flush=True)
         pin = getattr(self.button, "button", None)

@@ -121,11 +121,15 @@ def test_a_code_typed_on_the_keypad_is_formatted_as_typed(kiosk, page, tmp_path)
     shot(page, tmp_path, "pickup-code-keypad")
     keypad(page, "⌫")
     keypad(page, "9")
+    assert page.input_value("#code") == CODE[:-1] + "9"
     page.click("#code-submit")
     page.wait_for_function("document.querySelector('#code-notice').textContent.includes('Không tìm thấy')")
     assert page.inner_text("#code-notice").endswith("Ông/Bà còn 2 lần thử.")
     assert page.input_value("#code") == ""  # refused: emptied for the next try
     # A shortened code with a letter in the agency part: typed separators are kept.
+    keypad(page, "123")
+    page.click("#codepad button[data-key='clear']")  # "Xóa hết"
+    assert page.input_value("#code") == ""
     keypad(page, "000.A0.01H26261207")
     assert page.input_value("#code") == "000.A0.01.H26-261207-"
     keypad(page, "0042")
@@ -149,9 +153,8 @@ def test_a_code_left_in_view_of_the_camera_spends_no_attempt(kiosk, page, loop_t
     view = svc.flow.view()
     assert view["step"] == "code" and view["attempts_left"] == 3
     shot(page, tmp_path, "pickup-code-scanned")
-    # The citizen clears it and types their own code; the stale code, read again, changes nothing.
-    for _ in range(len(LEFT_IN_VIEW)):
-        keypad(page, "⌫")
+    # The citizen types their own code over it (no need to delete it first); the stale code, read
+    # again, changes nothing.
     keypad(page, "0000001H292612070001")
     loop_thread.call(svc._scanned({"kind": "receipt", "code": LEFT_IN_VIEW}))
     assert page.input_value("#code") == CODE

@@ -44,6 +44,7 @@ function formatCode(value, key) {
   let busy = false;
   let seen = { session: null, step: null, refusals: 0, prefill: null };
   let deadline = null, budget = null, lastTouch = 0, cameraTimer = null, cameraUrl = null;
+  let offered = false;  // the field holds a scanned code nobody has typed over yet
 
   function show(step) {
     document.querySelectorAll(".step").forEach(s => s.classList.toggle("active", s.id === "step-" + step));
@@ -66,7 +67,7 @@ function formatCode(value, key) {
     const notice = v.notice ? Edge.t(v.notice, v.params) : "";
     if (v.step === "code") {
       $("code-notice").textContent = notice;
-      if (fresh) { $("code").value = ""; seen.prefill = null; }
+      if (fresh) { $("code").value = ""; seen.prefill = null; offered = false; }
       offerScan(v.prefill);
       $("code").focus();
     } else if (v.step === "face") {
@@ -92,7 +93,10 @@ function formatCode(value, key) {
   // A code the camera read fills an empty field; over something typed it waits behind a button.
   function offerScan(code) {
     const field = $("code");
-    if (code && code !== seen.prefill && (!field.value || field.value === seen.prefill)) field.value = code;
+    if (code && code !== seen.prefill && (!field.value || field.value === seen.prefill)) {
+      field.value = code;
+      offered = true;
+    }
     if (code) seen.prefill = code;
     $("use-scan").hidden = !code || field.value === code;
   }
@@ -192,13 +196,19 @@ function formatCode(value, key) {
                                                 onclick: () => codeKey(key) }, key));
       }
     }
-    $("codepad").append(Edge.el("button", { type: "button", "data-key": "⌫", class: "wide",
+    $("codepad").append(Edge.el("button", { type: "button", "data-key": "⌫", class: "del",
                                             onclick: () => codeKey("⌫") }, "⌫"));
+    $("codepad").append(Edge.el("button", { type: "button", "data-key": "clear", class: "del",
+                                            "data-t": "kiosk.key_clear", onclick: () => codeKey("clear") },
+                                Edge.t("kiosk.key_clear")));
   }
 
   function codeKey(key) {
     const field = $("code");
-    field.value = formatCode(field.value, key);
+    // Typing over a code the camera offered starts a fresh code: nobody has to delete 25 characters.
+    if (offered || key === "clear") field.value = "";
+    offered = false;
+    if (key !== "clear") field.value = formatCode(field.value, key);
     $("use-scan").hidden = !seen.prefill || field.value === seen.prefill;
     field.focus();
     stillHere();
@@ -223,6 +233,7 @@ function formatCode(value, key) {
   });
   $("use-scan").addEventListener("click", () => {
     $("code").value = seen.prefill || "";
+    offered = true;
     $("use-scan").hidden = true;
   });
   $("pin-form").addEventListener("submit", ev => {
