@@ -78,7 +78,10 @@ def _build(tmp: Path, journeys: int, camera: str):
     configs = {
         "locker": LockerConfig(driver="kerong", port="sim", compartments=comps, rate_limit_s=0.5, poll_interval_s=0.05,
                                staff_pins={"bench": hash_pin(STAFF_PIN)}, sim=SimConfig(auto_close_s=None)),
-        "vision": VisionConfig(camera=f"replay:{camera}", threads=1, fps=10.0),
+        # a still replay photo can neither turn its head nor pass the anti-spoofing model once
+        # letterboxed: liveness is off here on purpose; its cost is `edge bench liveness`
+        "vision": VisionConfig(camera=f"replay:{camera}", threads=1, fps=10.0, liveness_model="off",
+                               liveness_motion="off"),
         "kiosk": replace(KioskConfig(), port=0, face_pause_s=0.0, thanks_s=1.0),
     }
     classes = {"locker": LockerService, "vision": VisionService, "kiosk": KioskService}

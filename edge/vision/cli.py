@@ -39,6 +39,9 @@ def register(sub) -> None:
         elif name == "verify":
             c.add_argument("images", nargs="*", metavar="IMAGE", help="none: use the configured camera")
             c.add_argument("--timeout", type=float, default=3.0)
+            c.add_argument("--challenge", choices=["turn_left", "turn_right"], default=None,
+                           help="the liveness prompt the citizen followed while IMAGES were recorded "
+                                "(default: a random one, as for any recording)")
         else:
             c.add_argument("--reason", default="request", choices=["request", "pickup", "retention"])
         c.set_defaults(func=cmd_manage, action=name)
@@ -129,7 +132,8 @@ async def _manage(args: argparse.Namespace) -> int:
                                              {"actor": args.actor, "purpose": args.purpose})
             else:
                 frames = [_read_rgb(p) for p in args.images] or None
-                result = await service.verify(args.dossier, frames, timeout_s=args.timeout, actor="cli")
+                result = await service.verify(args.dossier, frames, timeout_s=args.timeout, actor="cli",
+                                              challenge=args.challenge)
     except ValueError as err:
         print(f"vision {args.action}: {err}", file=sys.stderr)
         return 2

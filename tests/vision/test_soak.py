@@ -20,8 +20,10 @@ ROUNDS = int(os.environ.get("EDGE_VISION_SOAK_ROUNDS", "200"))
 def test_verify_soak_with_frozen_workers(tmp_path, store, model_dir):
     from edge.vision.service import VisionService
 
+    # the replay camera shows a still photo: no head turn to make, so the challenge is explicitly
+    # off (the soak is about worker freezes; liveness has its own tests in test_liveness.py)
     config = VisionConfig(camera=f"replay:{FACES / 'obama.jpg'}", model_dir=str(model_dir), threads=1,
-                          heartbeat_timeout_s=1.5, fps=10.0)
+                          heartbeat_timeout_s=1.5, fps=10.0, liveness_motion="off")
     ctx = ServiceContext(name="vision", site="t", device="k", store=store, config=config, data_dir=tmp_path)
 
     async def scenario():
