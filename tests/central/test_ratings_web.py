@@ -39,11 +39,12 @@ class NoRedirect(urllib.request.HTTPRedirectHandler):
 
 def gammu_outbox_code(dsn: str) -> str:
     """The code as the modem would send it: the last text gammu-smsd has to send."""
-    def last():
+    def code():
         with psycopg.connect(dsn, autocommit=True) as conn:
-            row = conn.execute('SELECT "TextDecoded" FROM outbox ORDER BY "ID" DESC LIMIT 1').fetchone()
-        return row and row[0]
-    return re.search(r": (\d{6}) ", wait_until(last, what="the code in gammu's outbox")).group(1)
+            row = conn.execute('SELECT "TextDecoded" FROM outbox WHERE "TextDecoded" LIKE %s ORDER BY "ID" DESC '
+                               'LIMIT 1', ("Mã xác nhận%",)).fetchone()
+        return row and re.search(r": (\d{6}) ", row[0]).group(1)
+    return wait_until(code, what="the code in gammu's outbox")
 
 
 @pytest.fixture
