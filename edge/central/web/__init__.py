@@ -12,6 +12,7 @@ SCREENS (and `common.add_nav(key, path)` for a header link, with its text in `co
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import aiohttp_jinja2
@@ -25,6 +26,7 @@ from edge.central.web.guard import guard
 
 __all__ = ["AsyncDb", "make_app", "SCREENS"]
 
+log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[1]
 SCREENS = [api, login, fleet, queues, lockers, events, commands, ratings]
 
@@ -32,6 +34,9 @@ SCREENS = [api, login, fleet, queues, lockers, events, commands, ratings]
 def make_app(central) -> web.Application:
     app = web.Application(client_max_size=64 * 1024, middlewares=[guard])
     app[CENTRAL_KEY] = central
+    if not central.staff.tokens and not central.staff.logins:
+        log.warning("central: no staff in --staff (or no --staff): nobody can sign in to the dashboard; "
+                    "see docs/central.md 'Who may do what'")
     aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(ROOT / "templates"), autoescape=True,
                          undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     for screen in SCREENS:

@@ -22,13 +22,14 @@ def _site_filter(sites, column: str = "site") -> tuple[str, tuple]:
     return f" AND {column} = ANY(%s)", (sorted(sites),)
 
 
-async def pager_offices(conn: AsyncConnection, day_start: float, sites=None) -> list[dict]:
+async def pager_offices(conn: AsyncConnection, day_start: float | None, sites=None) -> list[dict]:
     """Per pager base (site, device): counters (now serving, paused, next, served today, average
-    service time), services with their Vietnamese names, and pager cards in use / left."""
+    service time), services with their Vietnamese names, and pager cards in use / left.
+    `day_start` None skips the service times (the fleet page needs only the cards)."""
     where, params = _site_filter(sites)
     states = await _rows(conn, f"SELECT site, device, ts, snapshot FROM service_state WHERE service = 'pager'{where} "
                                "ORDER BY site, device", params)
-    times = await _rows(conn, f"""
+    times = [] if day_start is None else await _rows(conn, f"""
         SELECT c.site, c.device, c.body->>'counter' AS counter, count(s.id) AS served,
                avg(extract(epoch FROM s.ts - c.ts)) AS service_avg_s
         FROM events c LEFT JOIN events s ON s.site = c.site AND s.device = c.device AND s.service = 'pager'

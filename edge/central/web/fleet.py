@@ -15,7 +15,7 @@ async def page(request: web.Request) -> web.Response:
     central, staff = request.app[CENTRAL_KEY], request[STAFF_KEY]
     devices = [d for d in await central.db.run(queries.devices) if staff.may_see(d["site"])]
     alarms = [a for a in await central.db.run(queries.alarms) if staff.may_see(a["site"])]
-    offices = await central.db.run(data.pager_offices, time.time() - 86400, staff.sites)
+    offices = await central.db.run(data.pager_offices, None, staff.sites)
     return render(request, "fleet.html", "fleet", {
         "devices": devices, "alarms": alarms, "now": time.time(), "broker_ok": central.broker_ok(),
         "online": sum(d["state"] == "online" for d in devices),
