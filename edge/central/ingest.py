@@ -332,8 +332,9 @@ class Consumer:
             alarms = db.raise_offline_alarms(self._conn, self.config.offline_alarm_s)
             analytics.refresh_rollups(self._conn)
             quarantine.clear_quiet_alarms(self._conn)
-            if self.config.retention_months and time.monotonic() >= self._next_retention:
+            if time.monotonic() >= self._next_retention:
                 self._next_retention = time.monotonic() + RETENTION_EVERY_S
+                quarantine.prune(self._conn)
                 for name in db.drop_old_partitions(self._conn, self.config.retention_months):
                     log.info("central: retention dropped partition %s", name)
         except psycopg.Error as err:

@@ -42,6 +42,7 @@ ALARM_COUNT = 10              # quarantined messages from one device ...
 ALARM_WINDOW_S = 3600.0       # ... within this window open the alarm; none for this long clears it
 REGISTRY_REFRESH_S = 5.0      # how stale the cached registry may be (a miss re-reads it sooner)
 MAX_TEXT = 300                # characters kept of a topic or a detail
+KEEP_DAYS = 90                # dead letters older than this are dropped
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,22 @@ def clear_quiet_alarms(conn: psycopg.Connection) -> int:
         "WHERE q.device = a.device AND q.received > now() - make_interval(secs => %s)) RETURNING id",
         (ALARM_KIND, ALARM_WINDOW_S, ALARM_WINDOW_S)).fetchall()
     return len(rows)
+
+
+def prune(conn: psycopg.Connection, keep_days: float = KEEP_DAYS) -> int:
+    """Drop dead letters older than `keep_days` (hourly): a flood cannot fill the disk for ever."""
+    return conn.execute("DELETE FROM quarantine WHERE received < now() - make_interval(days => %s)",
+                        (int(keep_days),)).rowcount
+
+
+async def recent(aconn, *, sites=None, limit: int = 200) -> list[dict]:
+    """The newest dead letters (for the dashboard: `sites` None = every site), epoch seconds."""
+    where, params = ("WHERE site = ANY(%s)", [sorted(sites)]) if sites is not None else ("", [])
+    cur = await aconn.execute(
+        f"SELECT id, extract(epoch FROM received) AS received, site, device, topic, reason, detail, sha256, size "
+        f"FROM quarantine {where} ORDER BY id DESC LIMIT %s", (*params, limit))
+    names = [c.name for c in cur.description]
+    return [dict(zip(names, row)) for row in await cur.fetchall()]
 
 
 # -- the registry -------------------------------------------------------------------------------

@@ -157,3 +157,27 @@ def test_without_a_registry_every_site_is_accepted_and_a_phantom_office_is_refus
         sites = {r[0] for r in conn.execute("SELECT DISTINCT site FROM devices")}
     assert reasons == {"any-site/kiosk-1": "{wrong_site}", "lab/kiosk-7": "{unregistered}"}
     assert "any-site" not in sites
+
+
+def test_dead_letters_are_listed_per_site_and_pruned_after_90_days(pg):
+    import asyncio
+
+    from edge.central import db
+
+    with psycopg.connect(pg.dsn, autocommit=True) as conn:
+        db.migrate(conn)
+        with conn.transaction():
+            quarantine.record(conn, [quarantine.Quarantined.of(f"motcua/v1/{site}/kiosk-1/qr/event", b"[", "not_object",
+                                                               "payload is list") for site in ("hn-q1", "hcm-q3")],
+                              instance="t")
+        conn.execute("UPDATE quarantine SET received = now() - interval '91 days' WHERE site = 'hcm-q3'")
+
+    async def listed(sites):
+        async with await psycopg.AsyncConnection.connect(pg.dsn) as aconn:
+            return [(r["site"], r["reason"]) for r in await quarantine.recent(aconn, sites=sites)]
+
+    assert asyncio.run(listed({"hn-q1"})) == [("hn-q1", "not_object")]      # only the sites one may see
+    assert len(asyncio.run(listed(None))) == 2
+    with psycopg.connect(pg.dsn, autocommit=True) as conn:
+        assert quarantine.prune(conn) == 1
+    assert asyncio.run(listed(None)) == [("hn-q1", "not_object")]
