@@ -16,6 +16,9 @@ def register(sub) -> None:
     run = csub.add_parser("run", help="consume the broker into PostgreSQL and serve the dashboard")
     _common(run)
     run.add_argument("--listen", default=os.environ.get("EDGE_LISTEN", "127.0.0.1:8090"), help="HOST:PORT of the dashboard")
+    run.add_argument("--tls-cert", default=os.environ.get("EDGE_TLS_CERT"),
+                     help="serve the dashboard over https with this PEM certificate (EDGE_TLS_CERT; with --tls-key)")
+    run.add_argument("--tls-key", default=os.environ.get("EDGE_TLS_KEY"), help="its PEM private key (EDGE_TLS_KEY)")
     run.add_argument("--instance", default=os.environ.get("EDGE_INSTANCE", f"central-{socket.gethostname()}"),
                      help="MQTT client id: fixed per instance so a restart resumes its session")
     run.add_argument("--group", default=os.environ.get("EDGE_GROUP", "central"),
@@ -132,6 +135,7 @@ def cmd_run(args) -> int:
                                 resend=RecoverySettings(every_s=min(30.0, args.resend_retry_s),
                                                         retry_s=args.resend_retry_s) if args.resend_retry_s > 0 else None),
             host=host, port=port, key_dir=args.keys, staff_file=args.staff, webhooks=tuple(args.webhook),
+            tls_cert=args.tls_cert, tls_key=args.tls_key or args.tls_cert,
             smtp=args.smtp, mail_from=args.mail_from, mail_to=tuple(args.mail_to),
             sms=sms_config_from_args(args))
         app = CentralApp(config)

@@ -37,6 +37,8 @@ class CentralConfig:
     mail_to: tuple = ()
     cmd_timeout_s: float = 10.0
     notify_base_delay_s: float = 1.0
+    tls_cert: str | None = None            # the dashboard over https (PEM files); else a TLS proxy in front
+    tls_key: str | None = None
     sms: object = None                     # edge.central.sms.SmsConfig: citizen SMS (--sms gammu|http)
 
 
@@ -69,6 +71,7 @@ class CentralApp:
                                   on_alarms=self.dispatcher.submit)
         self.runner: web.AppRunner | None = None
         self.port = config.port
+        self.tls = self._tls()          # read now: a bad certificate stops `edge central run` with its reason
 
     # used by web.Handlers
     def broker_ok(self) -> bool:
@@ -105,10 +108,21 @@ class CentralApp:
             await asyncio.to_thread(self.sms.start)
         self.runner = web.AppRunner(make_app(self), access_log=None)
         await self.runner.setup()
-        site = web.TCPSite(self.runner, self.config.host, self.config.port)
+        site = web.TCPSite(self.runner, self.config.host, self.config.port, ssl_context=self.tls)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]
-        log.info("central: dashboard on http://%s:%d/ (instance %s)", self.config.host, self.port, self.config.ingest.instance)
+        log.info("central: dashboard on %s://%s:%d/ (instance %s)", "https" if self.config.tls_cert else "http",
+                 self.config.host, self.port, self.config.ingest.instance)
+
+    def _tls(self):
+        """An SSL context for --tls-cert/--tls-key (session cookies are then Secure), or None."""
+        if not self.config.tls_cert:
+            return None
+        import ssl
+
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(self.config.tls_cert, self.config.tls_key)
+        return context
 
     async def stop(self) -> None:
         if self.runner is not None:

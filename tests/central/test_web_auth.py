@@ -4,6 +4,9 @@ CSRF, cookies, roles, site limits, dossier codes, the second confirmation of doo
 from __future__ import annotations
 
 import json
+import urllib.error
+import urllib.parse
+import urllib.request
 
 import psycopg
 import pytest
@@ -197,3 +200,60 @@ def test_the_old_staff_file_format_still_reads():
     staff = parse_staff("tok-operator-0123456789 operator Nguyen Van A\n")
     person = staff.by_token("tok-operator-0123456789")
     assert (person.role, person.name, person.sites) == ("operator", "Nguyen Van A", None)
+
+
+def self_signed(directory) -> tuple[str, str]:
+    """A throwaway certificate for 127.0.0.1 (PEM files)."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = directory / "central.crt", directory / "central.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return str(cert_path), str(key_path)
+
+
+def test_over_tls_the_session_cookie_is_secure(central_app, tmp_path):
+    import ssl
+    import urllib.request
+
+    cert, key = self_signed(tmp_path)
+    staff = tmp_path / "tls-staff.txt"
+    staff.write_text(staff_text())
+    c = central_app(staff_file=str(staff), tls_cert=cert, tls_key=key)
+    base = f"https://127.0.0.1:{c.app.port}"
+    context = ssl.create_default_context(cafile=cert)
+    opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=context), NoRedirectHandler())
+    with opener.open(base + "/login", timeout=15) as reply:
+        page = reply.read().decode()
+        csrf_cookie = reply.headers["Set-Cookie"]
+    token = hidden(page, "csrf")
+    assert "Secure" in csrf_cookie
+    form = urllib.parse.urlencode({"csrf": token, "staff_id": "binh", "pin": "771204", "next": "/"}).encode()
+    request = urllib.request.Request(base + "/login", data=form, headers={"Cookie": f"edge_login_csrf={token}"})
+    try:
+        opener.open(request, timeout=15)
+        raise AssertionError("expected a 303 after the login")
+    except urllib.error.HTTPError as answer:
+        assert answer.code == 303
+        [session] = [h for h in answer.headers.get_all("Set-Cookie") if h.startswith("edge_session=")]
+    assert "Secure" in session and "HttpOnly" in session and "SameSite=Strict" in session
+
+
+class NoRedirectHandler(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
