@@ -121,7 +121,11 @@ class CentralApp:
         import ssl
 
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.load_cert_chain(self.config.tls_cert, self.config.tls_key)
+        try:
+            context.load_cert_chain(self.config.tls_cert, self.config.tls_key)
+        except OSError as err:      # missing file, or not a PEM certificate/key pair
+            raise ConfigError(f"--tls-cert {self.config.tls_cert} / --tls-key {self.config.tls_key}: "
+                              f"{err.strerror or err}") from err
         return context
 
     async def stop(self) -> None:
