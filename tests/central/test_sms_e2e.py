@@ -14,6 +14,7 @@ import sqlite3
 import threading
 import time
 import urllib.request
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -31,6 +32,7 @@ pytestmark = pytest.mark.skipif(not have_gammu(), reason="gammu-smsd is not inst
 
 CODE = "000.00.01.H29-261207-0042"
 PHONE_TYPED, PHONE = "0912 345 678", "+84912345678"
+CHROMIUM = "/usr/bin/chromium"
 
 
 def http(url, body=None):
@@ -73,16 +75,42 @@ class Kiosk:
         self.loop.call_soon_threadsafe(self.loop.stop)
 
 
+def load_on_the_screen(base: str) -> dict:
+    """A staff member at the loading screen in Chromium: staff PIN, dossier, size, the citizen's phone."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page(viewport={"width": 1024, "height": 768}, locale="vi-VN")
+            page.goto(base + "/loading")
+            page.wait_for_selector("body[data-ready='1']")
+            page.fill("#staff_pin", "2580")
+            page.fill("#receipt", CODE)
+            page.select_option("#size", "M")
+            page.fill("#phone", PHONE_TYPED)
+            page.click("#load")
+            page.wait_for_function("document.querySelector('#answer').textContent.includes('091****678')")
+            answer = page.inner_text("#answer")
+            assert "ngăn số 2" in answer and page.input_value("#phone") == ""   # cleared for the next citizen
+        finally:
+            browser.close()
+    return {"ok": True, "compartment": 2, "sms_to": "091****678"}
+
+
+@pytest.mark.parametrize("at", ["api", pytest.param("screen", marks=pytest.mark.browser)])
 def test_loading_with_a_phone_sends_the_pin_through_gammu_and_a_dg_text_lands_on_the_dashboard(
-        pg, central_app, broker, tmp_path, caplog):
+        pg, central_app, broker, tmp_path, caplog, at):
+    if at == "screen" and not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is not installed")
     caplog.set_level(logging.INFO)
     smsd = GammuSmsd(pg.port, tmp_path / "gammu").start(pg.dsn)
     office = central_app(sms=SmsConfig(poll_s=0.2))
     kiosk = Kiosk(broker.url, tmp_path / "device")
     try:
         # 1. the staff member loads the result with the citizen's mobile number
-        loaded = http(kiosk.base + "/api/loading", {"staff_pin": "2580", "receipt": CODE, "size": "M",
-                                                    "phone": PHONE_TYPED})
+        loaded = load_on_the_screen(kiosk.base) if at == "screen" else http(
+            kiosk.base + "/api/loading", {"staff_pin": "2580", "receipt": CODE, "size": "M", "phone": PHONE_TYPED})
         assert loaded["ok"] and loaded["compartment"] == 2 and loaded["sms_to"] == "091****678"
 
         # 2. gammu-smsd sent it: the text with the PIN, to +84…, created by edge
