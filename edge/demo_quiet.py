@@ -25,6 +25,7 @@ class Quiet:
         self.out, self.period_s, self.clock = out, period_s, clock
         self._last: dict[str, float] = {}
         self._held: dict[str, int] = {}
+        self._held_ever = 0
         self._lock = threading.Lock()
 
     def allow(self, kind: str) -> tuple[bool, int]:
@@ -33,6 +34,7 @@ class Quiet:
         with self._lock:
             if now - self._last.get(kind, float("-inf")) < self.period_s:
                 self._held[kind] = self._held.get(kind, 0) + 1
+                self._held_ever += 1
                 return False, 0
             self._last[kind] = now
             return True, self._held.pop(kind, 0)
@@ -43,8 +45,9 @@ class Quiet:
             self.out(text + (f"  (+{held} more)" if held else ""))
 
     def held_total(self) -> int:
+        """Lines held back since the start."""
         with self._lock:
-            return sum(self._held.values())
+            return self._held_ever
 
 
 def mqtt_kind(line: str) -> str:
