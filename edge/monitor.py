@@ -8,6 +8,7 @@ import time
 
 import paho.mqtt.client as mqtt
 
+from edge import phone
 from edge.mqtt import TOPIC_ROOT, parse_broker_url
 
 
@@ -45,6 +46,8 @@ def watch(broker_url: str, site: str, on_line, stop: threading.Event, *, as_json
             return
         if not isinstance(payload, dict) or (not show_state and msg.topic.endswith("/state")):
             return
+        if msg.topic.endswith("/locker/notify"):  # a citizen's phone and PIN: never on a terminal
+            payload = phone.redact(payload)
         if as_json:
             on_line(json.dumps({"topic": msg.topic, "payload": payload}, ensure_ascii=False))
         else:

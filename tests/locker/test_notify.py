@@ -195,3 +195,29 @@ def test_the_mqtt_load_command_takes_a_phone_and_the_audit_keeps_it_masked(tmp_p
     run(body())
     text = everything_but_notify(svc.ctx.store)
     assert "912345678" not in text and "091****678" in text
+
+
+def test_edge_monitor_shows_a_notify_masked(mosquitto):
+    import threading
+    import time
+
+    import paho.mqtt.client as mqtt
+
+    from edge.monitor import watch
+
+    lines, stop = [], threading.Event()
+    thread = threading.Thread(target=watch, args=(mosquitto.url, "hn", lines.append, stop), daemon=True)
+    thread.start()
+    pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    pub.connect("127.0.0.1", mosquitto.port)
+    pub.loop_start()
+    body = {"id": "n1", "ts": time.time(), "kind": "result_ready", "phone": E164, "receipt": "HS-1",
+            "compartment": 2, "pin": "480913", "deadline": time.time() + 86400}
+    deadline = time.monotonic() + 10
+    while not lines and time.monotonic() < deadline:   # until the monitor's subscription is in place
+        pub.publish("motcua/v1/hn/kiosk-01/locker/notify", json.dumps(body), qos=1).wait_for_publish(5)
+        time.sleep(0.2)
+    stop.set()
+    pub.loop_stop()
+    assert lines and "HS-1" in lines[0] and "091****678" in lines[0]
+    assert "480913" not in "\n".join(lines) and "912345678" not in "\n".join(lines)
