@@ -257,3 +257,23 @@ def test_over_tls_the_session_cookie_is_secure(central_app, tmp_path):
 class NoRedirectHandler(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *args, **kwargs):
         return None
+
+
+def test_with_postgresql_down_pages_say_so_and_health_still_answers(office, pg):
+    browser = WebClient(office.url)
+    browser.login("lan", "482913")
+    pg.stop()
+    try:
+        status, _, body = office_get(office, "/api/health")
+        assert status == 200 and json.loads(body)["db"] is False
+        status, _, body = browser.get("/")
+        assert status == 503 and "Cơ sở dữ liệu tạm thời không trả lời" in body
+        status, _, body = WebClient(office.url, headers=bearer(ADMIN_TOKEN)).get("/api/devices")
+        assert status == 503 and "database unavailable" in json.loads(body)["error"]
+    finally:
+        pg.start()
+    assert wait_until(lambda: browser.get("/")[0] == 200, what="the dashboard back with PostgreSQL")
+
+
+def office_get(office, path: str):
+    return WebClient(office.url).get(path)

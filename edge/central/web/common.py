@@ -84,6 +84,8 @@ TEXT = {
     "c_free": ("Trống", "Free"), "c_waiting": ("Chờ nhận", "Waiting"), "c_overdue": ("Quá hạn", "Overdue"),
     "c_fault": ("Lỗi", "Fault"), "door_open": ("cửa mở", "door open"),
     "conn_lost": ("Mất kết nối – đang thử lại", "Connection lost – retrying"),
+    "db_down": ("Cơ sở dữ liệu tạm thời không trả lời – đang thử lại. Vui lòng tải lại trang sau ít phút.",
+                "The database is not answering – retrying. Please reload the page in a few minutes."),
     "limit": ("Số dòng", "Rows"),
 }
 

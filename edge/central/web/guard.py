@@ -9,13 +9,16 @@ the login page. Pages without either redirect to the login page; APIs answer 401
 from __future__ import annotations
 
 import hmac
+import logging
 from urllib.parse import urlencode
 
+import psycopg
 from aiohttp import web
 
 from edge.central import auth
-from edge.central.web.common import CENTRAL_KEY, CSRF_KEY, STAFF_KEY, is_https
+from edge.central.web.common import CENTRAL_KEY, CSRF_KEY, STAFF_KEY, is_https, lang_of, t
 
+log = logging.getLogger(__name__)
 SESSION_COOKIE = "edge_session"
 # /danh-gia: the citizens' rating page (edge.central.web.ratings), reached from a receipt's QR code.
 OPEN_PATHS = ("/api/health", "/login", "/danh-gia", "/danh-gia/ma")
@@ -51,6 +54,17 @@ async def identify(request: web.Request) -> auth.Staff | None:
 
 @web.middleware
 async def guard(request: web.Request, handler):
+    try:
+        return await _guarded(request, handler)
+    except psycopg.OperationalError as err:     # PostgreSQL away: say so, the page's script retries
+        log.warning("central: %s %s: database unavailable: %s", request.method, request.path, err)
+        if request.path.startswith("/api/"):
+            return _headers(web.json_response({"error": "database unavailable, retrying"}, status=503))
+        lang = lang_of(request)
+        return _headers(web.Response(text=t(lang, "db_down"), status=503, content_type="text/plain"))
+
+
+async def _guarded(request: web.Request, handler):
     path = request.path
     if path in OPEN_PATHS or path.startswith("/static/"):
         return _headers(await handler(request))
