@@ -1,6 +1,7 @@
 // The dashboard's only script: keeps a page current and says when central stops answering.
-// - every 2 s it asks /api/health; no answer within 1.5 s shows the banner "Mất kết nối – đang
-//   thử lại" and disables the page's buttons; the next answer hides it and refreshes the page;
+// - every 2 s it asks /api/health; no answer within 1.5 s (or an answer saying the database is
+//   down) shows the banner "Mất kết nối – đang thử lại" and disables the page's buttons; the
+//   next good answer hides it and refreshes the page;
 // - pages with data-refresh="N" on <body> reload their <main> every N s without a full reload
 //   (a failed reload would replace the page with the browser's own error screen).
 (function () {
@@ -53,9 +54,9 @@
   }
 
   function tick() {
-    timedFetch("/api/health").then(function (r) {
-      setLost(false);
-      if (refreshS && Date.now() - lastRefresh >= refreshS * 1000) refreshMain();
+    timedFetch("/api/health").then(function (r) { return r.json(); }).then(function (health) {
+      setLost(health.db === false);      // central answers but cannot read its database: stale too
+      if (!lost && refreshS && Date.now() - lastRefresh >= refreshS * 1000) refreshMain();
     }).catch(function () { setLost(true); });
   }
 
