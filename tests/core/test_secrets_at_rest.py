@@ -14,7 +14,17 @@ from edge.vision.templates import KEY_BYTES, TemplateKeyError, load_or_create_ke
 MARKER = b"FACE-TEMPLATE-" + bytes(range(32)) * 8
 
 
-def test_a_deleted_row_is_not_left_readable_in_the_file(tmp_path):
+def test_a_deleted_row_is_not_left_readable_in_the_file(tmp_path, monkeypatch):
+    # Debian builds SQLite with secure_delete on by default; other builds (Python wheels with
+    # their own SQLite) do not. Play such a build: the store must turn it on itself.
+    real_connect = sqlite3.connect
+
+    def connect_without_secure_delete(*args, **kwargs):
+        conn = real_connect(*args, **kwargs)
+        conn.execute("PRAGMA secure_delete=OFF")
+        return conn
+
+    monkeypatch.setattr(sqlite3, "connect", connect_without_secure_delete)
     path = tmp_path / "edge.db"
     store = Store(path)
     with store.transaction() as tx:
