@@ -169,3 +169,28 @@ def test_loading_with_a_phone_sends_the_pin_through_gammu_and_a_dg_text_lands_on
         assert not alone.search(central_text), f"{secret!r} in central's events/state/ratings"
         assert not alone.search(logs), f"{secret!r} in a log line"
     assert "091****678" in device_text   # masked, so staff can still see an SMS went out
+
+
+def test_edge_central_run_with_sms_gammu_creates_gammus_tables(pg, broker, central_process, tmp_path):
+    from .conftest import staff_file
+
+    office = central_process(broker.url, pg.dsn, "central-sms", [
+        "--sms", "gammu", "--sms-ascii", "--sms-office", "UBND Phường 1", "--staff", staff_file(tmp_path)]).start()
+    with psycopg.connect(pg.dsn, autocommit=True) as conn:
+        assert conn.execute('SELECT "Version" FROM gammu').fetchone()[0] == 17
+    assert office.get("/api/ratings") == []
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["--sms", "http"], "--sms http needs --sms-http FILE"),
+    (["--sms", "gammu", "--gammu-sql", "/nonexistent/pgsql.sql"], "pgsql.sql not found"),
+    (["--sms", "gammu", "--sms-templates", "BAD"], "--sms-templates BAD"),
+])
+def test_edge_central_run_refuses_bad_sms_options_by_name(argv, says):
+    import subprocess
+    import sys
+
+    nowhere = "postgresql://edge@127.0.0.1:1/edge"     # refused before any connection is tried
+    run = subprocess.run([sys.executable, "-m", "edge", "central", "run", "--db", nowhere, *argv],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and says in run.stderr
