@@ -9,7 +9,7 @@ from aiohttp import web
 
 from edge.central import auth, queries
 from edge.central.web import data
-from edge.central.web.common import (CENTRAL_KEY, EVENT_TYPES, FIELD_LABELS, KEY_FIELDS, STAFF_KEY, day_arg,
+from edge.central.web.common import (ALARM_KINDS, CENTRAL_KEY, EVENT_TYPES, FIELD_LABELS, KEY_FIELDS, STAFF_KEY, day_arg,
                                      fmt_time, int_arg, lang_of, pick, query_string, render, t)
 
 HIDDEN = ("id", "seq", "ts", "type", "service", "site", "device")
@@ -24,6 +24,8 @@ def key_fields(event: dict, lang: str, tz) -> list[tuple[str, str]]:
         value = event[name]
         if name == "deadline":
             value = fmt_time(value, tz)
+        elif name == "alarm" and value in ALARM_KINDS:
+            value = pick(lang, ALARM_KINDS[value])
         elif isinstance(value, bool):
             value = ("có" if value else "không") if lang == "vi" else ("yes" if value else "no")
         out.append((pick(lang, FIELD_LABELS[name]), str(value)))
