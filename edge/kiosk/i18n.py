@@ -121,6 +121,8 @@ STRINGS: dict[str, tuple[str, str]] = {
     "priority.child_under_6": ("Người có con nhỏ dưới 6 tuổi", "With a child under 6"),
     "priority.veteran": ("Người có công với cách mạng", "Veteran"),
     "priority.veterans": ("Người có công với cách mạng", "Veteran"),
+    "reception.cards_left": ("Còn {n} thẻ rung", "{n} pager cards left"),
+    "reception.cards_low": ("Chỉ còn {n} thẻ rung: thu lại thẻ ở các quầy", "Only {n} pager cards left: collect cards at the counters"),
     "reception.not_found": ("Không tìm thấy thủ tục này trong danh mục", "This procedure is not in the catalog"),
     "reception.not_procedure": ("Mã này không phải mã thủ tục", "This is not a procedure code"),
     # counter / display
@@ -154,6 +156,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "display.latest": ("Mời số", "Number"),
     "display.to_counter": ("đến quầy", "to counter"),
     "display.recent": ("Vừa gọi", "Recent calls"),
+    "display.none_recent": ("Các số vừa gọi sẽ hiện ở đây", "Earlier calls appear here"),
     "display.none_yet": ("Chưa gọi số nào", "No number called yet"),
     "display.nobody": ("Không có người chờ", "Nobody waiting"),
     "display.people": ("{n} người chờ", "{n} waiting"),

@@ -241,6 +241,8 @@ def test_the_issue_s_raw_errors_reach_the_desk_as_sentences_beside_their_field(h
         loop_thread.call(pager.issue("ho-tich", priority=None, source="desk"))
     page.goto(kiosk.url + "/reception")
     page.wait_for_selector("body[data-ready='1']")
+    # the header warned before it came to this: cards left, from the pager's live view
+    page.wait_for_function("document.querySelector('#cards').textContent === 'Chỉ còn 0 thẻ rung: thu lại thẻ ở các quầy'")
     page.evaluate("""() => { document.querySelector('#procedure').hidden = false; }""")
     page.evaluate("""() => fetch('/api/reception/issue', {method: 'POST', headers: {'Content-Type': 'application/json'},
                       body: JSON.stringify({service: 'ho-tich'})}).then(r => r.json()).then(r => Edge.showError(r, Edge.$('issue-error')))""")
@@ -354,6 +356,9 @@ def test_screens_at_every_size_fit_without_sideways_scrolling(loop_thread, store
                         page.fill("#scan", "1.001193")
                         page.press("#scan", "Enter")
                         page.wait_for_selector("#procedure:not([hidden])")
+                        if size == "1024x768":  # the button staff press next is above the fold
+                            box = page.locator("#issue").bounding_box()
+                            assert box["y"] + box["height"] <= h, f"#issue ends at {box['y'] + box['height']} px"
                     if path == "/display":
                         page.wait_for_function("document.querySelector('#latest-ticket').textContent !== '—'")
                     page.wait_for_timeout(200)

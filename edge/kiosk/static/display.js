@@ -43,6 +43,7 @@
     $("latest").querySelector(".latest-counter").hidden = !latest;
     $("latest").querySelector(".latest-label").textContent = Edge.t(latest ? "display.latest" : "display.none_yet");
     const body = $("history"); body.textContent = "";
+    if (calls.length < 2) body.append(Edge.el("tr", {}, Edge.el("td", { class: "none" }, Edge.t("display.none_recent"))));
     for (const call of calls.slice(1, 1 + HISTORY)) {
       body.append(Edge.el("tr", {}, Edge.el("td", { class: "num" }, call.ticket),
                           Edge.el("td", { class: "arrow" }, "→"), Edge.el("td", { class: "num counter" }, call.counter)));
