@@ -462,9 +462,13 @@ async def pager_events(request: web.Request) -> web.StreamResponse:
     svc = request.app[SVC]
     stream = await _sse_open(request)
     last, idle = None, 0.0
+    seen_row, recalled = _last_outbox_row(svc.ctx.store), None
     while not svc._closing.is_set():
         pager = svc.ctx.peer("pager")
         view = _safe_view(pager) if pager is not None else {"error": "pager not running"}
+        seen_row, recalled = _recalls_since(svc.ctx.store, seen_row, recalled)
+        if recalled:  # a recall changes no number on the pager's view: the display hears it from its event
+            view = {**view, "recalled": recalled}
         text = _dumps(view)
         if text != last:
             last, idle = text, 0.0
@@ -477,6 +481,26 @@ async def pager_events(request: web.Request) -> web.StreamResponse:
         except asyncio.TimeoutError:
             idle += PAGER_POLL_S
     return stream
+
+
+def _last_outbox_row(store) -> int:
+    rows = store.query("SELECT max(row_id) AS last FROM outbox")
+    return (rows[0]["last"] if rows else None) or 0
+
+
+def _recalls_since(store, after: int, recalled: dict | None) -> tuple[int, dict | None]:
+    """The pager's newest `ticket_recalled` event after outbox row `after` (counter panel, GPIO
+    keypad or MQTT alike), as {"ticket", "counter", "id"}; the last one seen otherwise."""
+    for row in store.query("SELECT row_id, payload FROM outbox WHERE row_id > ? AND topic = 'pager/event' "
+                           "ORDER BY row_id", (after,)):
+        after = row["row_id"]
+        try:
+            event = json.loads(row["payload"])
+        except ValueError:
+            continue
+        if event.get("type") == "ticket_recalled":
+            recalled = {"ticket": event.get("ticket"), "counter": event.get("counter"), "id": row["row_id"]}
+    return after, recalled
 
 
 async def pager_action(request: web.Request) -> web.Response:

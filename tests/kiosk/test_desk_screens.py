@@ -301,6 +301,11 @@ def test_the_wall_display_highlights_the_newest_call_large_enough_for_a_hall(hal
         assert _font_px(page, "#history td.num") >= 0.12 * 1080
         page.wait_for_selector("#latest:not(.fresh)", timeout=6_000)  # the highlight lasts display_highlight_s
         assert page.evaluate("document.body.dataset.highlight") is None
+        loop_thread.call(pager.recall("1"))  # A001 called again: back on top, highlighted, chimed again
+        page.wait_for_selector("body[data-highlight='A001']", timeout=5_000)
+        assert page.inner_text("#latest-ticket") == "A001"
+        page.wait_for_function("Number(document.body.dataset.chimes) === 3")  # after the previous call's voice
+        assert page.locator("#history td.num").all_inner_texts()[:2] == ["B001", "2"]
         assert page.evaluate("document.documentElement.scrollHeight") <= 1080
     finally:
         context.close()

@@ -23,10 +23,18 @@
     return found.sort((a, b) => a.at - b.at);  // oldest first, so the newest ends on top
   }
 
+  let recallId = null;         // the pager's last ticket_recalled event already shown
+  function recalls(view, first) {  // a recall: the same number again, on top, highlighted and said again
+    const r = view.recalled;
+    if (!r || r.id === recallId) return [];
+    recallId = r.id;
+    return first || !r.ticket ? [] : [{ ticket: r.ticket, counter: String(r.counter), at: Date.now() / 1000 }];
+  }
+
   function render(view) {
     lastView = view;
     const first = seen === null;
-    const fresh = newCalls(view);
+    const fresh = newCalls(view).concat(recalls(view, first));
     for (const call of fresh) calls = [call].concat(calls.filter(c => c.ticket !== call.ticket)).slice(0, 12);
     if (!first && fresh.length) {
       highlight();
