@@ -223,7 +223,8 @@ class GammuSender:
     name = "gammu"
     tracks = True     # delivery is followed in `sentitems`, answers come into `inbox`
 
-    def submit(self, conn: psycopg.Connection, phone: str, text: str) -> tuple[str, int]:
+    def submit(self, conn: psycopg.Connection, phone: str, text: str, ref: str = "") -> tuple[str, int]:
+        """Queue `text` in gammu's outbox; returns (gammu's ID, parts). `ref` is ours, unused here."""
         parts = smstext.split_parts(text)
         coding = "Default_No_Compression" if smstext.is_gsm7(text) else "Unicode_No_Compression"
         if len(parts) == 1:
@@ -415,7 +416,11 @@ class SmsService:
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> "SmsService":
-        self._connect_db()                      # a missing gammu schema file is reported at once
+        try:
+            self._connect_db()
+        except (psycopg.OperationalError, psycopg.InterfaceError) as err:   # the worker keeps retrying
+            self.last_error = f"{type(err).__name__}: {str(err).strip()}"
+            log.warning("central sms: PostgreSQL unavailable at start (%s); retrying", str(err).strip())
         address = parse_broker_url(self.broker)
         host, port, tls = address.host, address.port, address.tls
         if tls:
@@ -536,10 +541,7 @@ class SmsService:
                     continue
                 try:
                     with conn.transaction():   # a gateway refusal rolls back only this text's insert
-                        if isinstance(self.sender, HttpSender):
-                            gateway_id, parts = self.sender.submit(conn, phone, body, ref)
-                        else:
-                            gateway_id, parts = self.sender.submit(conn, phone, body)
+                        gateway_id, parts = self.sender.submit(conn, phone, body, ref)
                 except SendFailed as err:
                     self._attempt_failed(conn, msg_id, attempts + 1, str(err), site, device, receipt, kind)
                     continue
