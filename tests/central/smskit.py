@@ -10,8 +10,10 @@ import time
 from pathlib import Path
 
 import psycopg
+import pytest
 
 from edge.central import sms
+from edge.central.testing import PgCluster
 
 START_TIMEOUT_S = 20.0
 
@@ -103,3 +105,23 @@ class FreshDb:
     def drop(self) -> None:
         with psycopg.connect(self.cluster.dsn, autocommit=True) as conn:
             conn.execute(f"DROP DATABASE IF EXISTS {self.name} WITH (FORCE)")
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """One PostgreSQL per test module (starting one takes ~3 s)."""
+    c = PgCluster().start()
+    try:
+        yield c
+    finally:
+        c.cleanup()
+
+
+@pytest.fixture
+def pg(cluster):
+    """A fresh database per test on the module's cluster (import it to replace conftest's `pg`)."""
+    fresh = FreshDb(cluster)
+    try:
+        yield fresh
+    finally:
+        fresh.drop()

@@ -13,32 +13,12 @@ import pytest
 
 from edge.central import db, ratings, sms, smstext
 from edge.central.ratings import RatingRefused
-from edge.central.testing import PgCluster
 
-from .smskit import FreshDb
+from .smskit import cluster, pg  # noqa: F401  (one PostgreSQL per module, a fresh database per test)
 
 RECEIPT = "000.00.01.H29-261207-0002"
 PHONE = "+84912345678"
 TEXTS = smstext.Texts()
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    c = PgCluster().start()
-    try:
-        yield c
-    finally:
-        c.cleanup()
-
-
-@pytest.fixture
-def pg(cluster):
-    """A fresh database per test on one cluster per module."""
-    fresh = FreshDb(cluster)
-    try:
-        yield fresh
-    finally:
-        fresh.drop()
 
 
 @pytest.fixture

@@ -12,38 +12,19 @@ import uuid
 import psycopg
 import pytest
 from aiohttp import web
-from .conftest import wait_until
-from .smskit import FreshDb, GammuSmsd, have_gammu, sentitems
 
 from edge.central import sms, smstext
 from edge.central.sms import Notify, SmsConfig, SmsService
-from edge.central.testing import PgCluster
 from edge.testing import free_port
+
+from .conftest import wait_until
+from .smskit import GammuSmsd, cluster, have_gammu, pg, sentitems  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.skipif(not have_gammu(), reason="gammu-smsd is not installed (make setup installs it)")
 
 RECEIPT = "000.00.01.H29-261207-0001"
 PHONE = "+84912345678"
 PIN = "480913"
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    c = PgCluster().start()
-    try:
-        yield c
-    finally:
-        c.cleanup()
-
-
-@pytest.fixture
-def pg(cluster):
-    """A fresh database per test on one cluster per module."""
-    fresh = FreshDb(cluster)
-    try:
-        yield fresh
-    finally:
-        fresh.drop()
 
 
 def note(kind="result_ready", *, receipt=RECEIPT, pin=PIN, deadline=None, phone=PHONE) -> Notify:
