@@ -1,8 +1,9 @@
-"""`edge bench qr [DIR]`: edge.qr.decode against zxing-cpp alone and pyzbar alone, same frames.
+"""`edge bench qr [--dir DIR]`: edge.qr.decode against zxing-cpp alone and pyzbar alone, same frames.
 
-Frames come from DIR when it holds a `labels.json` (written by an earlier run: file -> texts),
-otherwise they are generated from a seed (edge.qr.synth) and, when DIR is given, saved there so
-the same set can be rerun or inspected.
+Frames come from DIR when it holds labels in a layout edge.qr.labelled reads (`labels.json`,
+OpenCV's `dataset_config.json` files, or zxing-cpp's image + `.txt` samples): real photographs.
+Otherwise they are generated from a seed (edge.qr.synth) and, when DIR is given (new or empty),
+saved there with a `labels.json` so the same set can be rerun or inspected.
 """
 
 from __future__ import annotations
@@ -12,11 +13,14 @@ import sys
 import time
 from pathlib import Path
 
-LABELS = "labels.json"
+from edge.qr.labelled import LABELS, LabelError, find
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("dir", nargs="?", help="frames with labels.json, or where to save generated ones")
+    parser.add_argument("dir", nargs="?", help="labelled photographs, or where to save generated frames")
+    parser.add_argument("--dir", dest="dir_option", metavar="DIR", default=None,
+                        help="the same as DIR: labelled photographs (labels.json, OpenCV dataset_config.json "
+                             "files, or zxing-cpp image + .txt samples), or where to save generated frames")
     parser.add_argument("--frames", type=int, default=240, help="generated frames (default 240)")
     parser.add_argument("--seed", type=int, default=1, help="generator seed (default 1)")
     parser.add_argument("--budget-ms", type=float, default=None, help="edge.qr per-frame budget (default: config default)")
@@ -28,15 +32,18 @@ def load_or_make(directory: str | None, frames: int, seed: int):
     from edge.qr.synth import make_set
 
     folder = Path(directory) if directory else None
-    if folder is not None and (folder / LABELS).is_file():
-        labels = json.loads((folder / LABELS).read_text(encoding="utf-8"))
+    if folder is not None and folder.is_dir() and any(folder.iterdir()):
+        try:
+            items, layout = find(folder)
+        except LabelError as err:
+            raise SystemExit(f"bench qr: {err}") from None
         samples = []
-        for name, texts in labels.items():
-            image = cv2.imread(str(folder / name), cv2.IMREAD_COLOR)
+        for item in items:
+            image = cv2.imread(str(item.path), cv2.IMREAD_COLOR)
             if image is None:
-                raise SystemExit(f"bench qr: cannot read {folder / name}")
-            samples.append((name, image, list(texts)))
-        return samples, f"{folder} ({len(samples)} frames from {LABELS})"
+                raise SystemExit(f"bench qr: cannot read {item.path}")
+            samples.append((str(item.path.relative_to(folder)), image, list(item.texts)))
+        return samples, f"{folder} ({len(samples)} photographs, {layout})"
     generated = make_set(frames, seed)
     samples = [(f"frame-{i:04d}.png", s.image, s.texts) for i, s in enumerate(generated)]
     if folder is not None:
@@ -73,7 +80,7 @@ def contenders(budget_ms: float | None):
 def run(samples, budget_ms=None, progress=None) -> dict:
     runs = contenders(budget_ms)
     totals = {name: {"decoded": 0, "wrong": 0, "ms": 0.0} for name in runs}
-    union = 0
+    union = union_missed = 0
     expected_total = sum(len(texts) for _, _, texts in samples)
     for index, (_, image, texts) in enumerate(samples):
         expected = set(texts)
@@ -85,7 +92,9 @@ def run(samples, budget_ms=None, progress=None) -> dict:
             totals[name]["decoded"] += len(found & expected)
             totals[name]["wrong"] += len(found - expected)
             found_by[name] = found & expected
-        union += len(found_by["zxing-cpp alone"] | found_by["pyzbar alone"])
+        either = found_by["zxing-cpp alone"] | found_by["pyzbar alone"]
+        union += len(either)
+        union_missed += len(either - found_by["edge.qr.decode"])
         if progress and (index + 1) % 20 == 0:
             progress(f"bench qr: {index + 1}/{len(samples)} frames")
     frames = max(len(samples), 1)
@@ -97,6 +106,7 @@ def run(samples, budget_ms=None, progress=None) -> dict:
         "frames": len(samples),
         "codes": expected_total,
         "union_zxing_pyzbar": union,
+        "union_missed_by_edge": union_missed,
         "results": results,
         "gain_vs_zxing_pct": round(100.0 * (mine["decoded"] - base["decoded"]) / max(base["decoded"], 1), 1),
         "time_vs_zxing": round(mine["ms_per_frame"] / max(base["ms_per_frame"], 1e-9), 2),
@@ -109,14 +119,15 @@ def table(report: dict, source: str) -> str:
     for name, r in report["results"].items():
         rate = 100.0 * r["decoded"] / max(report["codes"], 1)
         lines.append(f"{name:<18} {r['decoded']:>8} {rate:>6.1f}% {r['wrong']:>6} {r['ms_per_frame']:>9.2f}")
-    lines.append(f"union of zxing-cpp and pyzbar: {report['union_zxing_pyzbar']} codes")
+    lines.append(f"union of zxing-cpp and pyzbar: {report['union_zxing_pyzbar']} codes "
+                 f"({report['union_missed_by_edge']} of them missed by edge.qr.decode)")
     lines.append(f"edge.qr.decode vs zxing-cpp alone: {report['gain_vs_zxing_pct']:+.1f}% codes, "
                  f"{report['time_vs_zxing']:.2f}× time")
     return "\n".join(lines)
 
 
 def main(args) -> int:
-    samples, source = load_or_make(args.dir, args.frames, args.seed)
+    samples, source = load_or_make(args.dir_option or args.dir, args.frames, args.seed)
     report = run(samples, args.budget_ms, progress=lambda m: print(m, file=sys.stderr))
     report["source"] = source
     if getattr(args, "json", False):
