@@ -267,3 +267,49 @@ def test_liveness_bench_reports_the_added_cost_per_frame(model_dir):
     timing = json.loads(out.stdout)["timing"]
     assert timing["antispoof"]["p50_ms"] > 0 and timing["pipeline"]["p50_ms"] > 0
     assert timing["verify_compute_ms"] > timing["pipeline"]["p50_ms"]
+
+
+def test_camera_verify_shows_the_prompt_and_waits_for_the_turn(tmp_path, model_dir, embedder):
+    """The kiosk path: frames from the camera (a replayed folder of a head turning left). While
+    the worker waits for the turn, guidance() carries the prompt; the answer names it too."""
+    import cv2
+
+    from edge.service import ServiceContext
+    from edge.store import Store
+    from edge.vision.config import VisionConfig
+    from edge.vision.service import VisionService
+
+    frame = attackset.genuine(load_rgb("obama.jpg"))
+    points = max(embedder.detect(frame), key=lambda f: f.box[2] - f.box[0]).landmarks
+    folder = tmp_path / "camera"
+    folder.mkdir()
+    for i, image in enumerate(attackset.turning(frame, points, "turn_left", frames=10, seed=2)):
+        cv2.imwrite(str(folder / f"{i:02d}.png"), image[:, :, ::-1])
+    store = Store(tmp_path / "edge.db")
+    vision = VisionService(ServiceContext(name="vision", site="t", device="kiosk-01", store=store, data_dir=tmp_path,
+                                          config=VisionConfig(camera=f"replay:{folder}", model_dir=str(model_dir),
+                                                              threads=1, fps=10.0)))
+
+    async def scenario():
+        await vision.start()
+        try:
+            assert (await vision.enrol("HS-L-9", [frame] * 3, CONSENT))["ok"]
+            seen = []
+            verify = asyncio.ensure_future(vision.verify("HS-L-9", timeout_s=1.0, challenge="turn_left"))
+            while not verify.done():
+                seen.append(vision.guidance())
+                await asyncio.sleep(0.05)
+            return verify.result(), seen, vision.guidance()
+        finally:
+            await vision.stop()
+
+    try:
+        result, seen, after = asyncio.run(scenario())
+    finally:
+        store.close()
+    assert result["decision"] == "accept", result
+    assert result["liveness"]["motion"] == "pass" and result["challenge"]["key"] == "turn_left"
+    prompts = [g for g in seen if g["reason"] == "challenge"]
+    assert prompts and prompts[0]["text"] == "Ông/Bà vui lòng quay mặt sang trái"
+    assert prompts[0]["text_en"] == "Please turn your head to your left" and prompts[0]["challenge"]["key"] == "turn_left"
+    assert after["challenge"] is None  # the prompt goes when the verify ends
