@@ -13,39 +13,26 @@ from dataclasses import replace
 import pytest
 
 from edge.kiosk.config import KioskConfig
-from edge.kiosk.flows import Limits, PickupFlow, refusal_notice
+from edge.kiosk.flows import refusal_notice
 from edge.kiosk.receipts import dossier_code, require_dossier_code
 from edge.kiosk.service import KioskService
 from edge.service import ServiceContext
 from edge.testing import until
 from kiosk_fakes import FakeLocker, FakeVision
-
-CODE = "000.00.01.H29-261207-0001"
-OTHER = "000.00.01.H29-261207-0002"
-
-
-class Clock:
-    def __init__(self):
-        self.now = 1_000_000.0
-
-    def __call__(self):
-        return self.now
+from test_flows import CODE, OTHER
+from test_flows import make as make_flow
 
 
-def make(store, *, enrolled=(), decisions=(), **limits):
-    locker = FakeLocker({CODE: {"status": "waiting", "compartment": 7, "pin": "4321"},
-                         OTHER: {"status": "waiting", "compartment": 2, "pin": "1111"}})
-    vision = FakeVision(enrolled=enrolled, decisions=decisions)
-    clock = Clock()
-    flow = PickupFlow(store=store, locker=lambda: locker, vision=lambda: vision, clock=clock,
-                      limits=Limits(face_pause_s=0.0, **limits))
-    return flow, locker, vision, clock
+
+def make(store, *, enrolled=(), **limits):
+    """The state machine of test_flows.py (FakeLocker holding CODE and OTHER); no face consent by default."""
+    return make_flow(store, enrolled=enrolled, **limits)
 
 
 def test_a_camera_scan_never_starts_a_session_nor_spends_an_attempt(store):
     async def go():
         flow, locker, _, _ = make(store)
-        unknown = "000.00.01.H29-261207-0999"  # someone else's receipt, left in front of the camera
+        unknown = "000.00.01.H29-240115-0999"  # someone else's receipt, left in front of the camera
         for _ in range(5):
             v = await flow.scanned(unknown)
         assert v["step"] == "start" and flow.session is None
@@ -125,7 +112,7 @@ def test_a_photo_refusal_is_named_as_such():
 
 
 def test_one_dossier_code_rule_for_loading_and_pickup(store, tmp_path):
-    assert dossier_code(" 000.00.01.h29-261207-0001 ") == CODE
+    assert dossier_code(" 000.00.01.h29-240115-0001 ") == CODE
     assert dossier_code("38.98.H29-210519-0013") == "38.98.H29-210519-0013"
     assert dossier_code(f"https://dichvucong.gov.vn/tra-cuu?ma_ho_so={CODE}") == CODE
     for bad in ("DEMO-0001", "000.00.01.H29-261399-0001", "1.001193", "", "x" * 2000):
