@@ -111,3 +111,33 @@ def test_without_sms_the_ratings_api_works_and_the_page_says_to_rate_at_the_coun
     assert plain.get("/api/ratings") == []
     status, page = form(f"{plain.url}/danh-gia/ma", {"receipt": CODE, "phone": "0912345678"})
     assert status == 503 and "đánh giá tại quầy" in page
+
+
+def test_the_qr_for_a_receipt_opens_the_rating_page_with_its_code(office):
+    import numpy as np
+
+    from edge.qr import decode
+
+    request = urllib.request.Request(f"{office.url}/danh-gia/qr?ma={CODE.lower()}")
+    with urllib.request.urlopen(request, timeout=10) as r:
+        assert r.headers["Content-Type"].startswith("image/svg+xml")
+        svg = r.read().decode()
+    # draw the SVG's modules into an image and read it back with the project's own decoder
+    scale = 4
+    size = int(re.search(r'width="(\d+)"', svg).group(1))
+    image = np.full((size + 40, size + 40), 255, np.uint8)
+    path = re.search(r' d="([^"]+)"', svg).group(1)
+    x = y = 0.0
+    for cmd, num in re.findall(r"([MmHhVv])(-?[\d.]+(?: -?[\d.]+)?)", path):
+        nums = [float(n) for n in num.split()]
+        if cmd == "M":
+            x, y = nums
+        elif cmd == "m":
+            x, y = x + nums[0], y + nums[1]
+        elif cmd == "h":
+            x0, x = x, x + nums[0]
+            image[20 + int((y - 0.5) * scale):20 + int((y + 0.5) * scale),
+                  20 + int(x0 * scale):20 + int(x * scale)] = 0
+    texts = [s.text for s in decode(image)]
+    assert texts == [f"{office.url}/danh-gia?ma={urllib.parse.quote(CODE)}"]
+    assert form(f"{office.url}/danh-gia/qr?ma=<b>")[0] == 400

@@ -21,7 +21,7 @@ from edge.central.web.common import CENTRAL_KEY, CSRF_KEY, STAFF_KEY, is_https, 
 log = logging.getLogger(__name__)
 SESSION_COOKIE = "edge_session"
 # /danh-gia: the citizens' rating page (edge.central.web.ratings), reached from a receipt's QR code.
-OPEN_PATHS = ("/api/health", "/login", "/danh-gia", "/danh-gia/ma")
+OPEN_PATHS = ("/api/health", "/login", "/danh-gia", "/danh-gia/ma", "/danh-gia/qr")
 # No script or style from anywhere but this server, no framing, forms post only here.
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'")

@@ -1,6 +1,7 @@
 """Citizens' ratings and SMS delivery on the dashboard (edge.central.ratings, edge.central.sms).
 
-- `/danh-gia` (open, no staff login; reached by the QR on the receipt or the counter panel):
+- `/danh-gia` (open, no staff login; reached by the QR on the receipt or the counter panel, an SVG
+  from `/danh-gia/qr?ma=CODE`):
   dossier code + phone -> a one-time code by SMS -> a rating 1-5 and an optional comment.
   Plain HTML forms, no script; bad input is answered on the page and stores nothing.
 - `GET /api/ratings?site=S&from=YYYY-MM-DD&to=YYYY-MM-DD` (login, like every read API):
@@ -13,15 +14,20 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import io
 import time
+from urllib.parse import urlencode
+
+import segno
 
 from aiohttp import web
 
 from edge.central import auth, db, ratings, sms
 from edge.central.web import charts
-from edge.central.web.common import ALARM_KINDS, CENTRAL_KEY, STAFF_KEY, TEXT, add_nav, lang_of, render, respond
+from edge.central.web.common import (ALARM_KINDS, CENTRAL_KEY, STAFF_KEY, TEXT, add_nav, is_https, lang_of, render,
+                                     respond)
 
-PUBLIC_PATHS = ("/danh-gia", "/danh-gia/ma")
+PUBLIC_PATHS = ("/danh-gia", "/danh-gia/ma", "/danh-gia/qr")
 MAX_DAYS = 366
 
 TEXT.setdefault("ratings", ("Đánh giá", "Ratings"))
@@ -137,6 +143,20 @@ async def submit_rating(request: web.Request) -> web.Response:
     return _public(request, "done", receipt=receipt.strip().upper())
 
 
+async def rating_qr(request: web.Request) -> web.Response:
+    """`/danh-gia/qr?ma=CODE`: the QR for the receipt or the counter panel (SVG), opening this
+    office's rating page with the dossier code filled in."""
+    receipt = request.query.get("ma", "").strip().upper()
+    if not ratings.RECEIPT_RE.match(receipt):
+        raise web.HTTPBadRequest(text="ma: expected a dossier code (letters, digits and . - _ /)")
+    scheme = "https" if is_https(request) else "http"
+    url = f"{scheme}://{request.host}/danh-gia?{urlencode({'ma': receipt})}"
+    out = io.BytesIO()
+    segno.make(url, error="m").save(out, kind="svg", scale=4, border=2, xmldecl=False, title=url)
+    return web.Response(body=out.getvalue(), content_type="image/svg+xml",
+                        headers={"Cache-Control": "public, max-age=86400"})
+
+
 # -- staff: API and page ----------------------------------------------------------------------------
 
 def _day(request: web.Request, name: str, tz) -> float | None:
@@ -201,6 +221,7 @@ def add_routes(app: web.Application) -> None:
     add_nav("ratings", "/ratings")
     app.add_routes([
         web.get("/danh-gia", rating_page), web.post("/danh-gia/ma", request_code), web.post("/danh-gia", submit_rating),
+        web.get("/danh-gia/qr", rating_qr),
         web.get("/api/ratings", api_ratings), web.get("/api/sms", api_sms), web.get("/ratings", staff_page),
     ])
 
