@@ -177,3 +177,22 @@ def test_the_camera_picture_is_only_served_at_the_face_step(store, tmp_path):
         finally:
             await svc.stop()
     asyncio.run(go())
+
+
+def test_the_liveness_prompt_of_the_vision_service_is_shown_at_the_face_step(store):
+    async def go():
+        prompt = {"key": "turn_right", "vi": "Ông/Bà vui lòng quay mặt sang phải",
+                  "en": "Please turn your head to your right"}
+        not_turned = {"decision": "retry", "reason": "challenge", "guidance": "challenge", "challenge": prompt}
+        flow, locker, vision, _ = make(store, enrolled=[CODE], decisions=[not_turned])
+        vision.gate = asyncio.Event()
+        v = await flow.start()
+        v = await flow.submit_code(v["session"], CODE)
+        assert v["step"] == "face" and v["challenge"] is None
+        flow.limits.face_pause_s = 30.0  # the next check waits: this answer stays on screen
+        vision.gate.set()
+        await until(lambda: flow.view()["challenge"] == prompt)
+        v = flow.view()
+        assert v["step"] == "face" and v["guidance"] == "guide.challenge" and v["attempts_left"] == 3
+        assert locker.opened == []
+    asyncio.run(go())
