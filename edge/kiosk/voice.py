@@ -11,6 +11,7 @@ import asyncio
 import logging
 import re
 import shutil
+import struct
 from collections import OrderedDict
 
 from aiohttp import web
@@ -74,7 +75,18 @@ class Voice:
             raise LookupError(f"{self.program} took longer than {ESPEAK_TIMEOUT_S:g} s") from exc
         if proc.returncode != 0 or not out.startswith(b"RIFF"):
             raise LookupError(f"{self.program} failed ({proc.returncode}): {err.decode(errors='replace').strip()[:200]}")
-        return out
+        return with_real_sizes(out)
+
+
+def with_real_sizes(wav: bytes) -> bytes:
+    """espeak-ng --stdout cannot seek back, so its WAV header says "unknown length" (0x7fffffff);
+    a browser then shows a 13-hour clip. Write the real RIFF and data sizes."""
+    buf = bytearray(wav)
+    struct.pack_into("<I", buf, 4, len(buf) - 8)
+    data = buf.find(b"data", 12)
+    if data >= 0:
+        struct.pack_into("<I", buf, data + 4, len(buf) - data - 8)
+    return bytes(buf)
 
 
 def handler(service_of):
