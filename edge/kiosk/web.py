@@ -293,8 +293,12 @@ async def kiosk_view(request: web.Request) -> web.Response:
 
 async def kiosk_camera(request: web.Request) -> web.Response:
     """One JPEG of the vision camera while the citizen is at the face step (204 otherwise: never
-    a picture of whoever walks by). The page mirrors it, as a mirror shows a face."""
+    a picture of whoever walks by), and only to the kiosk's own browser on this machine: a
+    citizen's face never goes over the LAN. The page mirrors it, as a mirror shows a face."""
     svc = request.app[SVC]
+    if not is_loopback(request.remote or ""):
+        raise web.HTTPForbidden(text=json.dumps({"ok": False, "error": "the camera picture is for this device's own screen"}),
+                                content_type="application/json")
     vision = svc.ctx.peer("vision")
     preview = getattr(vision, "preview", None)
     jpeg = preview() if svc.flow.view()["step"] == "face" and callable(preview) else None

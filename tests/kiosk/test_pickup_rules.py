@@ -196,3 +196,38 @@ def test_the_liveness_prompt_of_the_vision_service_is_shown_at_the_face_step(sto
         assert v["step"] == "face" and v["guidance"] == "guide.challenge" and v["attempts_left"] == 3
         assert locker.opened == []
     asyncio.run(go())
+
+
+def test_the_camera_picture_never_goes_over_the_lan(store, tmp_path):
+    import socket
+
+    from edge.locker.pins import hash_pin
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))  # no packet is sent: this only picks the outgoing address
+            lan_ip = probe.getsockname()[0]
+        except OSError:
+            lan_ip = "127.0.0.1"
+    if lan_ip.startswith("127."):
+        pytest.skip("this machine has no non-loopback IPv4 address to call from")
+    ctx = ServiceContext(name="kiosk", site="s1", device="kiosk-01", store=store, data_dir=tmp_path, peers={},
+                         config=replace(KioskConfig(), host="0.0.0.0", port=0, staff_pins={"an": hash_pin("2468")}))
+    svc = KioskService(ctx)
+
+    def status(host):
+        port = svc.runner.addresses[0][1]
+        try:
+            with urllib.request.urlopen(f"http://{host}:{port}/api/kiosk/camera.jpg", timeout=10) as r:
+                return r.status
+        except urllib.error.HTTPError as err:
+            return err.code
+
+    async def go():
+        await svc.start()
+        try:
+            assert await asyncio.to_thread(status, "127.0.0.1") == 204  # this device's screen (no face step now)
+            assert await asyncio.to_thread(status, lan_ip) == 403  # another computer on the office network
+        finally:
+            await svc.stop()
+    asyncio.run(go())
