@@ -160,8 +160,10 @@ def cmd_cmd(args) -> int:
     from edge.errors import CommandError, ConfigError
     from edge.security import load_key
 
+    from edge import safejson
+
     try:
-        cmd_args = json.loads(args.args)
+        cmd_args = safejson.loads_object(args.args)
         key = load_key(args.key) if args.key else central_cmd.KeyDir(args.keys).key_for(args.site, args.device)
         journal = None
         if args.db:       # audited centrally: `sent` before publishing, then ok/refused/timeout
@@ -173,7 +175,7 @@ def cmd_cmd(args) -> int:
                                        cmd_args, timeout_s=args.timeout, username=args.broker_username,
                                        password=read_password(args.broker_password_file), ca_file=args.ca_file,
                                        journal=journal)
-    except json.JSONDecodeError as err:
+    except safejson.UnsafeJson as err:
         print(f"edge central cmd: --args is not JSON: {err}", file=sys.stderr)
         return 2
     except (ConfigError, CommandError) as err:
