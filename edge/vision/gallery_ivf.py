@@ -181,7 +181,8 @@ def list_count(n: int) -> int:
     return int(min(4096, max(16, 2 ** round(math.log2(math.sqrt(max(n, 1)))))))
 
 
-def train(vectors: np.ndarray, *, bits: int, seed: int, nlist: int | None = None) -> tuple[Coarse, np.ndarray, np.ndarray]:
+def train(vectors: np.ndarray, *, bits: int, seed: int,
+          nlist: int | None = None) -> tuple[Coarse, np.ndarray, np.ndarray]:
     """Train on the rows of `vectors` (n, dim), unit length. Returns (model, list of every row,
     code of every row). Deterministic for a given seed. Run it with one BLAS thread in the
     background: it is a few hundred medium matrix products."""

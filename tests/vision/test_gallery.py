@@ -269,10 +269,12 @@ def test_one_writer_many_readers():
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)  # building a 1 M index on a busy 2-core machine takes minutes
 @pytest.mark.parametrize("dim, noise", [(128, 0.3), (128, 0.45), (512, 0.3)])
 def test_fast_mode_recall_at_one_million(dim, noise):
-    """The issue's size: 1,000,000 templates (200,000 people x 5), default settings, including
-    a noise level harsher than dlib's (same-person distance ~0.64)."""
+    """The recall contract at the issue's size: 1,000,000 templates (200,000 people x 5),
+    default settings (index trained in the background), >= 99.9 % exact top-1 on fresh captures
+    of enrolled people, including a noise level harsher than dlib's (same-person distance ~0.64)."""
     data = FaceLikeData(dim, 200_000, seed=21, noise=noise)
     templates, _ = data.gallery(1_000_000, 5)
     gallery = Gallery(dim)
