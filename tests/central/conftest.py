@@ -64,6 +64,24 @@ def persistent_broker_config(directory: Path) -> str:
     return f"persistence true\npersistence_location {directory}/\nmax_queued_messages 1000000\n"
 
 
+def start_acl_broker(users: dict[str, str], acl: str) -> tuple[MosquittoBroker, Path]:
+    """A mosquitto with passwords and an ACL, as an office broker runs (no TLS: loopback only),
+    and a queue long enough for a busy central. Returns (broker, its folder): close both."""
+    workdir = Path(tempfile.mkdtemp(prefix="edge-central-acl-"))   # mosquitto, as its own user, reads it
+    passwd = workdir / "passwd"
+    for n, (user, password) in enumerate(users.items()):
+        subprocess.run(["mosquitto_passwd", "-b"] + (["-c"] if n == 0 else []) + [str(passwd), user, password],
+                       check=True, capture_output=True)
+    (workdir / "acl").write_text(acl)
+    if os.geteuid() == 0:
+        for path in (workdir, passwd, workdir / "acl"):
+            shutil.chown(path, "mosquitto")
+    broker = MosquittoBroker(workdir=workdir, extra_config=(
+        f"allow_anonymous false\npassword_file {passwd}\nacl_file {workdir / 'acl'}\n"
+        "max_queued_messages 1000000\n")).start()
+    return broker, workdir
+
+
 @pytest.fixture
 def broker():
     workdir = Path(tempfile.mkdtemp(prefix="edge-central-mq-"))

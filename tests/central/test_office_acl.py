@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
-import subprocess
-import tempfile
 from pathlib import Path
 
 import pytest
 
 from edge.central.ingest import IngestConfig
 from edge.central.service import CentralConfig
-from edge.localbroker import MosquittoBroker
 
-from .conftest import CentralThread, SimDevice, wait_until
+from .conftest import CentralThread, SimDevice, start_acl_broker, wait_until
 
 ACL = Path(__file__).resolve().parents[2] / "deploy" / "mosquitto" / "acl"
 USERS = {"central": "central-secret", "kiosk-1": "kiosk-secret"}
@@ -23,17 +18,7 @@ USERS = {"central": "central-secret", "kiosk-1": "kiosk-secret"}
 
 @pytest.fixture
 def office_broker():
-    workdir = Path(tempfile.mkdtemp(prefix="edge-central-acl-"))
-    passwd = workdir / "passwd"
-    for n, (user, password) in enumerate(USERS.items()):
-        subprocess.run(["mosquitto_passwd", "-b"] + (["-c"] if n == 0 else []) + [str(passwd), user, password],
-                       check=True, capture_output=True)
-    shutil.copy(ACL, workdir / "acl")
-    if os.geteuid() == 0:
-        for path in (workdir, passwd, workdir / "acl"):
-            shutil.chown(path, "mosquitto")
-    broker = MosquittoBroker(workdir=workdir, extra_config=(
-        f"allow_anonymous false\npassword_file {passwd}\nacl_file {workdir / 'acl'}\n")).start()
+    broker, workdir = start_acl_broker(USERS, ACL.read_text())
     try:
         yield broker
     finally:

@@ -15,10 +15,8 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import tempfile
 import threading
 import time
-from pathlib import Path
 
 import psycopg
 
@@ -158,7 +156,7 @@ def test_the_same_flood_from_a_device_account_through_the_site_bound_acl(pg, tmp
     from edge.central.ingest import IngestConfig
     from edge.central.service import CentralConfig
 
-    from .conftest import CentralThread, SimDevice
+    from .conftest import CentralThread, SimDevice, start_acl_broker
     from .test_office_acl import ACL
 
     devices_file = tmp_path / "devices.txt"
@@ -166,8 +164,7 @@ def test_the_same_flood_from_a_device_account_through_the_site_bound_acl(pg, tmp
     acl = subprocess.run([str(ACL.parent / "make-acl.sh"), str(devices_file)], capture_output=True, text=True,
                          check=True).stdout
     users = {"central": "central-pw", GOOD: "good-pw", BAD: "bad-pw"}
-    workdir = Path(tempfile.mkdtemp(prefix="edge-poison-acl-"))   # mosquitto (as its own user) reads it
-    broker = _office_broker(workdir, users, acl)
+    broker, workdir = start_acl_broker(users, acl)
     register_devices(pg.dsn)
     c = CentralThread(CentralConfig(ingest=IngestConfig(
         broker=broker.url, dsn=pg.dsn, instance="central-acl-poison", batch_ms=10, periodic_s=0.3,
@@ -183,71 +180,3 @@ def test_the_same_flood_from_a_device_account_through_the_site_bound_acl(pg, tmp
         c.stop()
         broker.close()
         shutil.rmtree(workdir, ignore_errors=True)
-
-
-def _office_broker(workdir: Path, users: dict, acl: str):
-    import os
-    import subprocess
-
-    from edge.localbroker import MosquittoBroker
-
-    passwd = workdir / "passwd"
-    for n, (user, password) in enumerate(users.items()):
-        subprocess.run(["mosquitto_passwd", "-b"] + (["-c"] if n == 0 else []) + [str(passwd), user, password],
-                       check=True, capture_output=True)
-    (workdir / "acl").write_text(acl)
-    if os.geteuid() == 0:
-        for path in (workdir, passwd, workdir / "acl"):
-            shutil.chown(path, "mosquitto")
-    # The office broker's queue for a busy central (mosquitto's default of 1,000 would drop some).
-    return MosquittoBroker(workdir=workdir, extra_config=(
-        f"allow_anonymous false\npassword_file {passwd}\nacl_file {workdir / 'acl'}\n"
-        "max_queued_messages 1000000\n")).start()
-
-
-def test_without_a_registry_every_site_is_accepted_and_a_phantom_office_is_refused_once_provisioned(
-        broker, pg, devices, central_app):
-    c = central_app(instance="central-registry")
-    lab = devices("lab", "kiosk-1")
-    lab.event("qr", "scanned")
-    wait_until(lambda: c.app.consumer.stats()["stored"] == 1, what="an event accepted with an empty registry")
-    with psycopg.connect(pg.dsn, autocommit=True) as conn:
-        quarantine.register(conn, [("lab", "kiosk-1")])
-    time.sleep(1.2)      # the consumer re-reads its cached registry on a miss once it is 1 s old
-    phantom = devices("any-site", "kiosk-1")             # the same device account, another office
-    phantom.event("qr", "scanned")
-    stranger = devices("lab", "kiosk-7")                 # a device nobody provisioned
-    stranger.event("qr", "scanned")
-    lab.event("qr", "scanned")
-    wait_until(lambda: c.app.consumer.stats()["stored"] == 2 and c.app.consumer.stats()["quarantined"] >= 4,
-               what="the provisioned device stored, the others quarantined")
-    with psycopg.connect(pg.dsn) as conn:
-        reasons = dict(conn.execute("SELECT site || '/' || device, array_agg(DISTINCT reason)::text FROM quarantine "
-                                    "GROUP BY 1").fetchall())
-        sites = {r[0] for r in conn.execute("SELECT DISTINCT site FROM devices")}
-    assert reasons == {"any-site/kiosk-1": "{wrong_site}", "lab/kiosk-7": "{unregistered}"}
-    assert "any-site" not in sites
-
-
-def test_dead_letters_are_listed_per_site_and_pruned_after_90_days(pg):
-    import asyncio
-
-    from edge.central import db
-
-    with psycopg.connect(pg.dsn, autocommit=True) as conn:
-        db.migrate(conn)
-        with conn.transaction():
-            quarantine.record(conn, [quarantine.Quarantined.of(f"motcua/v1/{site}/kiosk-1/qr/event", b"[", "not_object",
-                                                               "payload is list") for site in ("hn-q1", "hcm-q3")],
-                              instance="t")
-        conn.execute("UPDATE quarantine SET received = now() - interval '91 days' WHERE site = 'hcm-q3'")
-
-    async def listed(sites):
-        async with await psycopg.AsyncConnection.connect(pg.dsn) as aconn:
-            return [(r["site"], r["reason"]) for r in await quarantine.recent(aconn, sites=sites)]
-
-    assert asyncio.run(listed({"hn-q1"})) == [("hn-q1", "not_object")]      # only the sites one may see
-    assert len(asyncio.run(listed(None))) == 2
-    with psycopg.connect(pg.dsn, autocommit=True) as conn:
-        assert quarantine.prune(conn) == 1
-    assert asyncio.run(listed(None)) == [("hn-q1", "not_object")]
