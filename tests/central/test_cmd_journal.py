@@ -98,3 +98,16 @@ def test_one_list_of_door_commands_for_signature_and_confirmation():
     confirmed = {t for t in LockerService.commands if central_cmd.needs_confirmation("locker", t)}
     assert confirmed == set(DOOR_COMMANDS)
     assert not central_cmd.needs_confirmation("pager", "open")
+
+
+def test_central_refuses_to_send_to_a_site_the_staff_member_may_not_command(tmp_path, central_app, pg):
+    import asyncio
+    from types import SimpleNamespace
+
+    c = central_app(key_dir=str(tmp_path / "keys"))
+    body = {"site": "hcm-q3", "device": "kiosk-1", "service": "locker", "type": "open", "args": {"compartment": 1}}
+    limited = SimpleNamespace(role="operator", sites=frozenset({"hn-q1"}))
+    sending = asyncio.run_coroutine_threadsafe(c.app.send_command("Nguyen Van A", body, staff=limited), c.loop)
+    with pytest.raises(central_cmd.CommandForbidden, match="not allowed to command site 'hcm-q3'"):
+        sending.result(20)
+    assert rows(pg.dsn) == []                    # nothing recorded, nothing published
