@@ -213,7 +213,7 @@ def test_edge_monitor_shows_a_notify_masked(mosquitto):
     pub.loop_start()
     body = {"id": "n1", "ts": time.time(), "kind": "result_ready", "phone": E164, "receipt": "HS-1",
             "compartment": 2, "pin": "480913", "deadline": time.time() + 86400}
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30
     while not lines and time.monotonic() < deadline:   # until the monitor's subscription is in place
         pub.publish("motcua/v1/hn/kiosk-01/locker/notify", json.dumps(body), qos=1).wait_for_publish(5)
         time.sleep(0.2)
