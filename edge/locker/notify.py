@@ -72,11 +72,12 @@ def sweep(store: Store, clock: Callable[[], float]) -> int:
     sent = 0
     with store.transaction() as tx:
         rows = tx.execute(
-            "SELECT n.assignment, n.phone, n.reminded, a.receipt, a.compartment, a.status, a.deadline "
+            "SELECT n.assignment, n.phone, n.reminded, a.receipt, a.compartment, a.status, a.deadline, a.loaded_at "
             "FROM locker_notify n LEFT JOIN locker_assignments a ON a.id = n.assignment").fetchall()
-        for assignment, phone, reminded, receipt, compartment, status, deadline in rows:
+        for assignment, phone, reminded, receipt, compartment, status, deadline, loaded_at in rows:
             if status == "waiting" and not reminded and deadline - now <= REMINDER_BEFORE_S:
-                if deadline > now:
+                # a one-day deadline gets no reminder: the result-ready SMS has just said it
+                if deadline > now and deadline - loaded_at >= 2 * REMINDER_BEFORE_S:
                     queue(tx, "reminder", phone=phone, receipt=receipt, compartment=compartment,
                           deadline=deadline, now=now)
                     sent += 1

@@ -221,3 +221,17 @@ def test_edge_monitor_shows_a_notify_masked(mosquitto):
     pub.loop_stop()
     assert lines and "HS-1" in lines[0] and "091****678" in lines[0]
     assert "480913" not in "\n".join(lines) and "912345678" not in "\n".join(lines)
+
+
+def test_a_one_day_deadline_gets_no_reminder_on_top_of_the_result_sms(tmp_path):
+    clock = Clock()
+    svc = service(tmp_path, clock=clock)
+
+    async def body():
+        async with running(svc):
+            await svc.load(STAFF_PIN, "HS-1D", None, phone=PHONE, deadline_days=1)
+            clock.offset = 60
+            assert notify.sweep(svc.ctx.store, clock) == 0
+            assert [m["kind"] for m in notifies(svc.ctx.store)] == ["result_ready"]
+
+    run(body())
