@@ -219,6 +219,9 @@ STRINGS: dict[str, tuple[str, str]] = {
     "status.down": ("Ngừng", "Down"),
     "index.counter": ("Quầy {counter}", "Counter {counter}"),
     "index.title": ("Màn hình của thiết bị", "Screens on this device"),
+    "index.citizens": ("Cho công dân", "For citizens"),
+    "index.staff": ("Cho cán bộ", "For staff"),
+    "index.technician": ("Kỹ thuật", "Technician"),
     "common.error": ("Có lỗi: {error}", "Error: {error}"),
     # errors on the staff screens, by edge.kiosk.messages code: what happened and what to do
     "err.unknown": ("Chưa thực hiện được. Vui lòng thử lại; nếu vẫn không được, báo cán bộ kỹ thuật.",
