@@ -54,7 +54,7 @@ def fold(text: str) -> str:
         if unicodedata.combining(ch):
             continue
         ch = {"“": '"', "”": '"', "‘": "'", "’": "'", "–": "-", "—": "-", "…": "...", "\u00a0": " "}.get(ch, ch)
-        out.append(ch if ch in GSM7_BASIC else "?")
+        out.extend(c if c in GSM7_BASIC else "?" for c in ch)
     return "".join(out)
 
 
@@ -93,6 +93,9 @@ class Texts:
         for kind, value in (data.get("templates") or {}).items():
             if kind not in DEFAULT_TEMPLATES:
                 problems.append(f"templates.{kind}: unknown kind; expected one of {sorted(DEFAULT_TEMPLATES)}")
+                continue
+            if not isinstance(value, (str, list)) or (isinstance(value, list) and not 1 <= len(value) <= 2):
+                problems.append(f"templates.{kind}: expected text or [text, tail]")
                 continue
             main, tail = (value, "") if isinstance(value, str) else (tuple(value) + ("",))[:2]
             for text in (main, tail):
