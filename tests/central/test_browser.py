@@ -145,6 +145,9 @@ def test_fleet_page_shows_a_device_going_offline_and_screenshots(central_app, de
         assert "dat-dai" not in page.locator("main table").last.inner_text()  # names, not keys
         assert "′" not in page.content() and "phút" in page.content()
         page.screenshot(path=str(shots / "central-queues.png"), full_page=True)
+        page.click("p.sites >> text=hcm-quan1")                                  # one office only
+        page.wait_for_url("**site=hcm-quan1**")
+        assert page.locator("section.office").count() == 1 and page.locator("figure.chart svg").count() == 3
         page.goto(c.url + "/lockers")
         grid = page.locator('[data-locker="hanoi-badinh/kiosk-1"] li.cell')
         assert grid.count() == 16

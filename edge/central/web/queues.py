@@ -41,7 +41,9 @@ async def page(request: web.Request) -> web.Response:
                       title=t(lang, "wait_30"), unit=t(lang, "minutes_unit"), color="#bf8700", integer=False,
                       label_every=3),
         ]
+    sites = sorted({d["site"] for d in await central.db.run(queries.devices) if staff.may_see(d["site"])})
     return render(request, "queues.html", "queues", {
+        "sites": sites, "all_sites_allowed": staff.sites is None,
         "day": day, "site": site, "offices": offices, "summary": summary, "charts": charts,
         "totals": {k: sum(r[k] for r in summary) for k in ("issued", "waiting", "served")},
         "qs": query_string(day=day.isoformat(), site=site)}, refresh=15)
