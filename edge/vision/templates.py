@@ -54,13 +54,15 @@ def load_or_create_key(path: str | Path) -> bytes:
         with os.fdopen(fd, "wb") as f:
             f.write(os.urandom(KEY_BYTES))
     try:
-        mode = path.stat().st_mode
+        st = path.stat()
         key = path.read_bytes()
     except OSError as err:
         raise TemplateKeyError(f"cannot read template key {path}: {err}") from err
-    if mode & 0o077:
-        raise TemplateKeyError(f"template key {path} has permissions {oct(mode & 0o777)}: group or others "
+    if st.st_mode & 0o077:   # the same rule as the gallery's device key (gallery_format.load_device_key)
+        raise TemplateKeyError(f"template key {path} has permissions {oct(st.st_mode & 0o777)}: group or others "
                                f"may read it; expected 0600 (chmod 600 {path})")
+    if st.st_uid not in (0, os.getuid()):
+        raise TemplateKeyError(f"template key {path} is owned by uid {st.st_uid}, expected root or uid {os.getuid()}")
     if len(key) != KEY_BYTES:
         raise TemplateKeyError(f"template key {path} holds {len(key)} bytes, expected {KEY_BYTES}")
     return key
