@@ -113,14 +113,16 @@ def test_loading_with_a_phone_sends_the_pin_through_gammu_and_a_dg_text_lands_on
             kiosk.base + "/api/loading", {"staff_pin": "2580", "receipt": CODE, "size": "M", "phone": PHONE_TYPED})
         assert loaded["ok"] and loaded["compartment"] == 2 and loaded["sms_to"] == "091****678"
 
-        # 2. gammu-smsd sent it: the text with the PIN, to +84…, created by edge
-        parts = wait_until(lambda: [s for s in sentitems(pg.dsn) if s["number"] == PHONE], what="the SMS sent")
-        text = "".join(p["text"] for p in parts if p["id"] == parts[0]["id"])
-        assert parts[0]["creator"] == "edge" and CODE in text and "ngăn 2" in text
-        pin = re.search(r"Mã PIN: (\d{6})\.", text).group(1)
+        # 2. gammu-smsd sent it (every part: central marks it sent once gammu's outbox is empty of
+        #    it): the text with the PIN, to +84…, created by edge; its delivery on the dashboard
         delivery = wait_until(lambda: [d for d in office.get("/api/sms") if d["status"] == "sent"],
                               what="delivery on the dashboard")
         assert delivery[0]["receipt"] == CODE and delivery[0]["kind"] == "result_ready"
+        parts = [s for s in sentitems(pg.dsn) if s["number"] == PHONE]
+        assert len(parts) == delivery[0]["parts"] and {p["creator"] for p in parts} == {"edge"}
+        text = "".join(p["text"] for p in parts)
+        assert CODE in text and "ngăn 2" in text
+        pin = re.search(r"Mã PIN: (\d{6})\.", text).group(1)
 
         # 3. the citizen collects with the PIN from the SMS: the right compartment opens
         locker = kiosk.supervisor.peers["locker"]
