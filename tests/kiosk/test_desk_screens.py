@@ -223,10 +223,11 @@ def test_the_issue_s_raw_errors_reach_the_desk_as_sentences_beside_their_field(h
     page.goto(kiosk.url + "/counter?c=1")
     page.wait_for_selector("body[data-ready='1']")
     page.click("#pause")
+    page.wait_for_function("document.querySelector('#answer').textContent === 'Quầy đã tạm nghỉ: không nhận số mới'")
     page.wait_for_selector("#paused-badge:not([hidden])")
     page.click("#call_next")
-    page.wait_for_function("document.querySelector('#answer').textContent.includes('tạm nghỉ')")
-    assert page.inner_text("#answer") == 'Quầy 1 đang tạm nghỉ. Bấm "Tiếp tục phục vụ" trước khi gọi số.'
+    page.wait_for_function("""document.querySelector('#answer').textContent ===
+                              'Quầy 1 đang tạm nghỉ. Bấm "Tiếp tục phục vụ" trước khi gọi số.'""")
     shot(page, tmp_path, "counter-paused-error")
     page.click("#lang")
     page.wait_for_function("document.querySelector('#call_next').textContent === 'Call next'")
@@ -243,6 +244,14 @@ def test_the_issue_s_raw_errors_reach_the_desk_as_sentences_beside_their_field(h
     page.wait_for_selector("body[data-ready='1']")
     # the header warned before it came to this: cards left, from the pager's live view
     page.wait_for_function("document.querySelector('#cards').textContent === 'Chỉ còn 0 thẻ rung: thu lại thẻ ở các quầy'")
+    # a procedure whose queue this office's pager does not have ("unknown service 'cu-tru'"): said
+    # before anyone presses the button, which is greyed
+    page.fill("#scan", "1.004222")  # Đăng ký thường trú, queue cu-tru
+    page.press("#scan", "Enter")
+    page.wait_for_selector("#procedure:not([hidden])")
+    assert page.inner_text("#issue-error") == ("Lĩnh vực cu-tru chưa có hàng chờ tại điểm này. "
+                                               "Hướng dẫn công dân đến quầy phụ trách hoặc báo cán bộ kỹ thuật.")
+    assert page.is_disabled("#issue")
     page.evaluate("""() => { document.querySelector('#procedure').hidden = false; }""")
     page.evaluate("""() => fetch('/api/reception/issue', {method: 'POST', headers: {'Content-Type': 'application/json'},
                       body: JSON.stringify({service: 'ho-tich'})}).then(r => r.json()).then(r => Edge.showError(r, Edge.$('issue-error')))""")

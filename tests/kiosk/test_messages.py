@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from edge.kiosk import i18n, messages
+from edge.locker.flows import MESSAGES as LOCKER_MESSAGES
 
 ROOT = Path(__file__).resolve().parents[2] / "edge"
 # The modules behind the staff screens' APIs (reception, counter, loading) and the kiosk's own checks.
@@ -25,7 +26,7 @@ NOT_ON_SCREENS = (
     r"^no result of .* to reclaim", r"^no assignment for",
 )
 SAMPLE = "7"  # what each {…} of an f-string becomes in the sample text
-LOCKER_REFUSED_DEFAULTS = {reason: en for reason, (vi, en) in __import__("edge.locker.flows", fromlist=["MESSAGES"]).MESSAGES.items()}
+LOCKER_REFUSED_DEFAULTS = {reason: en for reason, (vi, en) in LOCKER_MESSAGES.items()}  # LockerRefused(reason) alone
 
 
 def _text_of(node: ast.expr) -> str | None:
@@ -94,8 +95,8 @@ def test_every_raised_error_has_a_message_for_people(where, text):
 def test_every_message_is_in_vietnamese_and_english_and_fills_from_its_rule(code):
     vi, en = i18n.STRINGS[f"err.{code}"]
     assert vi and en and vi != en
-    assert re.search(r"[ạảấầẩẫậắằẳẵặẹẻẽếềểễệỉịọỏốồổỗộớờởỡợụủứừửữựỳỵỷỹđ]", vi.lower()), vi
-    names = {f for _, f, _, _ in string.Formatter().parse(vi) if f} | {f for _, f, _, _ in string.Formatter().parse(en) if f}
+    assert re.search(r"[ạảấầẩẫậắằẳẵặẹẻẽếềểễệỉịọỏốồổỗộớờởỡợụủứừửữựỳỵỷỹđ]", vi.lower()), vi  # Vietnamese, with its marks
+    names = {name for text in (vi, en) for _, name, _, _ in string.Formatter().parse(text) if name}
     rule = next((r for r in messages.RULES if r.code == code), None)
     given = set(re.compile(rule.pattern).groupindex) if rule else set()
     assert names <= given, f"err.{code} needs {names - given} that its rule does not capture"

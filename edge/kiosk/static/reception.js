@@ -27,6 +27,10 @@
     sel.append(Edge.el("option", { value: "" }, Edge.t("reception.priority_none")));
     for (const p of priorities) sel.append(Edge.el("option", { value: p }, Edge.t("priority." + p) === "priority." + p ? p : Edge.t("priority." + p)));
     $("procedure").hidden = false;
+    // A procedure whose queue the pager does not have: say so now, not after "Cấp thẻ rung" is pressed.
+    const unknown = proc.queue_known === false;
+    if (!$("issue").dataset.connDisabled) $("issue").disabled = unknown;
+    if (unknown) Edge.showError({ code: "unknown_service", params: { service: proc.queue_service } }, $("issue-error"));
   }
 
   function showTicket(ticket, card) {
