@@ -29,7 +29,22 @@ def demo_config(broker_url: str, data_dir: str) -> config_module.Config:
     data = tomllib.loads(resources.files("edge").joinpath("demo.toml").read_text(encoding="utf-8"))
     data["data_dir"] = data_dir
     data.setdefault("broker", {})["url"] = broker_url
+    # The device and `--central` share one command key, so the dashboard's /commands works.
+    data["broker"]["command_key_file"] = _demo_command_key(data_dir, data["site"], data["device"])
     return config_module.from_dict(data)
+
+
+def _demo_command_key(data_dir: str, site: str, device: str) -> str:
+    """A fresh HMAC key at DATA_DIR/keys/{site}/{device}.key (0600): the layout `--keys` reads."""
+    from pathlib import Path
+
+    from edge.security import new_key
+
+    path = Path(data_dir, "keys", site, f"{device}.key")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.write_text(new_key())
+    return str(path)
 
 
 async def _run(supervisor: Supervisor, seconds: float | None) -> None:
@@ -69,7 +84,8 @@ def main(args) -> int:
         monitor = threading.Thread(target=watch, args=(url, config.site, lambda line: quiet.line(mqtt_kind(line), f"mqtt> {line}"),
                                                        stop_monitor), kwargs={"show_state": False}, daemon=True)
         monitor.start()
-        central = _start_central(url, args.central) if getattr(args, "central", None) else None
+        central = (_start_central(url, args.central, keys=f"{data_dir}/keys") if getattr(args, "central", None)
+                   else None)
         _print_credentials()
         supervisor = Supervisor(config, demo=True, pin_factory=_mock_pins())
         try:
@@ -116,7 +132,7 @@ def _print_screens_again(supervisor: Supervisor, dashboard: str | None, quiet: Q
         print("\n".join(lines), flush=True)
 
 
-def _start_central(broker_url: str, listen: str) -> subprocess.Popen | None:
+def _start_central(broker_url: str, listen: str, *, keys: str | None = None) -> subprocess.Popen | None:
     """The office dashboard beside the demo device: `edge central run --db temp` (a throwaway
     PostgreSQL). Without PostgreSQL the demo goes on without it and says why."""
     from edge.central.auth import DEMO_LOGINS, DEMO_TOKEN, demo_staff_text
@@ -126,7 +142,7 @@ def _start_central(broker_url: str, listen: str) -> subprocess.Popen | None:
     with open(staff, "w", encoding="utf-8") as out:
         out.write(demo_staff_text())
     proc = subprocess.Popen([sys.executable, "-m", "edge", "central", "run", "--broker", broker_url, "--db", "temp",
-                             "--listen", listen, "--group", "", "--staff", staff],
+                             "--listen", listen, "--group", "", "--staff", staff, *(["--keys", keys] if keys else [])],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + CENTRAL_START_S
     while time.monotonic() < deadline:

@@ -31,6 +31,17 @@ def test_demo_with_central_shows_the_demo_device_on_the_dashboard(mosquitto):
                 pass
             time.sleep(0.5)
         assert devices and devices[0]["device"] == "demo-01" and devices[0]["state"] == "online"
+        # The dashboard can command the demo device (one shared demo key): a door-moving command
+        # waits for its confirmation, a status comes back from the device's locker service.
+        for cmd_type, expected in (("open", 202), ("status", 200)):
+            body = json.dumps({"site": devices[0]["site"], "device": "demo-01", "service": "locker",
+                               "type": cmd_type, "args": {"compartment": 1} if cmd_type == "open" else {}}).encode()
+            request = urllib.request.Request(f"http://127.0.0.1:{port}/api/cmd", data=body, headers={
+                "Authorization": f"Bearer {DEMO_TOKEN}", "Content-Type": "application/json"})
+            with urllib.request.urlopen(request, timeout=30) as reply:
+                answer = json.loads(reply.read())
+                assert reply.status == expected, answer
+        assert answer["result"]["ok"] is True and "compartments" in answer["result"]
     finally:
         demo.terminate()
         out, _ = demo.communicate(timeout=60)
