@@ -180,3 +180,71 @@ def test_the_same_flood_from_a_device_account_through_the_site_bound_acl(pg, tmp
         c.stop()
         broker.close()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def test_without_a_registry_every_site_is_accepted_and_a_phantom_office_is_refused_once_provisioned(
+        broker, pg, devices, central_app):
+    c = central_app(instance="central-registry")
+    lab = devices("lab", "kiosk-1")
+    lab.event("qr", "scanned")
+    wait_until(lambda: c.app.consumer.stats()["stored"] == 1, what="an event accepted with an empty registry")
+    with psycopg.connect(pg.dsn, autocommit=True) as conn:
+        quarantine.register(conn, [("lab", "kiosk-1")])
+    time.sleep(1.2)      # the consumer re-reads its cached registry on a miss once it is 1 s old
+    phantom = devices("any-site", "kiosk-1")             # the same device account, another office
+    phantom.event("qr", "scanned")
+    stranger = devices("lab", "kiosk-7")                 # a device nobody provisioned
+    stranger.event("qr", "scanned")
+    lab.event("qr", "scanned")
+    wait_until(lambda: c.app.consumer.stats()["stored"] == 2 and c.app.consumer.stats()["quarantined"] >= 4,
+               what="the provisioned device stored, the others quarantined")
+    with psycopg.connect(pg.dsn) as conn:
+        reasons = dict(conn.execute("SELECT site || '/' || device, array_agg(DISTINCT reason)::text FROM quarantine "
+                                    "GROUP BY 1").fetchall())
+        sites = {r[0] for r in conn.execute("SELECT DISTINCT site FROM devices")}
+    assert reasons == {"any-site/kiosk-1": "{wrong_site}", "lab/kiosk-7": "{unregistered}"}
+    assert "any-site" not in sites
+
+
+def test_dead_letters_are_listed_per_site_and_pruned_after_90_days(pg):
+    import asyncio
+
+    from edge.central import db
+
+    with psycopg.connect(pg.dsn, autocommit=True) as conn:
+        db.migrate(conn)
+        with conn.transaction():
+            quarantine.record(conn, [quarantine.Quarantined.of(f"motcua/v1/{site}/kiosk-1/qr/event", b"[", "not_object",
+                                                               "payload is list") for site in ("hn-q1", "hcm-q3")],
+                              instance="t")
+        conn.execute("UPDATE quarantine SET received = now() - interval '91 days' WHERE site = 'hcm-q3'")
+
+    async def listed(sites):
+        async with await psycopg.AsyncConnection.connect(pg.dsn) as aconn:
+            return [(r["site"], r["reason"]) for r in await quarantine.recent(aconn, sites=sites)]
+
+    assert asyncio.run(listed({"hn-q1"})) == [("hn-q1", "not_object")]      # only the sites one may see
+    assert len(asyncio.run(listed(None))) == 2
+    with psycopg.connect(pg.dsn, autocommit=True) as conn:
+        assert quarantine.prune(conn) == 1
+    assert asyncio.run(listed(None)) == [("hn-q1", "not_object")]
+
+
+def test_devices_cli_imports_lists_and_refuses_bad_names(pg, tmp_path, capsys):
+    from edge.cli import main as edge_main
+
+    listing = tmp_path / "devices.txt"
+    listing.write_text(f"# Hoan Kiem office\n{SITE} {GOOD}\n{SITE} {BAD}   # the night kiosk\n")
+    assert edge_main(["central", "devices", "--db", pg.dsn, "import", str(listing)]) == 0
+    assert "2 device(s) added" in capsys.readouterr().out
+    assert edge_main(["central", "devices", "--db", pg.dsn, "add", "hcm-q3", "kiosk-1"]) == 0
+    capsys.readouterr()
+    assert edge_main(["central", "devices", "--db", pg.dsn, "list"]) == 0
+    assert capsys.readouterr().out.split("\n")[:3] == ["hcm-q3 kiosk-1", f"{SITE} {GOOD}", f"{SITE} {BAD}"]
+    assert edge_main(["central", "devices", "--db", pg.dsn, "add", "HN Q1", "kiosk-1"]) == 2
+    assert "site 'HN Q1' is not a name" in capsys.readouterr().err
+    listing.write_text("hn-q1 kiosk-1 extra\n")
+    assert edge_main(["central", "devices", "--db", pg.dsn, "import", str(listing)]) == 2
+    assert "devices.txt:1: expected 'SITE DEVICE'" in capsys.readouterr().err
+    assert edge_main(["central", "devices", "--db", pg.dsn, "remove", "hcm-q3", "kiosk-1"]) == 0
+    assert edge_main(["central", "devices", "--db", pg.dsn, "remove", "hcm-q3", "kiosk-1"]) == 1
