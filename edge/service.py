@@ -14,10 +14,13 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ClassVar
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 from edge.errors import CommandError
 from edge.store import Store, Tx
+
+if TYPE_CHECKING:
+    from edge.peers import LockerPeer, PagerPeer, QrPeer, VisionPeer
 
 HEALTH_STATES = ("ok", "degraded", "down")
 
@@ -38,8 +41,21 @@ class ServiceContext:
     broker_connected: Callable[[], bool] | None = None  # the MQTT link, for status screens
 
     def peer(self, name: str) -> "Service | None":
-        """Another running service of this device (e.g. the kiosk asks the locker)."""
+        """Another running service of this device, untyped (the status page asks every one's health)."""
         return self.peers.get(name)
+
+    # Typed peers (edge.peers): what a caller may ask of each, checked against the real classes.
+    def locker(self) -> "LockerPeer | None":
+        return self.peers.get("locker")  # type: ignore[return-value]
+
+    def pager(self) -> "PagerPeer | None":
+        return self.peers.get("pager")  # type: ignore[return-value]
+
+    def vision(self) -> "VisionPeer | None":
+        return self.peers.get("vision")  # type: ignore[return-value]
+
+    def qr(self) -> "QrPeer | None":
+        return self.peers.get("qr")  # type: ignore[return-value]
 
 
 class Service:

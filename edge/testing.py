@@ -128,3 +128,176 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+# -- fakes of the peers (edge.peers) -----------------------------------------------------------------
+# Test doubles of the services as their peers see them. tests/core/test_peers.py checks each one,
+# and each real class, against its protocol in edge.peers: same method names, same async-ness,
+# callable with the same parameters, so a fake cannot drift from the class it stands for.
+
+class FakeLocker:
+    """A locker with receipts in given states; records every open, so a test sees which door moved."""
+
+    def __init__(self, receipts: dict[str, dict] | None = None):
+        # receipt -> {"status": ..., "compartment": n, "pin": "1234" or None}
+        self.receipts = receipts or {}
+        self.opened: list[tuple] = []
+        self.loaded: list[tuple] = []
+        self.door_closed = asyncio.Event()
+        self.close_answers: list[bool] = []  # scripted wait_door answers; empty: wait for door_closed
+
+    async def lookup(self, receipt_code: str) -> dict:
+        r = self.receipts.get(receipt_code)
+        if r is None:
+            return {"status": "unknown"}
+        return {"status": r["status"], "compartment": r.get("compartment"), "pin_set": bool(r.get("pin"))}
+
+    async def verify_pin(self, receipt_code: str, pin: str) -> bool:
+        r = self.receipts.get(receipt_code)
+        return bool(r and r.get("pin") and r["pin"] == pin)
+
+    async def pickup(self, receipt_code: str, claim: dict, actor: str) -> dict:
+        from edge.errors import EdgeError
+
+        r = self.receipts[receipt_code]
+        if r["status"] != "waiting":
+            raise EdgeError(f"receipt {receipt_code} is {r['status']}")
+        self.opened.append((receipt_code, r["compartment"], claim["method"], claim["ref"], actor))
+        r["status"] = "collected"
+        return {"compartment": r["compartment"]}
+
+    async def wait_door(self, compartment: int, state: str, timeout_s: float) -> bool:
+        if self.close_answers:
+            return self.close_answers.pop(0)
+        await self.door_closed.wait()
+        return True
+
+    async def load(self, staff_pin: str, receipt_code: str, size: str | None, pin: str | None = None,
+                   deadline_days: int | None = None, *, accessible: bool = False, face_enrolled: bool = False,
+                   phone: str | None = None) -> dict:
+        if staff_pin != "9999":
+            from edge.locker.flows import LockerRefused
+            raise LockerRefused("staff")  # what the real locker answers: "staff: Wrong staff code."
+        self.loaded.append((receipt_code, size, pin, deadline_days))
+        return {"compartment": 3}
+
+    async def mark_face_enrolled(self, receipt_code: str, enrolled: bool = True) -> None:
+        self.receipts.setdefault(receipt_code, {"status": "waiting"})["face_enrolled"] = enrolled
+
+    def view(self) -> dict:
+        return {"compartments": {n: {"size": "M", "state": "free"} for n in range(1, 13)}, "alarms": 1}
+
+    def snapshot(self) -> dict:
+        return {"alarms": [{"alarm": "left_open", "target": "compartment:3", "since": 1.0}]}
+
+    def health(self) -> str:
+        return "ok"
+
+
+class FakeVision:
+    """Answers verify() from a script of decisions; `enrolled` lists the dossiers with face consent;
+    `calls` counts verify() calls and `told` records what the locker told it."""
+
+    def __init__(self, enrolled=(), decisions=None):
+        self._enrolled = set(enrolled)
+        self.decisions = list(decisions or [])
+        self.calls = 0
+        self.told: list[tuple] = []
+        self.gate: asyncio.Event | None = None  # holds verify() until a test releases it
+        self.live = "no_face"  # what guidance() reports from the camera between verify answers
+
+    async def enrolled(self, dossier: str) -> bool:
+        return dossier in self._enrolled
+
+    async def verify(self, dossier: str, frames_rgb: list | None = None, timeout_s: float = 2.0) -> dict:
+        self.calls += 1
+        if self.gate is not None:
+            await self.gate.wait()
+        if not self.decisions:
+            return {"decision": "reject", "score": 0.1, "reason": "no match", "guidance": None}
+        d = self.decisions.pop(0)
+        return d if isinstance(d, dict) else {"decision": d, "score": 0.9 if d == "accept" else 0.2,
+                                               "reason": None, "guidance": None}
+
+    def guidance(self) -> dict:
+        return {"reason": self.live, "text": "", "text_en": ""}
+
+    def preview(self) -> bytes | None:
+        return None  # no camera
+
+    async def result_waiting(self, dossier: str, waiting: bool = True) -> bool:
+        self.told.append(("result_waiting", dossier, waiting))
+        return True
+
+    async def delete(self, dossier: str, reason: str) -> bool:
+        self.told.append(("delete", dossier, reason))
+        return True
+
+    def health(self) -> str:
+        return "ok"
+
+
+class FakeQr:
+    """A QR service with a catalog and no camera: `scanned(item)` hands an item to the subscribers."""
+
+    def __init__(self, catalog: dict | None = None):
+        self.catalog = catalog or {}
+        self.queues: list[asyncio.Queue] = []
+
+    def subscribe(self, maxsize: int = 50, *, private: bool = False) -> asyncio.Queue:
+        queue: asyncio.Queue = asyncio.Queue(maxsize=maxsize)
+        self.queues.append(queue)
+        return queue
+
+    def unsubscribe(self, queue: asyncio.Queue) -> None:
+        self.queues = [q for q in self.queues if q is not queue]
+
+    def scanned(self, item: dict) -> None:
+        for queue in self.queues:
+            queue.put_nowait(item)
+
+    def catalog_lookup(self, code: str) -> dict | None:
+        return self.catalog.get(code)
+
+    def health(self) -> str:
+        return "ok"
+
+
+class FakePager:
+    """Records what it was asked: `issued` tickets, `checked_in` codes, `calls` counter actions
+    (validated against the real pager's `commands`, as every route to the pager is)."""
+
+    def __init__(self):
+        self.issued: list[tuple] = []
+        self.checked_in: list[str] = []
+        self.booked: list[tuple] = []
+        self.calls: list[tuple] = []
+
+    async def issue(self, service: str, priority: str | None = None, source: str = "desk") -> dict:
+        self.issued.append((service, priority, source))
+        return {"ticket": f"A{len(self.issued):03d}", "card": len(self.issued) + 6, "service": service}
+
+    async def checkin(self, appointment_code: str) -> dict:
+        self.checked_in.append(appointment_code)
+        return {"ticket": "B001", "card": 9}
+
+    async def book(self, code: str, service: str, slot: float) -> dict:
+        self.booked.append((code, service, slot))
+        return {"code": code, "service": service, "slot": slot}
+
+    async def call_next(self, counter: str, ticket: str | None = None) -> dict | None:
+        self.calls.append(("call_next", counter))
+        return {"ticket": "A001", "counter": counter}
+
+    def view(self) -> dict:
+        # the shape of edge.pager.queue.QueueEngine.view()
+        return {"counters": {"1": {"paused": False, "ticket": "A001", "service": "general", "card": 7}},
+                "services": {"general": {"prefix": "A", "name": "Tiếp nhận hồ sơ", "name_en": "Filing",
+                                         "waiting": 2, "next": ["A002", "A003"], "estimated_wait_s": 300}},
+                "now_serving": [{"ticket": "A001", "counter": "1", "card": 7}]}
+
+    def priorities(self) -> list[str]:
+        return ["elderly", "disabled"]
+
+    def health(self) -> str:
+        return "ok"

@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 from edge.errors import EdgeError
 from edge.kiosk.receipts import dossier_code
+from edge.peers import LockerPeer, VisionPeer
 from edge.store import Store
 
 log = logging.getLogger(__name__)
@@ -89,7 +90,8 @@ class Limits:
 class PickupFlow:
     """The pickup state machine. All methods run on the event loop; an asyncio.Lock serialises steps."""
 
-    def __init__(self, *, store: Store, locker: Callable[[], Any], vision: Callable[[], Any],
+    def __init__(self, *, store: Store, locker: Callable[[], LockerPeer | None],
+                 vision: Callable[[], VisionPeer | None],
                  limits: Limits | None = None, clock: Callable[[], float] = time.time,
                  language: str = "vi", parse_code: Callable[[str], str | None] | None = None):
         self.store = store
@@ -345,10 +347,10 @@ class PickupFlow:
             return False
 
     def _ask_preview(self) -> None:
-        preview = getattr(self._vision(), "preview", None)
-        if callable(preview):
+        vision = self._vision()
+        if vision is not None:
             try:
-                preview()
+                vision.preview()
             except (EdgeError, OSError, ValueError) as err:  # no picture is no reason to stop the pickup
                 log.info("kiosk: no camera picture: %s", err)
 

@@ -18,7 +18,9 @@ from edge.kiosk.flows import Limits, PickupFlow
 from edge.kiosk.staff import StaffAuth
 from edge.kiosk.messages import explain
 from edge.kiosk.voice import Voice
-from edge.kiosk.web import Latest, broker_link, build_app, cpu_temperature, disk_usage, pager_priorities, queue_name
+from edge.qr.codes import PROCEDURE_KINDS, RECEIPT_KIND
+from edge.kiosk.web import (Latest, broker_link, build_app, cpu_temperature, disk_usage, pager_priorities, queue_known,
+                            queue_name)
 from edge.service import Service
 
 
@@ -50,8 +52,8 @@ class KioskService(Service):
     async def start(self) -> None:
         if self._problems:  # also for a config built in code: never serve the queue controls open on the LAN
             raise ConfigError(self._problems)
-        self.flow = PickupFlow(store=self.ctx.store, locker=lambda: self.ctx.peer("locker"),
-                               vision=lambda: self.ctx.peer("vision"), limits=self.limits,
+        self.flow = PickupFlow(store=self.ctx.store, locker=self.ctx.locker,
+                               vision=self.ctx.vision, limits=self.limits,
                                clock=self.ctx.clock, language=self.language)
         runner = web.AppRunner(build_app(self), handle_signals=False, access_log=None)
         await runner.setup()
@@ -93,11 +95,11 @@ class KioskService(Service):
         qr, queue = None, None
         try:
             while True:
-                peer = self.ctx.peer("qr")
+                peer = self.ctx.qr()
                 if peer is not qr:  # started, restarted or gone: (re)subscribe to the live instance
                     if qr is not None and queue is not None:
                         qr.unsubscribe(queue)
-                    qr, queue = peer, (peer.subscribe() if hasattr(peer, "subscribe") else None)
+                    qr, queue = peer, (peer.subscribe() if peer is not None else None)
                 if queue is None:
                     await asyncio.sleep(1.0)
                     continue
@@ -112,12 +114,13 @@ class KioskService(Service):
 
     async def _scanned(self, item: dict) -> None:
         kind = item.get("kind")
-        if kind == "receipt" and item.get("code") and self.ctx.peer("locker") is not None:
+        if kind == RECEIPT_KIND and item.get("code") and self.ctx.locker() is not None:
             await self.flow.scanned(item["code"])
-        elif kind in ("procedure", "procedure_url"):
+        elif kind in PROCEDURE_KINDS:
             procedure = item.get("procedure")
             if isinstance(procedure, dict):
-                procedure = {**procedure, "queue_name": queue_name(self, procedure.get("queue_service"))}
+                procedure = {**procedure, "queue_name": queue_name(self, procedure.get("queue_service")),
+                             "queue_known": queue_known(self, procedure.get("queue_service"))}
             self.reception.publish({"kind": kind, "code": item.get("code"), "procedure": procedure,
                                     "ticket": item.get("ticket"), "card": item.get("card"),
                                     "refused": item.get("refused"), "priorities": pager_priorities(self),
@@ -160,8 +163,8 @@ class KioskService(Service):
 
         lines = [f"  {name:<12} {url}" for name, url in self.screen_urls().items()]
         print("kiosk: screens on this device (open them in a browser):\n" + "\n".join(lines), flush=True)
-        locker = self.ctx.peer("locker")
-        if locker is not None and hasattr(locker, "load"):
+        locker = self.ctx.locker()
+        if locker is not None:
             qr_demo = getattr(getattr(self.ctx.peer("qr"), "config", None), "camera", None) == "sim"
             results = RESULTS + ((scanned_receipt_result(self.ctx.site),) if qr_demo else ())
             loaded = await load_demo_results(locker, self.ctx.peer("vision"), results=results)

@@ -13,7 +13,7 @@ import glob
 import json
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote, urlsplit
 
 from aiohttp import web
@@ -23,10 +23,12 @@ from edge.kiosk import i18n, messages, voice
 from edge.kiosk.flows import SessionError
 from edge.kiosk.receipts import require_dossier_code
 from edge.kiosk.staff import COOKIE, LoginRefused, is_loopback
+from edge.qr.codes import PROCEDURE_KINDS
 
 if TYPE_CHECKING:
     from edge.kiosk.service import KioskService
 
+P = TypeVar("P")  # a peer's protocol (edge.peers)
 STATIC_DIR = Path(__file__).parent / "static"
 PAGES = {"/": "index.html", "/kiosk": "kiosk.html", "/reception": "reception.html",
          "/counter": "counter.html", "/display": "display.html", "/loading": "loading.html",
@@ -299,9 +301,8 @@ async def kiosk_camera(request: web.Request) -> web.Response:
     if not is_loopback(request.remote or ""):
         raise web.HTTPForbidden(text=json.dumps({"ok": False, "error": "the camera picture is for this device's own screen"}),
                                 content_type="application/json")
-    vision = svc.ctx.peer("vision")
-    preview = getattr(vision, "preview", None)
-    jpeg = preview() if svc.flow.view()["step"] == "face" and callable(preview) else None
+    vision = svc.ctx.vision()
+    jpeg = vision.preview() if svc.flow.view()["step"] == "face" and vision is not None else None
     if not jpeg:
         return web.Response(status=204, headers={"Cache-Control": "no-store"})
     return web.Response(body=jpeg, content_type="image/jpeg", headers={"Cache-Control": "no-store"})
@@ -309,15 +310,9 @@ async def kiosk_camera(request: web.Request) -> web.Response:
 
 async def kiosk_layout(request: web.Request) -> web.Response:
     """The compartment numbers, so the open one can be shown in place (no occupancy, no codes)."""
-    view = _safe_view(request.app[SVC].ctx.peer("locker"))
-    comps = view.get("compartments") if isinstance(view, dict) else None
-    if isinstance(comps, dict):
-        ids = list(comps)
-    elif isinstance(comps, list):
-        ids = [c.get("id", c.get("compartment")) if isinstance(c, dict) else c for c in comps]
-    else:
-        ids = []
-    return web.json_response({"compartments": [i for i in ids if i is not None]}, dumps=_dumps)
+    locker = request.app[SVC].ctx.locker()
+    ids = list(locker.view()["compartments"]) if locker is not None else []
+    return web.json_response({"compartments": ids}, dumps=_dumps)
 
 
 def kiosk_step(step: str):
@@ -394,16 +389,14 @@ async def reception_scan(request: web.Request) -> web.Response:
         raise EdgeError("the QR parser is not installed") from err
     parsed = parse(text)
     result = {"ok": True, "kind": parsed.kind, "code": parsed.code, "reason": parsed.reason}
-    if parsed.kind not in ("procedure", "procedure_url"):
+    if parsed.kind not in PROCEDURE_KINDS:
         return web.json_response({**result, "ok": False, "error": "reception.not_procedure"})
-    qr = svc.ctx.peer("qr")
-    entry = None
-    if qr is not None and hasattr(qr, "catalog_lookup"):
-        entry = await _maybe_await(qr.catalog_lookup(parsed.code or parsed.fields.get("uuid")))
+    qr = svc.ctx.qr()
+    entry = qr.catalog_lookup(parsed.code or parsed.fields.get("uuid")) if qr is not None else None
     if not entry:
         return web.json_response({**result, "ok": False, "error": "reception.not_found"})
-    entry = entry if isinstance(entry, dict) else _as_dict(entry)
-    result["procedure"] = {**entry, "queue_name": queue_name(svc, entry.get("queue_service"))}
+    result["procedure"] = {**entry, "queue_name": queue_name(svc, entry.get("queue_service")),
+                           "queue_known": queue_known(svc, entry.get("queue_service"))}
     result["priorities"] = pager_priorities(svc)
     return web.json_response(result)
 
@@ -428,38 +421,41 @@ async def reception_events(request: web.Request) -> web.StreamResponse:
 async def reception_issue(request: web.Request) -> web.Response:
     svc = request.app[SVC]
     body = await _body(request)
-    pager = _need(svc, "pager")
+    pager = _need(svc.ctx.pager(), "pager")
     service = _text(body, "service", 64)
     priority = _text(body, "priority", 64, required=False) or None
-    ticket = await _maybe_await(pager.issue(service, priority=priority, source="desk"))
+    ticket = await pager.issue(service, priority=priority, source="desk")
     with svc.ctx.store.transaction() as tx:
-        tx.audit(_actor(request), "reception.issue", service=service, priority=priority,
-                 ticket=_as_dict(ticket).get("ticket"))
-    return web.json_response({"ok": True, **_as_dict(ticket)})
+        tx.audit(_actor(request), "reception.issue", service=service, priority=priority, ticket=ticket.get("ticket"))
+    return web.json_response({"ok": True, **ticket})
 
 
 def queue_name(svc: "KioskService", service_id: str | None) -> str | None:
     """The pager service's display name (Vietnamese) for a catalog queue id."""
-    services = _safe_view(svc.ctx.peer("pager")).get("services") or {}
-    entry = services.get(service_id) if isinstance(services, dict) else None
+    entry = _pager_services(svc).get(service_id)
     return entry.get("name") if isinstance(entry, dict) and entry.get("name") else service_id
 
 
-def pager_priorities(svc: "KioskService") -> list:
-    pager = svc.ctx.peer("pager")
-    cfg = getattr(getattr(pager, "ctx", None), "config", None)
-    for attr in ("priorities", "priority_classes"):
-        value = getattr(cfg, attr, None)
-        if value:
-            return [p if isinstance(p, str) else getattr(p, "name", str(p)) for p in
-                    (value.keys() if isinstance(value, dict) else value)]
-    return []
+def queue_known(svc: "KioskService", service_id: str | None) -> bool:
+    """True when the pager has a queue for this catalog queue id (else reception cannot issue a card)."""
+    return service_id in _pager_services(svc)
+
+
+def pager_priorities(svc: "KioskService") -> list[str]:
+    pager = svc.ctx.pager()
+    return pager.priorities() if pager is not None else []
+
+
+def _pager_services(svc: "KioskService") -> dict:
+    """The pager's queues by id ({} when no pager runs here)."""
+    pager = svc.ctx.pager()
+    return pager.view()["services"] if pager is not None else {}
 
 
 # -- pager: counter panel and wall display --------------------------------------------------------------
 
 async def pager_view(request: web.Request) -> web.Response:
-    return web.json_response(_safe_view(_need(request.app[SVC], "pager")), dumps=_dumps)
+    return web.json_response(_need(request.app[SVC].ctx.pager(), "pager").view(), dumps=_dumps)
 
 
 async def pager_events(request: web.Request) -> web.StreamResponse:
@@ -468,8 +464,8 @@ async def pager_events(request: web.Request) -> web.StreamResponse:
     last, idle = None, 0.0
     seen_row, recalled = _last_outbox_row(svc.ctx.store), None
     while not svc._closing.is_set():
-        pager = svc.ctx.peer("pager")
-        view = _safe_view(pager) if pager is not None else {"error": "pager not running"}
+        pager = svc.ctx.pager()
+        view = pager.view() if pager is not None else {"error": "pager not running"}
         seen_row, recalled = _recalls_since(svc.ctx.store, seen_row, recalled)
         if recalled:  # a recall changes no number on the pager's view: the display hears it from its event
             view = {**view, "recalled": recalled}
@@ -512,7 +508,7 @@ async def pager_action(request: web.Request) -> web.Response:
     action = request.match_info["action"]
     if action not in PAGER_ACTIONS:
         raise ValueError(f"unknown counter action '{action}' (expected one of {', '.join(PAGER_ACTIONS)})")
-    pager = _need(svc, "pager")
+    pager = _need(svc.ctx.peer("pager"), "pager")
     method = getattr(pager, action, None)
     if method is None:
         raise ValueError(f"the pager service has no '{action}'")
@@ -520,10 +516,10 @@ async def pager_action(request: web.Request) -> web.Response:
     for key, value in args.items():
         if not isinstance(value, (str, int, float)):
             raise ValueError(f"argument '{key}' must be text or a number")
-    result = await _maybe_await(method(**args))
+    result = await method(**args)
     with svc.ctx.store.transaction() as tx:
         tx.audit(_actor(request), f"counter.{action}", args=args)
-    return web.json_response({"ok": True, "result": _as_dict(result)}, dumps=_dumps)
+    return web.json_response({"ok": True, "result": result or {}}, dumps=_dumps)
 
 
 # -- staff loading --------------------------------------------------------------------------------
@@ -531,7 +527,7 @@ async def pager_action(request: web.Request) -> web.Response:
 async def loading_submit(request: web.Request) -> web.Response:
     svc = request.app[SVC]
     body = await _body(request)
-    locker = _need(svc, "locker")
+    locker = _need(svc.ctx.locker(), "locker")
     staff_pin = _text(body, "staff_pin", 32)
     receipt = require_dossier_code(_text(body, "receipt", 64))  # only what the pickup kiosk can find
     size = _text(body, "size", 16, required=False) or None
@@ -544,11 +540,10 @@ async def loading_submit(request: web.Request) -> web.Response:
     elif not isinstance(days, int) or isinstance(days, bool):
         raise ValueError("'deadline_days' must be a whole number of days")
     # The locker checks the staff PIN and audits the loading; the kiosk never stores either PIN.
-    result = await _maybe_await(locker.load(staff_pin, receipt, size, pin=pin, deadline_days=days,
-                                            **({"phone": phone} if phone else {})))
+    result = await locker.load(staff_pin, receipt, size, pin=pin, deadline_days=days, phone=phone)
     with svc.ctx.store.transaction() as tx:  # the locker audits the loading itself; this says who was logged in
-        tx.audit(_actor(request), "loading.load", receipt=receipt, compartment=_as_dict(result).get("compartment"))
-    return web.json_response({"ok": True, **_as_dict(result)}, dumps=_dumps)
+        tx.audit(_actor(request), "loading.load", receipt=receipt, compartment=result.get("compartment"))
+    return web.json_response({"ok": True, **result}, dumps=_dumps)
 
 
 # -- status -------------------------------------------------------------------------------------------
@@ -586,38 +581,11 @@ def cpu_temperature(pattern: str = "/sys/class/thermal/thermal_zone*/temp") -> f
 
 # -- helpers ------------------------------------------------------------------------------------------
 
-def _need(svc: "KioskService", name: str):
-    peer = svc.ctx.peer(name)
+def _need(peer: P | None, name: str) -> P:
+    """The peer, typed (edge.peers), or a clear error when that service does not run here."""
     if peer is None:
         raise EdgeError(f"the {name} service is not running on this device")
     return peer
-
-
-def _safe_view(peer) -> dict:
-    if peer is None:
-        return {}
-    for attr in ("view", "snapshot"):
-        method = getattr(peer, attr, None)
-        if callable(method):
-            try:
-                return method()
-            except EdgeError:
-                continue
-    return {}
-
-
-async def _maybe_await(value):
-    if asyncio.iscoroutine(value) or isinstance(value, asyncio.Future):
-        return await value
-    return value
-
-
-def _as_dict(value) -> dict:
-    if isinstance(value, dict):
-        return value
-    if hasattr(value, "__dataclass_fields__"):
-        return dataclasses.asdict(value)
-    return {"value": value} if value is not None else {}
 
 
 def _dumps(value) -> str:

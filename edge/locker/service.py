@@ -12,7 +12,7 @@ import collections
 import contextlib
 import logging
 import uuid
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 from edge import phone as phones
 from edge.errors import CommandError, ConfigError, DeviceNotReady, EdgeError
@@ -21,6 +21,7 @@ from edge.locker.config import LockerConfig
 from edge.locker import notify
 from edge.locker.driver import OpenUncertain, SerialLockerDriver
 from edge.locker.flows import SERVICE, LockerFlows, LockerRefused, hash_citizen_pin, normalise_receipt
+from edge.peers import VisionForLocker
 from edge.service import Service
 from edge.store import Tx
 
@@ -115,7 +116,7 @@ class LockerService(Service):
                 if expired:
                     self.publish_state()
                     for item in expired:   # no pickup at the kiosk any more: the face goes now
-                        self._tell_vision("delete", item["receipt"], "expiry")
+                        self._tell_vision(f"delete {item['receipt']}", lambda v: v.delete(item["receipt"], "expiry"))
                 notify.sweep(self.ctx.store, self.clock)  # SMS reminders and expiry notices
 
     async def stop(self) -> None:
@@ -260,7 +261,7 @@ class LockerService(Service):
         async with self._changed:
             self._changed.notify_all()
         if collected:  # privacy: face templates go once the papers are collected (design §7)
-            self._tell_vision("delete", collected, "pickup")
+            self._tell_vision(f"delete {collected}", lambda v: v.delete(collected, "pickup"))
 
     def _door_opened(self, tx: Tx, compartment: int, boot: bool, first_reading: bool) -> None:
         # An open explains a door opening if it is in flight, or was cut short by a restart lately.
@@ -464,8 +465,8 @@ class LockerService(Service):
     # -- the kiosk's API -----------------------------------------------------------------------
     async def lookup(self, receipt_code: str) -> dict:
         found = self.flows.lookup(receipt_code)
-        vision = self.ctx.peer("vision")
-        if found["status"] == "waiting" and not found["face_enrolled"] and hasattr(vision, "enrolled"):
+        vision = self.ctx.vision()
+        if found["status"] == "waiting" and not found["face_enrolled"] and vision is not None:
             try:  # the vision service knows enrolments made after loading
                 found["face_enrolled"] = bool(await vision.enrolled(normalise_receipt(receipt_code)))
             except (EdgeError, ValueError) as err:
@@ -564,7 +565,8 @@ class LockerService(Service):
 
             await self.open_compartment(compartment, reason="load", actor=staff, prepare=prepare)
         log.info("locker: %s loaded %s into compartment %d", staff, receipt, compartment)
-        self._tell_vision("result_waiting", receipt, True)  # from now on 1:N may consider this dossier
+        # from now on 1:N may consider this dossier
+        self._tell_vision(f"result_waiting {receipt}", lambda v: v.result_waiting(receipt, True))
         return {"compartment": compartment, **({"sms_to": phones.mask(phone)} if phone else {})}
 
     async def reclaim(self, staff_pin: str, receipt_code: str) -> dict:
@@ -584,7 +586,8 @@ class LockerService(Service):
             tx.audit(staff, "locker.reclaim", receipt=receipt, compartment=a.compartment)
 
         await self.open_compartment(a.compartment, reason="reclaim", actor=staff, prepare=prepare, maintenance_ok=True)
-        self._tell_vision("delete", receipt, "reclaim")   # the papers went back: nothing to collect
+        # the papers went back: nothing to collect
+        self._tell_vision(f"delete {receipt}", lambda v: v.delete(receipt, "reclaim"))
         return {"compartment": a.compartment}
 
     async def set_maintenance(self, compartment: int, on: bool, actor: str = "central") -> dict:
@@ -627,18 +630,19 @@ class LockerService(Service):
         return staff
 
     # -- the vision peer -----------------------------------------------------------------------
-    def _tell_vision(self, method: str, *args: Any) -> None:
-        """Best effort, after our own commit: the vision service may be absent or restarting."""
-        vision = self.ctx.peer("vision")
-        call = getattr(vision, method, None) if vision is not None else None
-        if call is None:
+    def _tell_vision(self, what: str, tell_it: Callable[[VisionForLocker], Awaitable[Any]]) -> None:
+        """Best effort, after our own commit: the vision service may be absent or restarting.
+        `tell_it(vision)` is called now (its arguments bound now) and awaited in a task."""
+        vision = self.ctx.vision()
+        if vision is None:
             return
+        call = tell_it(vision)
 
         async def tell() -> None:
             try:
-                await call(*args)
+                await call
             except (EdgeError, ValueError) as err:
-                log.warning("locker: vision.%s%s failed: %s", method, args, err)
+                log.warning("locker: vision %s failed: %s", what, err)
 
         task = asyncio.get_running_loop().create_task(tell())
         self._vision_calls.add(task)
@@ -695,7 +699,7 @@ class LockerService(Service):
                 notify.sweep(self.ctx.store, self.clock)
                 self.publish_state()
                 for item in expired:
-                    self._tell_vision("delete", item["receipt"], "expiry")
+                    self._tell_vision(f"delete {item['receipt']}", lambda v: v.delete(item["receipt"], "expiry"))
                 return {"expired": expired}
             if type == "maintenance":
                 return await self.set_maintenance(args["compartment"], args["on"])

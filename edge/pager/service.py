@@ -228,6 +228,10 @@ class PagerService(Service):
     def stats(self, day: str | None = None) -> dict:
         return self.engine.stats(day)
 
+    def priorities(self) -> list[str]:
+        """The priority classes a desk may give a ticket ([pager] priority_classes)."""
+        return list(self.config.priority_classes)
+
     # -- MQTT commands ----------------------------------------------------------------------
     async def handle_command(self, type: str, args: dict, cmd_id: str | None = None) -> dict:
         if type == "issue":

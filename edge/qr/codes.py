@@ -18,6 +18,8 @@ from edge.qr import citizen_id
 
 KINDS = ("procedure", "procedure_url", "receipt", "appointment", "payment", citizen_id.KIND, "unknown")
 PRIVATE_KINDS = (citizen_id.KIND,)  # never logged in clear, never published, never stored
+PROCEDURE_KINDS = ("procedure", "procedure_url")  # a posted procedure code: reception shows its catalog entry
+RECEIPT_KIND = "receipt"  # a dossier's receipt code: what the pickup kiosk collects with
 # Default cap: the most characters a QR symbol holds (7,089 digits, version 40-L); the parsers,
 # not the decoder, decide what a long text means. The service passes its configured one.
 MAX_TEXT_CHARS = 7089

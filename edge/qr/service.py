@@ -24,12 +24,12 @@ from typing import Any
 
 from edge.errors import CommandError, DeviceError, EdgeError
 from edge.qr import catalog
-from edge.qr.codes import PRIVATE_KINDS
+from edge.qr.codes import PRIVATE_KINDS, PROCEDURE_KINDS
 from edge.qr.config import QrConfig
 from edge.service import Service, ServiceContext
 
 log = logging.getLogger(__name__)
-ACTIONABLE = ("procedure", "procedure_url", "appointment")
+ACTIONABLE = (*PROCEDURE_KINDS, "appointment")
 MAX_SEEN = 1000  # dedupe memory: codes remembered at most
 
 
@@ -173,7 +173,7 @@ class QrService(Service):
         if scan.kind == "unknown":
             event["chars"] = len(scan.text)
         procedure = None
-        if scan.kind in ("procedure", "procedure_url"):
+        if scan.kind in PROCEDURE_KINDS:
             procedure = await asyncio.to_thread(catalog.lookup, self.ctx.store, code)
             event["procedure"] = procedure["code"] if procedure else None
         if self.config.action == "ticket" and scan.kind in ACTIONABLE:
@@ -201,7 +201,7 @@ class QrService(Service):
         return item
 
     async def _act(self, scan, code: str | None, procedure: dict | None) -> dict:
-        pager = self.ctx.peer("pager")
+        pager = self.ctx.pager()
         if pager is None:
             return {"action": "none", "refused": "no pager service on this device"}
         try:
@@ -271,7 +271,7 @@ class QrService(Service):
         if self._sim_dir is None:
             return
         log.info("qr: demo camera shows the generated posters, receipt and appointment in %s", self._sim_dir)
-        pager = self.ctx.peer("pager")
+        pager = self.ctx.pager()
         queue = self.config.default_queue_service
         if pager is not None and queue:
             # The booking system would do this; the demo books the code its camera will show.

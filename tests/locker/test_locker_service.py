@@ -7,6 +7,7 @@ import pytest
 from lockerkit import STAFF_PIN, Clock, bus, config, events, running, service, states, until
 
 from edge.locker.flows import LockerRefused
+from edge.testing import FakeVision
 
 
 def run(coro, timeout_s: float = 20.0):
@@ -364,25 +365,6 @@ def test_concurrent_loads_get_different_compartments(tmp_path):
     run(body())
 
 
-class FakeVision:
-    """Stands in for the vision peer: records what the locker tells it."""
-
-    def __init__(self, enrolled=()):
-        self.calls = []
-        self._enrolled = set(enrolled)
-
-    async def enrolled(self, dossier):
-        return dossier in self._enrolled
-
-    async def result_waiting(self, dossier, waiting=True):
-        self.calls.append(("result_waiting", dossier, waiting))
-        return True
-
-    async def delete(self, dossier, reason):
-        self.calls.append(("delete", dossier, reason))
-        return True
-
-
 def test_vision_peer_learns_waiting_and_templates_go_on_pickup(tmp_path):
     clock = Clock()
     svc = service(tmp_path, clock=clock)
@@ -404,8 +386,8 @@ def test_vision_peer_learns_waiting_and_templates_go_on_pickup(tmp_path):
             assert await svc.wait_door(comp, "closed", 3)
             clock.offset = 2 * 86400
             await svc.handle_command("expire", {"receipt": None})
-            assert await until(lambda: len(vision.calls) == 4)
-        return vision.calls
+            assert await until(lambda: len(vision.told) == 4)
+        return vision.told
 
     calls = run(body())
     assert calls == [("result_waiting", "V-1", True), ("result_waiting", "V-2", True),
@@ -425,8 +407,8 @@ def test_templates_go_when_staff_reclaim_a_result(tmp_path):
             assert await svc.wait_door(comp, "closed", 3)
             await asyncio.sleep(0.55)          # the per-compartment rate limit of the load's open
             await svc.reclaim(STAFF_PIN, "V-3")
-            assert await until(lambda: len(vision.calls) == 2)
-        return vision.calls
+            assert await until(lambda: len(vision.told) == 2)
+        return vision.told
 
     assert run(body()) == [("result_waiting", "V-3", True), ("delete", "V-3", "reclaim")]
 

@@ -18,7 +18,7 @@ from edge.qr.service import QrService
 from edge.qr.sim import SimCamera
 from edge.qr.synth import OLD_PORTAL, qr_image
 from edge.service import ServiceContext
-from edge.testing import FakeClock
+from edge.testing import FakeClock, FakePager
 
 VIETQR = ("00020101021138570010A00000072701270006970403011200110123456780208QRIBFTTA"
           "53037045802VN6304F4E5")
@@ -38,22 +38,6 @@ def frame_of(*texts: str) -> np.ndarray:
 def qr_events(store, type="code_scanned"):
     rows = store.query("SELECT payload FROM outbox WHERE topic = 'qr/event' ORDER BY row_id")
     return [e for e in (json.loads(r["payload"]) for r in rows) if e["type"] == type]
-
-
-class FakePager:
-    """Records what the QR service asked of the pager."""
-
-    def __init__(self):
-        self.issued: list[tuple] = []
-        self.checked_in: list[str] = []
-
-    async def issue(self, service, priority=None, source="desk"):
-        self.issued.append((service, priority, source))
-        return {"ticket": f"A{len(self.issued):03d}", "card": len(self.issued), "service": service}
-
-    async def checkin(self, code):
-        self.checked_in.append(code)
-        return {"ticket": "B001", "card": 9}
 
 
 def make_qr(store, tmp_path, *, peers=None, clock=time.time, **settings):
