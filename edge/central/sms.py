@@ -382,6 +382,7 @@ class SmsService:
         self.sender = GammuSender() if config.sender == "gammu" else HttpSender(config.http)
         self.counts = {"received": 0, "rejected": 0, "submitted": 0, "sent": 0, "failed": 0, "incoming": 0}
         self._queue: "queue.Queue[tuple[int, int, str, bytes]]" = queue.Queue()
+        self._held: tuple[int, int, str, bytes] | None = None   # taken from the queue, not stored yet
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._conn: psycopg.Connection | None = None
@@ -499,19 +500,22 @@ class SmsService:
 
     def _take_notifies(self, conn: psycopg.Connection) -> None:
         while True:
-            try:
-                generation, mid, topic, payload = self._queue.get_nowait()
-            except queue.Empty:
-                return
-            self.counts["received"] += 1
+            if self._held is None:
+                try:
+                    self._held = self._queue.get_nowait()
+                except queue.Empty:
+                    return
+            generation, mid, topic, payload = self._held
             try:
                 note = parse_notify(topic, payload)
             except ValueError as err:
                 self.counts["rejected"] += 1
                 log.warning("central sms: refused a notify message: %s", err)
             else:
-                with conn.transaction():
+                with conn.transaction():    # PostgreSQL away: raised, and this message is held for the retry
                     self.record(conn, note)
+            self._held = None
+            self.counts["received"] += 1
             if generation == self._generation:   # acknowledged only once stored (redelivered otherwise)
                 self._client.ack(mid, 1)
 

@@ -241,3 +241,33 @@ def test_bad_notify_messages_are_refused_by_name(payload, why):
     with pytest.raises(ValueError) as err:
         sms.parse_notify("motcua/v1/hn/kiosk-01/locker/notify", json.dumps(body).encode())
     assert why in str(err.value) and "912345678" not in str(err.value)
+
+
+def test_a_notify_arriving_while_postgresql_is_down_is_sent_once_it_is_back(mosquitto, tmp_path):
+    """Over a real mosquitto: the message is held (not acknowledged, not dropped) until it is stored."""
+    import paho.mqtt.client as mqtt
+
+    from edge.central.testing import PgCluster
+
+    gw = Gateway([200])
+    cluster = PgCluster().start()
+    svc = SmsService(http_config(tmp_path, gw.port, poll_s=0.2), dsn=cluster.dsn, broker=mosquitto.url,
+                     instance="t-sms", group="").start()
+    try:
+        wait_until(lambda: svc.broker_ok, what="subscribed")
+        cluster.stop()
+        pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+        pub.connect("127.0.0.1", mosquitto.port)
+        pub.loop_start()
+        body = {"id": "n-outage", "ts": time.time(), "kind": "result_ready", "phone": PHONE, "receipt": RECEIPT,
+                "compartment": 4, "pin": PIN, "deadline": time.time() + 86400}
+        pub.publish("motcua/v1/hn/kiosk-01/locker/notify", json.dumps(body), qos=1).wait_for_publish(5)
+        pub.loop_stop()
+        wait_until(lambda: svc.last_error, what="PostgreSQL seen down")
+        assert not gw.requests
+        cluster.start()
+        wait_until(lambda: gw.requests, what="the text sent after PostgreSQL came back")
+        assert PIN in json.loads(gw.requests[0]["body"])["message"] and len(gw.requests) == 1
+    finally:
+        svc.stop()
+        cluster.cleanup()
