@@ -79,7 +79,8 @@ class CentralApp:
 
     def consumer_stats(self) -> dict:
         return {**self.consumer.stats(), "notified": self.dispatcher.sent, "notify_failed": self.dispatcher.failed,
-                "notify_pending": self.dispatcher.pending()}
+                "notify_pending": self.dispatcher.pending(),
+                **({"sms": self.sms.stats()} if self.sms is not None else {})}
 
     async def send_command(self, actor: str, body: dict, *, staff=None) -> tuple[dict, dict]:
         """Sign, record as `sent`, publish, wait, record `ok`/`refused`/`timeout` (cmd.py).

@@ -145,6 +145,8 @@ def test_loading_with_a_phone_sends_the_pin_through_gammu_and_a_dg_text_lands_on
         response, page = office.get("/ratings", raw=True)
         page = page.decode()
         assert response.status == 200 and CODE in page and ("Đã gửi" in page or "Đã đến máy" in page)
+        assert "Gửi qua gammu" in page
+        assert office.get("/api/health")["ingest"]["sms"]["sent"] >= 1
     finally:
         kiosk.stop()
         smsd.stop()

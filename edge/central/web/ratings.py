@@ -60,6 +60,9 @@ RTEXT = {
     "kind": ("Loại tin", "Message"), "status": ("Trạng thái", "Status"), "attempts": ("Lần gửi", "Attempts"),
     "sent": ("Gửi lúc", "Sent"), "delivered": ("Đến máy lúc", "Delivered"), "error": ("Lỗi", "Error"),
     "none": ("Chưa có", "None yet"),
+    "sms_state": ("Gửi qua {sender}: {sent} tin đã gửi, {failed} thất bại, {incoming} tin nhận",
+                  "Sending through {sender}: {sent} sent, {failed} failed, {incoming} received"),
+    "sms_off": ("Chưa bật gửi SMS (edge central run --sms gammu|http).", "SMS is off (edge central run --sms gammu|http)."),
     "per_day": ("Điểm trung bình theo ngày, 30 ngày qua (mọi kênh)", "Average rating per day, last 30 days (all channels)"), "ch_sms": ("SMS", "SMS"), "ch_web": ("Web", "Web"),
     "ch_counter": ("Bàn phím tại quầy", "Counter keypad"),
     "k_result_ready": ("Báo kết quả + PIN", "Result ready + PIN"), "k_reminder": ("Nhắc hạn", "Reminder"),
@@ -202,7 +205,7 @@ async def staff_page(request: web.Request) -> web.Response:
         "rt": lambda key, **kw: rt(lang, key, **kw), "summary": ratings.summary(rows),
         "daily": daily_chart(rows, central.tz, rt(lang, "per_day")),
         "latest": auth.redact(list(reversed(rows))[:50], staff), "delivery": auth.redact(delivery, staff),
-        "sms_on": getattr(central, "sms", None) is not None}, refresh=30)
+        "sms": central.sms.stats() if getattr(central, "sms", None) is not None else None}, refresh=30)
 
 
 def daily_chart(rows: list[dict], tz, title: str) -> charts.BarChart:
