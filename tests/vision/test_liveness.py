@@ -313,3 +313,17 @@ def test_camera_verify_shows_the_prompt_and_waits_for_the_turn(tmp_path, model_d
     assert prompts and prompts[0]["text"] == "Ông/Bà vui lòng quay mặt sang trái"
     assert prompts[0]["text_en"] == "Please turn your head to your left" and prompts[0]["challenge"]["key"] == "turn_left"
     assert after["challenge"] is None  # the prompt goes when the verify ends
+
+
+def test_each_verify_picks_its_prompt_at_random(service):
+    """A recording cannot know which way it will be asked to turn: over a few verifies both
+    prompts come up, and a retry does not count an attempt."""
+    blank = [np.full((480, 640, 3), 128, np.uint8)]
+    keys = set()
+    for _ in range(16):
+        result = service.run_sync(service.verify("HS-L-1", blank))
+        assert result["decision"] == "retry" and "attempts_left" not in result
+        keys.add(result["challenge"]["key"])
+    assert keys == {"turn_left", "turn_right"}  # a miss has probability 2 x 2^-16
+    with pytest.raises(ValueError, match="challenge must be one of"):
+        service.run_sync(service.verify("HS-L-1", blank, challenge="smile"))
