@@ -4,7 +4,8 @@
   from `/danh-gia/qr?ma=CODE`):
   dossier code + phone -> a one-time code by SMS -> a rating 1-5 and an optional comment.
   Plain HTML forms, no script; bad input is answered on the page and stores nothing.
-- `GET /api/ratings?site=S&from=YYYY-MM-DD&to=YYYY-MM-DD` (login, like every read API):
+- `GET /api/ratings?site=S&from=YYYY-MM-DD&to=YYYY-MM-DD` (login, like every read API; without
+  `from`, the last 90 days):
   `[{"site","receipt","score","channel":"sms"|"web"|"counter","ts",…}]`, never a phone number.
 - `/ratings` (login): averages per office, channel, service and counter, the latest ratings, and
   the delivery of each result-ready SMS.
@@ -28,7 +29,7 @@ from edge.central.web.common import (ALARM_KINDS, CENTRAL_KEY, STAFF_KEY, TEXT, 
                                      respond)
 
 PUBLIC_PATHS = ("/danh-gia", "/danh-gia/ma", "/danh-gia/qr")
-MAX_DAYS = 366
+DEFAULT_DAYS = 90   # /api/ratings without `from`: the last 90 days (the counter ratings scan event partitions)
 
 TEXT.setdefault("ratings", ("Đánh giá", "Ratings"))
 ALARM_KINDS.setdefault("sms_failed", ("Gửi SMS cho công dân thất bại", "Citizen SMS failed"))
@@ -183,6 +184,8 @@ async def api_ratings(request: web.Request) -> web.Response:
         raise web.HTTPForbidden(text='{"error": "this staff member may not see that site"}',
                                 content_type="application/json")
     since, until = _day(request, "from", central.tz), _day(request, "to", central.tz)
+    if since is None:
+        since = (until or time.time()) - DEFAULT_DAYS * 86400
     rows = await _sync(central, ratings.list_ratings, site, since, until)
     rows = [r for r in rows if staff.may_see(r["site"])]
     return respond(request, auth.redact(rows, staff), "ratings")
