@@ -28,7 +28,7 @@ from paho.mqtt.properties import Properties
 from edge import phone, safejson, security
 from edge.config import BrokerConfig
 from edge.errors import CommandAuthError, CommandError, ConfigError
-from edge.service import Service, validate_args
+from edge.service import Service, check_command
 from edge.store import Store
 
 log = logging.getLogger(__name__)
@@ -184,11 +184,7 @@ class CommandDispatcher:
         service = self.services.get(service_name)
         if service is None:
             raise CommandError(f"unknown service '{service_name}' (running: {sorted(self.services)})")
-        spec = service.commands.get(cmd["type"])
-        if spec is None:
-            raise CommandError(f"unknown command type '{cmd['type']}' for {service_name} "
-                               f"(expected one of {sorted(service.commands)})")
-        args = validate_args(spec, cmd["args"])
+        args = check_command(service, cmd["type"], cmd["args"])
         if cmd["type"] in service.signed_commands:
             self._authenticate(service_name, cmd)
         bucket = self._buckets.setdefault(service_name, TokenBucket(COMMAND_RATE_PER_S, COMMAND_BURST, self.clock))

@@ -17,7 +17,7 @@ Who asks what:
 from __future__ import annotations
 
 import asyncio
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class Peer(Protocol):
@@ -80,6 +80,8 @@ class PagerForQr(Protocol):
 
 class PagerPeer(PagerForQr, Peer, Protocol):
     """The pager as the desk screens use it (reception, counter panel, wall display)."""
+
+    async def action(self, name: str, args: Any) -> dict: ...  # checked by the pager's `commands`
 
     def view(self) -> dict: ...  # edge.pager.queue.QueueEngine.view() plus "transmitter"
 

@@ -120,6 +120,17 @@ class Service:
         """Under `edge demo`: drive this service's simulators so something visible happens."""
 
 
+def check_command(service: "Service | type[Service]", type: str, args: Any) -> dict:
+    """`args` of command `type` checked against the service's `commands` schema, defaults filled in.
+    Every route to an action (MQTT, a screen, a GPIO panel) goes through here, so each refuses
+    the same input with the same words."""
+    spec = service.commands.get(type)
+    if spec is None:
+        raise CommandError(f"unknown command type '{type}' for {service.name} "
+                           f"(expected one of {sorted(service.commands)})")
+    return validate_args(spec, args)
+
+
 def validate_args(spec: dict[str, Any], args: Any) -> dict:
     """Check command args against a `commands` spec; returns them with defaults filled in."""
     if not isinstance(args, dict):

@@ -285,9 +285,13 @@ class FakePager:
         self.booked.append((code, service, slot))
         return {"code": code, "service": service, "slot": slot}
 
-    async def call_next(self, counter: str, ticket: str | None = None) -> dict | None:
-        self.calls.append(("call_next", counter))
-        return {"ticket": "A001", "counter": counter}
+    async def action(self, name: str, args: Any) -> dict:
+        from edge.pager.service import PagerService
+        from edge.service import check_command
+
+        args = check_command(PagerService, name, args)  # refused as the real pager refuses it
+        self.calls.append((name, args["counter"]) if "counter" in args else (name, args))
+        return {"ticket": "A001", "counter": args["counter"]} if name == "call_next" else {}
 
     def view(self) -> dict:
         # the shape of edge.pager.queue.QueueEngine.view()

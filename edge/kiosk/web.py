@@ -37,8 +37,9 @@ PAGES = {"/": "index.html", "/kiosk": "kiosk.html", "/reception": "reception.htm
 STAFF_PAGES = ("/reception", "/counter", "/loading", "/status")
 SSE_KEEPALIVE_S = 15.0
 PAGER_POLL_S = 0.5  # the pager view is polled for the display's stream (no callbacks to register)
-# Counter panel actions passed to the pager service as keyword calls (the browser sends the args).
-PAGER_ACTIONS = ("call_next", "recall", "no_show", "transfer", "done", "pause", "resume", "rate", "checkin")
+# The pager actions a counter screen may ask for; the browser's JSON is checked by the pager's
+# `commands`, the same schema as over MQTT (PagerService.action). A resume is a pause with paused=false.
+PAGER_ACTIONS = ("call_next", "recall", "no_show", "transfer", "done", "pause", "rate", "checkin")
 MAX_BODY_BYTES = 16 * 1024
 SVC = web.AppKey("svc", object)  # the KioskService behind the app
 # The open event stream of a request (RequestKey is aiohttp >= 3.12; a plain key before).
@@ -508,18 +509,12 @@ async def pager_action(request: web.Request) -> web.Response:
     action = request.match_info["action"]
     if action not in PAGER_ACTIONS:
         raise ValueError(f"unknown counter action '{action}' (expected one of {', '.join(PAGER_ACTIONS)})")
-    pager = _need(svc.ctx.peer("pager"), "pager")
-    method = getattr(pager, action, None)
-    if method is None:
-        raise ValueError(f"the pager service has no '{action}'")
+    pager = _need(svc.ctx.pager(), "pager")
     args = await _body(request)
-    for key, value in args.items():
-        if not isinstance(value, (str, int, float)):
-            raise ValueError(f"argument '{key}' must be text or a number")
-    result = await method(**args)
+    result = await pager.action(action, args)  # checked by the pager's `commands`, as over MQTT
     with svc.ctx.store.transaction() as tx:
         tx.audit(_actor(request), f"counter.{action}", args=args)
-    return web.json_response({"ok": True, "result": result or {}}, dumps=_dumps)
+    return web.json_response({"ok": True, "result": result}, dumps=_dumps)
 
 
 # -- staff loading --------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from edge.pager import config as pager_config
 from edge.pager.driver import PagerDriver, make_transmitter, open_transport
 from edge.pager.protocol import FrameError
 from edge.pager.queue import QueueEngine, QueueError
-from edge.service import Service
+from edge.service import Service, check_command
 
 TICK_S = 15.0
 REPAGE_CHECK_S = 1.0
@@ -232,8 +232,14 @@ class PagerService(Service):
         """The priority classes a desk may give a ticket ([pager] priority_classes)."""
         return list(self.config.priority_classes)
 
-    # -- MQTT commands ----------------------------------------------------------------------
+    # -- one route for every action (MQTT, the counter screen, a GPIO panel) -------------------
+    async def action(self, name: str, args: Any) -> dict:
+        """Run action `name` with `args` checked against `commands` exactly as an MQTT command is
+        (edge.service.check_command): a screen or a panel can ask nothing MQTT could not."""
+        return await self.handle_command(name, check_command(self, name, args))
+
     async def handle_command(self, type: str, args: dict, cmd_id: str | None = None) -> dict:
+        """Dispatch a validated action (the MQTT dispatcher validates first; others call `action`)."""
         if type == "issue":
             return await self.issue(args["service"], args["priority"], args["source"])
         if type == "checkin":
@@ -456,15 +462,14 @@ class PagerService(Service):
         asyncio.run_coroutine_threadsafe(self._do_panel_action(counter, action, value), self._loop)
 
     async def _do_panel_action(self, counter: str, action: str, value: Any) -> None:
+        args: dict[str, Any] = {"counter": counter}
+        if action == "pause_toggle":
+            action, args["paused"] = "pause", not self.engine.view()["counters"][counter]["paused"]
+        elif action == "rate":
+            args["score"] = value
         try:
-            if action == "pause_toggle":
-                paused = self.engine.view()["counters"][counter]["paused"]
-                await self.pause(counter, not paused)
-            elif action == "rate":
-                await self.rate(counter, value)
-            else:
-                await getattr(self, action)(counter)
-        except QueueError as err:
+            await self.action(action, args)
+        except CommandError as err:  # a queue refusal (QueueError) or bad input
             self.log.info("pager: counter %s %s: %s", counter, action, err)
 
     def _update_leds(self) -> None:
