@@ -4,6 +4,10 @@ Frames come from DIR when it holds labels in a layout edge.qr.labelled reads (`l
 OpenCV's `dataset_config.json` files, or zxing-cpp's image + `.txt` samples): real photographs.
 Otherwise they are generated from a seed (edge.qr.synth) and, when DIR is given (new or empty),
 saved there with a `labels.json` so the same set can be rerun or inspected.
+
+`--photos` is the set committed with the source: zxing-cpp's QR samples in
+`bench/qr-photos/zxing-cpp` (provenance and licence there). Codes a photograph holds that its
+label misses (that set's `label-notes.json`) still count as wrong, and are reported apart.
 """
 
 from __future__ import annotations
@@ -13,7 +17,10 @@ import sys
 import time
 from pathlib import Path
 
-from edge.qr.labelled import LABELS, LabelError, find
+from edge.qr.labelled import LABELS, LabelError, LabelNote, find, notes
+
+# The labelled photographs committed with the source (not in the wheel: a source checkout's).
+PHOTOS = Path(__file__).resolve().parents[2] / "bench" / "qr-photos" / "zxing-cpp"
 
 
 def add_arguments(parser) -> None:
@@ -21,6 +28,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--dir", dest="dir_option", metavar="DIR", default=None,
                         help="the same as DIR: labelled photographs (labels.json, OpenCV dataset_config.json "
                              "files, or zxing-cpp image + .txt samples), or where to save generated frames")
+    parser.add_argument("--photos", action="store_true",
+                        help=f"the committed real photographs: {PHOTOS.relative_to(PHOTOS.parents[2])} "
+                             "(zxing-cpp's QR samples; needs a source checkout)")
     parser.add_argument("--frames", type=int, default=240, help="generated frames (default 240)")
     parser.add_argument("--seed", type=int, default=1, help="generator seed (default 1)")
     parser.add_argument("--budget-ms", type=float, default=None, help="edge.qr per-frame budget (default: config default)")
@@ -55,6 +65,24 @@ def load_or_make(directory: str | None, frames: int, seed: int):
     return samples, f"{len(samples)} generated frames (seed {seed})"
 
 
+def photos_dir() -> str:
+    """The committed photo set, or a clear exit when this is not a source checkout."""
+    if not (PHOTOS / "PROVENANCE.md").is_file():
+        raise SystemExit(f"bench qr: --photos needs the source checkout's {PHOTOS} (not installed with the "
+                         "package); clone the repository or pass --dir DIR")
+    return str(PHOTOS)
+
+
+def label_notes(directory: str | None) -> dict[str, LabelNote]:
+    """Known label gaps of a photo set (its label-notes.json), {} for generated frames."""
+    if not directory or not Path(directory).is_dir():
+        return {}
+    try:
+        return notes(Path(directory))
+    except LabelError as err:
+        raise SystemExit(f"bench qr: {err}") from None
+
+
 def contenders(budget_ms: float | None):
     import zxingcpp
     from pyzbar import pyzbar
@@ -77,13 +105,17 @@ def contenders(budget_ms: float | None):
     return {"edge.qr.decode": edge_qr, "zxing-cpp alone": zxing_alone, "pyzbar alone": pyzbar_alone}
 
 
-def run(samples, budget_ms=None, progress=None) -> dict:
+def run(samples, budget_ms=None, progress=None, label_notes: dict[str, LabelNote] | None = None) -> dict:
+    """Codes read, wrong texts and ms per frame of each contender; `label_notes` by sample name."""
     runs = contenders(budget_ms)
-    totals = {name: {"decoded": 0, "wrong": 0, "ms": 0.0} for name in runs}
+    label_notes = label_notes or {}
+    totals = {name: {"decoded": 0, "wrong": 0, "unlabelled": 0, "ms": 0.0} for name in runs}
     union = union_missed = 0
     expected_total = sum(len(texts) for _, _, texts in samples)
-    for index, (_, image, texts) in enumerate(samples):
+    for index, (sample_name, image, texts) in enumerate(samples):
         expected = set(texts)
+        note = label_notes.get(sample_name)
+        unlabelled = set(note.unlabelled) if note else set()
         found_by: dict[str, set[str]] = {}
         for name, fn in runs.items():
             start = time.perf_counter()
@@ -91,6 +123,7 @@ def run(samples, budget_ms=None, progress=None) -> dict:
             totals[name]["ms"] += (time.perf_counter() - start) * 1000.0
             totals[name]["decoded"] += len(found & expected)
             totals[name]["wrong"] += len(found - expected)
+            totals[name]["unlabelled"] += len((found - expected) & unlabelled)  # wrong by the label only
             found_by[name] = found & expected
         either = found_by["zxing-cpp alone"] | found_by["pyzbar alone"]
         union += len(either)
@@ -100,9 +133,12 @@ def run(samples, budget_ms=None, progress=None) -> dict:
     frames = max(len(samples), 1)
     results = {name: {"decoded": t["decoded"], "wrong": t["wrong"], "ms_per_frame": round(t["ms"] / frames, 2)}
                for name, t in totals.items()}
+    if label_notes:
+        for name, t in totals.items():
+            results[name]["wrong_unlabelled"] = t["unlabelled"]
     base = results["zxing-cpp alone"]
     mine = results["edge.qr.decode"]
-    return {
+    report = {
         "frames": len(samples),
         "codes": expected_total,
         "union_zxing_pyzbar": union,
@@ -111,24 +147,37 @@ def run(samples, budget_ms=None, progress=None) -> dict:
         "gain_vs_zxing_pct": round(100.0 * (mine["decoded"] - base["decoded"]) / max(base["decoded"], 1), 1),
         "time_vs_zxing": round(mine["ms_per_frame"] / max(base["ms_per_frame"], 1e-9), 2),
     }
+    if label_notes:
+        report["label_notes"] = [{"file": name, "unlabelled": len(note.unlabelled), "why": note.why}
+                                 for name, note in label_notes.items()]
+    return report
 
 
 def table(report: dict, source: str) -> str:
+    noted = "label_notes" in report
     lines = [f"QR decoding on {source}: {report['codes']} codes in {report['frames']} frames",
-             f"{'decoder':<18} {'decoded':>8} {'rate':>7} {'wrong':>6} {'ms/frame':>9}"]
+             f"{'decoder':<18} {'decoded':>8} {'rate':>7} {'wrong':>6} {'ms/frame':>9}"
+             + (f" {'of the wrong: unlabelled':>26}" if noted else "")]
     for name, r in report["results"].items():
         rate = 100.0 * r["decoded"] / max(report["codes"], 1)
-        lines.append(f"{name:<18} {r['decoded']:>8} {rate:>6.1f}% {r['wrong']:>6} {r['ms_per_frame']:>9.2f}")
+        lines.append(f"{name:<18} {r['decoded']:>8} {rate:>6.1f}% {r['wrong']:>6} {r['ms_per_frame']:>9.2f}"
+                     + (f" {r['wrong_unlabelled']:>26}" if noted else ""))
     lines.append(f"union of zxing-cpp and pyzbar: {report['union_zxing_pyzbar']} codes "
                  f"({report['union_missed_by_edge']} of them missed by edge.qr.decode)")
     lines.append(f"edge.qr.decode vs zxing-cpp alone: {report['gain_vs_zxing_pct']:+.1f}% codes, "
                  f"{report['time_vs_zxing']:.2f}× time")
+    for note in report.get("label_notes", []):
+        lines.append(f"label incomplete: {note['file']} holds {note['unlabelled']} code(s) its label does not list "
+                     f"({note['why']}); reading them counts as wrong above, and as unlabelled "
+                     "(label-notes.json)")
     return "\n".join(lines)
 
 
 def main(args) -> int:
-    samples, source = load_or_make(args.dir_option or args.dir, args.frames, args.seed)
-    report = run(samples, args.budget_ms, progress=lambda m: print(m, file=sys.stderr))
+    directory = photos_dir() if getattr(args, "photos", False) else (args.dir_option or args.dir)
+    samples, source = load_or_make(directory, args.frames, args.seed)
+    report = run(samples, args.budget_ms, progress=lambda m: print(m, file=sys.stderr),
+                 label_notes=label_notes(directory))
     report["source"] = source
     if getattr(args, "json", False):
         print(json.dumps(report, ensure_ascii=False))

@@ -6,8 +6,8 @@ Shift_JIS and Vietnamese UTF-8 codes all come back right. ZBar guesses Shift_JIS
 and turns short Vietnamese into mojibake (shared/qr.md §6), so it is asked for raw bytes only
 and its symbol is kept only where zxing-cpp read the same bytes (then zxing-cpp's text wins) or
 the bytes are valid UTF-8. A symbol is refused only when its text is unsafe (a control
-character other than TAB/CR/LF) or longer than any QR symbol can hold; what a text means is
-for the parsers (edge.qr.codes) to decide.
+character other than TAB/CR/LF, or GS outside a GS1 symbol) or longer than any QR symbol can
+hold; what a text means is for the parsers (edge.qr.codes) to decide.
 """
 
 from __future__ import annotations
@@ -40,6 +40,11 @@ _ZX_FULL_QR = {zxingcpp.BarcodeFormat.QRCodeModel1, zxingcpp.BarcodeFormat.QRCod
 # Control characters (C0, DEL and C1) have no place in an office code: they can clear a
 # terminal or a log line. TAB/CR/LF may appear in free text (vCards, addresses).
 _CONTROL = frozenset({c for c in range(0x20) if c not in (0x09, 0x0A, 0x0D)} | set(range(0x7F, 0xA0)))
+# GS (U+001D) is the GS1 field separator: in a symbol that declares itself GS1 (FNC1 in first
+# position: symbology identifier ]Q3, or ]Q4 with an ECI) it ends a variable-length field and is
+# part of the data. Anywhere else it stays refused as a control character.
+GS = "\x1d"
+_GS1_IDENTIFIERS = frozenset({"]Q3", "]Q4"})
 # The most any QR symbol holds (version 40-L): 7,089 digits, 4,296 alphanumerics, 2,953 bytes or
 # 1,817 kanji (3,634 Shift_JIS bytes). More than this cannot have come from one symbol.
 MAX_SYMBOL_BYTES = 7089
@@ -74,6 +79,7 @@ class _Raw:
     points: tuple[tuple[int, int], ...]
     decoder: str
     text: str | None = None  # zxing-cpp's text (ECI honoured); None from ZBar (bytes only)
+    gs1: bool = False  # zxing-cpp reports the symbol as GS1 (FNC1 first): GS separators allowed
 
     @property
     def from_zbar(self) -> bool:
@@ -189,7 +195,7 @@ class Decoder:
                     stats.refused.append(why)
                 return
         else:
-            text, why = check_text(raw.text, len(raw.data), self.max_text_chars)
+            text, why = check_text(raw.text, len(raw.data), self.max_text_chars, gs1=raw.gs1)
             if text is None:
                 stats.refused.append(why)
                 log.debug("refused a QR symbol from %s: %s", raw.decoder, why)
@@ -232,8 +238,12 @@ class _Frame:
                 stats.refused.append(f"ZBar only: {why}; its charset would be a guess")
 
 
-def check_text(text: str | None, size: int, max_chars: int = MAX_TEXT_CHARS) -> tuple[str | None, str]:
-    """(text, "") when `text` is safe to pass on, else (None, why): size, emptiness, controls."""
+def check_text(text: str | None, size: int, max_chars: int = MAX_TEXT_CHARS, *,
+               gs1: bool = False) -> tuple[str | None, str]:
+    """(text, "") when `text` is safe to pass on, else (None, why): size, emptiness, controls.
+
+    `gs1`: the symbol is a GS1 code (as zxing-cpp reports it), so GS separators are data.
+    """
     if text is None:
         return None, "no text"
     if size > MAX_SYMBOL_BYTES:
@@ -244,7 +254,7 @@ def check_text(text: str | None, size: int, max_chars: int = MAX_TEXT_CHARS) -> 
         return None, "empty payload"
     if len(text) > max_chars:
         return None, f"text of {len(text)} characters exceeds the limit of {max_chars}"
-    bad = next((c for c in text if ord(c) in _CONTROL), None)
+    bad = next((c for c in text if ord(c) in _CONTROL and not (gs1 and c == GS)), None)
     if bad is not None:
         return None, f"control character U+{ord(bad):04X} in the text"
     return text, ""
@@ -313,8 +323,8 @@ def _decode_region(gray: np.ndarray, region) -> list[_Raw]:
         hits, _ = _zxing(image, "region", scale=scale)
         if hits:
             shift = (region.x0 - 8, region.y0 - 8)
-            return [_Raw(h.data, tuple((x + shift[0], y + shift[1]) for x, y in h.points), h.decoder, h.text)
-                    for h in hits]
+            return [_Raw(h.data, tuple((x + shift[0], y + shift[1]) for x, y in h.points), h.decoder, h.text,
+                         h.gs1) for h in hits]
     return []
 
 
@@ -336,8 +346,13 @@ def _zxing(gray: np.ndarray, name: str, *, scale: float = 1.0, harder: bool = Tr
         pos = r.position
         corners = (pos.top_left, pos.top_right, pos.bottom_right, pos.bottom_left)
         points = tuple((int(p.x / scale), int(p.y / scale)) for p in corners)
-        hits.append(_Raw(bytes(r.bytes), points, name, r.text))
+        hits.append(_Raw(bytes(r.bytes), points, name, r.text, gs1=_is_gs1(r)))
     return hits, failed
+
+
+def _is_gs1(result) -> bool:
+    """True when zxing-cpp read the symbol as GS1: FNC1 in first position (]Q3, ]Q4)."""
+    return result.content_type == zxingcpp.ContentType.GS1 or result.symbology_identifier in _GS1_IDENTIFIERS
 
 
 _ZBAR_CFG_BINARY = 4  # zbar >= 0.23: return raw bytes instead of a charset guess

@@ -10,6 +10,10 @@
   append parts, `.bin` payloads).
 
 Texts are compared as sets per image: one code read twice counts once, as the decoder reports it.
+
+A set whose upstream labels miss a code an image really holds can say so in `label-notes.json`
+beside them ({"images": {"relative/path.webp": {"unlabelled": [texts], "why": …}}}): the labels
+stay as published, and the bench reports reads of those texts apart instead of hiding them.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from pathlib import Path
 
 LABELS = "labels.json"
 OPENCV_CONFIG = "dataset_config.json"
+LABEL_NOTES = "label-notes.json"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 
 
@@ -48,6 +53,33 @@ def find(folder: Path) -> tuple[list[Labelled], str]:
     if items:
         return items, "image + .txt of the same stem (zxing-cpp samples)"
     raise LabelError(f"{folder}: no {LABELS}, no {OPENCV_CONFIG} and no image with a .txt label found")
+
+
+@dataclass(frozen=True)
+class LabelNote:
+    """Texts an image truly holds that its label does not list, and why."""
+
+    unlabelled: tuple[str, ...]
+    why: str
+
+
+def notes(folder: Path) -> dict[str, LabelNote]:
+    """The set's known label gaps from `label-notes.json`, by path relative to `folder` ({} if none)."""
+    path = folder / LABEL_NOTES
+    if not path.is_file():
+        return {}
+    data = _load_json(path)
+    images = data.get("images") if isinstance(data, dict) else None
+    if not isinstance(images, dict):
+        raise LabelError(f"{path}: expected {{\"images\": {{image path: {{\"unlabelled\": [texts], \"why\": text}}}}}}")
+    found = {}
+    for name, note in images.items():
+        if not isinstance(note, dict) or not isinstance(note.get("why"), str):
+            raise LabelError(f"{path}: {name}: expected \"unlabelled\" texts and a \"why\"")
+        if not (folder / name).is_file():
+            raise LabelError(f"{path}: {name}: no such image in {folder}")
+        found[name] = LabelNote(_texts(note.get("unlabelled"), path, name), note["why"])
+    return found
 
 
 def from_labels_json(folder: Path) -> list[Labelled]:

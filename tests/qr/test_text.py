@@ -5,6 +5,7 @@ maximum accepted whole (segno makes the codes)."""
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -130,3 +131,42 @@ def test_payload_larger_than_any_symbol_is_refused(monkeypatch):
     texts, stats = decode_with(monkeypatch, [("zxing", [_Raw(b"1" * 7090, (), "zxing", "1" * 7090)])])
     assert texts == [] and any("more than a QR symbol holds" in r for r in stats.refused)
     assert dec.MAX_SYMBOL_BYTES == 7089
+
+
+# -- GS1: the GS separator is data in a GS1 symbol, a control character anywhere else ------------
+
+PHOTOS = Path(__file__).resolve().parents[2] / "bench" / "qr-photos" / "zxing-cpp"
+GS1_PHOTO = PHOTOS / "qrcode-2" / "gs1-figure-4.15.1-2.png"  # zxing-cpp's sample, symbology ]Q3
+
+
+def test_a_gs1_code_is_read_with_its_gs_separators():
+    """segno cannot make a GS1 (FNC1) code, so the committed GS1 sample is the test code."""
+    label = GS1_PHOTO.with_suffix(".txt").read_bytes().decode("utf-8")
+    assert label.count("\x1d") == 2  # two variable-length fields end with GS
+    stats = DecodeStats()
+    (scan,) = Decoder().decode(cv2.imread(str(GS1_PHOTO)), stats)
+    assert scan.text == label
+    assert stats.refused == []
+
+
+def test_gs_outside_a_gs1_code_is_still_refused():
+    text = "0109504000059101\x1d10ABC"  # the same separator in an ordinary byte-mode code
+    assert segno.make(text, micro=False).mode == "byte"
+    stats = DecodeStats()
+    assert Decoder().decode(qr(text), stats) == []
+    assert any("control character U+001D" in reason for reason in stats.refused)
+
+
+def test_a_gs1_code_allows_gs_and_nothing_else(monkeypatch):
+    gs1 = "0109504000059101\x1d10ABC"
+    texts, stats = decode_with(monkeypatch, [("zxing", [_Raw(gs1.encode(), (), "zxing", gs1, gs1=True)])])
+    assert texts == [gs1] and stats.refused == []
+    escape = "0109504000059101\x1d10\x1b[2J"
+    texts, stats = decode_with(monkeypatch, [("zxing", [_Raw(escape.encode(), (), "zxing", escape, gs1=True)])])
+    assert texts == [] and any("control character U+001B" in reason for reason in stats.refused)
+
+
+def test_zbar_bytes_with_gs_are_refused_as_zbar_cannot_tell_gs1(monkeypatch):
+    data = b"0109504000059101\x1d10ABC"
+    texts, stats = decode_with(monkeypatch, [("zbar", [_Raw(data, (), "zbar")])])
+    assert texts == [] and any("U+001D" in reason for reason in stats.refused)
