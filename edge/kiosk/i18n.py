@@ -275,6 +275,8 @@ STRINGS: dict[str, tuple[str, str]] = {
                              "Too many wrong staff PINs. Wait 5 minutes, then try again."),
     "err.citizen_pin_format": ("Mã PIN cho công dân phải gồm 4 đến 8 chữ số (hoặc để trống).",
                                "The citizen PIN must be 4 to 8 digits (or left empty)."),
+    "err.receipt_not_dossier": ("Đây không phải mã hồ sơ. Mã hồ sơ có dạng 000.00.01.H29-261207-0001 (trên giấy hẹn).",
+                                "This is not a dossier code. A dossier code looks like 000.00.01.H29-261207-0001 (on the receipt)."),
     "err.receipt_format": ("Mã hồ sơ phải có dạng mã cơ quan-ngày-số, ví dụ 000.00.01.H29-261207-0001 "
                            "(như in trên giấy hẹn), để công dân nhận được tại tủ. Kiểm tra lại.",
                            "The dossier code must be agency id-date-number, e.g. 000.00.01.H29-261207-0001 "

@@ -59,6 +59,7 @@ RULES: tuple[Rule, ...] = (
     Rule("staff_pin_locked", r"^staff: too many", "staff_pin"),
     Rule("staff_pin_wrong", r"^staff: ", "staff_pin"),
     Rule("citizen_pin_format", r"^bad_input: PIN must be", "pin"),
+    Rule("receipt_not_dossier", r"^bad_input: receipt code .* is not a dossier code", "receipt"),
     Rule("receipt_format", r"^bad_input: receipt code", "receipt"),
     Rule("size_unknown", r"^bad_input: size", "size"),
     Rule("pin_with_phone", r"^bad_input: with a phone number", "pin"),
@@ -82,7 +83,7 @@ RULES: tuple[Rule, ...] = (
     Rule("staff_login_off", r"^staff login is not configured"),
     Rule("qr_missing", r"^the QR parser is not installed"),
     Rule("bad_request", r"^(unknown counter action|the pager service has no|argument '|request body|'[^']+' must be"
-                        r"|'[^']+' is longer|\S+\(\) (got|missing))"),
+                        r"|'[^']+' is longer|\S+\(\) (got|missing)|unknown argument|missing argument|unknown command type)"),
 )
 
 _COMPILED = tuple((rule, re.compile(rule.pattern)) for rule in RULES)

@@ -7,6 +7,7 @@ screen calls), so a new error without a translation fails here, not in front of 
 from __future__ import annotations
 
 import ast
+import importlib
 import re
 import string
 from pathlib import Path
@@ -18,12 +19,13 @@ from edge.locker.flows import MESSAGES as LOCKER_MESSAGES
 
 ROOT = Path(__file__).resolve().parents[2] / "edge"
 # The modules behind the staff screens' APIs (reception, counter, loading) and the kiosk's own checks.
-SOURCES = ["pager/queue.py", "pager/service.py", "locker/flows.py", "locker/service.py", "kiosk/web.py"]
+SOURCES = ["pager/queue.py", "pager/service.py", "locker/flows.py", "locker/service.py", "kiosk/web.py",
+           "service.py"]  # edge/service.py: the command schema every route to an action goes through
 # Raised there but never answered to a screen: startup and MQTT-only paths.
 NOT_ON_SCREENS = (
     r"^pager has no command", r"^pager: transmitter settings refused", r"^unknown locker command",
     r"^an audit is already running", r"^state must be 'open' or 'closed'", r"^claim must be",
-    r"^no result of .* to reclaim", r"^no assignment for",
+    r"^no result of .* to reclaim", r"^no assignment for", r"^service .* takes no commands",
 )
 SAMPLE = "7"  # what each {…} of an f-string becomes in the sample text
 LOCKER_REFUSED_DEFAULTS = {reason: en for reason, (vi, en) in LOCKER_MESSAGES.items()}  # LockerRefused(reason) alone
@@ -37,6 +39,15 @@ def _text_of(node: ast.expr) -> str | None:
     return None
 
 
+def _detail_of(rel: str, node: ast.expr) -> str | None:
+    """A literal message, or one made by a helper the module imports (`not_a_dossier_code(code)`): called."""
+    text = _text_of(node)
+    if text is None and isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+        module = importlib.import_module("edge." + rel.removesuffix(".py").replace("/", "."))
+        text = getattr(module, node.func.id)(SAMPLE)
+    return text
+
+
 def raised_texts() -> list[tuple[str, str]]:
     """(where, sample message) for every error raised with a literal message in SOURCES."""
     found = []
@@ -48,7 +59,7 @@ def raised_texts() -> list[tuple[str, str]]:
             call, name = node.exc, getattr(node.exc.func, "id", getattr(node.exc.func, "attr", ""))
             if name == "LockerRefused":  # its text is "reason: detail" (detail defaults to the English message)
                 reason = _text_of(call.args[0])
-                detail = _text_of(call.args[1]) if len(call.args) > 1 else LOCKER_REFUSED_DEFAULTS[reason]
+                detail = _detail_of(rel, call.args[1]) if len(call.args) > 1 else LOCKER_REFUSED_DEFAULTS[reason]
                 text = f"{reason}: {detail}"
             elif call.args and (text := _text_of(call.args[0])) is not None:
                 pass
