@@ -271,3 +271,58 @@ def test_a_notify_arriving_while_postgresql_is_down_is_sent_once_it_is_back(mosq
     finally:
         svc.stop()
         cluster.cleanup()
+
+
+def test_the_sms_service_reads_notify_through_the_office_acl_and_other_devices_cannot(tmp_path):
+    """deploy/mosquitto/acl: a device writes its own locker/notify, only `central` reads it."""
+    import shutil
+    from pathlib import Path
+
+    import paho.mqtt.client as mqtt
+
+    from edge.central.testing import PgCluster
+
+    from .conftest import start_acl_broker
+
+    users = {"central": "c-secret", "kiosk-1": "k1-secret", "kiosk-2": "k2-secret"}
+    acl = (Path(__file__).resolve().parents[2] / "deploy" / "mosquitto" / "acl").read_text()
+    broker, workdir = start_acl_broker(users, acl)
+    gw, cluster = Gateway([200]), PgCluster().start()
+    svc = SmsService(http_config(tmp_path, gw.port, poll_s=0.2), dsn=cluster.dsn, broker=broker.url,
+                     instance="central-acl", username="central", password=users["central"]).start()
+    clients, snooped = [], []
+    try:
+        def connect(user: str) -> mqtt.Client:
+            c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=user)
+            c.username_pw_set(user, users[user])
+            c.connect("127.0.0.1", broker.port)
+            c.loop_start()
+            clients.append(c)
+            return c
+
+        other = connect("kiosk-2")                 # another device tries to read every notify
+        other.on_message = lambda c, u, msg: snooped.append(msg.payload)
+        other.subscribe("motcua/v1/+/+/locker/notify", qos=1)
+        wait_until(lambda: svc.broker_ok, what="the SMS service subscribed as central")
+        kiosk = connect("kiosk-1")
+        body = {"id": "n-acl", "ts": time.time(), "kind": "result_ready", "phone": PHONE, "receipt": RECEIPT,
+                "compartment": 1, "pin": PIN, "deadline": time.time() + 86400}
+        kiosk.publish("motcua/v1/hn/kiosk-1/locker/notify", json.dumps(body), qos=1).wait_for_publish(5)
+        wait_until(lambda: gw.requests, what="the text sent")
+        assert PIN in json.loads(gw.requests[0]["body"])["message"]
+        # kiosk-1 cannot pass itself off as another device either
+        kiosk.publish("motcua/v1/hn/kiosk-9/locker/notify", json.dumps({**body, "id": "n-forged"}),
+                      qos=1).wait_for_publish(5)
+        kiosk.publish("motcua/v1/hn/kiosk-1/locker/notify", json.dumps({**body, "id": "n-last"}),
+                      qos=1).wait_for_publish(5)
+        wait_until(lambda: len(gw.requests) == 2, what="the second real notify sent")
+        # in order: the forged one (published before n-last) never arrived; nobody else read any
+        assert [json.loads(r["body"])["id"] for r in gw.requests] == ["n-acl", "n-last"] and not snooped
+    finally:
+        for c in clients:
+            c.loop_stop()
+            c.disconnect()
+        svc.stop()
+        cluster.cleanup()
+        broker.close()
+        shutil.rmtree(workdir, ignore_errors=True)
