@@ -112,9 +112,10 @@ def main(args) -> int:
 def _print_credentials() -> None:
     """What a visitor needs to try the device's screens, said once at the start (the dashboard's
     logins are printed when it starts)."""
-    from edge.locker.service import DEMO_PIN, DEMO_STAFF_PIN
+    from edge.locker.service import DEMO_PIN, DEMO_STAFF_PIN, demo_receipt
     print("edge demo: to try the screens (demo credentials, never on a real device):\n"
-          f"  locker loading (/loading): staff PIN {DEMO_STAFF_PIN}; the demo's results (DEMO-0001, …) open with PIN {DEMO_PIN}\n"
+          f"  locker loading (/loading): staff PIN {DEMO_STAFF_PIN}; the demo's results ({demo_receipt(1)}, …) "
+          f"open with PIN {DEMO_PIN}\n"
           "  desk screens (/reception, /counter?c=N, /status): no staff login on 127.0.0.1", flush=True)
 
 

@@ -22,6 +22,7 @@ from edge.locker import notify
 from edge.locker.driver import OpenUncertain, SerialLockerDriver
 from edge.locker.flows import SERVICE, LockerFlows, LockerRefused, hash_citizen_pin, normalise_receipt
 from edge.peers import VisionForLocker
+from edge.qr.codes import dossier_code, not_a_dossier_code
 from edge.service import Service
 from edge.store import Tx
 
@@ -548,7 +549,7 @@ class LockerService(Service):
     async def _load(self, staff: str, receipt_code: str, size: str | None, pin: str | None,
                     deadline_days: int | None, accessible: bool = False, face_enrolled: bool = False,
                     phone: str | None = None) -> dict:
-        receipt = normalise_receipt(receipt_code)
+        receipt = loadable_receipt(receipt_code)
         size = size.strip().upper() if isinstance(size, str) and size.strip() else None
         if phone:  # the PIN goes to the citizen's phone only: never shown to staff, only its hash kept
             pin = notify.make_pin()
@@ -723,7 +724,7 @@ class LockerService(Service):
         n = 0
         while True:
             n += 1
-            receipt = f"DEMO-{n:04d}"
+            receipt = demo_receipt(n)
             try:
                 comp = (await self.load(DEMO_STAFF_PIN, receipt, "M", pin=DEMO_PIN))["compartment"]
             except EdgeError as err:
@@ -741,6 +742,21 @@ class LockerService(Service):
                 closed = await self.wait_door(comp, "closed", 30)
                 log.info("locker demo: %s collected from compartment %d (door closed: %s)", receipt, comp, closed)
             await asyncio.sleep(5)
+
+
+def loadable_receipt(receipt_code: Any) -> str:
+    """The receipt code to load, refused unless it is a dossier code (edge.qr.codes): whatever route
+    a loading comes by (staff screen, MQTT `load`, the demo), no result goes in that no citizen can collect."""
+    code = dossier_code(receipt_code)
+    if code is None:
+        raise LockerRefused("bad_input", not_a_dossier_code(receipt_code))
+    return normalise_receipt(code)
+
+
+def demo_receipt(n: int) -> str:
+    """The demo's n-th result: a real dossier-code form (the kiosk's demo results use -0101 and up;
+    the vision demo enrols the first one, edge.vision.service.DEMO_DOSSIER)."""
+    return f"000.00.01.H29-261207-{9000 + n % 1000:04d}"
 
 
 DEMO_STAFF_PIN = "1234"  # its hash is in edge/demo.toml [locker.staff_pins]

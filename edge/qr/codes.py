@@ -289,3 +289,42 @@ def parse_payment(text: str) -> ParsedCode:
         fields["scheme"] = "vnpay"
     return ParsedCode("payment", fields,
                       reason=f"{fields['scheme']} payment code: recognised and ignored (not an office code)")
+
+
+# -- the dossier-code rule ---------------------------------------------------------------------------
+# One rule for every route that puts a result in the locker (the loading screen, the MQTT `load`
+# command, the locker's own demo) and for the pickup kiosk that finds it: a code staff can load is
+# a code a citizen can collect. Moved here from edge.kiosk.receipts, which re-exports it.
+DOSSIER_EXAMPLE = "000.00.01.H29-261207-0001"
+DOSSIER_MAX_CHARS = 512  # a scanned lookup URL carrying a code; a typed code is at most 64
+
+
+def dossier_code(text: str | None) -> str | None:
+    """The dossier code in a scanned payload (bare code or lookup URL) or a typed code; None if none."""
+    if not isinstance(text, str):
+        return None
+    text = text.strip()
+    if not text or len(text) > DOSSIER_MAX_CHARS:
+        return None
+    parsed = parse(text)  # URLs first, with their case intact (parameter names are case-sensitive)
+    if parsed.kind == "receipt":
+        return parsed.fields["code"]
+    typed = re.sub(r"\s+", "", text).upper()  # typed in lower case or with stray spaces
+    fields = receipt_fields(typed) if len(typed) <= 64 else None
+    return fields["code"] if fields else None
+
+
+def not_a_dossier_code(text: object) -> str:
+    """Why `text` is refused, in the words every route uses (after the reason word `bad_input`)."""
+    shown = (text if isinstance(text, str) else type(text).__name__).strip()[:40]
+    return (f"receipt code '{shown}' is not a dossier code: expected agency id-YYMMDD-number, "
+            f"e.g. {DOSSIER_EXAMPLE} (Thông tư 01/2018/TT-VPCP), the only form the pickup kiosk can find")
+
+
+def require_dossier_code(text: str | None) -> str:
+    """The dossier code in `text`, or a ValueError that says what a dossier code looks like."""
+    code = dossier_code(text)
+    if code is None:
+        # "bad_input: receipt code" is how the locker words a bad code: the staff screens translate both alike.
+        raise ValueError(f"bad_input: {not_a_dossier_code(text or '')}")
+    return code

@@ -41,7 +41,7 @@ DOSSIER_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._/-]{0,63}"
 CHECK_EVERY_S = 1.0
 PURGE_EVERY_S = 3600.0
 WORKER_MARGIN_S = 5.0  # extra time over the capture timeout for the worker to answer
-DEMO_DOSSIER = "DEMO-0001"
+DEMO_DOSSIER = "000.00.01.H29-261207-9001"  # the locker demo's first result (edge.locker.service.demo_receipt)
 EMBEDDING_DIM = 128
 CANDIDATE_DOSSIERS = 5  # nearest waiting dossiers per frame scored exactly (need best and second)
 

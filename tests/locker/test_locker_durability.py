@@ -37,7 +37,7 @@ async def main():
     svc = service(__import__("pathlib").Path({tmp!r}), config(port={port!r}), store=Store({db!r}))
     await svc.start()
     if {action!r} == "pickup":
-        await svc.pickup("R-1", {{"method": "face", "ref": "sess-9"}}, actor="kiosk")
+        await svc.pickup("H29-261207-0001", {{"method": "face", "ref": "sess-9"}}, actor="kiosk")
     else:
         dispatcher = CommandDispatcher(svc.ctx.store, {{"locker": svc}}, site="hn", device="kiosk-01",
                                        command_key=bytes(range(32)), max_age_s=600)
@@ -64,7 +64,7 @@ def test_kill_between_pulse_and_door_open(tmp_path, action):
         if action == "pickup":  # a result waiting in compartment 2, door closed again
             async def load():
                 async with running(service(tmp_path, cfg, store=Store(db))) as svc:
-                    await svc.load(STAFF_PIN, "R-1", "M")
+                    await svc.load(STAFF_PIN, "H29-261207-0001", "M")
                     bus.close_door(0, 2)
                     assert await svc.wait_door(2, "closed", 3)
             asyncio.run(load())
@@ -96,13 +96,13 @@ def test_kill_between_pulse_and_door_open(tmp_path, action):
                     again = await dispatcher.dispatch("locker", payload.encode())
                     assert again["duplicate"] and not again["ok"]
                 else:
-                    assert (await svc.lookup("R-1"))["status"] == "waiting"  # being collected, door open
+                    assert (await svc.lookup("H29-261207-0001"))["status"] == "waiting"  # being collected, door open
                     with pytest.raises(Exception, match="busy"):
-                        await svc.pickup("R-1", {"method": "face", "ref": "sess-10"}, actor="kiosk")
+                        await svc.pickup("H29-261207-0001", {"method": "face", "ref": "sess-10"}, actor="kiosk")
                 bus.close_door(0, target)
                 assert await svc.wait_door(target, "closed", 3)
                 if action == "pickup":
-                    assert (await svc.lookup("R-1"))["status"] == "collected"
+                    assert (await svc.lookup("H29-261207-0001"))["status"] == "collected"
                 await asyncio.sleep(0.3)
             assert bus.pulses_for(0, target) == before + 1  # nothing was opened again
             assert [(p.board, p.lock) for p in bus.pulses[before:]] == [(0, target)]  # and no other door

@@ -21,16 +21,16 @@ def test_gpio_locker_load_pickup_and_stop_leaves_relays_off(tmp_path):
     async def body():
         async with running(svc):
             sim = svc.sim
-            comp = (await svc.load(STAFF_PIN, "G-1", "L"))["compartment"]
+            comp = (await svc.load(STAFF_PIN, "H29-261207-0031", "L"))["compartment"]
             assert await svc.wait_door(comp, "open", 3)
             sim.close_door(comp)
             assert await svc.wait_door(comp, "closed", 3)
             await asyncio.sleep(0.55)
-            await svc.pickup("G-1", {"method": "face", "ref": "s"}, actor="kiosk")
+            await svc.pickup("H29-261207-0031", {"method": "face", "ref": "s"}, actor="kiosk")
             assert await svc.wait_door(comp, "open", 3)
             sim.close_door(comp)
             assert await svc.wait_door(comp, "closed", 3)
-            assert (await svc.lookup("G-1"))["status"] == "collected"
+            assert (await svc.lookup("H29-261207-0031"))["status"] == "collected"
             assert [lock for lock, _ in sim.pulses] == [comp, comp] and sim.overlaps == 0
             factory.pin(DEFAULT_RELAY_PINS[0]).state = True  # something left a relay on
         assert not any(factory.pin(p).state for p in DEFAULT_RELAY_PINS)  # stop(): all off

@@ -68,3 +68,44 @@ def test_signed_open_over_mqtt_runs_once_and_reports_doors(mosquitto, tmp_path):
     assert len({e["id"] for e in events}) == len(events)
     assert state and state[-1]["doors"]["2"] in ("open", "closed")
     assert bus.requests[-1].kind == "status"  # stop ran: no open after the end
+
+
+def test_a_signed_mqtt_load_of_a_code_no_citizen_can_collect_is_refused_and_opens_nothing(mosquitto, tmp_path):
+    """The dossier-code rule (edge.qr.codes) holds below every route: the staff screen, and this one."""
+    key_file = tmp_path / "command.key"
+    key_file.write_text(KEY.hex())
+    key_file.chmod(0o600)
+    config = from_dict({
+        "site": "hn", "device": "kiosk-01", "role": "kiosk", "data_dir": str(tmp_path / "data"),
+        "broker": {"url": mosquitto.url, "command_key_file": str(key_file)},
+        "locker": {"driver": "kerong", "port": "sim", "poll_interval_s": 0.05, "staff_pins": {"an": STAFF_HASH},
+                   "compartments": {"1": {"board": 0, "lock": 1}}},
+    })
+    supervisor = Supervisor(config)
+
+    def load(cmd_id, receipt):
+        cmd = {"id": cmd_id, "type": "load", "args": {"receipt": receipt}, "ts": time.time()}
+        return json.dumps(sign_command(KEY, "hn", "kiosk-01", "locker", cmd)).encode()
+
+    async def scenario():
+        task = asyncio.create_task(supervisor.run())
+        try:
+            with MqttRecorder(mosquitto.url) as rec:
+                await asyncio.to_thread(rec.wait_for, lambda t, p: t.endswith("/status") and p["state"] == "online"
+                                        and p["services"].get("locker") == "ok", 1, 20)
+                answers = {}
+                for cmd_id, receipt in (("bad", "DEMO-0001"), ("good", "000.00.01.H29-261207-0001")):
+                    rec.publish(BASE + "/cmd", load(cmd_id, receipt))
+                    found = await asyncio.to_thread(rec.wait_for, lambda t, p, i=cmd_id: t == BASE + "/cmd/result"
+                                                    and p.get("id") == i, 1, 10)
+                    answers[cmd_id] = found[0][1]
+                return answers, supervisor.peers["locker"].sim.bus
+        finally:
+            supervisor.request_stop()
+            await task
+
+    answers, bus = asyncio.run(asyncio.wait_for(scenario(), 60))
+    assert answers["bad"]["ok"] is False
+    assert answers["bad"]["error"].startswith("bad_input: receipt code 'DEMO-0001' is not a dossier code")
+    assert answers["good"]["ok"] is True and answers["good"]["compartment"] == 1
+    assert bus.pulses_for(0, 1) == 1  # the good loading opened its door, the refused one nothing

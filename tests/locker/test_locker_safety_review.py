@@ -47,7 +47,7 @@ def test_a_pickup_cancelled_mid_pulse_still_records_the_pulse_and_a_stuck_door_r
 
     async def body():
         async with running(svc):
-            comp = (await svc.load(STAFF_PIN, "R-7", "M"))["compartment"]
+            comp = (await svc.load(STAFF_PIN, "H29-261207-0007", "M"))["compartment"]
             bus(svc).close_door(0, comp)
             await asyncio.sleep(0.55)  # rate limit
             bus(svc).door(0, comp).stuck = True
@@ -60,7 +60,7 @@ def test_a_pickup_cancelled_mid_pulse_still_records_the_pulse_and_a_stuck_door_r
                 return result
 
             svc.driver.open = slow_open
-            pickup = asyncio.create_task(svc.pickup("R-7", {"method": "face", "ref": "s"}, actor="kiosk"))
+            pickup = asyncio.create_task(svc.pickup("H29-261207-0007", {"method": "face", "ref": "s"}, actor="kiosk"))
             await asyncio.to_thread(in_open.wait, 5)
             pickup.cancel()  # the kiosk session is torn down while the driver is mid-open
             release.set()
@@ -71,7 +71,7 @@ def test_a_pickup_cancelled_mid_pulse_still_records_the_pulse_and_a_stuck_door_r
             # The pulse is on record, so the open-detect timer runs: the stuck door hands the result back.
             await until(lambda: events(svc.ctx.store, "open_not_detected"))
             assert [e["compartment"] for e in events(svc.ctx.store, "open_not_detected")] == [comp]
-            assert (await svc.lookup("R-7"))["status"] == "waiting"
+            assert (await svc.lookup("H29-261207-0007"))["status"] == "waiting"
             assert not svc.ctx.store.query("SELECT 1 FROM locker_opens WHERE state = 'started'")
 
     asyncio.run(body())
@@ -110,23 +110,23 @@ def test_a_pickup_whose_result_moved_to_another_compartment_while_it_waited_open
 
     async def body():
         async with running(svc):
-            comp = (await svc.load(STAFF_PIN, "R-1", "M"))["compartment"]
+            comp = (await svc.load(STAFF_PIN, "H29-261207-0001", "M"))["compartment"]
             bus(svc).close_door(0, comp)
             await asyncio.sleep(0.55)  # rate limit
             await svc._hw.acquire()  # the bus is busy (another open): the pickup waits for it
-            pickup = asyncio.create_task(svc.pickup("R-1", {"method": "face", "ref": "s"}, actor="kiosk"))
+            pickup = asyncio.create_task(svc.pickup("H29-261207-0001", {"method": "face", "ref": "s"}, actor="kiosk"))
             await asyncio.sleep(0.05)
             # Meanwhile staff took the result back and loaded it again into another compartment.
             with svc.ctx.store.transaction() as tx:
-                tx.execute("UPDATE locker_assignments SET status = 'reclaimed' WHERE receipt = 'R-1'")
-                svc.flows.create_assignment(tx, receipt="R-1", compartment=5, size="M", pin_hash=None,
+                tx.execute("UPDATE locker_assignments SET status = 'reclaimed' WHERE receipt = 'H29-261207-0001'")
+                svc.flows.create_assignment(tx, receipt="H29-261207-0001", compartment=5, size="M", pin_hash=None,
                                             deadline_days=None, staff="an", face_enrolled=False)
             svc._hw.release()
             with pytest.raises(LockerRefused):
                 await pickup
             assert bus(svc).pulses_for(0, comp) == 1  # only the load's pulse: the old door stays shut
             assert bus(svc).pulses_for(0, 5) == 0
-            assert (await svc.lookup("R-1"))["status"] == "waiting"
+            assert (await svc.lookup("H29-261207-0001"))["status"] == "waiting"
 
     asyncio.run(body())
 
@@ -142,25 +142,25 @@ def test_a_reclaim_of_a_result_collected_while_it_waited_opens_no_door(tmp_path)
 
     async def body():
         async with running(svc):
-            comp = (await svc.load(STAFF_PIN, "R-A", "M"))["compartment"]
+            comp = (await svc.load(STAFF_PIN, "H29-261207-0010", "M"))["compartment"]
             bus(svc).close_door(0, comp)
             await asyncio.sleep(0.55)  # rate limit
             await svc._hw.acquire()
-            reclaim = asyncio.create_task(svc.reclaim(STAFF_PIN, "R-A"))
+            reclaim = asyncio.create_task(svc.reclaim(STAFF_PIN, "H29-261207-0010"))
             for _ in range(250):  # until it has read A and waits for the bus
                 if svc._hw._waiters:
                     break
                 await asyncio.sleep(0.02)
             with svc.ctx.store.transaction() as tx:
-                tx.execute("UPDATE locker_assignments SET status = 'collected' WHERE receipt = 'R-A'")
-                svc.flows.create_assignment(tx, receipt="R-B", compartment=comp, size="M", pin_hash=None,
+                tx.execute("UPDATE locker_assignments SET status = 'collected' WHERE receipt = 'H29-261207-0010'")
+                svc.flows.create_assignment(tx, receipt="H29-261207-0011", compartment=comp, size="M", pin_hash=None,
                                             deadline_days=None, staff="an", face_enrolled=False)
             svc._hw.release()
             with pytest.raises(LockerRefused):
                 await reclaim
             assert bus(svc).pulses_for(0, comp) == 1  # only the load's pulse: B's door stays shut
-            assert (await svc.lookup("R-A"))["status"] == "collected"
-            assert (await svc.lookup("R-B"))["status"] == "waiting"
+            assert (await svc.lookup("H29-261207-0010"))["status"] == "collected"
+            assert (await svc.lookup("H29-261207-0011"))["status"] == "waiting"
 
     asyncio.run(body())
 
@@ -176,16 +176,16 @@ def test_a_verified_pin_is_used_up_by_the_pickup_it_allowed(tmp_path):
 
     async def body():
         async with running(svc):
-            comp = (await svc.load(STAFF_PIN, "R-8", "M", pin="4321"))["compartment"]
+            comp = (await svc.load(STAFF_PIN, "H29-261207-0008", "M", pin="4321"))["compartment"]
             bus(svc).close_door(0, comp)
             await asyncio.sleep(0.55)  # rate limit
             bus(svc).door(0, comp).stuck = True
-            assert await svc.verify_pin("R-8", "4321")
-            await svc.pickup("R-8", {"method": "pin", "ref": "s1"}, actor="kiosk")
+            assert await svc.verify_pin("H29-261207-0008", "4321")
+            await svc.pickup("H29-261207-0008", {"method": "pin", "ref": "s1"}, actor="kiosk")
             await until(lambda: events(svc.ctx.store, "open_not_detected"))
-            assert (await svc.lookup("R-8"))["status"] == "waiting"
+            assert (await svc.lookup("H29-261207-0008"))["status"] == "waiting"
             with pytest.raises(LockerRefused, match="not_verified|PIN"):
-                await svc.pickup("R-8", {"method": "pin", "ref": "s2"}, actor="kiosk")
+                await svc.pickup("H29-261207-0008", {"method": "pin", "ref": "s2"}, actor="kiosk")
 
     asyncio.run(body())
 

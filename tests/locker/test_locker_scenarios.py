@@ -6,7 +6,7 @@ Each `scenarios/*.toml` runs against the real LockerService on the Kerong pty si
     [config]                 # overrides of the test config (see lockerkit.config)
     [[step]]                 # do = load | pickup | verify_pin | open | close | force | fault | stuck
     do = "pickup"            #      | offline | online | wait_event | advance_days | expire | maintenance | lookup
-    receipt = "A-1"
+    receipt = "H29-261207-0051"
     error = "expired"        # the step must be refused with this reason (nothing opens)
     expect = { status = "waiting" }   # keys the result must contain
     events = ["loaded", …]   # in order (other events may come between)

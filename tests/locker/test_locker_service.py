@@ -71,26 +71,26 @@ def test_load_then_pickup_with_pin(tmp_path):
 
     async def body():
         async with running(svc):
-            loaded = await svc.load(STAFF_PIN, "hs-2026-001", "M", pin="4321")
+            loaded = await svc.load(STAFF_PIN, "h29-261207-0201", "M", pin="4321")
             comp = loaded["compartment"]
             assert comp == 2  # the smallest M that is not the accessible one
             assert await svc.wait_door(comp, "open", 3)
-            assert await svc.lookup("HS-2026-001") == {"status": "waiting", "compartment": comp,
+            assert await svc.lookup("H29-261207-0201") == {"status": "waiting", "compartment": comp,
                                                       "face_enrolled": False, "pin_set": True}
             bus(svc).close_door(0, comp)
             assert await svc.wait_door(comp, "closed", 3)
             await asyncio.sleep(0.5)  # rate limit
-            assert await svc.verify_pin("hs-2026-001", "4321")
-            assert await svc.pickup("hs-2026-001", {"method": "pin", "ref": "s1"}, actor="kiosk") == {"compartment": comp}
+            assert await svc.verify_pin("h29-261207-0201", "4321")
+            assert await svc.pickup("h29-261207-0201", {"method": "pin", "ref": "s1"}, actor="kiosk") == {"compartment": comp}
             assert await svc.wait_door(comp, "open", 3)
             bus(svc).close_door(0, comp)
             assert await svc.wait_door(comp, "closed", 3)
-            assert (await svc.lookup("hs-2026-001"))["status"] == "collected"
+            assert (await svc.lookup("h29-261207-0201"))["status"] == "collected"
             types = [e["type"] for e in events(svc.ctx.store)]
             assert types == ["loaded", "pulse_sent", "door_opened", "door_closed",
                              "pulse_sent", "door_opened", "door_closed", "collected"]
             assert svc.view()["compartments"][comp]["state"] == "free"
-            assert "HS-2026-001" not in json.dumps(svc.view())  # no receipt codes on screens
+            assert "H29-261207-0201" not in json.dumps(svc.view())  # no receipt codes on screens
             assert bus(svc).pulses_for(0, comp) == 2
 
     run(body())
@@ -105,13 +105,13 @@ def test_wrong_code_expired_and_collected_open_nothing(tmp_path):
             with pytest.raises(LockerRefused) as err:
                 await svc.pickup("NOPE-1", {"method": "face", "ref": "s"}, actor="kiosk")
             assert err.value.reason == "unknown" and err.value.message_vi
-            await svc.load(STAFF_PIN, "OLD-1", "S", deadline_days=1)
+            await svc.load(STAFF_PIN, "H29-261207-0071", "S", deadline_days=1)
             clock.offset = 2 * 86400
-            assert (await svc.lookup("OLD-1"))["status"] == "expired"
+            assert (await svc.lookup("H29-261207-0071"))["status"] == "expired"
             with pytest.raises(LockerRefused, match="expired"):
-                await svc.pickup("OLD-1", {"method": "face", "ref": "s"}, actor="kiosk")
+                await svc.pickup("H29-261207-0071", {"method": "face", "ref": "s"}, actor="kiosk")
             assert len(bus(svc).pulses) == 1  # only the loading opened a door
-            assert svc.flows.expire_due() == [{"receipt": "OLD-1", "compartment": 1}]
+            assert svc.flows.expire_due() == [{"receipt": "H29-261207-0071", "compartment": 1}]
             assert events(svc.ctx.store, "expired")
 
     run(body())
@@ -122,15 +122,15 @@ def test_pin_is_hashed_and_attempts_are_limited(tmp_path):
 
     async def body():
         async with running(svc):
-            await svc.load(STAFF_PIN, "R-7", None, pin="5555")
+            await svc.load(STAFF_PIN, "H29-261207-0007", None, pin="5555")
             stored = svc.ctx.store.query("SELECT pin_hash FROM locker_assignments")[0]["pin_hash"]
             assert "5555" not in stored and stored.startswith("pbkdf2_sha256$")
             for wrong in ("1111", "2222", "3333"):
-                assert not await svc.verify_pin("R-7", wrong)
-            assert not await svc.verify_pin("R-7", "5555")  # locked now, even with the right PIN
+                assert not await svc.verify_pin("H29-261207-0007", wrong)
+            assert not await svc.verify_pin("H29-261207-0007", "5555")  # locked now, even with the right PIN
             assert events(svc.ctx.store, "pin_locked")
             with pytest.raises(LockerRefused, match="not_verified"):
-                await svc.pickup("R-7", {"method": "pin", "ref": "s"}, actor="kiosk")
+                await svc.pickup("H29-261207-0007", {"method": "pin", "ref": "s"}, actor="kiosk")
 
     run(body())
 
@@ -140,16 +140,16 @@ def test_pickup_by_pin_needs_a_verified_pin_face_claim_opens(tmp_path):
 
     async def body():
         async with running(svc):
-            comp = (await svc.load(STAFF_PIN, "R-8", "L", pin="8888"))["compartment"]
+            comp = (await svc.load(STAFF_PIN, "H29-261207-0008", "L", pin="8888"))["compartment"]
             bus(svc).close_door(0, comp)
             await asyncio.sleep(0.55)
             with pytest.raises(LockerRefused, match="not_verified"):
-                await svc.pickup("R-8", {"method": "pin", "ref": "s"}, actor="kiosk")
+                await svc.pickup("H29-261207-0008", {"method": "pin", "ref": "s"}, actor="kiosk")
             with pytest.raises(LockerRefused, match="not_verified"):
-                await svc.pickup("R-8", {"method": "magic"}, actor="kiosk")
-            assert await svc.pickup("R-8", {"method": "face", "ref": "sess-1"}, actor="kiosk") == {"compartment": comp}
+                await svc.pickup("H29-261207-0008", {"method": "magic"}, actor="kiosk")
+            assert await svc.pickup("H29-261207-0008", {"method": "face", "ref": "sess-1"}, actor="kiosk") == {"compartment": comp}
             with pytest.raises(LockerRefused, match="busy"):  # a second pickup while opening
-                await svc.pickup("R-8", {"method": "face", "ref": "sess-2"}, actor="kiosk")
+                await svc.pickup("H29-261207-0008", {"method": "face", "ref": "sess-2"}, actor="kiosk")
             assert bus(svc).pulses_for(0, comp) == 2
 
     run(body())
@@ -161,14 +161,14 @@ def test_wrong_staff_pin_opens_nothing_and_full_locker_is_refused(tmp_path):
     async def body():
         async with running(svc):
             with pytest.raises(LockerRefused, match="staff"):
-                await svc.load("0000", "R-1", "M")
-            await svc.load(STAFF_PIN, "R-2", "XL")
+                await svc.load("0000", "H29-261207-0001", "M")
+            await svc.load(STAFF_PIN, "H29-261207-0002", "XL")
             with pytest.raises(LockerRefused, match="full"):
-                await svc.load(STAFF_PIN, "R-3", "XL")
+                await svc.load(STAFF_PIN, "H29-261207-0003", "XL")
             with pytest.raises(LockerRefused, match="duplicate"):
-                await svc.load(STAFF_PIN, "R-2", "S")
+                await svc.load(STAFF_PIN, "H29-261207-0002", "S")
             with pytest.raises(LockerRefused, match="size"):
-                await svc.load(STAFF_PIN, "R-4", "HUGE")
+                await svc.load(STAFF_PIN, "H29-261207-0004", "HUGE")
             assert len(bus(svc).pulses) == 1
 
     run(body())
@@ -268,15 +268,15 @@ def test_open_not_detected_for_a_stuck_door_returns_the_pickup_to_waiting(tmp_pa
 
     async def body():
         async with running(svc):
-            comp = (await svc.load(STAFF_PIN, "R-9", "M"))["compartment"]
+            comp = (await svc.load(STAFF_PIN, "H29-261207-0009", "M"))["compartment"]
             bus(svc).close_door(0, comp)
             await asyncio.sleep(0.55)
             bus(svc).door(0, comp).stuck = True
-            await svc.pickup("R-9", {"method": "face", "ref": "s"}, actor="kiosk")
+            await svc.pickup("H29-261207-0009", {"method": "face", "ref": "s"}, actor="kiosk")
             # The kiosk waits for "closed": the door never opened, so that is not a collection.
             assert not await svc.wait_door(comp, "closed", 5)
             assert events(svc.ctx.store, "open_not_detected")
-            assert (await svc.lookup("R-9"))["status"] == "waiting"
+            assert (await svc.lookup("H29-261207-0009"))["status"] == "waiting"
             assert await svc.wait_door(comp, "closed", 1)  # asked again later: it simply is closed
 
     run(body())
@@ -327,10 +327,10 @@ def test_mqtt_commands(tmp_path):
             assert "open" in svc.signed_commands and "audit_open_all" in svc.signed_commands
             status = await svc.handle_command("status", {})
             assert status["doors"]["1"] == "closed"
-            loaded = await svc.handle_command("load", {"receipt": "C-1", "size": "M", "deadline_days": None,
+            loaded = await svc.handle_command("load", {"receipt": "H29-261207-0081", "size": "M", "deadline_days": None,
                                                        "accessible": False})
             assert loaded == {"compartment": 2}
-            assert (await svc.handle_command("expire", {"receipt": "C-1"}))["expired"][0]["compartment"] == 2
+            assert (await svc.handle_command("expire", {"receipt": "H29-261207-0081"}))["expired"][0]["compartment"] == 2
             assert (await svc.handle_command("maintenance", {"compartment": 4, "on": True}))["maintenance"]
             opened = await svc.handle_command("open", {"compartment": 5, "reason": "test"})
             assert opened["compartment"] == 5
@@ -343,7 +343,7 @@ def test_bad_citizen_pin_or_receipt_is_refused_before_any_door_moves(tmp_path):
 
     async def body():
         async with running(svc):
-            for receipt, pin in (("R-1", "12"), ("R-1", "12ab"), ("bad code!", None), ("", None)):
+            for receipt, pin in (("H29-261207-0001", "12"), ("H29-261207-0001", "12ab"), ("bad code!", None), ("", None)):
                 with pytest.raises(LockerRefused, match="bad_input"):
                     await svc.load(STAFF_PIN, receipt, "M", pin=pin)
             assert bus(svc).pulses == []
@@ -357,7 +357,7 @@ def test_concurrent_loads_get_different_compartments(tmp_path):
 
     async def body():
         async with running(svc):
-            results = await asyncio.gather(*(svc.load(STAFF_PIN, f"C-{i}", "M") for i in range(3)))
+            results = await asyncio.gather(*(svc.load(STAFF_PIN, f"H29-261207-004{i}", "M") for i in range(3)))
             comps = sorted(r["compartment"] for r in results)
             assert comps == [2, 3, 5]  # every M compartment once; the accessible one (3) last
             assert sorted(p.lock for p in bus(svc).pulses) == [2, 3, 5]
@@ -368,19 +368,19 @@ def test_concurrent_loads_get_different_compartments(tmp_path):
 def test_vision_peer_learns_waiting_and_templates_go_on_pickup(tmp_path):
     clock = Clock()
     svc = service(tmp_path, clock=clock)
-    vision = FakeVision(enrolled={"V-1"})
+    vision = FakeVision(enrolled={"H29-261207-0021"})
     svc.ctx.peers["vision"] = vision
 
     async def body():
         async with running(svc):
-            comp = (await svc.load(STAFF_PIN, "v-1", "M"))["compartment"]
-            await svc.load(STAFF_PIN, "V-2", "S", deadline_days=1)
-            assert (await svc.lookup("V-1"))["face_enrolled"] is True
-            assert (await svc.lookup("V-2"))["face_enrolled"] is False
+            comp = (await svc.load(STAFF_PIN, "h29-261207-0021", "M"))["compartment"]
+            await svc.load(STAFF_PIN, "H29-261207-0022", "S", deadline_days=1)
+            assert (await svc.lookup("H29-261207-0021"))["face_enrolled"] is True
+            assert (await svc.lookup("H29-261207-0022"))["face_enrolled"] is False
             bus(svc).close_door(0, comp)
             assert await svc.wait_door(comp, "closed", 3)
             await asyncio.sleep(0.55)
-            await svc.pickup("V-1", {"method": "face", "ref": "s"}, actor="kiosk")
+            await svc.pickup("H29-261207-0021", {"method": "face", "ref": "s"}, actor="kiosk")
             assert await svc.wait_door(comp, "open", 3)
             bus(svc).close_door(0, comp)
             assert await svc.wait_door(comp, "closed", 3)
@@ -390,27 +390,27 @@ def test_vision_peer_learns_waiting_and_templates_go_on_pickup(tmp_path):
         return vision.told
 
     calls = run(body())
-    assert calls == [("result_waiting", "V-1", True), ("result_waiting", "V-2", True),
-                     ("delete", "V-1", "pickup"), ("delete", "V-2", "expiry")]
+    assert calls == [("result_waiting", "H29-261207-0021", True), ("result_waiting", "H29-261207-0022", True),
+                     ("delete", "H29-261207-0021", "pickup"), ("delete", "H29-261207-0022", "expiry")]
 
 
 def test_templates_go_when_staff_reclaim_a_result(tmp_path):
     # Kept until the retention period (30 days) before: a face with no result left to collect.
     svc = service(tmp_path)
-    vision = FakeVision(enrolled={"V-3"})
+    vision = FakeVision(enrolled={"H29-261207-0023"})
     svc.ctx.peers["vision"] = vision
 
     async def body():
         async with running(svc):
-            comp = (await svc.load(STAFF_PIN, "V-3", "M"))["compartment"]
+            comp = (await svc.load(STAFF_PIN, "H29-261207-0023", "M"))["compartment"]
             bus(svc).close_door(0, comp)
             assert await svc.wait_door(comp, "closed", 3)
             await asyncio.sleep(0.55)          # the per-compartment rate limit of the load's open
-            await svc.reclaim(STAFF_PIN, "V-3")
+            await svc.reclaim(STAFF_PIN, "H29-261207-0023")
             assert await until(lambda: len(vision.told) == 2)
         return vision.told
 
-    assert run(body()) == [("result_waiting", "V-3", True), ("delete", "V-3", "reclaim")]
+    assert run(body()) == [("result_waiting", "H29-261207-0023", True), ("delete", "H29-261207-0023", "reclaim")]
 
 
 def test_the_staff_code_lockout_survives_a_restart(tmp_path):

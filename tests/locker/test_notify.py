@@ -67,17 +67,17 @@ def test_a_load_with_a_phone_queues_one_notify_with_the_pin_whose_hash_alone_is_
 
     async def body():
         async with running(svc):
-            loaded = await svc.load(STAFF_PIN, "HS-2026-001", "M", phone=PHONE, deadline_days=3)
+            loaded = await svc.load(STAFF_PIN, "H29-261207-0201", "M", phone=PHONE, deadline_days=3)
             assert loaded["sms_to"] == "091****678"
             (msg,) = notifies(svc.ctx.store)
             assert set(msg) == {"id", "ts", "kind", "phone", "receipt", "compartment", "pin", "deadline"}
-            assert msg["kind"] == "result_ready" and msg["phone"] == E164 and msg["receipt"] == "HS-2026-001"
+            assert msg["kind"] == "result_ready" and msg["phone"] == E164 and msg["receipt"] == "H29-261207-0201"
             assert msg["compartment"] == loaded["compartment"]
             assert len(msg["pin"]) == 6 and msg["pin"].isdigit()
             row = svc.ctx.store.query("SELECT pin_hash, deadline FROM locker_assignments")[0]
             assert check_pin(msg["pin"], row["pin_hash"]) and msg["deadline"] == row["deadline"]
             # the citizen's PIN opens it: it is the one the SMS carries
-            assert await svc.verify_pin("HS-2026-001", msg["pin"])
+            assert await svc.verify_pin("H29-261207-0201", msg["pin"])
             (loaded_event,) = events(svc.ctx.store, "loaded")
             assert loaded_event["sms"] is True and loaded_event["phone_masked"] == "091****678"
             return msg["pin"]
@@ -95,7 +95,7 @@ def test_each_loading_draws_its_own_pin(tmp_path):
     async def body():
         async with running(svc):
             for n in range(3):
-                await svc.load(STAFF_PIN, f"HS-{n}", None, phone=PHONE)
+                await svc.load(STAFF_PIN, f"H29-261207-03{n:02d}", None, phone=PHONE)
                 await asyncio.sleep(svc.config.rate_limit_s)
             return [m["pin"] for m in notifies(svc.ctx.store)]
 
@@ -111,7 +111,7 @@ def test_a_bad_phone_or_a_phone_with_a_staff_pin_is_refused_and_nothing_is_store
     async def body():
         async with running(svc):
             with pytest.raises(LockerRefused) as err:
-                await svc.load(STAFF_PIN, "HS-1", None, pin=pin, phone=phone)
+                await svc.load(STAFF_PIN, "H29-261207-0101", None, pin=pin, phone=phone)
             assert err.value.reason == reason
             if reason == "phone":
                 assert "Số điện thoại không hợp lệ" in err.value.message_vi
@@ -128,7 +128,7 @@ def test_reminder_a_day_before_then_expired_notice_then_the_phone_is_forgotten(t
 
     async def body():
         async with running(svc):
-            await svc.load(STAFF_PIN, "HS-9", None, phone=PHONE, deadline_days=3)
+            await svc.load(STAFF_PIN, "H29-261207-0109", None, phone=PHONE, deadline_days=3)
             store = svc.ctx.store
             assert notify.sweep(store, clock) == 0            # too early for a reminder
             clock.offset = 2.2 * 86400
@@ -138,7 +138,7 @@ def test_reminder_a_day_before_then_expired_notice_then_the_phone_is_forgotten(t
             await svc.handle_command("expire", {"receipt": None})
             kinds = [(m["kind"], m["pin"]) for m in notifies(store)]
             assert kinds == [("result_ready", kinds[0][1]), ("reminder", None), ("expired", None)]
-            assert all(m["phone"] == E164 and m["receipt"] == "HS-9" for m in notifies(store))
+            assert all(m["phone"] == E164 and m["receipt"] == "H29-261207-0109" for m in notifies(store))
             assert not store.query("SELECT 1 FROM locker_notify")  # the number is gone with the result
 
     run(body())
@@ -150,7 +150,7 @@ def test_a_collected_result_gets_no_reminder_and_its_phone_is_forgotten(tmp_path
 
     async def body():
         async with running(svc):
-            await svc.load(STAFF_PIN, "HS-5", None, phone=PHONE, deadline_days=2)
+            await svc.load(STAFF_PIN, "H29-261207-0105", None, phone=PHONE, deadline_days=2)
             with svc.ctx.store.transaction() as tx:  # collected (the door flow is tested elsewhere)
                 tx.execute("UPDATE locker_assignments SET status = 'collected'")
             clock.offset = 1.5 * 86400
@@ -165,7 +165,7 @@ def test_a_published_notify_leaves_the_device_outbox(tmp_path):
 
     async def body():
         async with running(svc):
-            await svc.load(STAFF_PIN, "HS-7", None, phone=PHONE)
+            await svc.load(STAFF_PIN, "H29-261207-0107", None, phone=PHONE)
             store = svc.ctx.store
             rows = [r[0] for r in store.pending() if r[1] == "locker/notify"]
             assert len(rows) == 1
@@ -184,13 +184,13 @@ def test_the_mqtt_load_command_takes_a_phone_and_the_audit_keeps_it_masked(tmp_p
             dispatcher = CommandDispatcher(svc.ctx.store, {"locker": svc}, site="hn", device="kiosk-01",
                                            command_key=None, clock=svc.clock)
             svc.signed_commands = frozenset()  # signatures are tested in test_locker_mqtt; here: the args
-            cmd = {"id": "c-1", "type": "load", "args": {"receipt": "HS-3", "phone": PHONE}}
+            cmd = {"id": "c-1", "type": "load", "args": {"receipt": "H29-261207-0103", "phone": PHONE}}
             result = await dispatcher.dispatch("locker", json.dumps(cmd).encode())
             assert result["ok"] and result["sms_to"] == "091****678"
-            bad = {"id": "c-2", "type": "load", "args": {"receipt": "HS-4", "phone": "09x1234567"}}
+            bad = {"id": "c-2", "type": "load", "args": {"receipt": "H29-261207-0104", "phone": "09x1234567"}}
             refused = await dispatcher.dispatch("locker", json.dumps(bad).encode())
             assert not refused["ok"] and "phone" in refused["error"]
-            assert [m["receipt"] for m in notifies(svc.ctx.store)] == ["HS-3"]
+            assert [m["receipt"] for m in notifies(svc.ctx.store)] == ["H29-261207-0103"]
 
     run(body())
     text = everything_but_notify(svc.ctx.store)
@@ -211,7 +211,7 @@ def test_edge_monitor_shows_a_notify_masked(mosquitto):
     pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
     pub.connect("127.0.0.1", mosquitto.port)
     pub.loop_start()
-    body = {"id": "n1", "ts": time.time(), "kind": "result_ready", "phone": E164, "receipt": "HS-1",
+    body = {"id": "n1", "ts": time.time(), "kind": "result_ready", "phone": E164, "receipt": "H29-261207-0101",
             "compartment": 2, "pin": "480913", "deadline": time.time() + 86400}
     deadline = time.monotonic() + 30
     while not lines and time.monotonic() < deadline:   # until the monitor's subscription is in place
@@ -219,7 +219,7 @@ def test_edge_monitor_shows_a_notify_masked(mosquitto):
         time.sleep(0.2)
     stop.set()
     pub.loop_stop()
-    assert lines and "HS-1" in lines[0] and "091****678" in lines[0]
+    assert lines and "H29-261207-0101" in lines[0] and "091****678" in lines[0]
     assert "480913" not in "\n".join(lines) and "912345678" not in "\n".join(lines)
 
 
@@ -229,7 +229,7 @@ def test_a_one_day_deadline_gets_no_reminder_on_top_of_the_result_sms(tmp_path):
 
     async def body():
         async with running(svc):
-            await svc.load(STAFF_PIN, "HS-1D", None, phone=PHONE, deadline_days=1)
+            await svc.load(STAFF_PIN, "H29-261207-0110", None, phone=PHONE, deadline_days=1)
             clock.offset = 60
             assert notify.sweep(svc.ctx.store, clock) == 0
             assert [m["kind"] for m in notifies(svc.ctx.store)] == ["result_ready"]
