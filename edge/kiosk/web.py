@@ -24,6 +24,7 @@ from edge.kiosk.flows import SessionError
 from edge.kiosk.receipts import require_dossier_code
 from edge.kiosk.staff import COOKIE, LoginRefused, is_loopback
 from edge.qr.codes import PROCEDURE_KINDS
+from edge.safejson import UnsafeJson, loads_object
 
 if TYPE_CHECKING:
     from edge.kiosk.service import KioskService
@@ -251,13 +252,13 @@ def _page(name: str):
 
 
 async def _body(request: web.Request) -> dict:
+    # safejson, as for MQTT commands: deep nesting (RecursionError), 1e999 and NUL are refused by name
     try:
-        body = await request.json()
-    except json.JSONDecodeError as err:
-        raise ValueError(f"request body is not JSON: {err.msg}") from err
-    if not isinstance(body, dict):
-        raise ValueError("request body must be a JSON object")
-    return body
+        return loads_object(await request.read())
+    except UnsafeJson as err:
+        if err.reason == "not_object":
+            raise ValueError("request body must be a JSON object") from err
+        raise ValueError(f"request body is not JSON: {err.detail}") from err
 
 
 def _text(body: dict, key: str, max_len: int = 512, required: bool = True) -> str | None:
