@@ -49,30 +49,21 @@ class _Session:
 
     def __init__(self, args: argparse.Namespace):
         self.args, self.sim, self.driver = args, None, None
+        from edge.locker import setup  # the same wiring as the service's
+
         if args.driver == "gpio":
-            from edge.locker.gpio import GpioDoorSim, GpioLockerDriver
-
-            factory = None
-            if args.port in ("sim", "mock"):
-                from gpiozero.pins.mock import MockFactory
-                factory = MockFactory()
-                self.sim = GpioDoorSim(factory, polarity=args.polarity)
-            self.driver = GpioLockerDriver(pin_factory=factory, polarity=args.polarity)
+            self.driver, self.sim = setup.gpio_driver(simulated=args.port in ("sim", "mock"), polarity=args.polarity)
             return
-        import serial
-
         from edge.locker.driver import SerialLockerDriver
-        from edge.locker.protocols import PROTOCOLS
 
-        protocol = PROTOCOLS[args.driver](args.polarity)
+        protocol = setup.serial_protocol(args.driver, args.polarity)
         port = args.port
         if port == "sim":
-            from edge.locker.sim import BusSim, PtySim
             lo, _ = protocol.board_range
             boards = [args.board] if getattr(args, "board", None) is not None else [lo]
-            self.sim = PtySim(BusSim(args.driver, boards=boards, polarity=args.polarity)).start()
+            self.sim = setup.bus_sim(args.driver, boards, polarity=args.polarity)
             port = self.sim.path
-        transport = serial.serial_for_url(port, baudrate=args.baud or protocol.baud, timeout=args.timeout)
+        transport = setup.open_bus(port, protocol, baud=args.baud, timeout_s=args.timeout)
         self.driver = SerialLockerDriver(protocol, transport=transport, reply_timeout_s=args.timeout)
 
     def close(self) -> None:

@@ -16,6 +16,7 @@ from typing import Any, Awaitable, Callable
 
 from edge import phone as phones
 from edge.errors import CommandError, ConfigError, DeviceNotReady, EdgeError
+from edge.locker import setup
 from edge.locker.commands import DOOR_COMMANDS
 from edge.locker.config import LockerConfig
 from edge.locker import notify
@@ -143,27 +144,16 @@ class LockerService(Service):
 
     # -- hardware setup ------------------------------------------------------------------------
     def _build_driver(self) -> None:
-        cfg = self.config
+        cfg = self.config  # the wiring is edge.locker.setup's, shared with `edge locker`
         if cfg.driver == "gpio":
-            from edge.locker.gpio import GpioDoorSim, GpioLockerDriver
-
-            factory = self.ctx.pin_factory
-            if cfg.port == "sim" and factory is None:
-                from gpiozero.pins.mock import MockFactory
-                factory = MockFactory()
-            if cfg.port == "sim":
-                self.sim = GpioDoorSim(factory, relay_pins=cfg.gpio.relay_pins,
-                                       sensor_pins=cfg.gpio.sensor_pins, polarity=cfg.polarity)
-            self.driver = GpioLockerDriver(relay_pins=cfg.gpio.relay_pins, sensor_pins=cfg.gpio.sensor_pins,
-                                           pin_factory=factory, polarity=cfg.polarity)
+            self.driver, self.sim = setup.gpio_driver(simulated=cfg.port == "sim", polarity=cfg.polarity,
+                                                      pin_factory=self.ctx.pin_factory, relay_pins=cfg.gpio.relay_pins,
+                                                      sensor_pins=cfg.gpio.sensor_pins)
             return
-        from edge.locker.protocols import PROTOCOLS
-
-        protocol = PROTOCOLS[cfg.driver](cfg.polarity)
+        protocol = setup.serial_protocol(cfg.driver, cfg.polarity)
         if cfg.port == "sim":
-            from edge.locker.sim import BusSim, PtySim
-            self.sim = PtySim(BusSim(cfg.driver, boards=list(self._by_board), polarity=cfg.polarity,
-                                     auto_close_s=cfg.sim.auto_close_s)).start()
+            self.sim = setup.bus_sim(cfg.driver, self._by_board, polarity=cfg.polarity,
+                                     auto_close_s=cfg.sim.auto_close_s)
         self.driver = SerialLockerDriver(protocol, transport=None, reply_timeout_s=cfg.reply_timeout_s,
                                          retries=cfg.retries)
         self._connect()
@@ -172,13 +162,11 @@ class LockerService(Service):
         return self.sim.path if self.sim is not None and hasattr(self.sim, "path") else self.config.port
 
     def _connect(self) -> bool:
-        import serial
-
         cfg = self.config
         try:
-            transport = serial.serial_for_url(self._port_name(), baudrate=cfg.baud or self.driver.protocol.baud,
-                                              timeout=cfg.reply_timeout_s)
-        except (serial.SerialException, OSError, ValueError) as err:
+            transport = setup.open_bus(self._port_name(), self.driver.protocol, baud=cfg.baud,
+                                       timeout_s=cfg.reply_timeout_s)
+        except DeviceNotReady as err:
             if not self._port_lost:
                 log.warning("locker: cannot open %s: %s (retrying)", self._port_name(), err)
             self._port_lost = True

@@ -1,7 +1,8 @@
 """Pager transmitter driver: writes protocol frames to a transport it is given, reads acks.
 
-The driver never opens a port: `open_transport(url)` does (pyserial `serial_for_url`, so a pty
-path, `/dev/ttyUSB0`, `socket://…` and `spy://…` all work), and the service hands the result in.
+The driver never opens a port: `open_transport(url)` does (edge.hw.serial: pyserial
+`serial_for_url`, so a pty path, `/dev/ttyUSB0`, `socket://…` and `spy://…` all work), and the
+service hands the result in.
 One page at a time: the cheap systems have no over-the-air acknowledgement, so reliability is the
 box's own repetition plus our retransmission of frames the box refused or did not answer.
 """
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from edge.errors import DeviceError, DeviceNotReady, ProtocolError
+from edge.hw.serial import open_serial
 from edge.pager import protocol
 
 log = logging.getLogger(__name__)
@@ -29,14 +31,9 @@ class TransmitterError(DeviceError):
 
 
 def open_transport(url: str, *, baud: int, rtscts: bool = False, timeout_s: float = ACK_TIMEOUT_S) -> Any:
-    """Open a serial transport by URL or device path; DeviceNotReady when it is absent."""
-    import serial  # imported here so `edge --help` stays fast
-
-    try:
-        return serial.serial_for_url(url, baudrate=baud, timeout=timeout_s, write_timeout=2.0,
-                                     rtscts=rtscts, **({"exclusive": True} if url.startswith("/") else {}))
-    except (serial.SerialException, OSError, ValueError) as err:
-        raise DeviceNotReady(f"pager transmitter port {url}: {err}") from err
+    """Open the transmitter's port by URL or device path (edge.hw.serial); DeviceNotReady when absent."""
+    return open_serial(url, baud=baud, timeout_s=timeout_s, write_timeout_s=2.0, rtscts=rtscts,
+                       what="pager transmitter port")
 
 
 @dataclass
