@@ -29,6 +29,7 @@ from edge.central.web.common import (ALARM_KINDS, CENTRAL_KEY, STAFF_KEY, TEXT, 
                                      respond)
 
 PUBLIC_PATHS = ("/danh-gia", "/danh-gia/ma", "/danh-gia/qr")
+LATEST_EPOCH_S = 253402300799.0   # 9999-12-31T23:59:59Z, the last second a date here can name
 DEFAULT_DAYS = 90   # /api/ratings without `from`: the last 90 days (the counter ratings scan event partitions)
 
 TEXT.setdefault("ratings", ("Đánh giá", "Ratings"))
@@ -169,6 +170,8 @@ def _day(request: web.Request, name: str, tz) -> float | None:
         return None
     try:
         if raw.replace(".", "", 1).isdigit():
+            if float(raw) > LATEST_EPOCH_S:     # PostgreSQL's to_timestamp fails beyond (a 500)
+                raise ValueError(raw)
             return float(raw)
         day = dt.date.fromisoformat(raw)
     except ValueError:
