@@ -68,13 +68,10 @@ def cmd_page(args) -> int:
     from edge.pager.driver import PagerDriver, make_transmitter, open_transport
     from edge.pager.protocol import FrameError
 
-    settings: dict = {"system": args.system}
-    if args.driver in ("jtech", "lrs", "waveware", "espa"):
-        settings["message"] = args.message
-    if args.driver == "waveware":
-        settings["capcode_base"] = args.capcode_base
-    if args.driver == "ook":
-        settings["ook_protocol"] = args.ook_protocol
+    from edge.pager import setup  # the same transmitter settings as the service's
+
+    settings = setup.transmitter_settings(args.driver, system=args.system, message=args.message,
+                                          capcode_base=args.capcode_base, ook_protocol=args.ook_protocol)
     sim = None
     try:
         codec = make_transmitter(args.driver, **settings)
@@ -83,8 +80,7 @@ def cmd_page(args) -> int:
         if port == "sim":
             from edge.pager.sim import TransmitterSim
 
-            sim_settings = {k: v for k, v in settings.items() if k in ("system", "capcode_base")}
-            sim = TransmitterSim(args.driver, ook_protocol=args.ook_protocol, **sim_settings)
+            sim = TransmitterSim(args.driver, ook_protocol=args.ook_protocol, **setup.sim_settings(settings))
             port = sim.start()
         driver = PagerDriver(open_transport(port, baud=args.baud or codec.baud, rtscts=args.cts), codec,
                              retries=args.retries, cts_flow=args.cts)

@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 from edge.errors import CommandError, ConfigError, DeviceError
 from edge.pager import config as pager_config
+from edge.pager import setup
 from edge.pager.driver import PagerDriver, make_transmitter, open_transport
 from edge.pager.protocol import FrameError
 from edge.pager.queue import QueueEngine, QueueError
@@ -271,11 +272,7 @@ class PagerService(Service):
     def _start_sim(self) -> None:
         from edge.pager.sim import TransmitterSim
 
-        settings: dict[str, Any] = {"system": self.config.system_id}
-        if self.config.driver == "waveware":
-            settings["capcode_base"] = self.config.capcode_base
-        if self.config.driver == "espa":
-            settings["station"] = self.config.espa_station
+        settings = setup.sim_settings(setup.settings_from_config(self.config))
         self.sim = TransmitterSim(self.config.driver, link_dir=self.ctx.data_dir, ook_protocol=self.config.ook_protocol,
                                   on_page=self._on_sim_page, **settings)
         self.sim.start()
@@ -293,16 +290,7 @@ class PagerService(Service):
         if cfg.port.startswith("pigpio:"):
             return self._connect_pigpio()
         try:
-            settings: dict[str, Any] = {"system": cfg.system_id}
-            if cfg.driver in ("jtech", "lrs", "waveware", "espa"):
-                settings["message"] = cfg.message
-            if cfg.driver == "waveware":
-                settings["capcode_base"] = cfg.capcode_base
-            if cfg.driver == "espa":
-                settings["station"] = cfg.espa_station
-            if cfg.driver == "ook":
-                settings["ook_protocol"] = cfg.ook_protocol
-            codec = make_transmitter(cfg.driver, **settings)
+            codec = make_transmitter(cfg.driver, **setup.settings_from_config(cfg))
         except FrameError as err:
             raise ConfigError(f"pager: transmitter settings refused: {err}") from err
         try:
