@@ -10,6 +10,7 @@ import paho.mqtt.client as mqtt
 
 from edge import phone
 from edge.mqtt import TOPIC_ROOT, parse_broker_url
+from edge.safejson import UnsafeJson, loads_object
 
 
 def describe(topic: str, payload: dict) -> str:
@@ -39,19 +40,24 @@ def watch(broker_url: str, site: str, on_line, stop: threading.Event, *, as_json
         c.subscribe(f"{TOPIC_ROOT}/{site}/#", qos=1)
 
     def on_message(c, userdata, msg):
+        # safejson: a nested payload raised RecursionError, which killed paho's thread (silence after)
         try:
-            payload = json.loads(msg.payload)
-        except ValueError:
-            on_line(f"{msg.topic}: (not JSON, {len(msg.payload)} bytes)")
+            payload = loads_object(msg.payload)
+        except UnsafeJson as err:
+            if err.reason != "not_object":
+                on_line(f"{msg.topic}: (not JSON, {len(msg.payload)} bytes: {err.reason})")
             return
-        if not isinstance(payload, dict) or (not show_state and msg.topic.endswith("/state")):
+        if not show_state and msg.topic.endswith("/state"):
             return
         if msg.topic.endswith("/locker/notify"):  # a citizen's phone and PIN: never on a terminal
             payload = phone.redact(payload)
         if as_json:
             on_line(json.dumps({"topic": msg.topic, "payload": payload}, ensure_ascii=False))
-        else:
+            return
+        try:
             on_line(describe(msg.topic, payload))
+        except (AttributeError, IndexError, TypeError):   # a device's message of the wrong shape
+            on_line(f"{msg.topic}: (unexpected shape, {len(msg.payload)} bytes)")
 
     client.on_connect, client.on_message = on_connect, on_message
     client.connect_async(address.host, address.port)

@@ -42,3 +42,33 @@ def test_monitor_describes_messages_in_one_readable_line():
     assert line == "hn/desk-01 pager: #5 ticket_called ticket=A012 card=7"
     status = describe("motcua/v1/hn/desk-01/status", {"state": "offline", "version": "1.0", "services": {"pager": "ok"}})
     assert status == "hn/desk-01 is offline (v1.0) pager=ok"
+
+
+def test_monitor_keeps_printing_after_a_hostile_message(mosquitto):
+    """A deeply nested payload (RecursionError in json) or a status whose `services` is not an
+    object killed the monitor's MQTT thread: `edge monitor` and the demo terminal went silent."""
+    import threading
+
+    import paho.mqtt.client as mqtt
+
+    from edge.monitor import watch
+
+    lines, stop = [], threading.Event()
+    thread = threading.Thread(target=watch, args=(mosquitto.url, "hn", lines.append, stop), daemon=True)
+    thread.start()
+    pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    pub.connect("127.0.0.1", mosquitto.port)
+    pub.loop_start()
+    good = json.dumps({"id": "g", "seq": 1, "ts": 1.0, "type": "ticket_called", "ticket": "A012"})
+    try:
+        wait_until(lambda: pub.publish("motcua/v1/hn/desk-01/pager/event", good, qos=1).wait_for_publish(5)
+                   or any("A012" in line for line in lines), what="the monitor subscribed")
+        pub.publish("motcua/v1/hn/desk-01/pager/event", "[" * 50000 + "]" * 50000, qos=1).wait_for_publish(5)
+        pub.publish("motcua/v1/hn/desk-01/status", json.dumps({"state": "online", "services": "x"}), qos=1)
+        after = json.dumps({"id": "h", "seq": 2, "ts": 1.0, "type": "ticket_called", "ticket": "B034"})
+        pub.publish("motcua/v1/hn/desk-01/pager/event", after, qos=1).wait_for_publish(5)
+        wait_until(lambda: any("B034" in line for line in lines), what="the event after the hostile ones")
+    finally:
+        stop.set()
+        pub.loop_stop()
+    assert any("not JSON" in line or "refused" in line for line in lines)
