@@ -87,6 +87,8 @@ class PagerPeer(PagerForQr, Peer, Protocol):
 
     def priorities(self) -> list[str]: ...  # the priority classes a desk may give a ticket
 
+    def counters(self) -> list[str]: ...  # the counters configured (one counter screen each)
+
 
 class QrPeer(Peer, Protocol):
     """The QR service as the kiosk follows its camera and looks procedures up."""

@@ -303,5 +303,8 @@ class FakePager:
     def priorities(self) -> list[str]:
         return ["elderly", "disabled"]
 
+    def counters(self) -> list[str]:
+        return list(self.view()["counters"])
+
     def health(self) -> str:
         return "ok"

@@ -151,8 +151,8 @@ class KioskService(Service):
     def screen_urls(self) -> dict[str, str]:
         urls = {"kiosk": f"{self.url}/kiosk", "reception": f"{self.url}/reception",
                 "display": f"{self.url}/display", "loading": f"{self.url}/loading", "status": f"{self.url}/status"}
-        pager = self.ctx.peer("pager")
-        counters = self.counters or list(getattr(getattr(pager, "config", None), "counters", None) or ["1"])
+        pager = self.ctx.pager()
+        counters = self.counters or (pager.counters() if pager is not None else None) or ["1"]
         for counter in counters:
             urls[f"counter {counter}"] = f"{self.url}/counter?c={counter}"
         return urls

@@ -229,6 +229,10 @@ class PagerService(Service):
     def stats(self, day: str | None = None) -> dict:
         return self.engine.stats(day)
 
+    def counters(self) -> list[str]:
+        """The counters of this office, as configured ([pager] counters)."""
+        return list(self.config.counters)
+
     def priorities(self) -> list[str]:
         """The priority classes a desk may give a ticket ([pager] priority_classes)."""
         return list(self.config.priority_classes)
