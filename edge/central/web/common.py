@@ -104,6 +104,11 @@ EVENT_TYPES = {
     "open_failed": ("Mở thất bại", "Open failed"), "pin_locked": ("Khoá PIN", "PIN locked"),
     "alarm": ("Cảnh báo", "Alarm"), "alarm_cleared": ("Hết cảnh báo", "Alarm cleared"),
     "maintenance": ("Bảo trì ngăn", "Maintenance"), "board_offline": ("Mất bo mạch", "Board offline"),
+    "verified": ("Xác minh khuôn mặt", "Face check"), "enrolled": ("Đăng ký khuôn mặt", "Face enrolled"),
+    "deleted": ("Xoá mẫu khuôn mặt", "Face template deleted"), "code_scanned": ("Quét mã QR", "QR code scanned"),
+    "catalog_imported": ("Nạp danh mục thủ tục", "Procedure catalog imported"),
+    "session_ended": ("Kết thúc phiên nhận kết quả", "Pickup session ended"),
+    "lockout": ("Khoá do nhập sai", "Locked out after wrong entries"),
 }
 ALARM_KINDS = {
     "left_open": ("Cửa tủ để mở", "Door left open"), "forced_open": ("Cửa bị mở không có lệnh", "Door forced open"),
@@ -116,13 +121,14 @@ SERVICE_NAMES = {"pager": ("Xếp hàng", "Queue"), "locker": ("Tủ kết quả
                  "qr": ("Mã QR", "QR"), "kiosk": ("Màn hình", "Kiosk"), "device": ("Thiết bị", "Device")}
 # Fields worth a glance in the events table, in this order; the rest stays in the raw JSON.
 KEY_FIELDS = ("ticket", "queue", "service", "counter", "card", "compartment", "receipt", "deadline", "alarm",
-              "target", "rating", "reason", "error", "door", "occupied")
+              "target", "rating", "score", "decision", "outcome", "reason", "error", "door", "occupied")
 FIELD_LABELS = {
     "ticket": ("Số", "Ticket"), "queue": ("Hàng", "Queue"), "counter": ("Quầy", "Counter"), "card": ("Thẻ", "Card"),
     "compartment": ("Ngăn", "Compartment"), "receipt": ("Hồ sơ", "Dossier"), "deadline": ("Hạn", "Deadline"),
     "alarm": ("Cảnh báo", "Alarm"), "target": ("Vị trí", "Where"), "rating": ("Điểm", "Score"),
     "reason": ("Lý do", "Reason"), "error": ("Lỗi", "Error"), "door": ("Cửa", "Door"),
-    "occupied": ("Có đồ", "Occupied"), "service": ("Dịch vụ", "Service"),
+    "occupied": ("Có đồ", "Occupied"), "service": ("Dịch vụ", "Service"), "score": ("Điểm", "Score"),
+    "decision": ("Kết quả", "Decision"), "outcome": ("Kết quả", "Outcome"),
 }
 
 
