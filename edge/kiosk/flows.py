@@ -385,7 +385,7 @@ class PickupFlow:
         try:
             while not verify.done():
                 await asyncio.wait({verify}, timeout=GUIDANCE_POLL_S)
-                if not verify.done() and hasattr(vision, "guidance"):
+                if not verify.done():
                     self._live_guidance(s, vision.guidance())
             return verify.result()
         finally:
