@@ -339,7 +339,7 @@ def candidates(model: Coarse, lay: Lists, d: np.ndarray, qcode: np.ndarray, targ
     side by side in one call, then one xor and one popcount over them all: numpy pays a few
     microseconds per call, more than one list's work), keeping the nearest PREFILTER_SHARE;
     then all bits of those. On face-like data the true neighbour is within the first 4.3 % of
-    the probed codes by 64 bits (1 M x 128, worst of 1000 queries), so the share is 2.3x that.
+    the probed codes by 64 bits (100 000 x 128, worst of 1000 queries), so the share is 2.3x that.
     """
     chosen = model.probe(d)
     starts = lay.starts[chosen]
