@@ -97,3 +97,11 @@ def test_the_context_hands_each_peer_out_typed_by_name(tmp_path):
     assert ctx.pager() is pager and ctx.vision() is vision
     assert ctx.locker() is None and ctx.qr() is None
     assert set(peers.BY_NAME) == {"locker", "pager", "vision", "qr"}
+
+
+def test_the_qr_kinds_the_services_act_on_are_kinds_the_parser_gives():
+    from edge.qr import codes
+
+    assert set(codes.PROCEDURE_KINDS) | {codes.RECEIPT_KIND} <= set(codes.KINDS)
+    assert codes.parse("000.00.01.H29-261207-0001").kind == codes.RECEIPT_KIND
+    assert codes.parse("1.001193").kind in codes.PROCEDURE_KINDS
