@@ -15,6 +15,7 @@ from edge.central import auth, queries
 from edge.central.web import commands
 from edge.central.web.common import CENTRAL_KEY, STAFF_KEY, day_arg, int_arg, json_response, respond
 from edge.central.web.guard import check_csrf, identify
+from edge.safejson import UnsafeJson, loads_object
 
 MAX_EVENTS = 1000
 
@@ -117,10 +118,10 @@ async def command(request: web.Request) -> web.Response:
     From a browser session the request must carry the page's CSRF token (X-CSRF-Token)."""
     if not check_csrf(request, request.headers.get("X-CSRF-Token")):
         return json_response({"error": "X-CSRF-Token header missing or wrong"}, 403)
-    try:
-        body = await request.json()
-    except ValueError:
-        return json_response({"error": "body must be JSON"}, 400)
+    try:   # safejson: deep nesting (RecursionError, a 500 before) and 1e999 are refused by name
+        body = loads_object(await request.read())
+    except UnsafeJson as err:
+        return json_response({"error": f"body must be a JSON object: {err.detail}"}, 400)
     status, payload = await commands.step(request, body)
     return json_response(payload, status)
 

@@ -20,6 +20,7 @@ from edge.central.cmd import needs_confirmation
 from edge.central.web.common import CENTRAL_KEY, STAFF_KEY, lang_of, render, t
 from edge.central.web.guard import check_csrf, require_operator
 from edge.locker.commands import DOOR_COMMANDS
+from edge.safejson import UnsafeJson, loads_object
 
 log = logging.getLogger(__name__)
 
@@ -102,11 +103,9 @@ async def _submit(request: web.Request, posted, form: dict, lang: str) -> tuple[
     if posted.get("confirm"):
         body = {"confirm": str(posted["confirm"])}
     else:
-        try:
-            args = json.loads(form["args"] or "{}")
-        except ValueError:
-            return {"level": "alarm", "text": t(lang, "bad_args")}, None
-        if not isinstance(args, dict):
+        try:   # safejson: deep nesting (RecursionError, a 500 before) and 1e999 are refused too
+            args = loads_object(form["args"] or "{}")
+        except UnsafeJson:
             return {"level": "alarm", "text": t(lang, "bad_args")}, None
         if not all(form[k] for k in FIELDS):
             return {"level": "alarm", "text": t(lang, "missing_fields")}, None
