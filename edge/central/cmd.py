@@ -34,6 +34,7 @@ from edge.central.topics import NAME_RE, PREFIX
 from edge.errors import CommandError, ConfigError
 from edge.locker.commands import moves_a_door
 from edge.mqtt import parse_broker_url
+from edge.safejson import UnsafeJson, loads_object
 from edge.security import load_key, sign_command
 
 log = logging.getLogger(__name__)
@@ -135,11 +136,11 @@ def send(broker: str, key: bytes, site: str, device: str, service: str, cmd_type
             client.subscribe(base + "/result", qos=1)
 
     def on_message(client, userdata, msg):
-        try:
-            data = json.loads(msg.payload)
-        except ValueError:
+        try:   # safejson: a nested payload raised RecursionError, which killed this thread
+            data = loads_object(msg.payload)
+        except UnsafeJson:
             return
-        if isinstance(data, dict) and data.get("id") == cmd["id"]:
+        if data.get("id") == cmd["id"]:
             result.update(data)
             done.set()
 
