@@ -152,18 +152,13 @@ def _pin_problems(config: PagerConfig) -> list[str]:
 
 def _transmitter_problems(config: PagerConfig) -> list[str]:
     """Settings the transmitter itself would refuse (e.g. a JTECH base id above 999)."""
-    from edge.pager import ook, protocol  # pure modules, no I/O
+    from edge.pager import ook, protocol, setup  # pure modules, no I/O
 
     try:
         if config.driver == "ook":
             ook.encode(config.ook_protocol, config.system_id, 1)
             return []
-        settings = {"system": config.system_id, "message": config.message}
-        if config.driver == "waveware":
-            settings["capcode_base"] = config.capcode_base
-        if config.driver == "espa":
-            settings["station"] = config.espa_station
-        codec = protocol.transmitter(config.driver, **settings)
+        codec = protocol.transmitter(config.driver, **setup.settings_from_config(config))  # as the service builds it
         if config.keepalive_s:
             if config.driver != "lrs":
                 return [f"pager.keepalive_s: found {config.keepalive_s}, the keep-alive is an LRS feature "
