@@ -1,7 +1,8 @@
 """Config → transport → driver for the pager transmitter, written once for the service and the CLI.
 
-`PagerService` (edge/pager/service.py, its simulator and its port) and `edge pager page`
-(edge/pager/cli.py) take the transmitter's settings from `transmitter_settings`, so a setting
+`PagerService` (edge/pager/service.py, its simulator and its port), `edge pager page`
+(edge/pager/cli.py) and `edge config check` (edge/pager/config.py) take the transmitter's
+settings from `transmitter_settings`, so a setting
 such as the ESPA station cannot be forgotten by one of them; the port is opened only by
 edge.hw.serial (through `open_transport`).
 """
