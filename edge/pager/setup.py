@@ -2,9 +2,8 @@
 
 `PagerService` (edge/pager/service.py, its simulator and its port), `edge pager page`
 (edge/pager/cli.py) and `edge config check` (edge/pager/config.py) take the transmitter's
-settings from `transmitter_settings`, so a setting
-such as the ESPA station cannot be forgotten by one of them; the port is opened only by
-edge.hw.serial (through `open_transport`).
+settings from `transmitter_settings`, so a setting such as the ESPA station cannot be forgotten
+by one of them; the port is opened only by edge.hw.serial (through `open_transport`).
 """
 
 from __future__ import annotations
