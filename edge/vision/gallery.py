@@ -350,16 +350,16 @@ class Gallery:
         scores = np.empty((len(q), k), dtype=np.float32)
         for i in range(len(q)):
             cand = np.sort(ivf.candidates(model, index.lists, d[i], qcodes[i], target, scratch))
-            s = ivf.small_product(snap.vectors[cand], q[i])
-            if snap.alive is not None:
-                s[~snap.alive[cand]] = -np.inf
-            r, v = _top_k(s[None, :], min(k, len(cand)))
-            if len(cand) < k or np.isneginf(v[0, -1]):
-                r, v = self._search_exact(snap, q[i:i + 1], k)
-                rows[i], scores[i] = r[0], v[0]
-                continue
-            rows[i] = cand[r[0]]
-            scores[i] = v[0]
+            if len(cand) >= k:
+                s = ivf.small_product(snap.vectors[cand], q[i])
+                if snap.alive is not None:
+                    s[~snap.alive[cand]] = -np.inf
+                r, v = _top_k(s[None, :], k)
+                if not np.isneginf(v[0, -1]):
+                    rows[i], scores[i] = cand[r[0]], v[0]
+                    continue
+            r, v = self._search_exact(snap, q[i:i + 1], k)  # too few live templates in the probed lists
+            rows[i], scores[i] = r[0], v[0]
         return rows, scores
 
     def _scratch_buffers(self) -> ivf.Scratch:
