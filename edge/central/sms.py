@@ -44,6 +44,7 @@ from edge.central import db, notify, smstext
 from edge.central.topics import ID_RE, NAME_RE, PREFIX, TS_MAX, TS_MIN
 from edge.errors import ConfigError, EdgeError
 from edge.mqtt import parse_broker_url
+from edge.safejson import UnsafeJson, loads_object
 
 log = logging.getLogger(__name__)
 notify.KIND_VI.setdefault("sms_failed", "Gửi SMS cho công dân thất bại")
@@ -319,12 +320,12 @@ def parse_notify(topic: str, payload: bytes) -> Notify:
     parts = topic[len(PREFIX):].split("/") if topic.startswith(PREFIX) else []
     if len(parts) != 4 or parts[2:] != ["locker", "notify"] or not all(NAME_RE.match(p) for p in parts[:2]):
         raise ValueError(f"topic {topic!r} is not {PREFIX}{{site}}/{{device}}/locker/notify")
-    try:
-        data = json.loads(payload.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as err:
+    try:   # safejson: deep nesting (RecursionError) and NUL (refused by PostgreSQL) would hold it forever
+        data = loads_object(payload)
+    except UnsafeJson as err:
+        if err.reason == "not_object":
+            raise ValueError(f"{topic}: payload must be an object") from err
         raise ValueError(f"{topic}: not UTF-8 JSON ({err})") from err
-    if not isinstance(data, dict):
-        raise ValueError(f"{topic}: payload must be an object")
     if not isinstance(data.get("id"), str) or not ID_RE.match(data["id"]):
         raise ValueError(f"{topic}: 'id' missing or not a short string")
     if data.get("kind") not in NOTIFY_KINDS:
