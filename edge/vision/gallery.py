@@ -243,7 +243,8 @@ class Gallery:
         if index is not None:
             sizes = index.lists.sizes
             out.update({"lists": index.model.nlist, "trained_on": index.model.trained_on,
-                        "probe_gap": index.model.tau, "list_size_max": int(sizes.max()),
+                        "probe_gap": index.model.tau, "prefilter": index.model.prefilter,
+                        "list_size_max": int(sizes.max()),
                         "list_size_mean": float(sizes.mean()), "drift": ivf.drift(index.lists)})
         return out
 
@@ -621,6 +622,7 @@ def _index_parts(index: _Index, n: int, live: np.ndarray) -> list:
     model = index.model
     arrays = {**model.arrays(), "lists": list_of_row[live], "codes": code_of_row[live]}
     meta = {"tau": model.tau, "max_probe": model.max_probe, "trained_on": model.trained_on,
+            "prefilter": model.prefilter,
             "arrays": [[name, dtype, list(arrays[name].shape)] for name, dtype in INDEX_ARRAYS]}
     meta_json = json.dumps(meta, separators=(",", ":")).encode("ascii")
     return [struct.pack("<I", len(meta_json)), meta_json] + [np.ascontiguousarray(arrays[name], dtype=dtype)
@@ -638,9 +640,11 @@ def _read_index(path, data: memoryview, dim: int, count: int):
         meta = json.loads(bytes(data[4:4 + meta_len]).decode("ascii"))
         specs = meta["arrays"]
         tau, max_probe, trained_on = float(meta["tau"]), int(meta["max_probe"]), int(meta["trained_on"])
+        prefilter = float(meta.get("prefilter", ivf.PREFILTER_SHARE))
     except (struct.error, UnicodeDecodeError, ValueError, KeyError, TypeError) as err:
         raise bad(f"has an unreadable description ({err})") from err
-    if [s[:2] for s in specs] != [list(a) for a in INDEX_ARRAYS] or not math.isfinite(tau) or tau < 0:
+    if [s[:2] for s in specs] != [list(a) for a in INDEX_ARRAYS] or not math.isfinite(tau) or tau < 0 \
+            or not 0 < prefilter <= 1:
         raise bad("describes unexpected arrays or values")
     arrays, offset = {}, 4 + meta_len
     for name, dtype, shape in specs:
@@ -664,7 +668,8 @@ def _read_index(path, data: memoryview, dim: int, count: int):
     if count and (lists.min() < 0 or lists.max() >= nlist):
         raise bad("assigns a template to a list that does not exist")
     codes = arrays.pop("codes")
-    model = ivf.Coarse.from_arrays(arrays, tau=tau, max_probe=max(1, min(max_probe, nlist)), trained_on=trained_on)
+    model = ivf.Coarse.from_arrays(arrays, tau=tau, max_probe=max(1, min(max_probe, nlist)), trained_on=trained_on,
+                                   prefilter=prefilter)
     return model, lists, codes
 
 

@@ -134,6 +134,7 @@ class Coarse:
     max_probe: int
     codes: CodeModel
     trained_on: int
+    prefilter: float = PREFILTER_SHARE  # share of the probed codes the 64-bit first pass keeps
 
     @property
     def nlist(self) -> int:
@@ -168,11 +169,12 @@ class Coarse:
                 "proj": self.codes.proj, "thresholds": self.codes.thresholds}
 
     @classmethod
-    def from_arrays(cls, a: dict, *, tau: float, max_probe: int, trained_on: int) -> "Coarse":
+    def from_arrays(cls, a: dict, *, tau: float, max_probe: int, trained_on: int,
+                    prefilter: float = PREFILTER_SHARE) -> "Coarse":
         c = a["centroids"]
         return cls(mean=a["mean"], axes=a["axes"], centroids=c, half_norms=0.5 * np.einsum("ij,ij->i", c, c),
                    tau=float(tau), max_probe=int(max_probe), codes=CodeModel(a["proj"], a["thresholds"]),
-                   trained_on=int(trained_on))
+                   trained_on=int(trained_on), prefilter=float(prefilter))
 
 
 def list_count(n: int) -> int:
@@ -199,9 +201,10 @@ def train(vectors: np.ndarray, *, bits: int, seed: int,
                    max_probe=nlist, codes=codes, trained_on=n)
     lists = model.assign(vectors)
     words = codes.encode(vectors)
-    tau = calibrate(model, vectors, lists, np.ascontiguousarray(words.T), rng)
+    tau, nearest = calibrate(model, vectors, lists, np.ascontiguousarray(words.T), rng)
     model = Coarse(**{**model.__dict__, "tau": tau, "max_probe": max(8, nlist // 2)})
-    return model, lists, words
+    share = calibrate_prefilter(model, vectors, lists, words, nearest)
+    return Coarse(**{**model.__dict__, "prefilter": share}), lists, words
 
 
 def _kmeans(z: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
@@ -228,19 +231,41 @@ def calibrate(model: Coarse, vectors: np.ndarray, lists: np.ndarray, words_by_wo
     then an exact rerank of the 64 nearest codes), and how much further y's list is from x than
     x's nearest list. A query is a fresh capture of an enrolled person, as y is for x when people
     have several templates; with one template each, y is another person, further away, and the
-    gap comes out larger: slower, never less exact."""
+    gap comes out larger: slower, never less exact. Returns (tau, the (x, y) row pairs)."""
     n = len(vectors)
     picks = rng.choice(n, min(n, CALIBRATION_QUERIES), replace=False)
     z = model.project(vectors[picks])
     d = model.list_distances(z)
-    gaps = []
+    gaps, pairs = [], []
     for i, row in enumerate(picks):
         near = nearest_codes(hamming(words_by_word, words_by_word[:, row]), 64, model.codes.bits)
         near = near[near != row]
         scores = small_product(vectors[near], vectors[row])
         nn = near[int(np.argmax(scores))]
         gaps.append(d[i, lists[nn]] - d[i].min())
-    return float(CALIBRATION_MARGIN * max(gaps)) if gaps else 0.0
+        pairs.append((int(row), int(nn)))
+    return (float(CALIBRATION_MARGIN * max(gaps)) if gaps else 0.0), pairs
+
+
+def calibrate_prefilter(model: Coarse, vectors: np.ndarray, lists: np.ndarray, words: np.ndarray,
+                        pairs: list) -> float:
+    """The share of the probed codes the 64-bit first pass keeps: PREFILTER_SHARE, or more when
+    the calibration pairs need it (1.5 x the largest share that still held the neighbour). At
+    dlib-like noise the neighbour is within the first ~5 %; at harsher noise (same-person distance
+    past dlib's threshold) 64 bits rank it worse, and this widens the pass instead of missing."""
+    if not pairs:
+        return PREFILTER_SHARE
+    rows = np.array([r for r, _ in pairs])
+    d = model.list_distances(model.project(vectors[rows]))
+    first = words[:, 0]
+    shares = []
+    for i, (row, nn) in enumerate(pairs):
+        probed = first[np.isin(lists, model.probe(d[i]))]
+        dist = np.bitwise_count(probed ^ first[row])
+        shares.append(np.count_nonzero(dist <= np.bitwise_count(first[nn] ^ first[row])) / max(1, len(dist)))
+    # The 99th percentile, not the largest: a few sample pairs are two captures of one person far
+    # apart (both noisy), further than a query ever is from its template.
+    return float(min(1.0, max(PREFILTER_SHARE, 1.5 * np.percentile(shares, 99))))
 
 
 # ----------------------------------------------------------------------------- list layout
@@ -352,7 +377,7 @@ def candidates(model: Coarse, lay: Lists, d: np.ndarray, qcode: np.ndarray, targ
     np.concatenate([first[s:s + m] for s, m in zip(starts.tolist(), sizes.tolist())], out=buf)
     np.bitwise_xor(buf, qcode[0], out=buf)
     dist = np.bitwise_count(buf)
-    keep = max(PREFILTER_MIN * target, int(total * PREFILTER_SHARE))
+    keep = max(PREFILTER_MIN * target, int(total * model.prefilter))
     pos = nearest_codes(dist, keep, 64) if keep < total else np.arange(total)
     slots = _slots_of(pos, starts, sizes)
     if lay.words.shape[0] > 1 and len(pos) > target:
