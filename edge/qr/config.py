@@ -41,3 +41,6 @@ class QrConfig:
     catalog: str | None = opt(None, help="CSV or JSON catalog imported at start when the store has none "
                                          "(None: the bundled sample catalog)")
     sim_interval_s: float = opt(4.0, min=0.1, max=600, help="camera 'sim': seconds each generated image is shown")
+    sim_codes_per_loop: int = opt(0, min=0, max=100,
+                                  help="camera 'sim': procedure codes shown per loop, in turn (0: all of them); "
+                                       "at a ticket desk each one issues a ticket, so the demo shows one")

@@ -81,6 +81,7 @@ class QrService(Service):
             site = self.ctx.site
             return SimCamera(self._sim_dir, catalog.procedures(self.ctx.store), site=site,
                              interval_s=self.config.sim_interval_s, clock=self.ctx.clock,
+                             codes_per_loop=self.config.sim_codes_per_loop,
                              size=(self.config.width, self.config.height))
         from edge.vision.camera import open_source
 

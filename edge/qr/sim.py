@@ -44,12 +44,27 @@ def demo_payloads(procedures: list[dict], site: str, day: datetime) -> list[tupl
     return items
 
 
+def loop_schedule(labels: list[str], codes_per_loop: int = 0) -> list[int]:
+    """Image indexes of one full cycle. With `codes_per_loop` > 0 each loop shows only that many of
+    the procedure images (posters and bare codes), in turn, then every other image: at a ticket
+    desk each procedure code issues a ticket, and the demo's counters must serve faster than that."""
+    codes = [i for i, label in enumerate(labels) if label.startswith(("poster-", "code-"))]
+    others = [i for i in range(len(labels)) if i not in codes]
+    if not codes_per_loop or codes_per_loop >= len(codes):
+        return list(range(len(labels)))
+    schedule: list[int] = []
+    for loop in range(len(codes)):  # after len(codes) loops every code has been shown codes_per_loop times
+        start = loop * codes_per_loop
+        schedule += [codes[(start + k) % len(codes)] for k in range(codes_per_loop)] + others
+    return schedule
+
+
 class SimCamera:
     """Shows each generated image for `interval_s` seconds, in a loop."""
 
     def __init__(self, folder: str | Path, procedures: list[dict], *, site: str = "demo",
                  interval_s: float = 4.0, clock: Callable[[], float] = time.time,
-                 size: tuple[int, int] = (640, 480), seed: int = 7):
+                 size: tuple[int, int] = (640, 480), seed: int = 7, codes_per_loop: int = 0):
         self.folder = Path(folder)
         self.appointment = appointment_code(site, datetime.now())
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -60,11 +75,14 @@ class SimCamera:
         rng = np.random.default_rng(seed)
         self.frames: list[np.ndarray] = []
         self.texts: list[str] = []
+        labels = []
         for index, (label, text) in enumerate(demo_payloads(procedures, site, datetime.now())):
             frame = self._frame(text, rng)
             cv2.imwrite(str(self.folder / f"{index:02d}-{label}.png"), frame)
             self.frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
             self.texts.append(text)
+            labels.append(label)
+        self.schedule = loop_schedule(labels, codes_per_loop)
 
     def _frame(self, text: str, rng: np.random.Generator) -> np.ndarray:
         frame = clutter(rng)
@@ -75,8 +93,8 @@ class SimCamera:
         return frame
 
     def read(self) -> np.ndarray:
-        slot = int((self.clock() - self.started) / self.interval_s) % len(self.frames)
-        return self.frames[slot].copy()
+        slot = int((self.clock() - self.started) / self.interval_s) % len(self.schedule)
+        return self.frames[self.schedule[slot]].copy()
 
     def close(self) -> None:
         pass
