@@ -86,7 +86,7 @@ def main(args) -> int:
         monitor.start()
         central = (_start_central(url, args.central, keys=f"{data_dir}/keys") if getattr(args, "central", None)
                    else None)
-        _print_credentials()
+        _print_credentials(config)
         supervisor = Supervisor(config, demo=True, pin_factory=_mock_pins())
         try:
             asyncio.run(_run(supervisor, args.seconds))
@@ -109,13 +109,18 @@ def main(args) -> int:
         print("edge demo: stopped", flush=True)
 
 
-def _print_credentials() -> None:
+def _print_credentials(config) -> None:
     """What a visitor needs to try the device's screens, said once at the start (the dashboard's
-    logins are printed when it starts)."""
-    from edge.locker.service import DEMO_PIN, DEMO_STAFF_PIN, demo_receipt
+    logins are printed when it starts). Only results a person can collect are listed."""
+    from edge.kiosk.demo_results import collectable_lines
+    from edge.locker.service import DEMO_STAFF_PIN
+
+    qr = config.services.get("qr")
+    qr_demo = getattr(qr, "camera", None) == "sim"
     print("edge demo: to try the screens (demo credentials, never on a real device):\n"
-          f"  locker loading (/loading): staff PIN {DEMO_STAFF_PIN}; the demo's results ({demo_receipt(1)}, …) "
-          f"open with PIN {DEMO_PIN}\n"
+          f"  locker loading (/loading): staff PIN {DEMO_STAFF_PIN}\n"
+          "  results to collect at /kiosk (in the locker about 30 s after the start):\n"
+          + "\n".join(collectable_lines(config.site, qr_demo=qr_demo)) + "\n"
           "  desk screens (/reception, /counter?c=N, /status): no staff login on 127.0.0.1", flush=True)
 
 

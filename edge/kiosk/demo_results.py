@@ -41,12 +41,24 @@ RESULTS = (
 
 
 def scanned_receipt_result(site: str) -> DemoResult:
-    """The receipt the QR service's demo camera shows every 30 s (edge.qr.sim, today's date): loaded
+    """The receipt the QR service's demo camera shows every 21 s (edge.qr.sim, today's date): loaded
     too, so holding a receipt up can be seen end to end (it fills the code field; PIN only)."""
     from edge.qr.sim import demo_payloads
 
     code = dict(demo_payloads([], site, datetime.now()))["receipt"]
-    return DemoResult(code, "2580", "XL", note="the receipt the QR demo camera shows every 30 s")
+    return DemoResult(code, "2580", "XL", note="the receipt the QR demo camera shows every 21 s")
+
+
+def collectable_lines(site: str, *, qr_demo: bool = True) -> list[str]:
+    """The results a visitor can collect at /kiosk, for the demo's start message. The locker's own
+    demo results (-9001 and up) are not listed: the demo loads and collects those itself, so a
+    visitor typing one would only read "already collected"."""
+    results = RESULTS + ((scanned_receipt_result(site),) if qr_demo else ())
+    lines = []
+    for result in results:
+        how = f"face, or PIN {result.pin}" if result.face_photos else f"PIN {result.pin}"
+        lines.append(f"    {result.code}  {how}" + (f"  ({result.note})" if result.note else ""))
+    return lines
 
 
 async def load_demo_results(locker, vision, *, results=RESULTS, door_wait_s: float = 30.0) -> list[str]:
