@@ -20,7 +20,7 @@ import jinja2
 from aiohttp import web
 
 from edge.central.web import api, commands, events, fleet, lockers, login, queues, ratings
-from edge.central.web.common import CENTRAL_KEY
+from edge.central.web.common import CENTRAL_KEY, MAX_BODY
 from edge.central.web.db import AsyncDb
 from edge.central.web.guard import guard
 
@@ -32,7 +32,7 @@ SCREENS = [api, login, fleet, queues, lockers, events, commands, ratings]
 
 
 def make_app(central) -> web.Application:
-    app = web.Application(client_max_size=64 * 1024, middlewares=[guard])
+    app = web.Application(client_max_size=MAX_BODY, middlewares=[guard])
     app[CENTRAL_KEY] = central
     if not central.staff.tokens and not central.staff.logins:
         log.warning("central: no staff in --staff (or no --staff): nobody can sign in to the dashboard; "

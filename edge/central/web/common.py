@@ -21,6 +21,7 @@ from edge.central import queries
 
 CENTRAL_KEY = web.AppKey("central", object)   # the CentralApp (service.py)
 _RequestKey = getattr(web, "RequestKey", None)  # aiohttp >= 3.13 wants typed request keys
+MAX_BODY = 64 * 1024                          # bytes a form or API call may send (make_app)
 STAFF_KEY = _RequestKey("staff", object) if _RequestKey else "staff"   # the signed-in auth.Staff
 CSRF_KEY = _RequestKey("csrf", str) if _RequestKey else "csrf"          # the session's CSRF token
 
@@ -87,6 +88,19 @@ TEXT = {
     "db_down": ("Cơ sở dữ liệu tạm thời không trả lời – đang thử lại. Vui lòng tải lại trang sau ít phút.",
                 "The database is not answering – retrying. Please reload the page in a few minutes."),
     "limit": ("Số dòng", "Rows"),
+    "day_hint": ("ngày/tháng/năm", "dd/mm/yyyy"),
+    "error_title": ("Không mở được trang", "The page could not be shown"), "back": ("Quay lại", "Back"),
+    "bad_day": ("Ngày “{value}” không hợp lệ: hãy nhập theo dạng ngày/tháng/năm, ví dụ 07/12/2026.",
+                "The day “{value}” is not valid: write it as dd/mm/yyyy, e.g. 07/12/2026."),
+    "bad_number": ("Ô “{field}” cần một số nguyên, không phải “{value}”.",
+                   "The field “{field}” needs a whole number, not “{value}”."),
+    "bad_request": ("Yêu cầu không hợp lệ: hãy quay lại trang trước và thử lại.",
+                    "The request is not valid: go back and try again."),
+    "forbidden": ("Ông/Bà không có quyền làm việc này, hoặc biểu mẫu đã hết hạn: hãy tải lại trang.",
+                  "You may not do this, or the form expired: reload the page."),
+    "not_found": ("Không có trang này.", "There is no such page."),
+    "too_large": ("Nội dung gửi lên quá lớn (tối đa {kb} KB): hãy rút gọn tham số.",
+                  "What was sent is too large (at most {kb} KB): shorten the arguments."),
 }
 
 # Event types as a manager reads them (unknown types are shown as they are).
@@ -121,15 +135,56 @@ SERVICE_NAMES = {"pager": ("Xếp hàng", "Queue"), "locker": ("Tủ kết quả
                  "qr": ("Mã QR", "QR"), "kiosk": ("Màn hình", "Kiosk"), "device": ("Thiết bị", "Device")}
 # Fields worth a glance in the events table, in this order; the rest stays in the raw JSON.
 KEY_FIELDS = ("ticket", "queue", "service", "counter", "card", "compartment", "receipt", "deadline", "alarm",
-              "target", "rating", "score", "decision", "outcome", "reason", "error", "door", "occupied")
+              "target", "rating", "score", "kind", "decision", "outcome", "reason", "error", "door", "occupied")
 FIELD_LABELS = {
     "ticket": ("Số", "Ticket"), "queue": ("Hàng", "Queue"), "counter": ("Quầy", "Counter"), "card": ("Thẻ", "Card"),
     "compartment": ("Ngăn", "Compartment"), "receipt": ("Hồ sơ", "Dossier"), "deadline": ("Hạn", "Deadline"),
     "alarm": ("Cảnh báo", "Alarm"), "target": ("Vị trí", "Where"), "rating": ("Điểm", "Score"),
     "reason": ("Lý do", "Reason"), "error": ("Lỗi", "Error"), "door": ("Cửa", "Door"),
     "occupied": ("Có đồ", "Occupied"), "service": ("Dịch vụ", "Service"), "score": ("Điểm", "Score"),
-    "decision": ("Kết quả", "Decision"), "outcome": ("Kết quả", "Outcome"),
+    "decision": ("Kết quả", "Decision"), "outcome": ("Kết quả", "Outcome"), "kind": ("Loại mã", "Code kind"),
 }
+
+# Values of the key fields as a manager reads them: (field, value) -> (vi, en). A value not listed
+# is shown as it is, except free English text (a device's reason sentence): see field_value().
+FIELD_VALUES = {
+    ("decision", "accept"): ("Chấp nhận", "Accepted"), ("decision", "reject"): ("Từ chối", "Rejected"),
+    ("decision", "retry"): ("Thử lại", "Retry"), ("decision", "locked"): ("Bị khoá", "Locked"),
+    ("reason", "match"): ("Khớp khuôn mặt", "Face matches"), ("reason", "no_match"): ("Không khớp", "No match"),
+    ("reason", "ambiguous"): ("Không phân biệt được", "Ambiguous"),
+    ("reason", "pickup"): ("Công dân nhận kết quả", "Citizen pickup"), ("reason", "load"): ("Nạp kết quả", "Loading"),
+    ("reason", "reclaim"): ("Thu hồi", "Reclaim"), ("reason", "audit"): ("Kiểm tra ngăn", "Audit"),
+    ("reason", "remote"): ("Lệnh từ xa", "Remote command"), ("reason", "request"): ("Theo yêu cầu", "On request"),
+    ("reason", "retention"): ("Hết hạn lưu", "Retention ended"),
+    ("outcome", "cancelled"): ("Đã huỷ", "Cancelled"), ("outcome", "collected"): ("Đã nhận", "Collected"),
+    ("outcome", "timeout"): ("Hết giờ", "Timed out"), ("outcome", "done"): ("Xong", "Done"),
+    ("outcome", "refused"): ("Bị từ chối", "Refused"),
+    ("kind", "procedure"): ("Mã thủ tục", "Procedure code"), ("kind", "procedure_url"): ("Mã thủ tục", "Procedure code"),
+    ("kind", "portal_uuid"): ("Mã thủ tục", "Procedure code"), ("kind", "receipt"): ("Mã hồ sơ", "Dossier code"),
+    ("kind", "appointment"): ("Lịch hẹn", "Appointment"), ("kind", "payment"): ("Mã thanh toán", "Payment code"),
+    ("kind", "unknown"): ("Mã không nhận ra", "Unrecognised code"),
+    ("door", "open"): ("Mở", "Open"), ("door", "closed"): ("Đóng", "Closed"),
+}
+# A device's free-text reason (English, for its log) shown by what it means; the sentence stays in the raw JSON.
+REASON_GIST = (("payment code", ("Mã thanh toán, không phải mã của bộ phận một cửa", "A payment code, not an office code")),
+               ("not a procedure", ("Không phải mã thủ tục, hồ sơ hay lịch hẹn", "Not an office code")),
+               ("url", ("Đường dẫn không được chấp nhận", "Link not accepted")),
+               ("", ("Xem JSON gốc", "See the raw JSON")))
+
+
+def field_value(lang: str, field: str, value) -> str:
+    """One key field's value in the manager's language (see FIELD_VALUES, REASON_GIST)."""
+    if isinstance(value, bool):
+        return ("có" if value else "không") if lang != "en" else ("yes" if value else "no")
+    text = str(value)
+    if (field, text) in FIELD_VALUES:
+        return pick(lang, FIELD_VALUES[(field, text)])
+    if field == "reason" and text.startswith("remote:"):
+        return f'{pick(lang, FIELD_VALUES[("reason", "remote")])}: {field_value(lang, "reason", text[7:])}'
+    if field in ("reason", "error") and " " in text:       # a sentence for the device's log, in English
+        lowered = text.lower()
+        return pick(lang, next(gist for needle, gist in REASON_GIST if needle in lowered))
+    return text
 
 
 def lang_of(request: web.Request) -> str:
@@ -174,8 +229,16 @@ def fmt_duration(seconds, lang: str) -> str:
 
 
 # -- query arguments -------------------------------------------------------------------------
-def _bad_request(message: str) -> web.HTTPBadRequest:
-    return web.HTTPBadRequest(text=json.dumps({"error": message}), content_type="application/json")
+def _bad_request(message: str, key: str = "bad_request", **fields) -> web.HTTPBadRequest:
+    """A 400: JSON `{"error": message}` for the API; a page shows TEXT[key] instead (see errors.py)."""
+    return with_page_text(web.HTTPBadRequest(text=json.dumps({"error": message}), content_type="application/json"),
+                          key, **fields)
+
+
+def with_page_text(err: web.HTTPException, key: str, **fields) -> web.HTTPException:
+    """Mark an HTTP error with the translated text a page shows for it (TEXT[key].format(**fields))."""
+    err.page_text = (key, fields)
+    return err
 
 
 def int_arg(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:
@@ -185,8 +248,20 @@ def int_arg(request: web.Request, name: str, default: int, lo: int, hi: int) -> 
     try:
         value = int(raw)
     except ValueError:
-        raise _bad_request(f"{name} must be an integer, got {raw!r}") from None
+        raise _bad_request(f"{name} must be an integer, got {raw!r}", "bad_number", field=name,
+                           value=raw[:40]) from None
     return max(lo, min(hi, value))
+
+
+def parse_day(raw: str) -> dt.date:
+    """YYYY-MM-DD (ISO, the API) or dd/mm/yyyy (how a Vietnamese office writes a date)."""
+    raw = raw.strip()
+    if "/" in raw:
+        parts = raw.split("/")
+        if len(parts) == 3 and all(p.isdigit() for p in parts) and len(parts[2]) == 4:
+            return dt.date(int(parts[2]), int(parts[1]), int(parts[0]))
+        raise ValueError(raw)
+    return dt.date.fromisoformat(raw)
 
 
 def day_arg(request: web.Request, tz: ZoneInfo) -> dt.date:
@@ -194,9 +269,13 @@ def day_arg(request: web.Request, tz: ZoneInfo) -> dt.date:
     if not raw:
         return queries.local_day(tz)
     try:
-        return dt.date.fromisoformat(raw)
+        return parse_day(raw)
     except ValueError:
-        raise _bad_request(f"day must be YYYY-MM-DD, got {raw!r}") from None
+        raise _bad_request(f"day must be YYYY-MM-DD or dd/mm/yyyy, got {raw!r}", "bad_day", value=raw[:40]) from None
+
+
+def fmt_day(day: dt.date | None) -> str:
+    return day.strftime("%d/%m/%Y") if day else ""
 
 
 # -- answers ---------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ import psycopg
 from aiohttp import web
 
 from edge.central import auth
+from edge.central.web import errors
 from edge.central.web.common import CENTRAL_KEY, CSRF_KEY, STAFF_KEY, is_https, lang_of, t
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,11 @@ async def identify(request: web.Request) -> auth.Staff | None:
 async def guard(request: web.Request, handler):
     try:
         return await _guarded(request, handler)
+    except web.HTTPException as err:            # a page shows its error translated, inside the page
+        page = errors.page_for(request, err) if err.status >= 400 else None
+        if page is None:
+            raise
+        return _headers(page)
     except psycopg.OperationalError as err:     # PostgreSQL away: say so, the page's script retries
         log.warning("central: %s %s: database unavailable: %s", request.method, request.path, err)
         if request.path.startswith("/api/"):

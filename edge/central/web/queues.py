@@ -10,7 +10,7 @@ from aiohttp import web
 from edge.central import queries
 from edge.central.web import data
 from edge.central.web.charts import bar_chart
-from edge.central.web.common import CENTRAL_KEY, STAFF_KEY, day_arg, lang_of, query_string, render, t
+from edge.central.web.common import CENTRAL_KEY, STAFF_KEY, day_arg, lang_of, query_string, render, t, with_page_text
 
 
 async def page(request: web.Request) -> web.Response:
@@ -18,7 +18,7 @@ async def page(request: web.Request) -> web.Response:
     day = day_arg(request, central.tz)
     site = request.query.get("site") or None
     if site is not None and not staff.may_see(site):
-        raise web.HTTPForbidden(text=t(lang, "not_your_site"))
+        raise with_page_text(web.HTTPForbidden(text=t(lang, "not_your_site")), "not_your_site")
     if site is None and staff.sites is not None and len(staff.sites) == 1:
         site = next(iter(staff.sites))
     day_start = dt.datetime.combine(day, dt.time(), central.tz).timestamp()
