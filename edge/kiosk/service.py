@@ -18,6 +18,7 @@ from edge.kiosk.flows import Limits, PickupFlow
 from edge.kiosk.staff import StaffAuth
 from edge.kiosk.messages import explain
 from edge.kiosk.voice import Voice
+from edge.kiosk.status_reasons import health_reasons
 from edge.qr.codes import PROCEDURE_KINDS, RECEIPT_KIND
 from edge.kiosk.web import (Latest, broker_link, build_app, cpu_temperature, disk_usage, pager_priorities, queue_known,
                             queue_name)
@@ -195,15 +196,18 @@ class KioskService(Service):
                 services[name] = peer.health()
             except Exception as err:  # a peer's health() must not take the status page down
                 services[name] = f"degraded ({err})"
-        alarms = []
+        alarms, reasons = [], {}
         for name, peer in sorted(self.ctx.peers.items()):
             try:  # the retained snapshot lists alarms (a view may only count them)
                 snap = peer.snapshot() if peer is not self and hasattr(peer, "snapshot") else {}
             except EdgeError:
                 snap = {}
+            if name in services:  # why it is not "ok", in words (edge.kiosk.status_reasons)
+                reasons[name] = health_reasons(name, services[name], snap)
             found = snap.get("alarms") if isinstance(snap, dict) else None
             for alarm in found if isinstance(found, list) else []:
                 alarms.append({"service": name, **(alarm if isinstance(alarm, dict) else {"alarm": str(alarm)})})
-        return {"site": self.ctx.site, "device": self.ctx.device, "services": services, "alarms": alarms,
+        return {"site": self.ctx.site, "device": self.ctx.device, "services": services, "reasons": reasons,
+                "alarms": alarms,
                 "broker": broker_link(self.ctx.store, self.ctx.clock, self.ctx.broker_connected), "disk": disk_usage(self.ctx.data_dir),
                 "temperature_c": cpu_temperature()}
