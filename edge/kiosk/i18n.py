@@ -112,6 +112,8 @@ STRINGS: dict[str, tuple[str, str]] = {
     "reception.issue": ("Cấp thẻ rung", "Give a pager card"),
     "reception.take_card": ("Mời nhận thẻ rung số {card}", "Please take pager card {card}"),
     "reception.ticket": ("Số thứ tự {ticket}", "Ticket {ticket}"),
+    "reception.camera_title": ("Camera tại quầy đã cấp", "Issued by the desk camera"),
+    "reception.camera_item": ("Thẻ {card} · {ticket} · {name}", "Card {card} · {ticket} · {name}"),
     "reception.same_day": ("Trong ngày", "The same day"),
     "reception.days": ("{n} ngày làm việc", "{n} working days"),
     "priority.elderly": ("Người cao tuổi", "Elderly"),

@@ -74,3 +74,65 @@ def test_status_says_why_vision_is_degraded_in_either_language_and_fits(device, 
     assert page.inner_text("h1") == "Device status"
     shot(page, tmp_path, "status-1024x768-en")
     assert fits(page)
+
+
+@pytest.fixture
+def desk(loop_thread, store, tmp_path):
+    """Reception as under `edge demo`: the REAL pager (JTECH simulator) and QR service, whose desk
+    camera issues a ticket by itself for every procedure code it reads (action = "ticket")."""
+    from edge.pager.config import CounterDef, PagerConfig, ServiceDef
+    from edge.pager.service import PagerService
+    from edge.qr.config import QrConfig
+    from edge.qr.service import QrService
+
+    peers: dict = {}
+
+    def ctx(name, cfg):
+        return ServiceContext(name=name, site="test", device="desk-01", store=store, config=cfg,
+                              data_dir=tmp_path, peers=peers)
+
+    pager_cfg = PagerConfig(port="sim", services={"ho-tich": ServiceDef(prefix="A", name="Hộ tịch")},
+                            counters={"1": CounterDef(services=["ho-tich"])}, double_press_s=0)
+    services = {"qr": QrService(ctx("qr", QrConfig(camera="none", action="ticket", default_queue_service="ho-tich"))),
+                "pager": PagerService(ctx("pager", pager_cfg)),
+                "kiosk": KioskService(ctx("kiosk", replace(KioskConfig(), port=0)))}
+
+    async def build():
+        peers.update(services)
+        served = Served(loop_thread, list(services.values()))
+        await served.start()
+        return served
+
+    served = loop_thread.call(build(), timeout_s=60)
+    try:
+        yield services
+    finally:
+        loop_thread.call(served.stop())
+
+
+def camera_issues(loop_thread, qr, text):
+    from edge.qr.synth import qr_image
+    handled = loop_thread.call(qr.scan_frame(qr_image(text, module_px=6)))
+    assert handled and handled[0].get("ticket"), handled
+    return handled[0]["ticket"]
+
+
+def test_reception_keeps_the_staff_members_result_when_the_camera_issues_a_ticket(desk, page, loop_thread, tmp_path):
+    kiosk, qr = desk["kiosk"], desk["qr"]
+    page.goto(kiosk.url + "/reception")
+    page.wait_for_selector("body[data-ready='1']")
+    page.fill("#scan", "1.001193")  # the staff member types a procedure and reads it to the citizen
+    page.press("#scan", "Enter")
+    page.wait_for_selector("#procedure:not([hidden])")
+    first = camera_issues(loop_thread, qr, "1.000894")  # meanwhile the desk camera reads a poster
+    page.wait_for_function(f"document.querySelector('#camera-tickets').textContent.includes('{first}')")
+    assert page.is_visible("#procedure") and page.inner_text("#proc-name") == "Đăng ký khai sinh"
+    page.click("#issue")
+    page.wait_for_selector("#ticket:not([hidden])")
+    own = page.inner_text("#ticket-number")
+    second = camera_issues(loop_thread, qr, "https://dichvucong.gov.vn/p/home/x.html?ma_thu_tuc=1.001193")
+    page.wait_for_function(f"document.querySelector('#camera-tickets').textContent.includes('{second}')")
+    assert page.inner_text("#ticket-number") == own and page.is_visible("#ticket")
+    assert "Đăng ký kết hôn" in page.inner_text("#camera")
+    shot(page, tmp_path, "reception-1024x768")
+    assert fits(page)

@@ -58,17 +58,33 @@
     showTicket(r.ticket, r.card);
   });
 
-  // The desk camera (QR service): with action = "ticket" the card is already issued.
+  // The desk camera (QR service): with action = "ticket" the card is already issued. Such a ticket
+  // goes to its own list: it must not replace the procedure or card the staff member is reading.
+  const CAMERA_SHOWN = 2;
+  const cameraTickets = [];
+  function showCameraTickets() {
+    const list = $("camera-tickets"); list.textContent = "";
+    for (const t of cameraTickets) {
+      const name = t.procedure ? ((Edge.lang === "en" && t.procedure.name_en) || t.procedure.name || "") : "";
+      list.append(Edge.el("li", {}, Edge.t("reception.camera_item", { card: t.card, ticket: t.ticket, name })));
+    }
+    $("camera").hidden = !cameraTickets.length;
+  }
   function onScan(item) {
+    if (item.ticket) {
+      cameraTickets.unshift(item);
+      cameraTickets.length = Math.min(cameraTickets.length, CAMERA_SHOWN);
+      showCameraTickets();
+      return;
+    }
     $("scan-error").textContent = "";
     if (!item.procedure) { $("procedure").hidden = true; $("scan-error").textContent = Edge.t("reception.not_found"); return; }
     showProcedure(item.procedure, item.code, item.priorities);
-    if (item.ticket) { $("procedure").hidden = true; showTicket(item.ticket, item.card); }
-    else if (item.refused_msg) Edge.showError(item.refused_msg, $("issue-error"));
+    if (item.refused_msg) Edge.showError(item.refused_msg, $("issue-error"));
   }
 
   $("lang").addEventListener("click", () => Edge.loadStrings(Edge.lang === "vi" ? "en" : "vi")
-    .then(() => { if (current && !$("procedure").hidden) showProcedure(current); showCards(); }));
+    .then(() => { if (current && !$("procedure").hidden) showProcedure(current); showCards(); showCameraTickets(); }));
   // Pager cards left, from the pager's live view: a warning before reception runs out.
   const CARDS_LOW = 10;
   let cardsFree = null;
