@@ -257,7 +257,9 @@ def list_ratings(conn: psycopg.Connection, site: str | None = None, since: float
         score = body.get("score", body.get("rating"))
         if isinstance(score, int) and not isinstance(score, bool) and 1 <= score <= 5:
             out.append({"site": r[0], "receipt": None, "score": score, "channel": "counter", "ts": r[3],
-                        "device": r[1], "ticket": body.get("ticket"), "service": body.get("service"),
+                        "device": r[1], "ticket": body.get("ticket"),
+                        # the pager's events name the queue (`queue`); older ones said `service`
+                        "service": body.get("queue") or body.get("service"),
                         "counter": body.get("counter")})
     out.sort(key=lambda x: x["ts"])
     return out

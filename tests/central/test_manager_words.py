@@ -82,3 +82,23 @@ def test_a_bad_query_argument_is_a_translated_error_inside_the_page(office, path
 def test_the_json_api_keeps_its_json_errors(office):
     status, body = page(office, "/api/queues?day=x")
     assert status == 400 and body.startswith('{"error"')
+
+
+def test_ratings_page_labels_tickets_names_the_queue_and_says_sms_is_not_set_up(central_app, devices):
+    app = central_app()
+    desk = devices("hn", "desk-1")
+    desk.state("pager", {"services": {"ho-tich": {"name": "Hộ tịch", "name_en": "Civil status", "waiting": 0}},
+                         "counters": {}, "cards_out": 0, "cards_free": 99})
+    desk.event("pager", "rating", counter="2", queue="ho-tich", score=4, ticket="A017")
+    wait_until(lambda: app.get("/api/ratings?site=hn"), what="the counter rating stored")
+    wait_until(lambda: app.get("/api/queues"), what="pager snapshot")
+    assert app.get("/api/ratings?site=hn")[0]["service"] == "ho-tich"     # was None: events carry `queue`
+    html = page(app, "/ratings")[1]
+    summary = html[html.index('id="rating-summary"'):html.index('id="rating-latest"')]
+    assert "<td>Hộ tịch</td>" in summary and "ho-tich" not in summary
+    latest = html[html.index('id="rating-latest"'):]
+    assert "<small>Số phiếu</small> A017" in latest
+    assert "--sms" not in html and "gammu|http" not in html
+    assert "Chưa thiết lập gửi tin nhắn SMS" in html and "docs/central.md" in html
+    ticks = re.findall(r'class="ax" text-anchor="end">([^<]*)</text>', html)
+    assert ticks and max(float(x) for x in ticks) == 5          # a /5 score's axis ends at 5

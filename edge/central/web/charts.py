@@ -42,11 +42,12 @@ def nice_top(peak: float, *, integer: bool) -> tuple[float, float]:
 
 
 def bar_chart(values: list, labels: list[str], *, title: str, unit: str = "", color: str = "#1f6feb",
-              integer: bool = True, label_every: int | None = None) -> BarChart:
-    """Bars for `values` (None = no data that day/hour: a gap, not a zero)."""
+              integer: bool = True, label_every: int | None = None, scale: tuple | None = None) -> BarChart:
+    """Bars for `values` (None = no data that day/hour: a gap, not a zero). `scale` = (axis top,
+    tick step) for a bounded score (a /5 rating ends at 5, not at the next round number)."""
     numbers = [v for v in values if v is not None]
     chart = BarChart(title=title, unit=unit, color=color, empty=not numbers or max(numbers) <= 0)
-    top, step = nice_top(max(numbers) if numbers else 0, integer=integer)
+    top, step = scale or nice_top(max(numbers) if numbers else 0, integer=integer)
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     n = max(1, len(values))
     slot = plot_w / n

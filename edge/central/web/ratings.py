@@ -24,8 +24,8 @@ import segno
 from aiohttp import web
 
 from edge.central import auth, db, ratings, sms
-from edge.central.web import charts
-from edge.central.web.common import (ALARM_KINDS, CENTRAL_KEY, STAFF_KEY, TEXT, add_nav, is_https, lang_of, render,
+from edge.central.web import charts, data
+from edge.central.web.common import (ALARM_KINDS, CENTRAL_KEY, STAFF_KEY, TEXT, add_nav, is_https, lang_of, pick, render,
                                      respond)
 
 PUBLIC_PATHS = ("/danh-gia", "/danh-gia/ma", "/danh-gia/qr")
@@ -64,7 +64,11 @@ RTEXT = {
     "none": ("Chưa có", "None yet"),
     "sms_state": ("Gửi qua {sender}: {sent} tin đã gửi, {failed} thất bại, {incoming} tin nhận",
                   "Sending through {sender}: {sent} sent, {failed} failed, {incoming} received"),
-    "sms_off": ("Chưa bật gửi SMS (edge central run --sms gammu|http).", "SMS is off (edge central run --sms gammu|http)."),
+    "sms_off": ("Chưa thiết lập gửi tin nhắn SMS: công dân chưa nhận được tin báo kết quả và chỉ đánh giá được "
+                "tại quầy. Nhờ kỹ thuật viên thiết lập theo tài liệu docs/central.md, mục “Citizen SMS”.",
+                "SMS is not set up: citizens get no result message and can rate only at the counter. Ask the "
+                "technician to set it up as described in docs/central.md, section “Citizen SMS”."),
+    "ticket": ("Số phiếu", "Ticket"), "ref": ("Hồ sơ / số phiếu", "Dossier / ticket"),
     "per_day": ("Điểm trung bình theo ngày, 30 ngày qua (mọi kênh)", "Average rating per day, last 30 days (all channels)"), "ch_sms": ("SMS", "SMS"), "ch_web": ("Web", "Web"),
     "ch_counter": ("Bàn phím tại quầy", "Counter keypad"),
     "k_result_ready": ("Báo kết quả + PIN", "Result ready + PIN"), "k_reminder": ("Nhắc hạn", "Reminder"),
@@ -207,8 +211,13 @@ async def staff_page(request: web.Request) -> web.Response:
     since = time.time() - 30 * 86400
     rows = [r for r in await _sync(central, ratings.list_ratings, None, since, None) if staff.may_see(r["site"])]
     delivery = [r for r in await _sync(central, sms.delivery, None, 100) if staff.may_see(r["site"])]
+    names = data.queue_names(await central.db.run(data.pager_offices, None, staff.sites))
+    summary = ratings.summary(rows)
+    for row in summary:         # a counter rating's queue by the name the pager base gives it
+        pair = names.get((row["site"], row["service"])) or names.get(row["service"])
+        row["service"] = pick(lang, pair) if pair else row["service"]
     return render(request, "ratings.html", "ratings", {
-        "rt": lambda key, **kw: rt(lang, key, **kw), "summary": ratings.summary(rows),
+        "rt": lambda key, **kw: rt(lang, key, **kw), "summary": summary,
         "daily": daily_chart(rows, central.tz, rt(lang, "per_day")),
         "latest": auth.redact(list(reversed(rows))[:50], staff), "delivery": auth.redact(delivery, staff),
         "sms": central.sms.stats() if getattr(central, "sms", None) is not None else None}, refresh=30)
@@ -223,7 +232,7 @@ def daily_chart(rows: list[dict], tz, title: str) -> charts.BarChart:
         scores.setdefault(dt.datetime.fromtimestamp(r["ts"], tz).date(), []).append(r["score"])
     values = [round(sum(scores[d]) / len(scores[d]), 2) if d in scores else None for d in days]
     return charts.bar_chart(values, [d.strftime("%d/%m") for d in days], title=title, unit="/5", color="#2da44e",
-                            integer=False)
+                            integer=False, scale=(5.0, 1.0))
 
 
 def add_routes(app: web.Application) -> None:
