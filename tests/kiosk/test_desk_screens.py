@@ -265,7 +265,7 @@ def test_the_issue_s_raw_errors_reach_the_desk_as_sentences_beside_their_field(h
     page.fill("#receipt", CODE)
     page.click("#load")
     page.wait_for_selector("#staff_pin-error")
-    assert page.inner_text("#staff_pin-error") == "Mã cán bộ không đúng. Nhập lại mã PIN cán bộ của bạn."
+    assert page.inner_text("#staff_pin-error") == "Mã PIN cán bộ không đúng. Nhập lại mã PIN cán bộ của bạn."
     box = page.locator("#staff_pin-error").bounding_box()
     assert box["y"] + box["height"] <= 768
     page.fill("#staff_pin", "9999")

@@ -136,3 +136,48 @@ def test_reception_keeps_the_staff_members_result_when_the_camera_issues_a_ticke
     assert "Đăng ký kết hôn" in page.inner_text("#camera")
     shot(page, tmp_path, "reception-1024x768")
     assert fits(page)
+
+
+def test_loading_keeps_the_staff_pin_unless_it_was_wrong_and_speaks_its_own_language(device, page, tmp_path):
+    svc, _ = device
+    page.goto(svc.url + "/loading")
+    page.wait_for_selector("body[data-ready='1']")
+    # the field and its error use the same words
+    assert page.inner_text("label[for=staff_pin]") == "Mã PIN cán bộ"
+    # a full dossier code is readable in its field at 1024 wide
+    page.fill("#receipt", "000.00.01.H29-261207-0001")
+    assert page.evaluate("(() => { const i = document.querySelector('#receipt'); return i.scrollWidth <= i.clientWidth; })()"), \
+        "the dossier code is cut off in its field"
+    # a refusal about the phone number keeps the staff PIN typed
+    page.fill("#staff_pin", "1234")
+    page.fill("#phone", "123")
+    page.route("**/api/loading", lambda route: route.fulfill(  # the real locker's answer to a bad phone
+        status=400, content_type="application/json",
+        body='{"ok": false, "error": "phone: not a Vietnamese mobile number", "code": "phone_format", "params": {}, "field": "phone"}'))
+    page.click("#load")
+    page.wait_for_selector("#phone-error")
+    assert page.input_value("#staff_pin") == "1234"
+    page.unroute("**/api/loading")
+    # the browser's own English validation never speaks: the page checks the deadline itself
+    page.fill("#phone", "")
+    page.fill("#days", "0")
+    page.click("#load")
+    page.wait_for_selector("#days-error")
+    assert page.inner_text("#days-error") == "Hạn nhận phải từ 1 đến 365 ngày."
+    assert page.evaluate("document.querySelector('#load-form').noValidate")
+    page.fill("#days", "1.5")
+    page.click("#load")
+    page.wait_for_function("document.querySelector('#days-error') && "
+                           "document.querySelector('#days-error').textContent.includes('số ngày nguyên')")
+    assert page.input_value("#staff_pin") == "1234"
+    shot(page, tmp_path, "loading-1024x768")
+    assert fits(page)
+    # a wrong staff PIN empties the field (and only then)
+    page.fill("#days", "7")
+    page.fill("#staff_pin", "1111")
+    page.click("#load")
+    page.wait_for_selector("#staff_pin-error")
+    assert page.inner_text("#staff_pin-error").startswith("Mã PIN cán bộ không đúng")
+    assert page.input_value("#staff_pin") == ""
+    page.click("#lang")
+    page.wait_for_function("document.querySelector('label[for=staff_pin]').textContent === 'Staff PIN'")
