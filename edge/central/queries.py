@@ -128,14 +128,21 @@ async def queue_by_hour(conn: AsyncConnection, day: dt.date, tz: ZoneInfo, site:
 
 
 async def queue_days(conn: AsyncConnection, last_day: dt.date, days: int = 30, site: str | None = None) -> list[dict]:
-    """Tickets and average wait per day for the `days` days up to `last_day` (roll-up table)."""
+    """Tickets and average wait per day for the `days` days up to `last_day`: the roll-up table
+    for the days before, and `last_day` itself live from the tickets, like `queue_summary` (the
+    roll-up lags ingestion by up to one periodic round, so today's bar read 13 where the table
+    beside it said 15)."""
     site_sql = "AND site = %s" if site else ""
     first = last_day - dt.timedelta(days=days - 1)
     params = (first, last_day, site) if site else (first, last_day)
+    live = (last_day, site) if site else (last_day,)
+    per_day = """SELECT day, sum(issued)::int AS tickets, sum(no_shows)::int AS no_shows,
+               sum(wait_avg_s * issued) / NULLIF(sum(issued) FILTER (WHERE wait_avg_s IS NOT NULL), 0) AS wait_avg_s"""
     rows = await _rows(conn, f"""
-        SELECT day, sum(issued)::int AS tickets, sum(no_shows)::int AS no_shows,
-               sum(wait_avg_s * issued) / NULLIF(sum(issued) FILTER (WHERE wait_avg_s IS NOT NULL), 0) AS wait_avg_s
-        FROM queue_daily WHERE day BETWEEN %s AND %s {site_sql} GROUP BY day ORDER BY day""", params)
+        {per_day} FROM queue_daily WHERE day >= %s AND day < %s {site_sql} GROUP BY day
+        UNION ALL
+        {per_day} FROM ({DAILY_SELECT} WHERE day = %s {site_sql} GROUP BY day, site, queue) live GROUP BY day
+        ORDER BY day""", params + live)
     by_day = {row["day"]: row for row in rows}
     out = []
     for i in range(days):

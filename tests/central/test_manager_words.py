@@ -102,3 +102,18 @@ def test_ratings_page_labels_tickets_names_the_queue_and_says_sms_is_not_set_up(
     assert "Chưa thiết lập gửi tin nhắn SMS" in html and "docs/central.md" in html
     ticks = re.findall(r'class="ax" text-anchor="end">([^<]*)</text>', html)
     assert ticks and max(float(x) for x in ticks) == 5          # a /5 score's axis ends at 5
+
+
+def test_todays_bar_of_the_30_day_chart_agrees_with_todays_count_while_the_rollup_lags(central_app, devices, pg):
+    import psycopg
+
+    app = central_app()
+    desk = devices("hn", "desk-1")
+    for n in range(15):
+        desk.event("pager", "ticket_issued", ticket=f"A{n:03d}", queue="dat-dai")
+    wait_until(lambda: sum(r["issued"] for r in app.get("/api/queues?site=hn")) == 15, what="15 tickets today")
+    wait_until(lambda: app.get("/api/queues/days?site=hn")[-1]["tickets"] == 15, what="roll-up")
+    with psycopg.connect(pg.dsn, autocommit=True) as conn:       # the roll-up one round behind: 13 of 15
+        conn.execute("UPDATE queue_daily SET issued = 13")
+    today = app.get("/api/queues/days?site=hn")[-1]
+    assert today["tickets"] == 15 == sum(r["issued"] for r in app.get("/api/queues?site=hn"))
