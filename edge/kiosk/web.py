@@ -80,6 +80,7 @@ def build_app(svc: "KioskService") -> web.Application:
     r = app.router
     r.add_get("/api/i18n", get_i18n)
     r.add_get("/api/ping", ping)  # the screens' connection banner (common.js) polls this
+    r.add_get("/favicon.ico", favicon)  # every browser asks for it: the device's icon, not a 404 in the log
     r.add_get("/api/screens", screens)  # the index page's list (every counter)
     r.add_get("/api/display/voice", voice.handler(lambda request: request.app[SVC]))
     # The citizen's pickup session belongs to the kiosk's own screen: its id (which cancels the
@@ -243,6 +244,11 @@ async def staff_logout(request: web.Request) -> web.Response:
     response = web.json_response({"ok": True})
     response.del_cookie(COOKIE, path="/")
     return response
+
+
+async def favicon(request: web.Request) -> web.StreamResponse:
+    return web.FileResponse(STATIC_DIR / "favicon.svg", headers={"Content-Type": "image/svg+xml",
+                                                                 "Cache-Control": "max-age=86400"})
 
 
 def _page(name: str):

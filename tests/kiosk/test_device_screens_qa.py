@@ -181,3 +181,11 @@ def test_loading_keeps_the_staff_pin_unless_it_was_wrong_and_speaks_its_own_lang
     assert page.input_value("#staff_pin") == ""
     page.click("#lang")
     page.wait_for_function("document.querySelector('label[for=staff_pin]').textContent === 'Staff PIN'")
+
+
+def test_the_device_serves_a_favicon(device):
+    import urllib.request
+    svc, _ = device
+    with urllib.request.urlopen(svc.url + "/favicon.ico", timeout=5) as answer:
+        assert answer.status == 200 and answer.headers["Content-Type"].startswith("image/svg+xml")
+        assert answer.read().startswith(b"<svg")
