@@ -207,5 +207,5 @@ async def lockers(conn: AsyncConnection, tz: ZoneInfo, now: float) -> list[dict]
 async def recent_commands(conn: AsyncConnection, limit: int = 50) -> list[dict]:
     """The central audit of remote commands, newest first."""
     return await _rows(conn, """
-        SELECT id, site, device, service, type, args, actor, sent_at, result, result_at
+        SELECT id, site, device, service, type, args, actor, sent_at, status, result, result_at
         FROM commands ORDER BY sent_at DESC LIMIT %s""", (limit,))

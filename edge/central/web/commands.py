@@ -117,6 +117,8 @@ async def _submit(request: web.Request, posted, form: dict, lang: str) -> tuple[
         ok = bool(answer["result"].get("ok"))
         text = t(lang, "sent_ok") if ok else f'{t(lang, "sent_refused")}: {answer["result"].get("error", "")}'
         return {"level": "ok" if ok else "alarm", "text": text, "detail": answer}, None
+    if status == 502 and "within" in str(answer.get("error", "")):     # cmd.CommandError: no answer in time
+        return {"level": "alarm", "text": t(lang, "cmd_timeout"), "status": status}, None
     text = answer.get("message") or f'{t(lang, "send_failed")}: {answer.get("error", "")}'
     return {"level": "alarm", "text": text, "status": status}, None
 

@@ -1,0 +1,47 @@
+"""The commands page says what happened in words (done / refused with the reason / no answer),
+the raw JSON on demand; a too-large form gets a translated page, not aiohttp's English 413 (QA, issue 19)."""
+
+from __future__ import annotations
+
+import re
+
+from .test_cmd import DEVICE, SITE, device, write_key  # noqa: F401  (device: a fixture)
+from .webclient import WebClient, login_line
+
+
+def signed_in(tmp_path, central_app, device):  # noqa: F811
+    write_key(tmp_path / "keys" / SITE / f"{DEVICE}.key", device.key_hex)
+    staff = tmp_path / "staff"
+    staff.write_text(login_line("lan", "482913", "operator", "Nguyen Van A"))
+    c = central_app(key_dir=str(tmp_path / "keys"), staff_file=str(staff))
+    browser = WebClient(c.url)
+    assert browser.login("lan", "482913", next_path="/commands")[0] == 200
+    return browser
+
+
+def results(listing: str) -> list[str]:
+    """The recent commands' result cells, as text without the raw JSON."""
+    cells = re.findall(r'<td data-status="[^"]*">(.*?)</td>', listing, re.S)
+    return [re.sub(r"<details>.*?</details>|<[^>]+>", "", c, flags=re.S).strip() for c in cells]
+
+
+def test_recent_commands_say_done_or_refused_in_words_with_raw_json_on_demand(tmp_path, central_app, device):  # noqa: F811
+    browser = signed_in(tmp_path, central_app, device)
+    csrf = browser.csrf()
+    base = {"csrf": csrf, "site": SITE, "device": DEVICE, "service": "locker"}
+    browser.post("/commands", {**base, "type": "status", "args": "{}"})
+    _, _, refused = browser.post("/commands", {**base, "type": "explode", "args": "{}"})
+    assert "Thiết bị từ chối" in refused
+    _, _, listing = browser.get("/commands")
+    done, = [c for c in results(listing) if c.startswith("Thiết bị đã thực hiện")]
+    refusal, = [c for c in results(listing) if c.startswith("Thiết bị từ chối")]
+    assert "{" not in done and "explode" in refusal          # the device's reason names the command
+    assert '<summary>JSON gốc</summary><pre>{' in listing and '&#34;doors&#34;: 12' in listing
+
+
+def test_a_too_large_form_is_a_translated_page(tmp_path, central_app, device):  # noqa: F811
+    browser = signed_in(tmp_path, central_app, device)
+    status, _, html = browser.post("/commands", {"csrf": browser.csrf(), "site": SITE, "device": DEVICE,
+                                                 "service": "locker", "type": "status", "args": "x" * 70000})
+    assert status == 413
+    assert "Nội dung gửi lên quá lớn (tối đa 64 KB)" in html and "Request Entity Too Large" not in html
