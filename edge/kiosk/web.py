@@ -279,7 +279,19 @@ def _text(body: dict, key: str, max_len: int = 512, required: bool = True) -> st
 
 
 async def ping(request: web.Request) -> web.Response:
-    return web.json_response({"ok": True}, headers={"Cache-Control": "no-store"})
+    # The office's time zone rides along: the screens show office time, not the machine's (often UTC).
+    return web.json_response({"ok": True, "utc_offset_h": office_utc_offset_h(request.app[SVC])},
+                             headers={"Cache-Control": "no-store"})
+
+
+OFFICE_UTC_OFFSET_H = 7.0  # Vietnam, when this device runs no pager (whose [pager] utc_offset_h says it)
+
+
+def office_utc_offset_h(svc: "KioskService") -> float:
+    """Hours from UTC of the office's clock: the pager's configured `utc_offset_h` (also what the
+    queue day and the dashboard use), else Vietnam's."""
+    offset = getattr(getattr(svc.ctx.pager(), "config", None), "utc_offset_h", None)
+    return float(offset) if isinstance(offset, (int, float)) else OFFICE_UTC_OFFSET_H
 
 
 async def screens(request: web.Request) -> web.Response:

@@ -189,3 +189,20 @@ def test_the_device_serves_a_favicon(device):
     with urllib.request.urlopen(svc.url + "/favicon.ico", timeout=5) as answer:
         assert answer.status == 200 and answer.headers["Content-Type"].startswith("image/svg+xml")
         assert answer.read().startswith(b"<svg")
+
+
+def test_the_wall_display_clock_shows_office_time_on_a_utc_machine(desk, chromium):
+    from datetime import datetime, timedelta, timezone
+    kiosk, pager = desk["kiosk"], desk["pager"]
+    offset = pager.config.utc_offset_h  # [pager] utc_offset_h: Vietnam, +7
+    context = chromium.new_context(viewport={"width": 1920, "height": 1080}, timezone_id="UTC")
+    try:
+        page = context.new_page()
+        page.goto(kiosk.url + "/display")
+        page.wait_for_selector("body[data-clock='office']")
+        shown = page.inner_text("#clock")
+        now = datetime.now(timezone.utc) + timedelta(hours=offset)
+        expected = {(now + timedelta(minutes=d)).strftime("%H:%M") for d in (-1, 0, 1)}
+        assert shown in expected, f"the display shows {shown}, the office's time is {now:%H:%M} (UTC{offset:+g})"
+    finally:
+        context.close()

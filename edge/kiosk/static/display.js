@@ -127,7 +127,19 @@
   }
 
   $("sound").addEventListener("click", () => { audioContext().resume().then(() => { $("sound").hidden = true; }); });
-  function tick() { $("clock").textContent = new Date().toLocaleTimeString("vi-VN", { hour: "2-digit", minute: "2-digit" }); }
+  // The office's time (its UTC offset from /api/ping: [pager] utc_offset_h), not the machine's zone,
+  // which is often UTC on a device: the hall and the dashboard read the same hour.
+  let officeOffsetH = null;
+  function officeTime() {
+    if (officeOffsetH === null) return new Date().toLocaleTimeString("vi-VN", { hour: "2-digit", minute: "2-digit" });
+    const local = new Date(Date.now() + officeOffsetH * 3600 * 1000);
+    return String(local.getUTCHours()).padStart(2, "0") + ":" + String(local.getUTCMinutes()).padStart(2, "0");
+  }
+  function tick() { $("clock").textContent = officeTime(); }
+  fetch("/api/ping").then(r => r.json()).then(p => {
+    if (typeof p.utc_offset_h === "number") { officeOffsetH = p.utc_offset_h; tick(); }
+    document.body.dataset.clock = officeOffsetH === null ? "machine" : "office";
+  }).catch(() => {});
   tick(); setInterval(tick, 1000);
   Edge.conn.onBack(() => Edge.get("/api/pager").then(render).catch(() => {}));
   Promise.all([Edge.loadStrings(""), Edge.get("/api/screens").catch(() => ({}))]).then(([, cfg]) => {
