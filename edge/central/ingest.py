@@ -27,7 +27,7 @@ import psycopg
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from edge.central import analytics, db, quarantine, recovery, topics
+from edge.central import analytics, cards, db, quarantine, recovery, topics
 from edge.errors import ConfigError
 from edge.mqtt import parse_broker_url
 
@@ -330,6 +330,7 @@ class Consumer:
             return
         try:
             alarms = db.raise_offline_alarms(self._conn, self.config.offline_alarm_s)
+            alarms += cards.sync_alarms(self._conn)
             analytics.refresh_rollups(self._conn)
             quarantine.clear_quiet_alarms(self._conn)
             if time.monotonic() >= self._next_retention:

@@ -24,6 +24,7 @@ KIND_VI = {
     "device_offline": "Thiết bị mất kết nối", "left_open": "Tủ để mở", "door_left_open": "Tủ để mở",
     "forced_open": "Tủ bị mở cưỡng bức", "door_forced": "Tủ bị mở cưỡng bức", "board_offline": "Bo mạch tủ mất kết nối",
     "transmitter_offline": "Bộ phát nhắn tin mất kết nối", "sensor_fault": "Lỗi cảm biến",
+    "cards_low": "Sắp hết thẻ rung",
 }
 
 

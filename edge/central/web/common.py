@@ -135,6 +135,7 @@ ALARM_KINDS = {
     "device_offline": ("Thiết bị mất kết nối", "Device offline"), "open_not_detected": ("Không thấy cửa mở", "Open not detected"),
     "transmitter_offline": ("Mất máy phát thẻ rung", "Pager transmitter offline"),
     "poison": ("Thiết bị gửi dữ liệu hỏng", "Device sends malformed data"),
+    "cards_low": ("Sắp hết thẻ rung", "Pager cards running out"),
 }
 SERVICE_NAMES = {"pager": ("Xếp hàng", "Queue"), "locker": ("Tủ kết quả", "Lockers"), "vision": ("Nhận diện", "Face"),
                  "qr": ("Mã QR", "QR"), "kiosk": ("Màn hình", "Kiosk"), "device": ("Thiết bị", "Device")}

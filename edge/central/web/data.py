@@ -10,10 +10,9 @@ import datetime as dt
 
 from psycopg import AsyncConnection
 
+from edge.central import cards
 from edge.central.queries import _compartments, _rows
 
-CARDS_LOW_FRACTION = 0.15        # warn when fewer than this share of the pager cards are left
-CARDS_LOW_MIN = 5
 
 
 def _site_filter(sites, column: str = "site") -> tuple[str, tuple]:
@@ -56,7 +55,7 @@ async def pager_offices(conn: AsyncConnection, day_start: float | None, sites=No
                              "next": _next_for(services, c.get("service"))})
         cards_out, cards_free = snap.get("cards_out"), snap.get("cards_free")
         total = (cards_out or 0) + (cards_free or 0)
-        low = cards_free is not None and cards_free <= max(CARDS_LOW_MIN, total * CARDS_LOW_FRACTION)
+        low = isinstance(cards_free, int) and cards.is_low(cards_free, cards_out)    # the `cards_low` alarm's rule
         out.append({"site": row["site"], "device": row["device"], "updated": row["ts"], "counters": counters,
                     "services": [{"key": k, **v} for k, v in services.items() if isinstance(v, dict)],
                     "cards_out": cards_out, "cards_free": cards_free, "cards_total": total,
