@@ -282,3 +282,37 @@ def test_fleet_page_shows_the_real_demo_going_offline(central_app, broker, tmp_p
         if demo.poll() is None:
             demo.kill()
             demo.wait(10)
+
+
+def test_events_in_the_managers_words_and_a_bad_day_as_a_page(central_app, devices, tmp_path):
+    playwright = pytest.importorskip("playwright.sync_api")
+    c, (desk, desk2, kiosk, kiosk2) = seeded(central_app, devices, tmp_path)
+    kiosk.event("vision", "verified", decision="reject", reason="no_match", dossier="HS-0001")
+    kiosk.event("qr", "code_scanned", kind="payment", reason="vietqr payment code: recognised and ignored")
+    kiosk.event("locker", "door_opened", compartment=2, reason="pickup")
+    desk.event("pager", "rating", counter="1", queue="dat-dai", score=4, ticket="A017")
+    wait_until(lambda: len(c.get("/api/ratings")) == 1, what="the rating stored")
+    shots = Path(os.environ.get("EDGE_SCREENSHOT_DIR") or tmp_path)
+    shots.mkdir(parents=True, exist_ok=True)
+    with playwright.sync_playwright() as p:
+        browser = chromium(p)
+        page = browser.new_page(viewport=DESK)
+        sign_in(page, c.url, path="/events")
+        details = page.locator("table.events tbody").inner_text()
+        assert "Không khớp" in details and "Mã thanh toán" in details and "Đất đai" in details
+        assert "no_match" not in details and "dat-dai" not in details and "vietqr" not in details
+        page.fill('input[name="day"]', "31/02/2026")
+        page.click('form.filters button[type="submit"]')
+        assert "không hợp lệ" in page.locator('p.notice[role="alert"]').inner_text()      # in the page, translated
+        page.goto(c.url + "/events")
+        page.screenshot(path=str(shots / "central-events-fields.png"), full_page=False)
+        page.goto(c.url + "/ratings")
+        assert "gammu" not in page.content()
+        page.screenshot(path=str(shots / "central-ratings.png"), full_page=True)
+        phone = browser.new_page(viewport=PHONE)
+        sign_in(phone, c.url, path="/queues")
+        phone.goto(c.url + "/queues?day=h%C3%B4m-qua")
+        assert "hôm-qua" in phone.locator('p.notice[role="alert"]').inner_text()
+        assert phone.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+        phone.screenshot(path=str(shots / "central-error-phone.png"), full_page=False)
+        browser.close()
