@@ -117,3 +117,15 @@ def test_todays_bar_of_the_30_day_chart_agrees_with_todays_count_while_the_rollu
         conn.execute("UPDATE queue_daily SET issued = 13")
     today = app.get("/api/queues/days?site=hn")[-1]
     assert today["tickets"] == 15 == sum(r["issued"] for r in app.get("/api/queues?site=hn"))
+
+
+@pytest.mark.parametrize("path", ["/", "/queues", "/lockers", "/events", "/commands", "/ratings", "/no-such-page"])
+def test_no_page_answers_bad_arguments_with_raw_json_or_english(central_app, path):
+    app = central_app()
+    request = urllib.request.Request(app.url + path + "?day=x&limit=y&from=z&to=w", headers=AUTH)
+    try:
+        with urllib.request.urlopen(request, timeout=15) as r:
+            kind, body = r.headers.get_content_type(), r.read().decode()
+    except urllib.error.HTTPError as err:
+        kind, body = err.headers.get_content_type(), err.read().decode()
+    assert kind == "text/html" and '{"error"' not in body and "Not Found" not in body
