@@ -36,6 +36,8 @@ def test_recent_commands_say_done_or_refused_in_words_with_raw_json_on_demand(tm
     done, = [c for c in results(listing) if c.startswith("Thiết bị đã thực hiện")]
     refusal, = [c for c in results(listing) if c.startswith("Thiết bị từ chối")]
     assert "{" not in done and "explode" in refusal          # the device's reason names the command
+    assert refusal.endswith("Thiết bị không có lệnh “explode”.") and "unknown command type" not in refusal
+    assert "unknown command type &#39;explode&#39;" in listing      # the raw text stays in the raw JSON
     assert '<summary>JSON gốc</summary><pre>{' in listing and '&#34;doors&#34;: 12' in listing
 
 
@@ -45,3 +47,15 @@ def test_a_too_large_form_is_a_translated_page(tmp_path, central_app, device):  
                                                  "service": "locker", "type": "status", "args": "x" * 70000})
     assert status == 413
     assert "Nội dung gửi lên quá lớn (tối đa 64 KB)" in html and "Request Entity Too Large" not in html
+
+
+def test_the_devices_refusal_kinds_are_said_in_the_offices_words():
+    from edge.central.refusals import words
+    from edge.locker.flows import LockerRefused
+    assert words("bad signature") == "Lệnh không có chữ ký hợp lệ: kiểm tra khóa lệnh của thiết bị."
+    assert words("stale command: ts 5 is more than 60 s from now", "en").startswith("The command was too old")
+    assert words(str(LockerRefused("bad_input", "PIN must be 4-8 digits"))) == "Dữ liệu không hợp lệ."
+    assert words(str(LockerRefused("full"))) == "Không còn ngăn trống phù hợp."
+    assert words("missing argument 'compartment' (int)") == "Tham số của lệnh không hợp lệ."
+    assert words("rate limited: more than 5 commands/s for locker", "en").startswith("Too many commands")
+    assert words("something new the device says") == "Lý do khác (xem JSON gốc)."

@@ -15,7 +15,7 @@ import time
 
 from aiohttp import web
 
-from edge.central import auth, queries
+from edge.central import auth, queries, refusals
 from edge.central.cmd import needs_confirmation
 from edge.central.web.common import CENTRAL_KEY, STAFF_KEY, lang_of, render, t
 from edge.central.web.guard import check_csrf, require_operator
@@ -93,7 +93,8 @@ async def page(request: web.Request) -> web.Response:
     return render(request, "commands.html", "commands", {
         "form": form, "notice": notice, "confirm": confirm, "recent": recent, "may_command": staff.may_command,
         "door_commands": sorted(DOOR_COMMANDS), "door_text": DOOR_COMMAND_TEXT, "sites": sorted({d["site"] for d in devices}),
-        "device_names": sorted({d["device"] for d in devices}), "json": json.dumps})
+        "device_names": sorted({d["device"] for d in devices}), "json": json.dumps,
+        "refusal": lambda error: refusals.words(error, lang)})
 
 
 async def _submit(request: web.Request, posted, form: dict, lang: str) -> tuple[dict | None, dict | None]:
@@ -115,7 +116,7 @@ async def _submit(request: web.Request, posted, form: dict, lang: str) -> tuple[
         return None, {"id": answer["confirm"], "request": body, "expires_in": answer["expires_in"]}
     if status == 200:
         ok = bool(answer["result"].get("ok"))
-        text = t(lang, "sent_ok") if ok else f'{t(lang, "sent_refused")}: {answer["result"].get("error", "")}'
+        text = t(lang, "sent_ok") if ok else f'{t(lang, "sent_refused")}: {refusals.words(answer["result"].get("error", ""), lang)}'
         return {"level": "ok" if ok else "alarm", "text": text, "detail": answer}, None
     if status == 502 and "within" in str(answer.get("error", "")):     # cmd.CommandError: no answer in time
         return {"level": "alarm", "text": t(lang, "cmd_timeout"), "status": status}, None
