@@ -143,6 +143,16 @@ def test_the_qr_for_a_receipt_opens_the_rating_page_with_its_code(office):
     assert form(f"{office.url}/danh-gia/qr?ma=<b>")[0] == 400
 
 
+def test_a_bad_code_in_the_qr_address_gets_the_citizens_page_with_a_polite_message(central_app):
+    office = central_app()
+    status, page = form(f"{office.url}/danh-gia/qr?ma=BAD%20CODE!")
+    assert status == 400
+    assert "Mã hồ sơ không hợp lệ (chỉ gồm chữ, số và . - _ /)." in page and "<form" in page
+    assert 'value="BAD CODE!"' in page and "expected a dossier code" not in page
+    status, page = form(f"{office.url}/danh-gia/qr?ma=&lang=en")
+    assert status == 400 and "Invalid dossier code" in page
+
+
 @pytest.mark.browser
 def test_a_citizen_rates_on_a_phone_in_chromium_and_sees_when_central_goes_away(office, pg):
     from pathlib import Path

@@ -156,8 +156,8 @@ async def rating_qr(request: web.Request) -> web.Response:
     """`/danh-gia/qr?ma=CODE`: the QR for the receipt or the counter panel (SVG), opening this
     office's rating page with the dossier code filled in."""
     receipt = request.query.get("ma", "").strip().upper()
-    if not ratings.RECEIPT_RE.match(receipt):
-        raise web.HTTPBadRequest(text="ma: expected a dossier code (letters, digits and . - _ /)")
+    if not ratings.RECEIPT_RE.match(receipt):   # a citizen may type this address: answer on the page, politely
+        return _refused(request, ratings.RatingRefused("receipt"), "ask", receipt=request.query.get("ma", "")[:64])
     scheme = "https" if is_https(request) else "http"
     url = f"{scheme}://{request.host}/danh-gia?{urlencode({'ma': receipt})}"
     out = io.BytesIO()
