@@ -13,15 +13,9 @@ import json
 
 import psycopg
 
-CARDS_LOW_FRACTION = 0.15        # warn when fewer than this share of the pager cards are left
-CARDS_LOW_MIN = 5
+from edge.pager.cards import CARDS_LOW_FRACTION, CARDS_LOW_MIN, is_low  # noqa: F401  (the one rule, shared with the device)
+
 KIND = "cards_low"
-
-
-def is_low(cards_free: int, cards_out) -> bool:
-    """True when the cards left are at or below max(CARDS_LOW_MIN, 15 % of all cards)."""
-    total = cards_free + (cards_out if isinstance(cards_out, int) and not isinstance(cards_out, bool) else 0)
-    return cards_free <= max(CARDS_LOW_MIN, total * CARDS_LOW_FRACTION)
 
 
 def sync_alarms(conn: psycopg.Connection) -> list[dict]:

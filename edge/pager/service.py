@@ -14,6 +14,7 @@ import random
 from typing import Any, ClassVar
 
 from edge.errors import CommandError, ConfigError, DeviceError
+from edge.pager import cards
 from edge.pager import config as pager_config
 from edge.pager import setup
 from edge.pager.driver import PagerDriver, make_transmitter, open_transport
@@ -224,7 +225,10 @@ class PagerService(Service):
 
     def view(self) -> dict:
         """Now-serving per counter, queue lengths and estimated waits (wall display, counter panel)."""
-        return {**self.engine.view(), "transmitter": self._transmitter_state()}
+        view = self.engine.view()
+        # cards_low: the same rule as central's alarm (edge.pager.cards), so reception warns at the same point
+        return {**view, "cards_low": cards.is_low(view["cards_free"], view["cards_out"]),
+                "transmitter": self._transmitter_state()}
 
     def stats(self, day: str | None = None) -> dict:
         return self.engine.stats(day)

@@ -85,17 +85,17 @@
 
   $("lang").addEventListener("click", () => Edge.loadStrings(Edge.lang === "vi" ? "en" : "vi")
     .then(() => { if (current && !$("procedure").hidden) showProcedure(current); showCards(); showCameraTickets(); }));
-  // Pager cards left, from the pager's live view: a warning before reception runs out.
-  const CARDS_LOW = 10;
-  let cardsFree = null;
+  // Pager cards left, from the pager's live view: a warning before reception runs out. The view's
+  // cards_low flag is the one rule central's alarm uses too (edge/pager/cards.py).
+  let cardsFree = null, cardsLow = false;
   function showCards() {
     if (cardsFree === null || cardsFree === undefined) { $("cards").textContent = ""; return; }
-    const low = cardsFree <= CARDS_LOW;
+    const low = cardsLow;
     $("cards").textContent = Edge.t(low ? "reception.cards_low" : "reception.cards_left", { n: cardsFree });
     $("cards").className = "cards" + (low ? " low" : "");
   }
   Edge.loadStrings("").then(() => {
-    Edge.stream("/api/pager/events", view => { cardsFree = view.cards_free; showCards(); });
+    Edge.stream("/api/pager/events", view => { cardsFree = view.cards_free; cardsLow = view.cards_low === true; showCards(); });
     Edge.stream("/api/reception/events", onScan);
     $("scan").focus();
     document.body.dataset.ready = "1";
