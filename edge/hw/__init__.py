@@ -1,1 +1,1 @@
-"""Transports shared by the hardware services (serial ports, ptys for the simulators)."""
+"""Transports shared by the hardware services (serial ports, cameras, ptys for the simulators)."""

@@ -71,21 +71,20 @@ class QrService(Service):
             log.info("qr: catalog imported from %s (%d procedures)", path, summary["total"])
 
     def _open_source(self):
-        spec = self.config.camera
-        if spec == "none":
-            return None
-        if spec == "sim":
-            from edge.qr.sim import SimCamera
+        from edge.hw.camera import open_source
 
-            self._sim_dir = Path(tempfile.mkdtemp(prefix="edge-qr-sim-"))
-            site = self.ctx.site
-            return SimCamera(self._sim_dir, catalog.procedures(self.ctx.store), site=site,
-                             interval_s=self.config.sim_interval_s, clock=self.ctx.clock,
-                             codes_per_loop=self.config.sim_codes_per_loop,
-                             size=(self.config.width, self.config.height))
-        from edge.vision.camera import open_source
+        return open_source(self.config.camera, width=self.config.width, height=self.config.height,
+                           sim=self._sim_camera)
 
-        return open_source(spec, width=self.config.width, height=self.config.height)
+    def _sim_camera(self):
+        """Camera 'sim': the demo's generated posters, receipt and appointment, from this catalog."""
+        from edge.qr.sim import SimCamera
+
+        self._sim_dir = Path(tempfile.mkdtemp(prefix="edge-qr-sim-"))
+        return SimCamera(self._sim_dir, catalog.procedures(self.ctx.store), site=self.ctx.site,
+                         interval_s=self.config.sim_interval_s, clock=self.ctx.clock,
+                         codes_per_loop=self.config.sim_codes_per_loop,
+                         size=(self.config.width, self.config.height))
 
     async def run(self) -> None:
         period = 1.0 / self.config.fps

@@ -2,7 +2,7 @@
 
 The images are written as PNG files into a folder (a temporary one under `edge demo`) so a
 person can look at them; `read()` returns the image of the current slot as an RGB frame, like
-the vision camera sources.
+the sources of `edge.hw.camera`, which builds it for the spec 'sim'.
 """
 
 from __future__ import annotations

@@ -36,13 +36,13 @@ def _progress(text: str) -> None:
 def _frames(folder: Path) -> dict[str, np.ndarray]:
     import cv2
 
-    from edge.vision.camera import _fit
+    from edge.hw.camera import fit
 
     frames = {}
     for name in PROBES:
         image = cv2.imread(str(folder / name))
         if image is not None:
-            frames[name] = _fit(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), (640, 480))
+            frames[name] = fit(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), (640, 480))
     if REFERENCE not in frames:
         raise FileNotFoundError(f"{folder / REFERENCE} is missing")
     return frames

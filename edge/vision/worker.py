@@ -111,7 +111,7 @@ def worker_main(conn, settings: dict) -> None:
 
     def open_camera() -> None:
         nonlocal source, camera_state, camera_error, retry_at, retry_s
-        from edge.vision.camera import open_source
+        from edge.hw.camera import open_source
 
         try:
             source = open_source(settings.get("camera", "none"), width=settings.get("width", 640),
