@@ -7,7 +7,13 @@ import asyncio
 import os
 import shutil
 import threading
+from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
+
+from edge.kiosk.config import KioskConfig
+from edge.kiosk.service import KioskService
+from edge.service import ServiceContext
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -54,6 +60,29 @@ class Served:
         await asyncio.gather(*self.tasks, return_exceptions=True)
         for svc in reversed(self.services):
             await svc.stop()
+
+
+@contextmanager
+def served_kiosk(loop_thread: LoopThread, store, tmp_path: Path, make_peers, **config):
+    """A KioskService on a free port with the peers `make_peers()` returns (built on the loop);
+    yields (service, peers), with the service itself as peers["kiosk"]."""
+    peers: dict = {}
+
+    async def build():
+        peers.update(make_peers())
+        ctx = ServiceContext(name="kiosk", site="s1", device="kiosk-01", store=store,
+                             config=replace(KioskConfig(), port=0, **config), data_dir=tmp_path, peers=peers)
+        svc = KioskService(ctx)
+        peers["kiosk"] = svc
+        served = Served(loop_thread, [svc])
+        await served.start()
+        return svc, served
+
+    svc, served = loop_thread.call(build())
+    try:
+        yield svc, peers
+    finally:
+        loop_thread.call(served.stop())
 
 
 def shot(page, tmp_path: Path, name: str) -> Path:

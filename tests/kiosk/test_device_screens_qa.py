@@ -11,7 +11,7 @@ import pytest
 from edge.kiosk.config import KioskConfig
 from edge.kiosk.service import KioskService
 from edge.service import ServiceContext
-from kiosk_harness import Served, shot
+from kiosk_harness import Served, served_kiosk, shot
 from kiosk_fakes import FakeLocker, FakePager, FakeQr, FakeVision
 
 pytestmark = pytest.mark.browser
@@ -32,24 +32,12 @@ class DemoVision(FakeVision):
 
 @pytest.fixture
 def device(loop_thread, store, tmp_path):
-    peers: dict = {}
+    def make_peers():
+        return dict(locker=FakeLocker({CODE: {"status": "waiting", "compartment": 7, "pin": "4321"}}),
+                    vision=DemoVision(), qr=FakeQr({}), pager=FakePager())
 
-    async def build():
-        peers.update(locker=FakeLocker({CODE: {"status": "waiting", "compartment": 7, "pin": "4321"}}),
-                     vision=DemoVision(), qr=FakeQr({}), pager=FakePager())
-        ctx = ServiceContext(name="kiosk", site="s1", device="kiosk-01", store=store,
-                             config=replace(KioskConfig(), port=0), data_dir=tmp_path, peers=peers)
-        svc = KioskService(ctx)
-        peers["kiosk"] = svc
-        served = Served(loop_thread, [svc])
-        await served.start()
-        return svc, served
-
-    svc, served = loop_thread.call(build())
-    try:
-        yield svc, peers
-    finally:
-        loop_thread.call(served.stop())
+    with served_kiosk(loop_thread, store, tmp_path, make_peers) as served:
+        yield served
 
 
 def fits(page) -> bool:

@@ -8,17 +8,13 @@ was made)."""
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
 from pathlib import Path
 
 import cv2
 import pytest
 
-from edge.kiosk.config import KioskConfig
-from edge.kiosk.service import KioskService
-from edge.service import ServiceContext
 from kiosk_fakes import FakeLocker, FakeVision
-from kiosk_harness import Served, shot
+from kiosk_harness import served_kiosk, shot
 
 pytestmark = pytest.mark.browser
 
@@ -49,27 +45,15 @@ class CameraVision(FakeVision):
 
 @pytest.fixture
 def kiosk(loop_thread, store, tmp_path):
-    peers = {}
+    def make_peers():
+        vision = CameraVision(enrolled=[CODE], decisions=[])
+        vision.gate = asyncio.Event()
+        return {"locker": FakeLocker({CODE: {"status": "waiting", "compartment": 5, "pin": PIN},
+                                      PIN_ONLY: {"status": "waiting", "compartment": 2, "pin": PIN_ONLY_PIN}}),
+                "vision": vision}
 
-    async def build():
-        peers["locker"] = FakeLocker({CODE: {"status": "waiting", "compartment": 5, "pin": PIN},
-                                      PIN_ONLY: {"status": "waiting", "compartment": 2, "pin": PIN_ONLY_PIN}})
-        peers["vision"] = CameraVision(enrolled=[CODE], decisions=[])
-        peers["vision"].gate = asyncio.Event()
-        cfg = replace(KioskConfig(), port=0, face_pause_s=0.0, thanks_s=3.0)
-        ctx = ServiceContext(name="kiosk", site="s1", device="kiosk-01", store=store, config=cfg,
-                             data_dir=tmp_path, peers=peers)
-        svc = KioskService(ctx)
-        peers["kiosk"] = svc
-        served = Served(loop_thread, [svc])
-        await served.start()
-        return svc, served
-
-    svc, served = loop_thread.call(build())
-    try:
-        yield svc, peers
-    finally:
-        loop_thread.call(served.stop())
+    with served_kiosk(loop_thread, store, tmp_path, make_peers, face_pause_s=0.0, thanks_s=3.0) as served:
+        yield served
 
 
 def open_kiosk(page, svc):

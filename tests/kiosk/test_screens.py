@@ -7,14 +7,11 @@ import asyncio
 import json
 import urllib.error
 import urllib.request
-from dataclasses import replace
 
 import pytest
 
-from edge.kiosk.config import KioskConfig
 from edge.kiosk.service import KioskService
-from edge.service import ServiceContext
-from kiosk_harness import Served, shot
+from kiosk_harness import served_kiosk, shot
 from kiosk_fakes import FakeLocker, FakePager, FakeQr, FakeVision
 
 pytestmark = pytest.mark.browser
@@ -26,30 +23,18 @@ PROCEDURE = "1.001193"
 @pytest.fixture
 def kiosk(loop_thread, store, tmp_path):
     """A KioskService on a free port with Fake peers; yields (service, peers)."""
-    peers = {}
-
-    async def build():
-        peers["locker"] = FakeLocker({CODE: {"status": "waiting", "compartment": 7, "pin": "4321"}})
-        peers["vision"] = FakeVision(enrolled=[CODE], decisions=[])
-        peers["vision"].gate = asyncio.Event()
-        peers["qr"] = FakeQr({PROCEDURE: {"code": PROCEDURE, "name": "Đăng ký khai sinh", "name_en": "Birth registration",
+    def make_peers():
+        vision = FakeVision(enrolled=[CODE], decisions=[])
+        vision.gate = asyncio.Event()
+        return {"locker": FakeLocker({CODE: {"status": "waiting", "compartment": 7, "pin": "4321"}}),
+                "vision": vision,
+                "qr": FakeQr({PROCEDURE: {"code": PROCEDURE, "name": "Đăng ký khai sinh", "name_en": "Birth registration",
                                           "queue_service": "general", "papers": ["Tờ khai", "Giấy chứng sinh"],
-                                          "fee": "Miễn phí", "processing_days": 0}})
-        peers["pager"] = FakePager()
-        cfg = replace(KioskConfig(), port=0, face_pause_s=0.0, thanks_s=2.0)
-        ctx = ServiceContext(name="kiosk", site="s1", device="kiosk-01", store=store, config=cfg,
-                             data_dir=tmp_path, peers=peers)
-        svc = KioskService(ctx)
-        peers["kiosk"] = svc
-        served = Served(loop_thread, [svc])
-        await served.start()
-        return svc, served
+                                          "fee": "Miễn phí", "processing_days": 0}}),
+                "pager": FakePager()}
 
-    svc, served = loop_thread.call(build())
-    try:
-        yield svc, peers
-    finally:
-        loop_thread.call(served.stop())
+    with served_kiosk(loop_thread, store, tmp_path, make_peers, face_pause_s=0.0, thanks_s=2.0) as served:
+        yield served
 
 
 def test_face_journey_in_the_browser(kiosk, page, loop_thread, tmp_path):
