@@ -1,7 +1,7 @@
 """KioskService: the device's local web screens, an aiohttp app inside the supervisor's event loop.
 
 Pages are plain HTML/CSS/JS from `static/` (no CDN: the device may have no internet); live
-updates go out as server-sent events (edge.kiosk.web). The pickup journey is `flows.PickupFlow`;
+updates go out as server-sent events (the edge.kiosk.web package). The pickup journey is `flows.PickupFlow`;
 this module pairs the web app's setup with its teardown, follows the QR camera, drives the
 "get result" button and gathers the technician's status.
 """
@@ -20,8 +20,10 @@ from edge.kiosk.messages import explain
 from edge.kiosk.voice import Voice
 from edge.kiosk.status_reasons import health_reasons
 from edge.qr.codes import PROCEDURE_KINDS, RECEIPT_KIND
-from edge.kiosk.web import (Latest, broker_link, build_app, cpu_temperature, disk_usage, pager_priorities, queue_known,
-                            queue_name)
+from edge.kiosk.web import build_app
+from edge.kiosk.web.common import Latest
+from edge.kiosk.web.reception import pager_priorities, queue_known, queue_name
+from edge.kiosk.web.status import broker_link, cpu_temperature, disk_usage
 from edge.service import Service
 
 

@@ -19,7 +19,8 @@ from edge.locker.flows import MESSAGES as LOCKER_MESSAGES
 
 ROOT = Path(__file__).resolve().parents[2] / "edge"
 # The modules behind the staff screens' APIs (reception, counter, loading) and the kiosk's own checks.
-SOURCES = ["pager/queue.py", "pager/service.py", "locker/flows.py", "locker/service.py", "kiosk/web.py",
+SOURCES = ["pager/queue.py", "pager/service.py", "locker/flows.py", "locker/service.py",
+           *sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "kiosk/web").glob("*.py")),  # one module per screen
            "service.py"]  # edge/service.py: the command schema every route to an action goes through
 # Raised there but never answered to a screen: startup and MQTT-only paths.
 NOT_ON_SCREENS = (
