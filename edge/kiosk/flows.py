@@ -15,10 +15,11 @@ import asyncio
 import logging
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Callable
 
 from edge.errors import EdgeError
+from edge.kiosk.config import KioskConfig
 from edge.kiosk.receipts import dossier_code
 from edge.peers import LockerPeer, VisionPeer
 from edge.store import Store
@@ -67,24 +68,29 @@ class Session:
     challenge: dict | None = None  # the vision service's current liveness prompt {"key", "vi", "en"}
 
 
+_CONFIG_DEFAULTS = KioskConfig()  # the one place the limits' defaults are written: the [kiosk] keys
+
+
 @dataclass
 class Limits:
-    session_timeout_s: float = 90.0
-    code_attempts: int = 3
-    face_attempts: int = 3
-    face_retries: int = 15
-    face_timeout_s: float = 2.0
-    face_pause_s: float = 0.8
-    face_step_s: float = 45.0
-    pin_attempts: int = 3
-    lockout_s: float = 900.0
-    door_timeout_s: float = 120.0
-    thanks_s: float = 8.0
+    """The session's limits: the `[kiosk]` keys of the same names, with their defaults (edge.kiosk.config).
+    Mutable, unlike the config, so a test can shorten a wait on a running flow."""
+
+    session_timeout_s: float = _CONFIG_DEFAULTS.session_timeout_s
+    code_attempts: int = _CONFIG_DEFAULTS.code_attempts
+    face_attempts: int = _CONFIG_DEFAULTS.face_attempts
+    face_retries: int = _CONFIG_DEFAULTS.face_retries
+    face_timeout_s: float = _CONFIG_DEFAULTS.face_timeout_s
+    face_pause_s: float = _CONFIG_DEFAULTS.face_pause_s
+    face_step_s: float = _CONFIG_DEFAULTS.face_step_s
+    pin_attempts: int = _CONFIG_DEFAULTS.pin_attempts
+    lockout_s: float = _CONFIG_DEFAULTS.lockout_s
+    door_timeout_s: float = _CONFIG_DEFAULTS.door_timeout_s
+    thanks_s: float = _CONFIG_DEFAULTS.thanks_s
 
     @classmethod
-    def from_config(cls, cfg: Any) -> "Limits":
-        names = cls.__dataclass_fields__
-        return cls(**{n: getattr(cfg, n) for n in names if hasattr(cfg, n)})
+    def from_config(cls, cfg: KioskConfig) -> "Limits":
+        return cls(**{f.name: getattr(cfg, f.name) for f in fields(cls)})
 
 
 class PickupFlow:
