@@ -20,6 +20,7 @@ from edge.errors import CommandError
 from edge.store import Store, Tx
 
 if TYPE_CHECKING:
+    from edge.events import EventBus
     from edge.peers import LockerPeer, PagerPeer, QrPeer, VisionPeer
 
 HEALTH_STATES = ("ok", "degraded", "down")
@@ -39,6 +40,12 @@ class ServiceContext:
     pin_factory: Any = None  # gpiozero pin factory; None = gpiozero's default
     demo: bool = False  # running under `edge demo`: simulators instead of hardware
     broker_connected: Callable[[], bool] | None = None  # the MQTT link, for status screens
+
+    @property
+    def bus(self) -> "EventBus":
+        """The device's in-process event bus (edge.events): every message the store commits for
+        MQTT, heard by the other services (a screen hears what the broker hears)."""
+        return self.store.bus
 
     def peer(self, name: str) -> "Service | None":
         """Another running service of this device, untyped (the status page asks every one's health)."""

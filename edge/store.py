@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterator
 
 from edge import audit
 from edge.errors import StoreError
+from edge.events import EventBus
 
 CORE_MIGRATIONS = [
     # v1: outbox of MQTT messages, the per-device event sequence, command dedupe, audit log.
@@ -55,6 +56,7 @@ class Tx:
         self._store = store
         self.conn = conn
         self.events: list[dict] = []
+        self.messages: list[tuple[str, str, int]] = []  # (topic, JSON, outbox row): for the bus after COMMIT
 
     def execute(self, sql: str, params: Any = ()) -> sqlite3.Cursor:
         return self.conn.execute(sql, params)
@@ -83,10 +85,11 @@ class Tx:
 
     def _queue(self, topic: str, payload: dict, *, qos: int, retain: bool) -> None:
         text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
-        self.conn.execute(
+        row = self.conn.execute(
             "INSERT INTO outbox(topic, payload, qos, retain, created) VALUES (?, ?, ?, ?, ?)",
             (topic, text, qos, int(retain), self._store.clock()),
         )
+        self.messages.append((topic, text, row.lastrowid))
 
 
 class Store:
@@ -95,6 +98,8 @@ class Store:
     def __init__(self, path: str | Path, *, clock: Callable[[], float] = time.time):
         self.path = str(path)
         self.clock = clock
+        # What each transaction queued for MQTT, heard in-process after its COMMIT (edge.events).
+        self.bus = EventBus()
         self._lock = threading.RLock()
         self._listeners: list[Callable[[], None]] = []
         if self.path != ":memory:":
@@ -147,7 +152,8 @@ class Store:
     # -- transactions -----------------------------------------------------------------------
     @contextmanager
     def transaction(self) -> Iterator[Tx]:
-        """`with store.transaction() as tx:` — all or nothing; listeners run after commit."""
+        """`with store.transaction() as tx:` — all or nothing; listeners run after commit, and
+        the bus gets exactly this transaction's messages (none after a rollback)."""
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
             tx = Tx(self, self._conn)
@@ -157,6 +163,8 @@ class Store:
                 self._conn.execute("ROLLBACK")
                 raise
             self._conn.execute("COMMIT")
+            if tx.messages:  # under the lock: two threads' commits reach the bus in commit order
+                self.bus.publish(tx.messages)
         for listener in list(self._listeners):
             listener()
 
