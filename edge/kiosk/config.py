@@ -6,11 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from edge.config import opt
-
-
-def _check_staff_pins(pins: dict) -> str | None:
-    bad = [k for k, v in pins.items() if not str(v).startswith("pbkdf2_sha256$")]
-    return f"hashed PINs (python -m edge.locker.pins 1234), not plain text, for {bad}" if bad else None
+from edge.locker.pins import check_staff_pins  # the same rule as [locker] staff_pins
 
 
 @dataclass(frozen=True)
@@ -41,7 +37,7 @@ class KioskConfig:
                                                      help="the wall display says each call (espeak-ng's Vietnamese voice, on the device) or only chimes")
     display_voice_text: str = opt("Mời số {ticket} đến quầy {counter}", help="what the display says; {ticket} {counter}")
     display_highlight_s: float = opt(8.0, min=2, max=60, help="the newest call stays large and highlighted this long")
-    staff_pins: dict[str, str] = opt({}, check=_check_staff_pins,
+    staff_pins: dict[str, str] = opt({}, check=check_staff_pins,
                                      help="staff id -> PIN hash for the desk screens (python -m edge.locker.pins 1234)")
     require_staff_login: bool = opt(False, help="staff log in even on 127.0.0.1 (always on for any other host)")
     staff_session_s: float = opt(36000.0, min=60, max=86400, help="a staff login lasts this long (a working day)")

@@ -7,6 +7,7 @@ from typing import Literal
 
 from edge.config import opt
 from edge.locker.gpio import DEFAULT_RELAY_PINS, DEFAULT_SENSOR_PINS, check_pins
+from edge.locker.pins import check_staff_pins
 
 PULSE_HARD_CAP_MS = 1000
 # driver -> ((first board, last board), (first lock, last lock)), as numbered on the boards
@@ -47,11 +48,6 @@ def _check_compartments(comps: dict) -> str | None:
     return "; ".join(problems) or None
 
 
-def _check_staff(pins: dict) -> str | None:
-    bad = [k for k, v in pins.items() if not str(v).startswith("pbkdf2_sha256$")]
-    return f"hashed PINs (python -m edge.locker.pins), not plain text, for {bad}" if bad else None
-
-
 @dataclass(frozen=True)
 class LockerConfig:
     enabled: bool = opt(True)
@@ -72,7 +68,7 @@ class LockerConfig:
     pickup_deadline_days: int = opt(14, min=1, max=365)
     pin_attempts: int = opt(5, min=1, max=20, help="wrong PINs before a receipt is locked for PIN pickup")
     pin_valid_s: float = opt(300.0, min=10, max=3600, help="a verified PIN allows a pickup for this long")
-    staff_pins: dict[str, str] = opt({}, check=_check_staff, help="staff id -> PIN hash")
+    staff_pins: dict[str, str] = opt({}, check=check_staff_pins, help="staff id -> PIN hash")
     compartments: dict[str, CompartmentConfig] = opt({}, check=_check_compartments)
     gpio: GpioPins = opt(GpioPins())
     sim: SimConfig = opt(SimConfig())

@@ -30,6 +30,12 @@ def check_pin(pin: str, stored: str) -> bool:
     return hmac.compare_digest(got.hex(), digest)
 
 
+def check_staff_pins(pins: dict) -> str | None:
+    """The config check of a `staff_pins` table ([kiosk] and [locker]): every value a hash, never a plain PIN."""
+    bad = [k for k, v in pins.items() if not str(v).startswith("pbkdf2_sha256$")]
+    return f"hashed PINs (python -m edge.locker.pins 1234), not plain text, for {bad}" if bad else None
+
+
 if __name__ == "__main__":
     if len(sys.argv) != 2:
         print("usage: python -m edge.locker.pins PIN", file=sys.stderr)
