@@ -17,6 +17,7 @@ from edge.errors import CommandError, ConfigError, DeviceError
 from edge.pager import cards
 from edge.pager import config as pager_config
 from edge.pager import setup
+from edge.pager.commands import HANDLERS, SPEC
 from edge.pager.driver import PagerDriver, make_transmitter, open_transport
 from edge.pager.protocol import FrameError
 from edge.pager.queue import QueueEngine, QueueError
@@ -29,28 +30,11 @@ PAGE_WAIT_S = 30.0
 KEEPALIVE = 0  # "card" of a keep-alive in the page queue (card 0 is never a real page)
 KEEPALIVE_CHECK_S = 0.5
 
-COUNTER = {"counter": str}
-
 
 class PagerService(Service):
     name: ClassVar[str] = "pager"
     critical: ClassVar[bool] = True
-    commands: ClassVar[dict[str, dict[str, Any]]] = {
-        "issue": {"service": str, "priority": (str, None), "source": (str, "mqtt")},
-        "checkin": {"code": str},
-        "rejoin": {"ticket": str},
-        "return_card": {"card": int},
-        "book": {"code": str, "service": str, "slot": float},
-        "call_next": {"counter": str, "ticket": (str, None)},
-        "recall": COUNTER,
-        "no_show": COUNTER,
-        "transfer": {"counter": str, "to_service": (str, None), "to_counter": (str, None)},
-        "done": COUNTER,
-        "pause": {"counter": str, "paused": (bool, True)},
-        "rate": {"counter": str, "score": int},
-        "page": {"card": int},
-        "stats": {"day": (str, None)},
-    }
+    commands: ClassVar[dict[str, dict[str, Any]]] = SPEC  # edge/pager/commands.py
 
     def __init__(self, ctx):
         super().__init__(ctx)
@@ -248,33 +232,11 @@ class PagerService(Service):
         return await self.handle_command(name, check_command(self, name, args))
 
     async def handle_command(self, type: str, args: dict, cmd_id: str | None = None) -> dict:
-        """Dispatch a validated action (the MQTT dispatcher validates first; others call `action`)."""
-        if type == "issue":
-            return await self.issue(args["service"], args["priority"], args["source"])
-        if type == "checkin":
-            return await self.checkin(args["code"])
-        if type == "book":
-            return await self.book(args["code"], args["service"], args["slot"])
-        if type == "return_card":
-            return await self.return_card(args["card"])
-        if type == "rejoin":
-            return await self.rejoin(args["ticket"])
-        if type == "call_next":
-            result = await self.call_next(args["counter"], args["ticket"])
-            return result if result else {"ticket": None, "counter": args["counter"], "message": "queue empty"}
-        if type == "transfer":
-            return await self.transfer(args["counter"], args["to_service"], args["to_counter"])
-        if type == "pause":
-            return await self.pause(args["counter"], args["paused"])
-        if type == "rate":
-            return await self.rate(args["counter"], args["score"])
-        if type == "page":
-            return await self.page(args["card"])
-        if type == "stats":
-            return await asyncio.to_thread(self.engine.stats, args["day"])
-        if type in ("recall", "no_show", "done"):
-            return await getattr(self, type)(args["counter"])
-        raise CommandError(f"pager has no command {type!r}")
+        """Run a validated action (the MQTT dispatcher validates first; others call `action`)."""
+        handler = HANDLERS.get(type)
+        if handler is None:
+            raise CommandError(f"pager has no command {type!r}")
+        return await handler(self, args)
 
     # -- transmitter ------------------------------------------------------------------------
     def _start_sim(self) -> None:
