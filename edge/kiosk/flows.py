@@ -21,6 +21,7 @@ from typing import Any, Callable
 from edge.errors import EdgeError
 from edge.kiosk.config import KioskConfig
 from edge.kiosk.receipts import dossier_code
+from edge.locker.flows import LockerRefused  # the locker's refusals carry a reason
 from edge.peers import LockerPeer, VisionPeer
 from edge.store import Store
 
@@ -217,7 +218,7 @@ class PickupFlow:
             try:
                 found = await locker.lookup(code)
             except EdgeError as err:
-                if getattr(err, "reason", None) == "bad_input":  # the locker's own code rules
+                if isinstance(err, LockerRefused) and err.reason == "bad_input":  # the locker's own code rules
                     self._audit("code.rejected", reason=str(err)[:120])
                     return self._code_failure(s, "kiosk.code_bad")
                 log.warning("kiosk: locker lookup failed: %s", err)
@@ -465,9 +466,8 @@ class PickupFlow:
         except EdgeError as err:
             log.warning("kiosk: pickup refused: %s", err)
             self._audit("locker.refused", receipt=s.receipt, error=str(err))
-            reason = getattr(err, "reason", None)  # the locker's refusal (collected, expired, busy…)
-            if reason in ("collected", "expired"):
-                return self._end(reason, f"msg.{reason}")
+            if isinstance(err, LockerRefused) and err.reason in ("collected", "expired"):  # (or busy, …)
+                return self._end(err.reason, f"msg.{err.reason}")
             return self._end("out_of_service", "msg.out_of_service")
         s.compartment = (opened or {}).get("compartment")
         s.step, s.method, s.notice, s.guidance = "open", method, None, None

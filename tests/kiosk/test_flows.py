@@ -154,16 +154,13 @@ def test_kind_messages_and_nothing_opens(store, status, message):
 
 
 def test_a_locker_refusal_at_the_door_is_said_kindly_and_nothing_opens(store):
-    from edge.errors import CommandError
-
-    class Refused(CommandError):
-        reason = "collected"
+    from edge.locker.flows import LockerRefused
 
     async def go():
         flow, locker, _, _ = make(store, enrolled=())
 
         async def refuse(*args, **kwargs):  # collected at another kiosk between lookup and pickup
-            raise Refused("collected")
+            raise LockerRefused("collected")  # what the real locker raises
         locker.pickup = refuse
         v = await flow.start()
         await flow.submit_code(v["session"], CODE)

@@ -92,7 +92,7 @@ def dumps(value) -> str:
 
 
 def _json_default(value):
-    if hasattr(value, "__dataclass_fields__"):
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):  # a record from a peer (a ticket…)
         return dataclasses.asdict(value)
     return str(value)
 
