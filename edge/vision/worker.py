@@ -6,6 +6,9 @@ after every frame or idle tick, and {"type": "reply", "id", ...} answers. Proxy 
 {"id", "op": "capture"|"frames", ...}. The proxy restarts the worker when beats stop for
 `heartbeat_timeout_s` (or `startup_timeout_s` while models load). Embeddings stay on the device:
 they cross only this local pipe, never the network.
+
+Child side: `worker_main` loads the models and runs a `Worker` (its state as attributes, one
+method per request kind). Parent side: `WorkerProxy`.
 """
 
 from __future__ import annotations
@@ -91,6 +94,130 @@ def challenge_state(frames: list[dict], request: dict) -> str | None:
     return measure([f["landmarks"] for f in frames if f.get("landmarks") is not None], key).status
 
 
+class Worker:
+    """The worker process: one camera, the face models, and the loop that serves the proxy.
+
+    Between requests it watches the camera for the screen's live guidance; every pass of the
+    loop ends with a beat, so the proxy knows it is alive. One method per request kind:
+    `capture` and `frames` are answered with a reply, `preview` switches the small live
+    picture on for a while, `stop` ends the loop."""
+
+    def __init__(self, conn, settings: dict, pipeline: _Pipeline):
+        self.conn = conn
+        self.settings = settings
+        self.pipeline = pipeline
+        self.camera_spec = settings.get("camera", "none")
+        self.period = 1.0 / float(settings.get("fps", 5.0))
+        self.source = None  # the open frame source; None while closed, failing or not configured
+        self.camera_state = "none"  # reported in every beat: "ok", "down" or "none"
+        self.camera_error = ""
+        self.retry_at = 0.0  # when a failed camera may be opened again (monotonic) ...
+        self.retry_s = 1.0  # ... after a wait that doubles up to CAMERA_RETRY_MAX_S
+        self.guidance = "no_face"  # the reason key the screen shows (edge.vision.quality)
+        self.preview_until = 0.0  # the kiosk's live picture: only while it asks for one
+        self.preview = None
+
+    # -- the loop -------------------------------------------------------------------------------
+    def serve(self) -> None:
+        self.open_camera()
+        self.beat()
+        while True:
+            started = time.monotonic()
+            if self.conn.poll(self.period if self.source is not None else IDLE_TICK_S):
+                try:
+                    request = self.conn.recv()
+                except EOFError:
+                    return  # the proxy went away
+                op = request.get("op")
+                if op == "stop":
+                    return
+                if op == "preview":  # no reply: the picture rides on the next beats
+                    self.show_preview()
+                    continue
+                self.conn.send({"type": "reply", "id": request.get("id"), **self.answer(request)})
+            elif self.source is not None or self.camera_spec != "none":
+                self.watch()
+            self.beat()
+            time.sleep(max(0.0, self.period - (time.monotonic() - started)) if self.source is not None else 0)
+
+    def answer(self, request: dict) -> dict:
+        if request.get("op") == "capture":
+            return self.capture(request)
+        if request.get("op") == "frames":
+            return self.analyse_frames(request)
+        return {"error": f"unknown op {request.get('op')!r}"}
+
+    def beat(self) -> None:
+        self.conn.send({"type": "beat", "ts": time.time(), "guidance": self.guidance, "camera": self.camera_state,
+                        "error": self.camera_error, "pid": os.getpid(),
+                        "preview": self.preview if time.monotonic() < self.preview_until else None})
+
+    # -- the requests ---------------------------------------------------------------------------
+    def capture(self, request: dict) -> dict:
+        """Frames until `n` are usable and the challenge (if any) is passed, or the time is up.
+        While the challenge is pending and a face is in view, the live guidance is 'challenge'
+        (the screen shows the prompt), not 'pose' for the turned head."""
+        wanted, deadline = int(request.get("n", 3)), time.monotonic() + float(request.get("timeout_s", 2.0))
+        frames: list[dict] = []
+        state = challenge_state(frames, request)
+        while time.monotonic() < deadline and (usable_count(frames, request) < wanted or state not in (None, "pass")):
+            frame = self.grab()
+            if frame is None:
+                self.beat()
+                time.sleep(min(self.period, 0.2))
+                continue
+            result = self.pipeline.analyse(frame, embed=True)
+            frames.append(result)
+            state = challenge_state(frames, request)
+            pending = state not in (None, "pass") and result["reason"] in ("ok", "pose")
+            self.guidance = "challenge" if pending else result["reason"]
+            self.beat()
+        return {"frames": frames, "camera": self.camera_state, "error": self.camera_error}
+
+    def analyse_frames(self, request: dict) -> dict:
+        """The caller's own frames (enrolment, the CLI, recorded tests), analysed one by one."""
+        return {"frames": [self.pipeline.analyse(f, embed=True) for f in request["frames"]]}
+
+    def show_preview(self) -> None:
+        self.preview_until = time.monotonic() + PREVIEW_S
+
+    # -- the camera -----------------------------------------------------------------------------
+    def watch(self) -> None:
+        """Between requests: one frame for the screen's live guidance (no embedding needed)."""
+        frame = self.grab()
+        if frame is not None:
+            self.guidance = self.pipeline.analyse(frame, embed=False)["reason"]
+
+    def open_camera(self) -> None:
+        from edge.hw.camera import open_source
+
+        try:
+            self.source = open_source(self.camera_spec, width=self.settings.get("width", 640),
+                                      height=self.settings.get("height", 480))
+            self.camera_state, self.camera_error, self.retry_s = ("ok" if self.source else "none"), "", 1.0
+        except DeviceError as err:
+            self.source, self.camera_state, self.camera_error = None, "down", str(err)
+            self.retry_at, self.retry_s = time.monotonic() + self.retry_s, min(CAMERA_RETRY_MAX_S, self.retry_s * 2)
+
+    def grab(self) -> np.ndarray | None:
+        """The next camera frame, or None (no camera, or it failed: reopened later with a backoff)."""
+        if self.source is None and self.camera_spec != "none" and time.monotonic() >= self.retry_at:
+            self.open_camera()
+        if self.source is None:
+            return None
+        try:
+            frame = self.source.read()
+            self.camera_state, self.camera_error = "ok", ""
+            if time.monotonic() < self.preview_until:
+                self.preview = _jpeg(frame)
+            return frame
+        except DeviceError as err:
+            self.camera_state, self.camera_error = "down", str(err)
+            self.source.close()
+            self.source = None
+            return None
+
+
 def worker_main(conn, settings: dict) -> None:
     """Entry point of the worker process."""
     logging.basicConfig(level=settings.get("log_level", "WARNING"))
@@ -99,95 +226,7 @@ def worker_main(conn, settings: dict) -> None:
     except Exception as err:  # missing or corrupt model: tell the proxy why, then exit
         conn.send({"type": "fatal", "error": f"{type(err).__name__}: {err}"})
         return
-    source, camera_state, camera_error, retry_at, retry_s = None, "none", "", 0.0, 1.0
-    period = 1.0 / float(settings.get("fps", 5.0))
-    guidance = "no_face"
-    preview_until, preview = 0.0, None  # the kiosk's live picture: only while it asks for one
-
-    def beat() -> None:
-        conn.send({"type": "beat", "ts": time.time(), "guidance": guidance, "camera": camera_state,
-                   "error": camera_error, "pid": os.getpid(),
-                   "preview": preview if time.monotonic() < preview_until else None})
-
-    def open_camera() -> None:
-        nonlocal source, camera_state, camera_error, retry_at, retry_s
-        from edge.hw.camera import open_source
-
-        try:
-            source = open_source(settings.get("camera", "none"), width=settings.get("width", 640),
-                                 height=settings.get("height", 480))
-            camera_state, camera_error, retry_s = ("ok" if source else "none"), "", 1.0
-        except DeviceError as err:
-            source, camera_state, camera_error = None, "down", str(err)
-            retry_at, retry_s = time.monotonic() + retry_s, min(CAMERA_RETRY_MAX_S, retry_s * 2)
-
-    def grab() -> np.ndarray | None:
-        nonlocal source, camera_state, camera_error, preview
-        if source is None and settings.get("camera", "none") != "none" and time.monotonic() >= retry_at:
-            open_camera()
-        if source is None:
-            return None
-        try:
-            frame = source.read()
-            camera_state, camera_error = "ok", ""
-            if time.monotonic() < preview_until:
-                preview = _jpeg(frame)
-            return frame
-        except DeviceError as err:
-            camera_state, camera_error = "down", str(err)
-            source.close()
-            source = None
-            return None
-
-    def capture(request: dict) -> dict:
-        """Frames until `n` are usable and the challenge (if any) is passed, or the time is up.
-        While the challenge is pending and a face is in view, the live guidance is 'challenge'
-        (the screen shows the prompt), not 'pose' for the turned head."""
-        nonlocal guidance
-        wanted, deadline = int(request.get("n", 3)), time.monotonic() + float(request.get("timeout_s", 2.0))
-        frames: list[dict] = []
-        state = challenge_state(frames, request)
-        while time.monotonic() < deadline and (usable_count(frames, request) < wanted or state not in (None, "pass")):
-            frame = grab()
-            if frame is None:
-                beat()
-                time.sleep(min(period, 0.2))
-                continue
-            result = pipeline.analyse(frame, embed=True)
-            frames.append(result)
-            state = challenge_state(frames, request)
-            pending = state not in (None, "pass") and result["reason"] in ("ok", "pose")
-            guidance = "challenge" if pending else result["reason"]
-            beat()
-        return {"frames": frames, "camera": camera_state, "error": camera_error}
-
-    open_camera()
-    beat()
-    while True:
-        started = time.monotonic()
-        if conn.poll(period if source is not None else IDLE_TICK_S):
-            try:
-                request = conn.recv()
-            except EOFError:
-                return  # the proxy went away
-            if request.get("op") == "stop":
-                return
-            if request.get("op") == "preview":  # no reply: the picture rides on the next beats
-                preview_until = time.monotonic() + PREVIEW_S
-                continue
-            if request.get("op") == "capture":
-                reply = capture(request)
-            elif request.get("op") == "frames":
-                reply = {"frames": [pipeline.analyse(f, embed=True) for f in request["frames"]]}
-            else:
-                reply = {"error": f"unknown op {request.get('op')!r}"}
-            conn.send({"type": "reply", "id": request.get("id"), **reply})
-        elif source is not None or settings.get("camera", "none") != "none":
-            frame = grab()
-            if frame is not None:  # live guidance for the screen; no embedding needed
-                guidance = pipeline.analyse(frame, embed=False)["reason"]
-        beat()
-        time.sleep(max(0.0, period - (time.monotonic() - started)) if source is not None else 0)
+    Worker(conn, settings, pipeline).serve()
 
 
 def _jpeg(frame_rgb: np.ndarray) -> bytes | None:
