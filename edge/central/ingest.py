@@ -78,6 +78,9 @@ class _Inbound:
     payload: bytes
 
 
+_WAKE = None          # put on the writer's queue by stop(): no message, just "look at the stop flag"
+
+
 class Consumer:
     """Start with `.start()`, stop with `.stop()`; `.stats()` for health and the dashboard."""
 
@@ -160,6 +163,7 @@ class Consumer:
 
     def stop(self) -> None:
         self._stop.set()
+        self._queue.put(_WAKE)          # the writer may be waiting for a message: stop it now
         if self._thread:
             self._thread.join(timeout=10)
         self._client.disconnect()
@@ -192,6 +196,8 @@ class Consumer:
             first = self._queue.get(timeout=0.2)
         except queue.Empty:
             return []
+        if first is _WAKE:
+            return []
         batch = [first]
         deadline = time.monotonic() + self.config.batch_ms / 1000.0
         while len(batch) < self.config.batch_max:
@@ -199,9 +205,12 @@ class Consumer:
             if remaining <= 0:
                 break
             try:
-                batch.append(self._queue.get(timeout=remaining))
+                item = self._queue.get(timeout=remaining)
             except queue.Empty:
                 break
+            if item is _WAKE:
+                break
+            batch.append(item)
         return batch
 
     def _process_safely(self, batch: list[_Inbound]) -> None:

@@ -45,6 +45,16 @@ def wait_until(predicate, timeout: float = DEADLINE_S, what: str = "condition", 
     raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
 
 
+def stop_network(client: mqtt.Client, *, disconnect: bool = True) -> None:
+    """Stop a paho client's network thread at once. `loop_stop()` alone only raises a flag that
+    the thread reads when its select() times out, a second later; a DISCONNECT queued first wakes
+    it, and it ends as soon as that is sent. Without `disconnect` (a crash, a power cut) there is
+    no packet to send, so it is the one-second wait."""
+    if disconnect:
+        client.disconnect()
+    client.loop_stop()
+
+
 @pytest.fixture
 def pg():
     cluster = PgCluster().start()
@@ -131,8 +141,8 @@ class SimDevice:
         with self._lock:
             self.acked += 1
 
-    def publish_status(self, state: str) -> None:
-        self.client.publish(self.topic("status"), self._status(state), qos=1, retain=True)
+    def publish_status(self, state: str) -> mqtt.MQTTMessageInfo:
+        return self.client.publish(self.topic("status"), self._status(state), qos=1, retain=True)
 
     def event(self, service: str, type: str, **fields) -> dict:
         self.seq += 1
@@ -155,11 +165,12 @@ class SimDevice:
             sock.close()
 
     def close(self, *, graceful: bool = True) -> None:
+        """Graceful: 'offline' then DISCONNECT (no will); else just stop the network thread."""
         if graceful:
-            self.publish_status("offline")
-            time.sleep(0.1)
-            self.client.disconnect()
-        self.client.loop_stop()
+            sent = self.publish_status("offline")
+            if sent.rc == mqtt.MQTT_ERR_SUCCESS:     # connected: the broker has it before we leave
+                sent.wait_for_publish(5)
+        stop_network(self.client, disconnect=graceful)
 
 
 @pytest.fixture
@@ -173,8 +184,7 @@ def devices(broker):
 
     yield make
     for d in made:
-        d.close(graceful=False)
-        d.client.disconnect()
+        stop_network(d.client)
 
 
 class CentralProcess:
