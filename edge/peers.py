@@ -25,6 +25,8 @@ class Peer(Protocol):
 
     def health(self) -> str: ...
 
+    def snapshot(self) -> dict: ...  # the retained state; "alarms", when listed, is a list of dicts
+
 
 class LockerPeer(Peer, Protocol):
     """The locker as the kiosk's pickup flow and loading screen use it."""
@@ -44,8 +46,6 @@ class LockerPeer(Peer, Protocol):
     async def mark_face_enrolled(self, receipt_code: str, enrolled: bool = True) -> None: ...
 
     def view(self) -> dict: ...  # {"compartments": {n: {...}}, "free": int, "alarms": int, ...}
-
-    def snapshot(self) -> dict: ...  # the retained state; "alarms" is a list of dicts
 
 
 class VisionForLocker(Protocol):

@@ -233,6 +233,9 @@ class FakeVision:
         self.told.append(("delete", dossier, reason))
         return True
 
+    def snapshot(self) -> dict:
+        return {}  # no alarms
+
     def health(self) -> str:
         return "ok"
 
@@ -258,6 +261,9 @@ class FakeQr:
 
     def catalog_lookup(self, code: str) -> dict | None:
         return self.catalog.get(code)
+
+    def snapshot(self) -> dict:
+        return {"camera": "none", "scans": 0}  # the shape of QrService.snapshot(): no camera here
 
     def health(self) -> str:
         return "ok"
@@ -305,6 +311,9 @@ class FakePager:
 
     def counters(self) -> list[str]:
         return list(self.view()["counters"])
+
+    def snapshot(self) -> dict:
+        return {}  # no alarms
 
     def health(self) -> str:
         return "ok"

@@ -23,5 +23,12 @@ class GetResultButton:
         self.presses += 1
         self._loop.call_soon_threadsafe(self._on_press)
 
+    def mock_pin(self):
+        """The button's simulated pin under gpiozero's MockFactory (`edge demo`, tests), which can be
+        driven low to press it; None on real GPIO."""
+        from gpiozero.pins.mock import MockPin
+
+        return self.button.pin if isinstance(self.button.pin, MockPin) else None
+
     def close(self) -> None:
         self.button.close()

@@ -168,14 +168,14 @@ class KioskService(Service):
         print("kiosk: screens on this device (open them in a browser):\n" + "\n".join(lines), flush=True)
         locker = self.ctx.locker()
         if locker is not None:
-            qr_demo = getattr(getattr(self.ctx.peer("qr"), "config", None), "camera", None) == "sim"
+            qr = self.ctx.qr()
+            qr_demo = qr is not None and qr.snapshot().get("camera") == "sim"  # the demo camera shows a receipt
             results = RESULTS + ((scanned_receipt_result(self.ctx.site),) if qr_demo else ())
             loaded = await load_demo_results(locker, self.ctx.peer("vision"), results=results)
             print("kiosk: results waiting in the locker, to collect at " + f"{self.url}/kiosk:\n"
                   + "\n".join(loaded), flush=True)
-        pin = getattr(self.button, "button", None)
-        pin = getattr(pin, "pin", None)
-        if pin is None or not hasattr(pin, "drive_low"):
+        pin = self.button.mock_pin() if self.button is not None else None
+        if pin is None:  # no button, or a real one: nobody to press it
             return
         await asyncio.sleep(3.0)
         pin.drive_low()  # pressed (pull-up button): gpiozero calls back on its thread
@@ -201,7 +201,7 @@ class KioskService(Service):
         alarms, reasons = [], {}
         for name, peer in sorted(self.ctx.peers.items()):
             try:  # the retained snapshot lists alarms (a view may only count them)
-                snap = peer.snapshot() if peer is not self and hasattr(peer, "snapshot") else {}
+                snap = peer.snapshot() if peer is not self else {}
             except EdgeError:
                 snap = {}
             if name in services:  # why it is not "ok", in words (edge.kiosk.status_reasons)
