@@ -9,26 +9,19 @@ cheap transmitters have no over-the-air acknowledgement and must not be talked o
 from __future__ import annotations
 
 import asyncio
-import os
-import random
 from typing import Any, ClassVar
 
-from edge.errors import CommandError, ConfigError, DeviceError
+from edge.errors import CommandError
 from edge.pager import cards
 from edge.pager import config as pager_config
-from edge.pager import setup
 from edge.pager.commands import HANDLERS, SPEC
-from edge.pager.driver import PagerDriver, make_transmitter, open_transport
-from edge.pager.protocol import FrameError
+from edge.pager.link import TransmitterLink
 from edge.pager.queue import QueueEngine, QueueError
 from edge.service import Service, check_command
 
 TICK_S = 15.0
 REPAGE_CHECK_S = 1.0
-RECONNECT_FIRST_S = 0.1
 PAGE_WAIT_S = 30.0
-KEEPALIVE = 0  # "card" of a keep-alive in the page queue (card 0 is never a real page)
-KEEPALIVE_CHECK_S = 0.5
 
 
 class PagerService(Service):
@@ -40,33 +33,19 @@ class PagerService(Service):
         super().__init__(ctx)
         self.config: pager_config.PagerConfig = ctx.config
         self.engine: QueueEngine | None = None
-        self.sim = None
-        self.driver: PagerDriver | None = None
-        self.online = False
-        self.last_error = ""
+        self.link = TransmitterLink(self.config, data_dir=ctx.data_dir, clock=ctx.clock, sleep=asyncio.sleep,
+                                    still_called=self._still_called, on_offline=self._alarm_offline,
+                                    on_online=self._alarm_online)
         self.panels: list = []
-        self._pages: asyncio.Queue | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._card_ticket: dict[int, str] = {}  # for log lines: which ticket a card was paged for
         self._last_page: dict[tuple[str, str], float] = {}  # (counter, ticket) -> last page, for repage_s
-        self.open_pi = None  # pigpio connector for `port = "pigpio:N"`; tests inject a fake
-        self._connected: asyncio.Event | None = None
-        self._lost: asyncio.Event | None = None
-        self._keepalive_queued = False
-        self.keepalives_sent = 0
 
     # -- lifecycle --------------------------------------------------------------------------
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self._pages = asyncio.Queue()
-        self._connected, self._lost = asyncio.Event(), asyncio.Event()
         self.engine = QueueEngine(self.ctx.store, self.config, clock=self.ctx.clock,
-                                  extra_state=lambda: {"transmitter": self._transmitter_state()})
-        if self.config.port == "sim":
-            self._start_sim()
-        if self._connect():
-            self._connected.set()
-        else:
+                                  extra_state=lambda: {"transmitter": self.link.state()})
+        if not self.link.open():
             self._alarm_offline()
         self._start_panels()
         self.engine.tick()
@@ -74,11 +53,7 @@ class PagerService(Service):
         self.publish_state()
 
     async def run(self) -> None:
-        worker = asyncio.create_task(self._transmit_worker(), name="pager-transmit")
-        reconnector = asyncio.create_task(self._reconnect_loop(), name="pager-reconnect")
-        helpers = [worker, reconnector]
-        if self.config.keepalive_s:
-            helpers.append(asyncio.create_task(self._keepalive_loop(), name="pager-keepalive"))
+        helpers = self.link.tasks()
         last_tick = self.ctx.clock()
         try:
             while True:
@@ -87,7 +62,7 @@ class PagerService(Service):
                 if self.ctx.clock() - last_tick >= TICK_S or not self.config.repage_s:
                     last_tick = self.ctx.clock()
                     await asyncio.to_thread(self.engine.tick)
-                    self._check_port()
+                    self.link.check_port()
                 for task in helpers:
                     if task.done():
                         task.result()  # a crashed helper is a crashed service: the supervisor restarts us
@@ -99,19 +74,14 @@ class PagerService(Service):
         for panel in self.panels:
             panel.close()
         self.panels = []
-        if self.driver:
-            self.driver.close()
-            self.driver = None
-        if self.sim:
-            self.sim.stop()
-            self.sim = None
+        self.link.close()
 
     def health(self) -> str:
         return "ok" if self.online else "degraded"
 
     def snapshot(self) -> dict:
         view = self.engine.view() if self.engine else {}
-        return {**view, "transmitter": self._transmitter_state()}
+        return {**view, "transmitter": self.link.state()}
 
     def publish_state(self, tx=None) -> None:
         if tx is not None:
@@ -119,9 +89,6 @@ class PagerService(Service):
             return
         with self.ctx.store.transaction() as own:
             self.engine.publish(own)
-
-    def _transmitter_state(self) -> dict:
-        return {"driver": self.config.driver, "online": self.online}
 
     # -- the async peer API -----------------------------------------------------------------
     async def issue(self, service: str, priority: str | None = None, source: str = "desk") -> dict:
@@ -139,14 +106,14 @@ class PagerService(Service):
     async def call_next(self, counter: str, ticket: str | None = None) -> dict | None:
         result = await asyncio.to_thread(self.engine.call_next, counter, ticket)
         if result:
-            self._queue_page(result["card"], result["ticket"])
+            self.link.queue_page(result["card"], result["ticket"])
         self._update_leds()
         return result
 
     async def recall(self, counter: str) -> dict:
         result = await asyncio.to_thread(self.engine.recall, counter)
         self._last_page[(counter, result["ticket"])] = self.ctx.clock()
-        self._queue_page(result["card"], result["ticket"])
+        self.link.queue_page(result["card"], result["ticket"])
         return result
 
     async def _repage_due(self) -> None:
@@ -200,11 +167,11 @@ class PagerService(Service):
         """A technician's test page to one card; waits until the transmitter took it."""
         if isinstance(card, bool) or not isinstance(card, int) or not 1 <= card <= self.config.cards:
             raise QueueError(f"card must be 1..{self.config.cards}, found {card!r}")
-        done = self._queue_page(card, None)
+        done = self.link.queue_page(card, None)
         try:
             attempts = await asyncio.wait_for(asyncio.shield(done), PAGE_WAIT_S)
         except asyncio.TimeoutError as err:
-            raise CommandError(f"transmitter offline: page to card {card} still queued ({self.last_error})") from err
+            raise CommandError(f"transmitter offline: page to card {card} still queued ({self.link.last_error})") from err
         return {"card": card, "attempts": attempts}
 
     def view(self) -> dict:
@@ -212,7 +179,7 @@ class PagerService(Service):
         view = self.engine.view()
         # cards_low: the same rule as central's alarm (edge.pager.cards), so reception warns at the same point
         return {**view, "cards_low": cards.is_low(view["cards_free"], view["cards_out"]),
-                "transmitter": self._transmitter_state()}
+                "transmitter": self.link.state()}
 
     def stats(self, day: str | None = None) -> dict:
         return self.engine.stats(day)
@@ -238,170 +205,31 @@ class PagerService(Service):
             raise CommandError(f"pager has no command {type!r}")
         return await handler(self, args)
 
-    # -- transmitter ------------------------------------------------------------------------
-    def _start_sim(self) -> None:
-        from edge.pager.sim import TransmitterSim
+    # -- transmitter (edge/pager/link.py) ---------------------------------------------------
+    @property
+    def sim(self):
+        """The built-in transmitter simulator (`port = "sim"`), else None."""
+        return self.link.sim
 
-        settings = setup.sim_settings(setup.settings_from_config(self.config))
-        self.sim = TransmitterSim(self.config.driver, link_dir=self.ctx.data_dir, ook_protocol=self.config.ook_protocol,
-                                  on_page=self._on_sim_page, **settings)
-        self.sim.start()
-        self.log.info("pager: transmitter simulator (%s) on %s", self.config.driver, self.sim.path)
+    @property
+    def online(self) -> bool:
+        return self.link.online
 
-    def _on_sim_page(self, card: int) -> None:
-        self.log.info("pager: card %d vibrated for %s", card, self._card_ticket.get(card, "?"))
-
-    def _port(self) -> str:
-        return self.sim.path if self.sim else self.config.port
-
-    def _connect(self) -> bool:
-        """Open the port and build the driver; True when the transmitter is usable."""
-        cfg = self.config
-        if cfg.port.startswith("pigpio:"):
-            return self._connect_pigpio()
-        try:
-            codec = make_transmitter(cfg.driver, **setup.settings_from_config(cfg))
-        except FrameError as err:
-            raise ConfigError(f"pager: transmitter settings refused: {err}") from err
-        try:
-            transport = open_transport(self._port(), baud=cfg.baud or codec.baud, rtscts=cfg.cts_flow,
-                                       timeout_s=cfg.ack_timeout_s)
-        except DeviceError as err:
-            self.last_error = str(err)
-            return False
-        self.driver = PagerDriver(transport, codec, retries=cfg.retries, ack_timeout_s=cfg.ack_timeout_s,
-                                  cts_flow=cfg.cts_flow)
-        self.online = True
-        return True
-
-    def _connect_pigpio(self) -> bool:
-        from edge.pager import ook_pigpio
-
-        try:
-            gpio = ook_pigpio.parse_port(self.config.port)
-            pi, pulse = (self.open_pi or ook_pigpio.open_pi)()
-        except DeviceError as err:
-            self.last_error = str(err)
-            return False
-        self.driver = ook_pigpio.PigpioOokTransmitter(pi, gpio, protocol=self.config.ook_protocol,
-                                                      system=self.config.system_id, pulse=pulse)
-        self.online = True
-        return True
-
-    def _queue_page(self, card: int, ticket: str | None) -> asyncio.Future:
-        """Queue a page; `ticket` None is a technician's test page (always sent)."""
-        done = self._loop.create_future()
-        self._card_ticket[card] = ticket or "test page"
-        self._pages.put_nowait((card, ticket, done))
-        return done
-
-    async def _keepalive_loop(self) -> None:
-        """LRS anti-theft: a keep-alive every keepalive_s while online, through the page queue so it
-        never interleaves with a page; at most one waits in the queue (a backlog of keep-alives is useless)."""
-        last = self.ctx.clock()
-        while True:
-            await asyncio.sleep(KEEPALIVE_CHECK_S)
-            if self.ctx.clock() - last < self.config.keepalive_s:
-                continue
-            last = self.ctx.clock()
-            if self._connected.is_set() and not self._keepalive_queued:
-                self._keepalive_queued = True
-                self._pages.put_nowait((KEEPALIVE, None, self._loop.create_future()))
-
-    async def _send_keepalive(self) -> None:
-        self._keepalive_queued = False
-        driver = self.driver
-        if driver is None or not self._connected.is_set():
-            return  # offline: the next one goes out after the reconnect
-        try:
-            await asyncio.to_thread(driver.keepalive)
-            self.keepalives_sent += 1
-        except FrameError as err:  # the config check makes this unreachable; never crash the worker on it
-            self.log.warning("pager: keep-alive refused: %s", err)
-        except DeviceError as err:
-            self._go_offline(str(err))
-
-    async def _transmit_worker(self) -> None:
-        while True:
-            card, ticket, done = await self._pages.get()
-            if card == KEEPALIVE:
-                await self._send_keepalive()
-                continue
-            attempts = await self._transmit(card, ticket)
-            if not done.done():
-                if isinstance(attempts, Exception):
-                    done.set_exception(attempts)
-                else:
-                    done.set_result(attempts)
-
-    async def _reconnect_loop(self) -> None:
-        """Reopen a lost transmitter with a doubling, jittered, capped backoff (pages or not)."""
-        delay = RECONNECT_FIRST_S
-        while True:
-            if self.driver is not None:
-                await self._lost.wait()
-                self._lost.clear()
-                delay = RECONNECT_FIRST_S
-                continue
-            if await asyncio.to_thread(self._connect):
-                self._alarm_online()
-                self._connected.set()
-                continue
-            await asyncio.sleep(delay * random.uniform(0.8, 1.2))
-            delay = min(delay * 2, self.config.reconnect_max_s)
-
-    async def _transmit(self, card: int, ticket: str | None) -> int | Exception:
-        """Send one page, waiting through an outage (the call stays queued until the box returns)."""
-        while True:
-            await self._connected.wait()
-            driver = self.driver
-            try:
-                result = await asyncio.to_thread(self._page_if_still_called, driver, card, ticket)
-                if result is None:
-                    self.log.info("pager: page to card %d dropped: %s is no longer called", card, ticket)
-                    return 0
-                return result.attempts
-            except FrameError as err:
-                self.log.warning("pager: page to card %d for %s refused: %s", card, ticket, err)
-                return QueueError(f"page to card {card} refused: {err}")
-            except DeviceError as err:
-                self._go_offline(str(err))
-
-    def _page_if_still_called(self, driver: PagerDriver, card: int, ticket: str | None):
-        """In the transmit thread: check, then page (one hop off the loop, not two: the tail latency
-        of a press on a busy Pi is mostly thread hand-offs)."""
-        if ticket is not None and not self.engine.still_called(ticket, card):
-            return None
-        return driver.page(card)
-
-    def _go_offline(self, error: str) -> None:
-        self.last_error = error
-        self._connected.clear()
-        if self.driver:
-            self.driver.close()
-            self.driver = None
-        self._lost.set()
-        if self.online:
-            self.online = False
-            self._alarm_offline()
-
-    def _check_port(self) -> None:
-        # A USB transmitter that was unplugged vanishes from /dev: notice it before the next page.
-        port = self._port()
-        if self.online and port.startswith("/") and not os.path.exists(port):
-            self._go_offline(f"{port} disappeared")
+    def _still_called(self, ticket: str, card: int) -> bool:
+        return self.engine.still_called(ticket, card)
 
     def _alarm_offline(self) -> None:
-        self.log.warning("pager: transmitter %s on %s offline: %s", self.config.driver, self._port(), self.last_error)
+        self.log.warning("pager: transmitter %s on %s offline: %s", self.config.driver, self.link.port,
+                         self.link.last_error)
         with self.ctx.store.transaction() as tx:
-            tx.emit(self.name, "transmitter_offline", alarm=True, driver=self.config.driver, port=self._port(),
-                    error=self.last_error)
+            tx.emit(self.name, "transmitter_offline", alarm=True, driver=self.config.driver, port=self.link.port,
+                    error=self.link.last_error)
             self.publish_state(tx)
 
     def _alarm_online(self) -> None:
-        self.log.info("pager: transmitter %s on %s back online", self.config.driver, self._port())
+        self.log.info("pager: transmitter %s on %s back online", self.config.driver, self.link.port)
         with self.ctx.store.transaction() as tx:
-            tx.emit(self.name, "transmitter_online", driver=self.config.driver, port=self._port())
+            tx.emit(self.name, "transmitter_online", driver=self.config.driver, port=self.link.port)
             self.publish_state(tx)
 
     # -- counter panels ---------------------------------------------------------------------

@@ -90,7 +90,7 @@ def test_service_pages_through_pigpio(tmp_path):
                          counters={"1": CounterDef(services=["a"])})
     service = PagerService(ServiceContext(name="pager", site="s", device="d", store=store, config=config,
                                           data_dir=tmp_path))
-    service.open_pi = lambda: (pi, Pulse)
+    service.link.open_pi = lambda: (pi, Pulse)
 
     async def scenario():
         await service.start()

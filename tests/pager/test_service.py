@@ -294,15 +294,15 @@ def test_book_then_checkin_and_resume(tmp_path):
 
 
 def test_transmitter_plugged_in_later_comes_online_without_a_page(tmp_path, monkeypatch):
-    from edge.pager import service as service_module
+    from edge.pager import link as link_module
 
-    monkeypatch.setattr(service_module, "RECONNECT_FIRST_S", 0.02)
+    monkeypatch.setattr(link_module, "RECONNECT_FIRST_S", 0.02)
     service, store, _ = make_service(tmp_path, reconnect_max_s=0.1)
 
     async def scenario():
         await service.start()
         service.sim.unplug()
-        service._go_offline("unplugged for the test")
+        service.link.go_offline("unplugged for the test")
         task = asyncio.create_task(service.run())
         try:
             await asyncio.sleep(0.3)
@@ -398,7 +398,7 @@ def test_lrs_keepalive_goes_out_between_pages(tmp_path):
             now[0] += 15
             await until(lambda: len(service.sim.keepalives) == 2)
             # Every frame was a whole PAGE or the exact keep-alive to system 3's capcode (1000000).
-            assert service.sim.rejected == [] and service.keepalives_sent == 2
+            assert service.sim.rejected == [] and service.link.keepalives_sent == 2
         finally:
             await finish(service, task)
 
