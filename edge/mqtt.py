@@ -235,8 +235,10 @@ class Reporter:
     """Owns the paho client: birth/will, draining the outbox in order, receiving commands."""
 
     def __init__(self, broker: BrokerConfig, store: Store, *, site: str, device: str, version: str,
-                 on_command: Callable[[str, bytes], None] | None = None, clock: Callable[[], float] = time.time):
+                 on_command: Callable[[str, bytes], None] | None = None, clock: Callable[[], float] = time.time,
+                 reconnect_s: tuple[float, float] = (RECONNECT_MIN_S, RECONNECT_MAX_S)):
         self.broker, self.store, self.clock = broker, store, clock
+        self.reconnect_min_s, self.reconnect_max_s = reconnect_s  # paho's first and longest wait to reconnect
         self.site, self.device, self.version = site, device, version
         self.prefix = topic_prefix(site, device)
         self.on_command = on_command
@@ -259,7 +261,7 @@ class Reporter:
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"edge-{self.site}-{self.device}",
                              protocol=mqtt.MQTTv5)
         client.max_inflight_messages_set(MAX_INFLIGHT)
-        client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
+        client.reconnect_delay_set(self.reconnect_min_s, self.reconnect_max_s)
         if self.broker.username:
             client.username_pw_set(self.broker.username, _read_secret(self.broker.password_file))
         if self.address.tls:
@@ -328,7 +330,8 @@ class Reporter:
             log.warning("disconnected from %s: %s (will reconnect)", self.broker.url, reason_code)
         self.connected.clear()
         # paho's backoff doubles without jitter: spread a fleet's reconnects after a broker restart.
-        client.reconnect_delay_set(RECONNECT_MIN_S * random.uniform(0.5, 1.5), RECONNECT_MAX_S * random.uniform(0.8, 1.2))
+        client.reconnect_delay_set(self.reconnect_min_s * random.uniform(0.5, 1.5),
+                                   self.reconnect_max_s * random.uniform(0.8, 1.2))
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         with self._lock:

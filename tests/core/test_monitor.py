@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
+import threading
 
 from edge.config import BrokerConfig
 from edge.mqtt import Reporter
@@ -14,20 +14,30 @@ from edge.testing import wait_until
 
 def test_monitor_prints_status_and_events_of_the_site(mosquitto, store):
     monitor = subprocess.Popen([sys.executable, "-m", "edge", "monitor", "--broker", mosquitto.url,
-                                "--site", "hn", "--seconds", "8", "--json"], stdout=subprocess.PIPE, text=True)
+                                "--site", "hn", "--seconds", "60", "--json"], stdout=subprocess.PIPE, text=True)
+    lines: list[dict] = []
+
+    def read_lines():  # on a thread, so the test waits for a line with a deadline, not for the exit
+        for line in monitor.stdout:
+            lines.append(json.loads(line))
+
+    reader = threading.Thread(target=read_lines, daemon=True)
+    reader.start()
     reporter = Reporter(BrokerConfig(url=mosquitto.url), store, site="hn", device="desk-01", version="t")
     try:
-        time.sleep(1.5)  # let the monitor subscribe
         reporter.start()
         wait_until(reporter.connected.is_set, what="reporter connected")
+        # The status is retained: the monitor prints it once it has subscribed, whenever that is.
+        wait_until(lambda: any(line["topic"].endswith("/status") for line in lines), 30, "the monitor subscribed")
         with store.transaction() as tx:
             tx.emit("pager", "ticket_called", ticket="A012", card=7, counter="2")
         wait_until(lambda: store.pending_count() == 0, what="event published")
-        out, _ = monitor.communicate(timeout=30)
+        wait_until(lambda: any(line["topic"].endswith("/pager/event") for line in lines), what="the event printed")
     finally:
         reporter.stop()
         monitor.kill()
-    lines = [json.loads(line) for line in out.splitlines()]
+        monitor.wait()
+        reader.join(5)
     topics = [line["topic"] for line in lines]
     assert "motcua/v1/hn/desk-01/status" in topics
     called = [line["payload"] for line in lines if line["topic"].endswith("/pager/event")]

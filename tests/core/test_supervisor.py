@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import signal
 import subprocess
 import sys
 
@@ -124,8 +125,15 @@ def test_a_wedged_critical_service_stops_the_watchdog(tmp_path, mosquitto):
 
 def test_edge_demo_publishes_status_online_then_offline(mosquitto):
     with MqttRecorder(mosquitto.url) as rec:
-        result = subprocess.run([sys.executable, "-m", "edge", "demo", "--seconds", "4", "--broker", mosquitto.url],
-                                capture_output=True, text=True, timeout=120)
-        assert result.returncode == 0, result.stderr[-2000:]
-        statuses = [p["state"] for t, p in rec.wait_for(lambda t, p: t.endswith("/status"), 2)]
+        demo = subprocess.Popen([sys.executable, "-m", "edge", "demo", "--seconds", "60", "--broker", mosquitto.url],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            rec.wait_for(lambda t, p: t.endswith("/status") and p["state"] == "online", 1, 60)
+            demo.send_signal(signal.SIGINT)  # Ctrl-C, as its start line says: a clean stop
+            _, stderr = demo.communicate(timeout=120)
+        finally:
+            demo.kill()
+        assert demo.returncode == 0, stderr[-2000:]
+        rec.wait_for(lambda t, p: t.endswith("/status") and p["state"] == "offline")
+        statuses = [p["state"] for t, p in rec.matching(lambda t, p: t.endswith("/status"))]
     assert statuses[0] == "online" and statuses[-1] == "offline"

@@ -128,7 +128,7 @@ class Peer:
             self.client.tls_set(ca_certs=ca_file or broker.ca_file, certfile=certfile, keyfile=keyfile,
                                 tls_version=ssl.PROTOCOL_TLS_CLIENT)
         self.messages: queue.Queue = queue.Queue()
-        self.connack = threading.Event()
+        self.connack = threading.Event()  # set by the CONNACK, or by the broker dropping us before one
         self.reason = None
         self.suback = threading.Event()
         self.granted = None
@@ -138,10 +138,14 @@ class Peer:
         self.client.on_message = lambda c, u, msg: self.messages.put((msg.topic, msg.payload))
         self.client.on_subscribe = self._on_subscribe
         self.client.on_publish = self._on_publish
+        self.client.on_disconnect = self._on_disconnect
 
     def _on_connect(self, client, userdata, flags, reason_code, properties):
         self.reason = reason_code
         self.connack.set()
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties):
+        self.connack.set()  # dropped before any CONNACK (reason stays None): no need to wait it out
 
     def _on_publish(self, client, userdata, mid, reason_code, properties):
         with self._puback:

@@ -84,7 +84,7 @@ def pi(tmp_path):
     def update(*args: str) -> subprocess.CompletedProcess:
         env = {**os.environ, "STATE": str(state)}
         return subprocess.run([sys.executable, str(SCRIPT), "--prefix", str(prefix), "--config", str(config),
-                               "--systemctl", str(systemctl), "--settle-s", "0.05", "--timeout-s", "3",
+                               "--systemctl", str(systemctl), "--settle-s", "0.05", "--timeout-s", "1",
                                "--pip-arg=--no-index", *args], capture_output=True, text=True, env=env, timeout=300)
 
     def current() -> str:
