@@ -4,16 +4,21 @@ a 7-segment "now serving" number (gpiozero's LEDCharDisplay, multiplexed by LEDM
 Destructive actions need a long press so a brushed key does no harm: a short press of `next`
 calls the next ticket, of `recall` pages again; holding `recall` pauses/resumes the counter and
 holding `skip` marks the called citizen a no-show. The pin factory is injected (MockFactory in
-tests and in the demo), never chosen silently.
+tests and in the demo), never chosen silently. `CounterPanels` wires an office's panels to the
+pager service (presses become checked actions, LEDs and numbers follow the queue).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
+
+from edge.errors import CommandError
 
 log = logging.getLogger(__name__)
+service_log = logging.getLogger("edge.pager")  # a refused press is the pager service's line
 
 _FACTORY_LOCK = threading.Lock()
 
@@ -122,3 +127,57 @@ class CounterPanel:
         for device in self.devices:
             device.close()
         self.devices = []
+
+
+class CounterPanels:
+    """The office's counter panels, wired to the pager: each press becomes the same checked action
+    an MQTT command or the counter screen would run (`action(name, args)`, on the service's loop),
+    and the LEDs and numbers follow the queue's view (`view()`). Counters without a panel are skipped."""
+
+    def __init__(self, config: Any, *, pin_factory: Any, action: Callable[[str, dict], Awaitable[dict]],
+                 view: Callable[[], dict]):
+        self.config = config
+        self.pin_factory = pin_factory
+        self.action, self.view = action, view
+        self.panels: list[CounterPanel] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def open(self) -> None:
+        """On the service's loop: build a CounterPanel per `[pager.counters.N.panel]`."""
+        self._loop = asyncio.get_running_loop()
+        for name, counter in self.config.counters.items():
+            if counter.panel is None:
+                continue
+            self.panels.append(CounterPanel(name, counter.panel, on_action=self._pressed,
+                                            pin_factory=self.pin_factory, bounce_s=self.config.bounce_s,
+                                            long_press_s=self.config.long_press_s))
+
+    def close(self) -> None:
+        for panel in self.panels:
+            panel.close()
+        self.panels = []
+
+    def show(self) -> None:
+        """Light the "serving" LEDs and show the called numbers as the queue has them now."""
+        if not self.panels:
+            return
+        counters = self.view()["counters"]
+        for panel in self.panels:
+            state = counters[panel.counter]
+            panel.show_serving(state["ticket"] is not None)
+            panel.show_ticket(None if state["paused"] else state["ticket"])  # paused: no number to walk to
+
+    def _pressed(self, counter: str, action: str, value: Any = None) -> None:
+        """Called from gpiozero's thread: run the action on the service's loop."""
+        asyncio.run_coroutine_threadsafe(self._run(counter, action, value), self._loop)
+
+    async def _run(self, counter: str, action: str, value: Any) -> None:
+        args: dict[str, Any] = {"counter": counter}
+        if action == "pause_toggle":
+            action, args["paused"] = "pause", not self.view()["counters"][counter]["paused"]
+        elif action == "rate":
+            args["score"] = value
+        try:
+            await self.action(action, args)
+        except CommandError as err:  # a queue refusal (QueueError) or bad input
+            service_log.info("pager: counter %s %s: %s", counter, action, err)

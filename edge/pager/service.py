@@ -1,9 +1,13 @@
-"""PagerService: the queue engine, the transmitter (with reconnection) and the counter panels.
+"""PagerService: the queue engine, the transmitter link, the counter panels and the re-page timer.
 
 Peers (kiosk, QR, web panels) call the async methods: `issue`, `checkin`, `rejoin`, `call_next`, `recall`,
-`no_show`, `transfer`, `done`, `pause`, `rate`, `page`, `view`, `stats`. Queue state lives in
-the store (edge.pager.queue); pages go through one transmit worker, one at a time, because the
-cheap transmitters have no over-the-air acknowledgement and must not be talked over.
+`no_show`, `transfer`, `done`, `pause`, `rate`, `page`, `view`, `stats`; every route to an action
+(MQTT, the counter screen, a GPIO panel) goes through `action`/`handle_command` and the table in
+edge/pager/commands.py. Queue state lives in the store (edge/pager/queue.py); pages go through the
+transmitter link (edge/pager/link.py: one transmit worker, one page at a time, because the cheap
+transmitters have no over-the-air acknowledgement and must not be talked over; outages and
+reconnection); the panels are edge/pager/panel.py's `CounterPanels`, the re-page timer
+edge/pager/repage.py. This class wires them to the store and the supervisor.
 """
 
 from __future__ import annotations
@@ -16,7 +20,9 @@ from edge.pager import cards
 from edge.pager import config as pager_config
 from edge.pager.commands import HANDLERS, SPEC
 from edge.pager.link import TransmitterLink
+from edge.pager.panel import CounterPanels
 from edge.pager.queue import QueueEngine, QueueError
+from edge.pager.repage import Repager
 from edge.service import Service, check_command
 
 TICK_S = 15.0
@@ -36,20 +42,19 @@ class PagerService(Service):
         self.link = TransmitterLink(self.config, data_dir=ctx.data_dir, clock=ctx.clock, sleep=asyncio.sleep,
                                     still_called=self._still_called, on_offline=self._alarm_offline,
                                     on_online=self._alarm_online)
-        self.panels: list = []
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._last_page: dict[tuple[str, str], float] = {}  # (counter, ticket) -> last page, for repage_s
+        self.counter_panels = CounterPanels(self.config, pin_factory=ctx.pin_factory, action=self.action,
+                                            view=lambda: self.engine.view())
+        self.repager = Repager(self.config.repage_s, clock=ctx.clock, recall=self.recall)
 
     # -- lifecycle --------------------------------------------------------------------------
     async def start(self) -> None:
-        self._loop = asyncio.get_running_loop()
         self.engine = QueueEngine(self.ctx.store, self.config, clock=self.ctx.clock,
                                   extra_state=lambda: {"transmitter": self.link.state()})
         if not self.link.open():
             self._alarm_offline()
-        self._start_panels()
+        self.counter_panels.open()
         self.engine.tick()
-        self._update_leds()
+        self.counter_panels.show()
         self.publish_state()
 
     async def run(self) -> None:
@@ -58,7 +63,8 @@ class PagerService(Service):
         try:
             while True:
                 await asyncio.sleep(REPAGE_CHECK_S if self.config.repage_s else TICK_S)
-                await self._repage_due()
+                if self.config.repage_s:
+                    await self.repager.repage_due(self.engine.view()["counters"])
                 if self.ctx.clock() - last_tick >= TICK_S or not self.config.repage_s:
                     last_tick = self.ctx.clock()
                     await asyncio.to_thread(self.engine.tick)
@@ -71,9 +77,7 @@ class PagerService(Service):
                 task.cancel()
 
     async def stop(self) -> None:
-        for panel in self.panels:
-            panel.close()
-        self.panels = []
+        self.counter_panels.close()
         self.link.close()
 
     def health(self) -> str:
@@ -107,49 +111,33 @@ class PagerService(Service):
         result = await asyncio.to_thread(self.engine.call_next, counter, ticket)
         if result:
             self.link.queue_page(result["card"], result["ticket"])
-        self._update_leds()
+        self.counter_panels.show()
         return result
 
     async def recall(self, counter: str) -> dict:
         result = await asyncio.to_thread(self.engine.recall, counter)
-        self._last_page[(counter, result["ticket"])] = self.ctx.clock()
+        self.repager.paged(counter, result["ticket"])
         self.link.queue_page(result["card"], result["ticket"])
         return result
 
-    async def _repage_due(self) -> None:
-        """Cheap cards have no acknowledgement: page a called citizen again every repage_s."""
-        if not self.config.repage_s:
-            return
-        now = self.ctx.clock()
-        for counter, state in self.engine.view()["counters"].items():
-            if state["ticket"] is None:
-                continue
-            last = max(state["called_at"] or 0, self._last_page.get((counter, state["ticket"]), 0))
-            if now - last >= self.config.repage_s:
-                try:
-                    await self.recall(counter)
-                except QueueError:
-                    self._last_page[(counter, state["ticket"])] = now  # limit reached: staff decide
-        self._last_page = {k: v for k, v in self._last_page.items() if now - v < 3600}
-
     async def no_show(self, counter: str) -> dict:
         result = await asyncio.to_thread(self.engine.no_show, counter)
-        self._update_leds()
+        self.counter_panels.show()
         return result
 
     async def transfer(self, counter: str, to_service: str | None = None, to_counter: str | None = None) -> dict:
         result = await asyncio.to_thread(self.engine.transfer, counter, to_service, to_counter)
-        self._update_leds()
+        self.counter_panels.show()
         return result
 
     async def done(self, counter: str) -> dict:
         result = await asyncio.to_thread(self.engine.done, counter)
-        self._update_leds()
+        self.counter_panels.show()
         return result
 
     async def pause(self, counter: str, paused: bool = True) -> dict:
         result = await asyncio.to_thread(self.engine.pause, counter, paused)
-        self._update_leds()
+        self.counter_panels.show()
         return result
 
     async def resume(self, counter: str) -> dict:
@@ -207,6 +195,11 @@ class PagerService(Service):
 
     # -- transmitter (edge/pager/link.py) ---------------------------------------------------
     @property
+    def panels(self) -> list:
+        """The counter panels (edge.pager.panel.CounterPanel) opened at start, [] after stop."""
+        return self.counter_panels.panels
+
+    @property
     def sim(self):
         """The built-in transmitter simulator (`port = "sim"`), else None."""
         return self.link.sim
@@ -231,41 +224,6 @@ class PagerService(Service):
         with self.ctx.store.transaction() as tx:
             tx.emit(self.name, "transmitter_online", driver=self.config.driver, port=self.link.port)
             self.publish_state(tx)
-
-    # -- counter panels ---------------------------------------------------------------------
-    def _start_panels(self) -> None:
-        from edge.pager.panel import CounterPanel
-
-        for name, counter in self.config.counters.items():
-            if counter.panel is None:
-                continue
-            self.panels.append(CounterPanel(name, counter.panel, on_action=self._panel_action,
-                                            pin_factory=self.ctx.pin_factory, bounce_s=self.config.bounce_s,
-                                            long_press_s=self.config.long_press_s))
-
-    def _panel_action(self, counter: str, action: str, value: Any = None) -> None:
-        """Called from gpiozero's thread: run the action on the service's loop."""
-        asyncio.run_coroutine_threadsafe(self._do_panel_action(counter, action, value), self._loop)
-
-    async def _do_panel_action(self, counter: str, action: str, value: Any) -> None:
-        args: dict[str, Any] = {"counter": counter}
-        if action == "pause_toggle":
-            action, args["paused"] = "pause", not self.engine.view()["counters"][counter]["paused"]
-        elif action == "rate":
-            args["score"] = value
-        try:
-            await self.action(action, args)
-        except CommandError as err:  # a queue refusal (QueueError) or bad input
-            self.log.info("pager: counter %s %s: %s", counter, action, err)
-
-    def _update_leds(self) -> None:
-        if not self.panels:
-            return
-        counters = self.engine.view()["counters"]
-        for panel in self.panels:
-            state = counters[panel.counter]
-            panel.show_serving(state["ticket"] is not None)
-            panel.show_ticket(None if state["paused"] else state["ticket"])  # paused: no number to walk to
 
     # -- demo -------------------------------------------------------------------------------
     async def demo(self) -> None:

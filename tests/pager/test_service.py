@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import time
 
 import pytest
 from gpiozero.pins.mock import MockFactory
@@ -16,7 +17,7 @@ from edge.testing import until
 NEXT, RECALL, SKIP, LED = 5, 6, 13, 19
 
 
-def make_service(tmp_path, **overrides):
+def make_service(tmp_path, clock=time.time, **overrides):
     settings = dict(
         driver="waveware", port="sim", system_id=10, ack_timeout_s=0.2, retries=1, long_press_s=0.3, bounce_s=0,
         double_press_s=0,
@@ -29,7 +30,7 @@ def make_service(tmp_path, **overrides):
     store = Store(tmp_path / "edge.db")
     factory = MockFactory()
     ctx = ServiceContext(name="pager", site="s", device="d", store=store, config=PagerConfig(**settings),
-                         data_dir=tmp_path, pin_factory=factory)
+                         data_dir=tmp_path, pin_factory=factory, clock=clock)
     return PagerService(ctx), store, factory
 
 
@@ -247,8 +248,7 @@ def test_repage_timer_pages_again_until_the_recall_limit(tmp_path, monkeypatch):
 
     monkeypatch.setattr(service_module, "REPAGE_CHECK_S", 0.02)
     clock = [1772413200.0]
-    service, store, _ = make_service(tmp_path, repage_s=40, max_recalls=2)
-    service.ctx.clock = lambda: clock[0]
+    service, store, _ = make_service(tmp_path, clock=lambda: clock[0], repage_s=40, max_recalls=2)
 
     async def scenario():
         task = await started(service)
