@@ -1,6 +1,8 @@
-"""Shared fixtures: a real mosquitto on a free loopback port, a store in tmp_path."""
+"""Shared fixtures: a real mosquitto on a free loopback port, a store in tmp_path, one Chromium."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
@@ -27,3 +29,35 @@ def store(tmp_path):
         yield s
     finally:
         s.close()
+
+
+# -- Debian's Chromium, driven by Playwright (a downloaded browser build cannot work here) ---------
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def pytest_collection_modifyitems(items):
+    """Tests that use the shared `chromium` run last, after the other browser tests, which run after
+    the rest. While Playwright's sync API is open it keeps an event loop running in the main thread:
+    asyncio.run() (in any area's test) and a test's own sync_playwright() would fail after it."""
+    def rank(item) -> int:
+        if "chromium" in getattr(item, "fixturenames", ()):
+            return 2
+        return 1 if item.get_closest_marker("browser") else 0
+    items.sort(key=rank)  # stable: the collection order within each group
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """One headless Chromium for the whole run (each test takes a fresh context from it): starting
+    one costs seconds on a busy machine. Safe per session thanks to the order above."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is not installed (make setup installs Debian's chromium)")
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()

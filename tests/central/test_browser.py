@@ -11,6 +11,7 @@ import datetime as dt
 import os
 import random
 import time
+from contextlib import closing
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -20,9 +21,6 @@ from .conftest import ADMIN_TOKEN, wait_until
 from .webclient import login_line
 
 pytestmark = pytest.mark.browser
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync"]
 DESK, PHONE = {"width": 1280, "height": 800}, {"width": 390, "height": 844}
 QUEUES = {"dat-dai": ("A", "Đất đai", "Land"), "ho-tich": ("B", "Hộ tịch", "Civil status")}
 
@@ -43,10 +41,23 @@ def sign_in(page, base_url: str, staff_id: str = "lan", pin: str = "482913", pat
     page.wait_for_url(base_url + path)
 
 
-def chromium(playwright):
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian chromium is not installed")
-    return playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+class Pages:
+    """Pages of the run's one Chromium (the `chromium` fixture, tests/conftest.py), each in its own
+    context as browser.new_page() makes them; close() closes them all."""
+
+    def __init__(self, chromium):
+        self.chromium, self.contexts = chromium, []
+
+    def new_page(self, **options):
+        context = self.chromium.new_context(**options)
+        self.contexts.append(context)
+        return context.new_page()
+
+    def close(self) -> None:
+        for context in self.contexts:
+            context.close()
+
+
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 
 
@@ -116,13 +127,11 @@ def seeded(central_app, devices, tmp_path, **kw):
     return c, (desk, desk2, kiosk, kiosk2)
 
 
-def test_fleet_page_shows_a_device_going_offline_and_screenshots(central_app, devices, tmp_path):
-    playwright = pytest.importorskip("playwright.sync_api")
+def test_fleet_page_shows_a_device_going_offline_and_screenshots(central_app, devices, tmp_path, chromium):
     c, (desk, desk2, kiosk, kiosk2) = seeded(central_app, devices, tmp_path, offline_alarm_s=2)
     shots = Path(os.environ.get("EDGE_SCREENSHOT_DIR") or tmp_path)
     shots.mkdir(parents=True, exist_ok=True)
-    with playwright.sync_playwright() as p:
-        browser = chromium(p)
+    with closing(Pages(chromium)) as browser:
         page = browser.new_page(viewport=DESK)
         sign_in(page, c.url)
         assert page.locator('[data-state="online"]').count() == 4
@@ -180,23 +189,20 @@ def test_fleet_page_shows_a_device_going_offline_and_screenshots(central_app, de
             phone.goto(c.url + path)
             assert phone.evaluate("document.documentElement.scrollWidth") <= PHONE["width"], path
             phone.screenshot(path=str(shots / f"central-{name}-phone.png"), full_page=name != "events")
-        browser.close()
 
 
-def test_login_page_and_the_second_confirmation_of_a_door_command(tmp_path, central_app, broker):
+def test_login_page_and_the_second_confirmation_of_a_door_command(tmp_path, central_app, broker, chromium):
     from edge.security import new_key
 
     from .test_cmd import DEVICE, SITE, Device, write_key
 
-    playwright = pytest.importorskip("playwright.sync_api")
     key_hex = new_key()
     device = Device(tmp_path, broker.url, bytes.fromhex(key_hex))
     try:
         write_key(tmp_path / "keys" / SITE / f"{DEVICE}.key", key_hex)
         c = central_app(staff_file=staff(tmp_path), key_dir=str(tmp_path / "keys"))
         shots = Path(os.environ.get("EDGE_SCREENSHOT_DIR") or tmp_path)
-        with playwright.sync_playwright() as p:
-            browser = chromium(p)
+        with closing(Pages(chromium)) as browser:
             page = browser.new_page(viewport=DESK)
             page.goto(c.url + "/commands")
             page.fill('input[name="staff_id"]', "lan")
@@ -222,19 +228,16 @@ def test_login_page_and_the_second_confirmation_of_a_door_command(tmp_path, cent
             page.wait_for_selector('input[name="staff_id"]')
             page.goto(c.url + "/commands")
             assert "/login" in page.url                             # signed out for real
-            browser.close()
     finally:
         device.close()
 
 
-def test_banner_when_central_stops_answering_and_back_when_it_returns(tmp_path, pg, broker, central_process):
+def test_banner_when_central_stops_answering_and_back_when_it_returns(tmp_path, pg, broker, central_process, chromium):
     """Stop `edge central run` under an open dashboard: the banner within 5 s, buttons disabled;
     start it again: the banner goes by itself (the session lives in PostgreSQL, so no new login)."""
-    playwright = pytest.importorskip("playwright.sync_api")
     central = central_process(broker.url, pg.dsn, "central-banner", ["--staff", staff(tmp_path)]).start()
     base = f"http://127.0.0.1:{central.port}"
-    with playwright.sync_playwright() as p:
-        browser = chromium(p)
+    with closing(Pages(chromium)) as browser:
         page = browser.new_page(viewport=PHONE)
         sign_in(page, base, path="/events")
         banner = page.locator("#conn-banner")
@@ -251,30 +254,26 @@ def test_banner_when_central_stops_answering_and_back_when_it_returns(tmp_path, 
         banner.wait_for(state="hidden", timeout=10_000)
         assert page.locator("form.filters button").is_enabled()
         assert "/events" in page.url
-        browser.close()
 
 
-def test_fleet_page_shows_the_real_demo_going_offline(central_app, broker, tmp_path):
+def test_fleet_page_shows_the_real_demo_going_offline(central_app, broker, tmp_path, chromium):
     """`edge demo` (every service on simulators) reports to central; when it stops, the fleet
     page, left open in the browser, shows the device offline within seconds."""
     import subprocess
     import sys
 
-    playwright = pytest.importorskip("playwright.sync_api")
     c = central_app(staff_file=staff(tmp_path))
     demo = subprocess.Popen([sys.executable, "-m", "edge", "demo", "--seconds", "8", "--broker", broker.url],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_until(lambda: any(d["state"] == "online" for d in c.get("/api/devices")), what="demo device online")
-        with playwright.sync_playwright() as p:
-            browser = chromium(p)
+        with closing(Pages(chromium)) as browser:
             page = browser.new_page()
             sign_in(page, c.url, "binh", "771204")
             assert page.locator('[data-state="online"]').count() == 1
             demo.wait(60)                                   # the demo stops by itself
             page.wait_for_selector('[data-state="offline"]', timeout=10_000)   # page refreshes every 3 s
             assert "Mất kết nối" in page.content()
-            browser.close()
         [device] = c.get("/api/devices")
         assert device["state"] == "offline" and set(device["services"]) >= {"pager", "locker"}
         assert c.app.consumer.stats()["stored"] > 0 and c.app.consumer.stats()["rejected"] == {}
@@ -284,8 +283,7 @@ def test_fleet_page_shows_the_real_demo_going_offline(central_app, broker, tmp_p
             demo.wait(10)
 
 
-def test_events_in_the_managers_words_and_a_bad_day_as_a_page(central_app, devices, tmp_path):
-    playwright = pytest.importorskip("playwright.sync_api")
+def test_events_in_the_managers_words_and_a_bad_day_as_a_page(central_app, devices, tmp_path, chromium):
     c, (desk, desk2, kiosk, kiosk2) = seeded(central_app, devices, tmp_path)
     kiosk.event("vision", "verified", decision="reject", reason="no_match", dossier="HS-0001")
     kiosk.event("qr", "code_scanned", kind="payment", reason="vietqr payment code: recognised and ignored")
@@ -294,8 +292,7 @@ def test_events_in_the_managers_words_and_a_bad_day_as_a_page(central_app, devic
     wait_until(lambda: len(c.get("/api/ratings")) == 1, what="the rating stored")
     shots = Path(os.environ.get("EDGE_SCREENSHOT_DIR") or tmp_path)
     shots.mkdir(parents=True, exist_ok=True)
-    with playwright.sync_playwright() as p:
-        browser = chromium(p)
+    with closing(Pages(chromium)) as browser:
         page = browser.new_page(viewport=DESK)
         sign_in(page, c.url, path="/events")
         details = page.locator("table.events tbody").inner_text()
@@ -315,4 +312,3 @@ def test_events_in_the_managers_words_and_a_bad_day_as_a_page(central_app, devic
         assert "hôm-qua" in phone.locator('p.notice[role="alert"]').inner_text()
         assert phone.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
         phone.screenshot(path=str(shots / "central-error-phone.png"), full_page=False)
-        browser.close()
