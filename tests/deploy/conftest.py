@@ -30,6 +30,35 @@ DEVICES = ("kiosk-a", "kiosk-b")
 
 
 @dataclass
+class Staged:
+    """`images/build.sh --stage-only` run once: the staged pi-gen stage, the script's result, and
+    the package files (edge/, relative to the repository) listed just before it copied them."""
+    out: Path
+    result: subprocess.CompletedProcess
+    package_files: list[str]
+
+    @property
+    def files(self) -> Path:
+        return self.out / "01-edge" / "files"
+
+    def skip_without_index(self) -> None:
+        if self.result.returncode != 0 and "Could not find a version that satisfies" in self.result.stderr:
+            pytest.skip("pip could not fetch setuptools for the isolated build (no package index)")
+
+
+@pytest.fixture(scope="session")
+def staged(tmp_path_factory) -> Staged:
+    """One staging, hence one wheel build, per session: the recipe test checks the stage, the wheel
+    tests take its wheel (build.sh builds it with `pip wheel --no-deps` from a copy of edge/)."""
+    out = tmp_path_factory.mktemp("staged") / "stage-edge"
+    package_files = [p.relative_to(REPO).as_posix() for p in (REPO / "edge").rglob("*")
+                     if p.is_file() and "__pycache__" not in p.parts]
+    result = subprocess.run(["bash", str(REPO / "images/build.sh"), "--stage-only", str(out)],
+                            capture_output=True, text=True, timeout=300)
+    return Staged(out, result, package_files)
+
+
+@dataclass
 class OfficeBroker:
     dir: Path
     tls_port: int

@@ -1,11 +1,11 @@
 """What the image installs: the edge wheel builds, carries every module and data file of the
-package, installs into a clean venv, imports, and `edge --help` runs from there. Built from a copy
-of the sources so the shared tree gets no build/ or egg-info of ours."""
+package, installs into a clean venv, imports, and `edge --help` runs from there. The wheel is the
+one `images/build.sh --stage-only` builds (from a copy of the sources, so the shared tree gets no
+build/ or egg-info of ours), staged once per session by the `staged` fixture in conftest.py."""
 
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
 import zipfile
@@ -13,38 +13,22 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
 DATA_SUFFIXES = {".sql", ".html", ".js", ".css", ".toml", ".json", ".csv", ".svg", ".png", ".woff2"}
 
 
 @pytest.fixture(scope="module")
-def source(tmp_path_factory) -> Path:
-    """A snapshot of the package sources (others may be adding files to the tree meanwhile)."""
-    src = tmp_path_factory.mktemp("src")
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy(REPO / name, src / name)
-    shutil.copytree(REPO / "edge", src / "edge", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    return src
-
-
-@pytest.fixture(scope="module")
-def wheel(source, tmp_path_factory) -> Path:
-    src = source
-    dist = tmp_path_factory.mktemp("dist")
-    result = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist), str(src)],
-                            capture_output=True, text=True, timeout=300)
-    if result.returncode != 0 and "Could not find a version that satisfies" in result.stderr:
-        pytest.skip("pip could not fetch setuptools for the isolated build (no package index)")
-    assert result.returncode == 0, result.stderr[-3000:]
-    (built,) = dist.glob("edge-*.whl")
+def wheel(staged) -> Path:
+    """The wheel `images/build.sh --stage-only` put into the stage: the very file the image installs."""
+    staged.skip_without_index()
+    assert staged.result.returncode == 0, staged.result.stderr[-3000:]
+    (built,) = (staged.files / "wheels").glob("edge-*.whl")
     return built
 
 
-def test_wheel_carries_every_module_and_data_file(wheel, source):
+def test_wheel_carries_every_module_and_data_file(wheel, staged):
     names = set(zipfile.ZipFile(wheel).namelist())
-    files = [p.relative_to(source).as_posix() for p in (source / "edge").rglob("*")
-              if p.is_file() and "__pycache__" not in p.parts
-              and (p.suffix == ".py" or p.suffix in DATA_SUFFIXES)]
+    files = [name for name in staged.package_files
+             if name.endswith(".py") or Path(name).suffix in DATA_SUFFIXES]
     missing = sorted(set(files) - names)
     # A folder of modules without __init__.py is silently left out by find_packages.
     assert not missing, f"not in the wheel: {missing}"
