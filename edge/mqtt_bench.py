@@ -17,6 +17,8 @@ TARGETS = {"drain_events_per_s": 3000, "idle_rss_mb": 60, "idle_cpu_percent": 1.
 def add_arguments(parser) -> None:
     parser.add_argument("--events", type=int, default=10_000, help="events queued before the drain (default %(default)s)")
     parser.add_argument("--idle-seconds", type=float, default=10.0, help="how long to watch the idle supervisor")
+    parser.add_argument("--settle-seconds", type=float, default=3.0,
+                        help="wait after starting the idle supervisor before watching it (default %(default)s)")
 
 
 def _progress(text: str) -> None:
@@ -69,15 +71,15 @@ def bench_raw_paho(broker_url: str, events: int) -> dict:
     return {"events": events, "seconds": elapsed, "events_per_s": events / elapsed}
 
 
-def bench_idle(broker_url: str, seconds: float, workdir: Path) -> dict:
-    """Run `edge run` with no service; measure RSS and CPU over `seconds` after start."""
+def bench_idle(broker_url: str, seconds: float, workdir: Path, settle_s: float = 3.0) -> dict:
+    """Run `edge run` with no service; measure RSS and CPU over `seconds` after `settle_s`."""
     config = workdir / "idle.toml"
     config.write_text(f'site = "bench"\ndevice = "idle"\nrole = "desk"\ndata_dir = "{workdir / "idle"}"\n'
                       f'[broker]\nurl = "{broker_url}"\n')
     proc = subprocess.Popen([sys.executable, "-m", "edge", "run", "--config", str(config)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        time.sleep(3.0)  # let imports and the first connection settle
+        time.sleep(settle_s)  # let imports and the first connection settle
         ticks = os.sysconf("SC_CLK_TCK")
         cpu0, t0 = _cpu_ticks(proc.pid), time.monotonic()
         time.sleep(seconds)
@@ -125,7 +127,7 @@ def main(args) -> int:
         _progress("bench mqtt: baseline: raw paho publishes…")
         raw = bench_raw_paho(broker.url, args.events)
         _progress(f"bench mqtt: idle supervisor for {args.idle_seconds:g} s…")
-        idle = bench_idle(broker.url, args.idle_seconds, workdir)
+        idle = bench_idle(broker.url, args.idle_seconds, workdir, args.settle_seconds)
         _progress("bench mqtt: edge --help…")
         help_ = bench_help()
     result = {"drain": drain, "raw_paho": raw, "idle": idle, "help": help_, "targets": TARGETS}

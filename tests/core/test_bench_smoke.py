@@ -17,7 +17,7 @@ def bench(*args, timeout=300):
 
 
 def test_bench_mqtt_smoke():
-    out = bench("mqtt", "--events", "300", "--idle-seconds", "1")
+    out = bench("mqtt", "--events", "300", "--settle-seconds", "0.5", "--idle-seconds", "0.5")
     assert out["drain"]["events"] == 300 and out["drain"]["events_per_s"] > 0
     assert out["raw_paho"]["events"] == 300
     assert out["idle"]["rss_mb"] > 0 and out["help"]["help_s"] > 0
