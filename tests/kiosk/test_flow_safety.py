@@ -7,22 +7,15 @@ import asyncio
 import pytest
 
 from edge.kiosk.flows import Limits, PickupFlow, SessionError
+from edge.testing import FakeClock, until
 from kiosk_fakes import FakeLocker, FakeVision
 
 CODE = "000.00.01.H29-240115-0001"
 
 
-class Clock:
-    def __init__(self):
-        self.now = 1_000_000.0
-
-    def __call__(self):
-        return self.now
-
-
 def make(store, **limits):
     locker = FakeLocker({CODE: {"status": "waiting", "compartment": 7, "pin": "4321"}})
-    clock = Clock()
+    clock = FakeClock()
     flow = PickupFlow(store=store, locker=lambda: locker, vision=lambda: FakeVision(enrolled=()), clock=clock,
                       limits=Limits(face_pause_s=0.0, **limits))
     return flow, locker, clock
@@ -58,20 +51,16 @@ def test_a_face_accepted_after_the_session_timed_out_opens_nothing(store):
         locker = FakeLocker({CODE: {"status": "waiting", "compartment": 7, "pin": "4321"}})
         vision = FakeVision(enrolled=(CODE,), decisions=[{"decision": "accept", "score": 0.9}])
         vision.gate = asyncio.Event()  # the camera check hangs past the idle timeout
-        clock = Clock()
+        clock = FakeClock()
         flow = PickupFlow(store=store, locker=lambda: locker, vision=lambda: vision, clock=clock,
                           limits=Limits(face_pause_s=0.0, session_timeout_s=60))
         v = await flow.start()
         await flow.submit_code(v["session"], CODE)
         assert flow.view()["step"] == "face"
-        while vision.calls == 0:
-            await asyncio.sleep(0.005)
+        await until(lambda: vision.calls > 0, what="the face check under way")
         clock.now += 61
         vision.gate.set()  # the late answer is "accept", for a session nobody is standing at any more
-        for _ in range(200):
-            if flow.view()["session"] is None:
-                break
-            await asyncio.sleep(0.005)
+        await until(lambda: flow.view()["session"] is None, what="the timed-out session ended")
         assert locker.opened == []
         assert flow.view()["session"] is None and flow.view()["message"] == "msg.timeout"
     asyncio.run(go())

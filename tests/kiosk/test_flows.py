@@ -11,18 +11,10 @@ import pytest
 from edge.audit import verify as audit_verify
 from edge.kiosk.flows import Limits, PickupFlow, SessionError, guidance_key, receipt_from_text
 from kiosk_fakes import FakeLocker, FakeVision
-from edge.testing import until
+from edge.testing import FakeClock, until
 
 CODE = "000.00.01.H29-240115-0001"
 OTHER = "000.00.01.H29-240115-0002"
-
-
-class Clock:
-    def __init__(self):
-        self.now = 1_000_000.0
-
-    def __call__(self):
-        return self.now
 
 
 def make(store, *, receipts=None, enrolled=(CODE,), decisions=(), **limits):
@@ -30,7 +22,7 @@ def make(store, *, receipts=None, enrolled=(CODE,), decisions=(), **limits):
                         {CODE: {"status": "waiting", "compartment": 7, "pin": "4321"},
                          OTHER: {"status": "waiting", "compartment": 2, "pin": "1111"}})
     vision = FakeVision(enrolled=enrolled, decisions=decisions)
-    clock = Clock()
+    clock = FakeClock()
     flow = PickupFlow(store=store, locker=lambda: locker, vision=lambda: vision, clock=clock,
                       limits=Limits(face_pause_s=0.0, **limits))
     return flow, locker, vision, clock

@@ -13,7 +13,8 @@ import pytest
 from edge.kiosk.staff import LoginRefused, StaffAuth
 from edge.store import Store
 
-from test_staff_login import PINS, Clock, desk, login
+from edge.testing import FakeClock
+from test_staff_login import PINS, desk, login
 
 
 def lan_address() -> str | None:
@@ -28,7 +29,7 @@ def lan_address() -> str | None:
 
 
 def test_a_lockout_survives_a_restart_of_the_kiosk(tmp_path):
-    clock = Clock()
+    clock = FakeClock()
     store = Store(tmp_path / "edge.db")
     auth = StaffAuth(PINS, required=True, session_s=3600, attempts=2, lockout_s=600, clock=clock, store=store)
     for _ in range(2):

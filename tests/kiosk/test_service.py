@@ -18,7 +18,7 @@ from edge.kiosk.service import KioskService
 from edge.kiosk.web import STATIC_DIR, cpu_temperature
 from edge.service import ServiceContext
 from kiosk_fakes import FakeLocker
-from edge.testing import free_port
+from edge.testing import FakeClock, free_port, until
 
 CODE = "000.00.01.H29-240115-0001"
 
@@ -60,25 +60,26 @@ def test_the_get_result_button_starts_a_session(store, tmp_path):
 
     factory = MockFactory()
 
+    clock = FakeClock()
+
     async def go():
         svc = make(store, tmp_path, port=0, button_pin="GPIO26", button_bounce_s=0.0)
-        svc.ctx.pin_factory = factory
+        svc.ctx.pin_factory, svc.ctx.clock = factory, clock
         await svc.start()
         try:
             pin = factory.pin(26)
             pin.drive_low()  # pressed (the button pulls the pin to ground)
-            for _ in range(200):
-                if svc.flow.view()["step"] == "code":
-                    break
-                await asyncio.sleep(0.01)
+            await until(lambda: svc.flow.view()["step"] == "code", what="the session the button started")
             view = svc.flow.view()
             assert view["step"] == "code" and svc.button.presses == 1
             pin.drive_high()
-            pin.drive_low()  # pressed again: still the same session
-            await asyncio.sleep(0.05)
-            assert svc.flow.view()["session"] == view["session"]
+            clock.advance(5)
+            pin.drive_low()  # pressed again: still the same session, touched now
+            await until(lambda: svc.flow.session.touched == clock.now, what="the second press handled")
+            assert svc.flow.view()["session"] == view["session"] and svc.button.presses == 2
             actions = [r["detail"] for r in store.query("SELECT detail FROM audit WHERE action = 'session.start'")]
             assert actions and '"source":"button"' in actions[0]
+            pin.drive_high()  # released (gpiozero's close waits out its 1 s hold time on a held button)
         finally:
             await svc.stop()
         assert svc.button is None

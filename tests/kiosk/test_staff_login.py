@@ -18,16 +18,9 @@ from edge.kiosk.config import KioskConfig
 from edge.kiosk.staff import COOKIE, StaffAuth
 from edge.locker.pins import hash_pin
 from edge.service import ServiceContext
+from edge.testing import FakeClock
 
 PINS = {"an": hash_pin("2468"), "binh": hash_pin("1357")}
-
-
-class Clock:
-    def __init__(self):
-        self.now = 1_800_000_000.0
-
-    def __call__(self):
-        return self.now
 
 
 @contextlib.asynccontextmanager
@@ -135,7 +128,7 @@ def test_a_staff_login_lets_the_action_through_and_the_audit_names_the_staff(sto
 
 
 def test_wrong_pins_lock_the_staff_id_out_even_for_the_right_pin_until_the_lockout_ends(store, tmp_path):
-    clock = Clock()
+    clock = FakeClock()
 
     async def go():
         async with desk(store, tmp_path, clock=clock, require_staff_login=True, staff_pins=PINS,
@@ -215,7 +208,7 @@ def test_a_lan_address_needs_staff_pins_and_then_a_login(store, tmp_path):
 
 
 def test_sessions_expire_on_the_server_and_unknown_ids_cost_a_pin_check():
-    clock = Clock()
+    clock = FakeClock()
     auth = StaffAuth(PINS, required=True, session_s=3600, attempts=2, lockout_s=60, clock=clock)
     session = auth.login("an", "2468", "10.0.0.5")
     assert auth.session(session.token).staff == "an"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import time
 import urllib.error
 import urllib.request
@@ -13,7 +12,7 @@ import urllib.request
 from edge.config import from_dict
 from edge.supervisor import Supervisor
 from kiosk_harness import LoopThread
-from edge.testing import free_port
+from edge.testing import free_port, wait_until
 
 CODE = "000.00.01.H29-240115-0001"
 
@@ -26,17 +25,14 @@ def http(url, body=None):
         return json.loads(r.read())
 
 
-def wait_for(predicate, timeout_s=30.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+def wait_for(predicate, timeout_s=30.0, what="condition"):
+    """edge.testing.wait_until over HTTP: a server not listening yet is 'not yet', not an error."""
+    def answered():
         try:
-            value = predicate()
-            if value:
-                return value
+            return bool(predicate())
         except (urllib.error.URLError, ConnectionError, OSError):
-            pass
-        time.sleep(0.1)
-    raise AssertionError("condition not reached in time")
+            return False
+    wait_until(answered, timeout_s, what)
 
 
 def test_supervised_kiosk_serves_its_screens_and_opens_the_loaded_compartment(mosquitto, tmp_path):
@@ -47,7 +43,7 @@ def test_supervised_kiosk_serves_its_screens_and_opens_the_loaded_compartment(mo
         "site": "test", "device": "kiosk-01", "role": "kiosk", "data_dir": str(tmp_path / "data"),
         "broker": {"url": mosquitto.url},
         "locker": {"driver": "kerong", "port": "sim", "rate_limit_s": 0.5, "poll_interval_s": 0.1,
-                   "staff_pins": {"staff-1": hash_pin("2580")}, "sim": {"auto_close_s": 1.0},
+                   "staff_pins": {"staff-1": hash_pin("2580")}, "sim": {"auto_close_s": 0.6},
                    "compartments": {"1": {"board": 0, "lock": 1, "size": "S"},
                                     "2": {"board": 0, "lock": 2, "size": "M"}}},
         "kiosk": {"port": port, "face_pause_s": 0.1},
@@ -57,14 +53,16 @@ def test_supervised_kiosk_serves_its_screens_and_opens_the_loaded_compartment(mo
     run = asyncio.run_coroutine_threadsafe(supervisor.run(), loop.loop)
     base = f"http://127.0.0.1:{port}"
     try:
-        status = wait_for(lambda: (s := http(base + "/api/status"))["services"].get("locker") == "ok" and s)
+        wait_for(lambda: http(base + "/api/status")["services"].get("locker") == "ok", what="the locker ok on /status")
+        status = http(base + "/api/status")
         # the supervisor's built-in "device" service (resend) is listed beside the configured ones
         assert status["site"] == "test" and set(status["services"]) == {"locker", "kiosk", "device"}
         loaded = http(base + "/api/loading", {"staff_pin": "2580", "receipt": CODE, "size": "M", "pin": "4321"})
         assert loaded["ok"] and loaded["compartment"] == 2
         locker = supervisor.peers["locker"]
         # the simulated staff member closes the door after auto_close_s (past the rate limit too)
-        wait_for(lambda: locker.flows.doors()[2]["door"] == "closed" and locker.flows.doors()[2]["last_pulse"] < time.time() - 0.6)
+        wait_for(lambda: locker.flows.doors()[2]["door"] == "closed" and locker.flows.doors()[2]["last_pulse"] < time.time() - 0.6,
+                 what="door 2 closed after loading, past the rate limit")
         view = http(base + "/api/kiosk/start", {})
         view = http(base + "/api/kiosk/code", {"session": view["session"], "code": CODE})
         assert view["step"] == "pin"  # no vision service on this device: code + PIN
@@ -72,7 +70,7 @@ def test_supervised_kiosk_serves_its_screens_and_opens_the_loaded_compartment(mo
         assert view["step"] == "open" and view["compartment"] == 2
         bus = locker.sim.bus
         assert bus.pulses_for(0, 2) == 2 and bus.pulses_for(0, 1) == 0  # loading + pickup, never door 1
-        wait_for(lambda: http(base + "/api/kiosk")["step"] in ("thanks", "start"), 15)
+        wait_for(lambda: http(base + "/api/kiosk")["step"] in ("thanks", "start"), 15, "the door closed after the pickup")
         link = http(base + "/api/status")["broker"]
         assert link["pending"] >= 0 and link["connected"] is True  # the supervisor's real MQTT link
     finally:
