@@ -39,10 +39,13 @@ class Receiver:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
 
     def close(self):
         self.server.shutdown()
+        # Closed, not just no longer served: a late POST is refused at once instead of waiting in
+        # the listen queue for the notifier's timeout (which central's stop would wait out).
+        self.server.server_close()
 
 
 class Mailbox:
