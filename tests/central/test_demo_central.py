@@ -29,7 +29,7 @@ def test_demo_with_central_shows_the_demo_device_on_the_dashboard(mosquitto):
                     break
             except OSError:
                 pass
-            time.sleep(0.5)
+            time.sleep(0.1)
         assert devices and devices[0]["device"] == "demo-01" and devices[0]["state"] == "online"
         # The dashboard can command the demo device (one shared demo key): a door-moving command
         # waits for its confirmation, a status comes back from the device's locker service.
