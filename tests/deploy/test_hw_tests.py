@@ -16,9 +16,11 @@ REPO = Path(__file__).resolve().parents[2]
 def run_hw_tests(tmp_path, **settings) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("EDGE_HW_")}
     env.update({f"EDGE_HW_{k.upper()}": v for k, v in settings.items()})
+    # Without the dev plugins the hw tests never use (a Pi has neither): importing hypothesis's
+    # alone costs about a second per run.
     return subprocess.run([sys.executable, "-m", "pytest", "-m", "hw", str(REPO / "hw-tests"), "-q", "-rs",
-                           "-p", "no:cacheprovider", "-p", "no:xdist"], capture_output=True, text=True,
-                          env=env, cwd=tmp_path, timeout=300)
+                           "-p", "no:cacheprovider", "-p", "no:xdist", "-p", "no:hypothesispytest"],
+                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
 
 
 def counts(output: str) -> dict[str, int]:
