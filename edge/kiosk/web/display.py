@@ -4,14 +4,16 @@
 from __future__ import annotations
 
 import asyncio
-import json
 
 from aiohttp import web
 
+from edge.events import Listener, Message
 from edge.kiosk import voice
 from edge.kiosk.web.common import SSE_KEEPALIVE_S, SVC, dumps, need, quiet_disconnect, sse_open
 
-PAGER_POLL_S = 0.5  # the pager view is polled for the display's stream (no callbacks to register)
+# The stream hears the pager's committed messages on the device's bus (edge.events), the same the
+# broker gets: a change reaches the screens as it commits, with no polling of the pager's view.
+PAGER_TOPICS = "pager/#"
 
 
 def add_routes(app: web.Application) -> None:
@@ -25,45 +27,56 @@ async def pager_view(request: web.Request) -> web.Response:
 
 
 async def pager_events(request: web.Request) -> web.StreamResponse:
+    """The pager's view each time the pager commits a change, with its last recall; a keepalive
+    after SSE_KEEPALIVE_S of silence (the view is read again then too)."""
     svc = request.app[SVC]
     stream = await sse_open(request)
-    last, idle = None, 0.0
-    seen_row, recalled = _last_outbox_row(svc.ctx.store), None
-    while not svc._closing.is_set():
-        pager = svc.ctx.pager()
-        view = pager.view() if pager is not None else {"error": "pager not running"}
-        seen_row, recalled = _recalls_since(svc.ctx.store, seen_row, recalled)
-        if recalled:  # a recall changes no number on the pager's view: the display hears it from its event
-            view = {**view, "recalled": recalled}
-        text = dumps(view)
-        if text != last:
-            last, idle = text, 0.0
-            await stream.write(f"data: {text}\n\n".encode())
-        elif idle >= SSE_KEEPALIVE_S:
-            idle = 0.0
-            await stream.write(b": keepalive\n\n")
-        try:
-            await asyncio.wait_for(svc._closing.wait(), PAGER_POLL_S)
-        except asyncio.TimeoutError:
-            idle += PAGER_POLL_S
+    last, recalled, quiet = None, None, False
+    closing = asyncio.ensure_future(svc._closing.wait())
+    try:
+        with svc.ctx.bus.listen(PAGER_TOPICS) as heard:  # before the first view: no change falls between
+            while not svc._closing.is_set():
+                text = dumps(_view(svc, recalled))
+                if text != last:
+                    last = text
+                    await stream.write(f"data: {text}\n\n".encode())
+                elif quiet:
+                    await stream.write(b": keepalive\n\n")
+                messages = await _next_messages(heard, closing, SSE_KEEPALIVE_S)
+                quiet = not messages
+                for message in messages:
+                    recalled = _recall(message, recalled)
+    finally:
+        closing.cancel()
     return stream
 
 
-def _last_outbox_row(store) -> int:
-    rows = store.query("SELECT max(row_id) AS last FROM outbox")
-    return (rows[0]["last"] if rows else None) or 0
+def _view(svc, recalled: dict | None) -> dict:
+    pager = svc.ctx.pager()
+    view = pager.view() if pager is not None else {"error": "pager not running"}
+    if recalled:  # a recall changes no number on the pager's view: the display hears it from its event
+        view = {**view, "recalled": recalled}
+    return view
 
 
-def _recalls_since(store, after: int, recalled: dict | None) -> tuple[int, dict | None]:
-    """The pager's newest `ticket_recalled` event after outbox row `after` (counter panel, GPIO
-    keypad or MQTT alike), as {"ticket", "counter", "id"}; the last one seen otherwise."""
-    for row in store.query("SELECT row_id, payload FROM outbox WHERE row_id > ? AND topic = 'pager/event' "
-                           "ORDER BY row_id", (after,)):
-        after = row["row_id"]
-        try:
-            event = json.loads(row["payload"])
-        except ValueError:
-            continue
-        if event.get("type") == "ticket_recalled":
-            recalled = {"ticket": event.get("ticket"), "counter": event.get("counter"), "id": row["row_id"]}
-    return after, recalled
+async def _next_messages(heard: Listener, closing: asyncio.Future, timeout_s: float) -> list[Message]:
+    """The next committed pager messages (all those queued, so one burst is one view); [] after
+    `timeout_s` of silence or when the kiosk is closing."""
+    get = asyncio.ensure_future(heard.get())
+    done, _ = await asyncio.wait({get, closing}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+    if get not in done:
+        get.cancel()  # a message not taken yet stays queued (asyncio.Queue.get takes it only on success)
+        return []
+    messages = [get.result()]
+    while (more := heard.get_nowait()) is not None:
+        messages.append(more)
+    return messages
+
+
+def _recall(message: Message, recalled: dict | None) -> dict | None:
+    """A `ticket_recalled` event (counter panel, GPIO keypad or MQTT alike) as {"ticket", "counter",
+    "id": its outbox row}; the last one seen otherwise."""
+    if message.type == "ticket_recalled" and message.topic == "pager/event":
+        return {"ticket": message.payload.get("ticket"), "counter": message.payload.get("counter"),
+                "id": message.row_id}
+    return recalled
