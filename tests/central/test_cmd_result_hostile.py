@@ -11,6 +11,7 @@ import paho.mqtt.client as mqtt
 from edge.cli import main as edge_main
 from edge.security import new_key
 
+from .conftest import stop_network
 from .test_cmd import write_key
 
 SITE, DEVICE = "hanoi-bd", "kiosk-9"
@@ -38,6 +39,6 @@ def test_a_nested_message_before_the_answer_does_not_hide_the_answer(tmp_path, b
         rc = edge_main(["central", "cmd", "--broker", broker.url, "--site", SITE, "--device", DEVICE,
                         "--service", "locker", "--type", "status", "--key", str(key), "--timeout", "5", "--json"])
     finally:
-        device.loop_stop()
+        stop_network(device)
     out = json.loads(capsys.readouterr().out)
     assert rc == 0 and out["result"] == {"id": out["id"], "ok": True, "doors": 6}

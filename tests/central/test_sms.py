@@ -17,7 +17,7 @@ from edge.central import sms, smstext
 from edge.central.sms import Notify, SmsConfig, SmsService
 from edge.testing import free_port
 
-from .conftest import wait_until
+from .conftest import stop_network, wait_until
 from .smskit import GammuSmsd, cluster, have_gammu, pg, sentitems  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.skipif(not have_gammu(), reason="gammu-smsd is not installed (make setup installs it)")
@@ -263,7 +263,7 @@ def test_a_notify_arriving_while_postgresql_is_down_is_sent_once_it_is_back(mosq
         body = {"id": "n-outage", "ts": time.time(), "kind": "result_ready", "phone": PHONE, "receipt": RECEIPT,
                 "compartment": 4, "pin": PIN, "deadline": time.time() + 86400}
         pub.publish("motcua/v1/hn/kiosk-01/locker/notify", json.dumps(body), qos=1).wait_for_publish(5)
-        pub.loop_stop()
+        stop_network(pub)
         wait_until(lambda: svc.last_error, what="PostgreSQL seen down")
         assert not gw.requests
         cluster.start()
@@ -321,8 +321,7 @@ def test_the_sms_service_reads_notify_through_the_office_acl_and_other_devices_c
         assert [json.loads(r["body"])["id"] for r in gw.requests] == ["n-acl", "n-last"] and not snooped
     finally:
         for c in clients:
-            c.loop_stop()
-            c.disconnect()
+            stop_network(c)
         svc.stop()
         cluster.cleanup()
         broker.close()
