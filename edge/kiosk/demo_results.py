@@ -13,8 +13,14 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edge.errors import EdgeError
+from edge.peers import LockerPeer
+
+if TYPE_CHECKING:
+    from edge.locker.service import LockerService
+    from edge.vision.service import VisionService
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +67,10 @@ def collectable_lines(site: str, *, qr_demo: bool = True) -> list[str]:
     return lines
 
 
-async def load_demo_results(locker, vision, *, results=RESULTS, door_wait_s: float = 30.0) -> list[str]:
-    """Load each result (and enrol its face); returns one line per result for the console."""
+async def load_demo_results(locker: LockerPeer, vision: "VisionService | None", *, results=RESULTS,
+                            door_wait_s: float = 30.0) -> list[str]:
+    """Load each result (and enrol its face); returns one line per result for the console. `vision`
+    is the real vision service (enrolling is not part of what the kiosk may ask, edge.peers)."""
     lines = []
     for result in results:
         try:
@@ -78,24 +86,34 @@ async def load_demo_results(locker, vision, *, results=RESULTS, door_wait_s: flo
     return lines
 
 
-async def _load(locker, result: DemoResult, door_wait_s: float) -> None:
+async def _load(locker: LockerPeer, result: DemoResult, door_wait_s: float) -> None:
     compartment = (await locker.load(STAFF_PIN, result.code, result.size, pin=result.pin))["compartment"]
-    sim = getattr(locker, "sim", None)
-    bus = getattr(sim, "bus", None)
-    if bus is not None:  # the simulated clerk puts the papers in; the simulator closes the door by itself
-        where = locker.config.where(compartment)
-        bus.set_occupied(where.board, where.lock, True)
+    simulated = _simulated_locker(locker)
+    if simulated is not None:  # the simulated clerk puts the papers in; the simulator closes the door by itself
+        where = simulated.config.where(compartment)
+        simulated.sim.bus.set_occupied(where.board, where.lock, True)
     await locker.wait_door(compartment, "closed", door_wait_s)
     log.info("kiosk demo: %s waits in compartment %s", result.code, compartment)
 
 
-async def _enrol(vision, locker, result: DemoResult) -> bool:
+def _simulated_locker(locker: LockerPeer) -> "LockerService | None":
+    """The real locker service when its boards are the pty simulator (`port = "sim"`, as in the
+    demo), the way edge/locker/demo.py recognises it; None for real boards (a person puts the papers in)."""
+    from edge.locker.service import LockerService
+    from edge.locker.sim import PtySim
+
+    if isinstance(locker, LockerService) and isinstance(locker.sim, PtySim):
+        return locker
+    return None
+
+
+async def _enrol(vision: "VisionService | None", locker: LockerPeer, result: DemoResult) -> bool:
     """Enrol the citizen's face from the sample photos (the replay camera shows another photo of them)."""
     if vision is None:
         return False
     import cv2
 
-    while hasattr(vision, "worker") and not (vision.worker and vision.worker.ready()):
+    while vision.worker is None or not vision.worker.ready():
         await asyncio.sleep(0.5)  # the face models are still loading
     if not await vision.enrolled(result.code):
         frames = []
