@@ -7,6 +7,7 @@ import asyncio
 import os
 import shutil
 import threading
+import time
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -58,14 +59,15 @@ class Served:
 
 
 @contextmanager
-def served_kiosk(loop_thread: LoopThread, store, tmp_path: Path, make_peers, **config):
+def served_kiosk(loop_thread: LoopThread, store, tmp_path: Path, make_peers, *, clock=time.time, **config):
     """A KioskService on a free port with the peers `make_peers()` returns (built on the loop);
-    yields (service, peers), with the service itself as peers["kiosk"]."""
+    yields (service, peers), with the service itself as peers["kiosk"]. `clock`: what the service
+    reads the time from (an edge.testing.FakeClock lets a test skip a timeout)."""
     peers: dict = {}
 
     async def build():
         peers.update(make_peers())
-        ctx = ServiceContext(name="kiosk", site="s1", device="kiosk-01", store=store,
+        ctx = ServiceContext(name="kiosk", site="s1", device="kiosk-01", store=store, clock=clock,
                              config=replace(KioskConfig(), port=0, **config), data_dir=tmp_path, peers=peers)
         svc = KioskService(ctx)
         peers["kiosk"] = svc

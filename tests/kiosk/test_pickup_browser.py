@@ -8,11 +8,13 @@ was made)."""
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import cv2
 import pytest
 
+from edge.testing import FakeClock
 from kiosk_fakes import FakeLocker, FakeVision
 from kiosk_harness import served_kiosk, shot
 
@@ -43,16 +45,54 @@ class CameraVision(FakeVision):
         return {"reason": self.live, "text": "", "text_en": "", "challenge": self.challenge}
 
 
-@pytest.fixture
-def kiosk(loop_thread, store, tmp_path):
+class AnsweredVision(CameraVision):
+    """Each verify() waits for the answer the test gives next with `answer(loop_thread, decision)`."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.answers: asyncio.Queue = asyncio.Queue()
+
+    async def verify(self, dossier, frames_rgb=None, timeout_s=2.0):
+        self.calls += 1
+        return await self.answers.get()
+
+    def answer(self, loop_thread, decision: dict) -> None:
+        loop_thread.loop.call_soon_threadsafe(self.answers.put_nowait, dict(decision))
+
+
+def _kiosk(loop_thread, store, tmp_path, vision_class=CameraVision, clock=time.time):
     def make_peers():
-        vision = CameraVision(enrolled=[CODE], decisions=[])
+        vision = vision_class(enrolled=[CODE], decisions=[])
         vision.gate = asyncio.Event()
         return {"locker": FakeLocker({CODE: {"status": "waiting", "compartment": 5, "pin": PIN},
                                       PIN_ONLY: {"status": "waiting", "compartment": 2, "pin": PIN_ONLY_PIN}}),
                 "vision": vision}
 
-    with served_kiosk(loop_thread, store, tmp_path, make_peers, face_pause_s=0.0, thanks_s=3.0) as served:
+    return served_kiosk(loop_thread, store, tmp_path, make_peers, clock=clock, face_pause_s=0.0, thanks_s=3.0)
+
+
+@pytest.fixture
+def kiosk(loop_thread, store, tmp_path):
+    with _kiosk(loop_thread, store, tmp_path) as served:
+        yield served
+
+
+@pytest.fixture
+def kiosk_answered(loop_thread, store, tmp_path):
+    """The kiosk with a vision service that answers each face check when the test says."""
+    with _kiosk(loop_thread, store, tmp_path, vision_class=AnsweredVision) as served:
+        yield served
+
+
+@pytest.fixture
+def clock():
+    return FakeClock(time.time())
+
+
+@pytest.fixture
+def kiosk_on_a_clock(loop_thread, store, tmp_path, clock):
+    """The kiosk reading the time from `clock`: a test moves it past a timeout instead of waiting."""
+    with _kiosk(loop_thread, store, tmp_path, clock=clock) as served:
         yield served
 
 
@@ -169,36 +209,37 @@ def test_face_step_shows_the_mirrored_camera_the_prompt_and_a_countdown(kiosk, p
     assert page.evaluate("fetch('/api/kiosk/camera.jpg').then(r => r.status)") == 204
 
 
-def test_a_printed_photo_is_refused_with_its_own_message(kiosk, page, loop_thread, tmp_path):
-    svc, peers = kiosk
+def test_a_printed_photo_is_refused_with_its_own_message(kiosk_answered, page, loop_thread, tmp_path):
+    svc, peers = kiosk_answered
+    vision = peers["vision"]
     # What the vision service answers for a photo held up: a liveness refusal (reason "spoof").
     spoof = {"decision": "reject", "score": 0.3, "reason": "spoof", "guidance": "ok",
              "liveness": {"model": "fail", "motion": "fail", "verdict": "fail"}}
-    peers["vision"].decisions = [dict(spoof) for _ in range(3)]
-    svc.flow.limits.face_pause_s = 2.0  # time to read the refusal before the next check
     open_kiosk(page, svc)
     start(page)
     keypad(page, "0000001H292612070001")
     page.click("#code-submit")
     page.wait_for_selector("body[data-step='face']")
-    loop_thread.loop.call_soon_threadsafe(peers["vision"].gate.set)
+    vision.answer(loop_thread, spoof)  # the next check waits for its answer: time to read this one
     page.wait_for_function("document.querySelector('#face-notice').textContent.includes('ảnh in')")
     assert "Ông/Bà còn 2 lần thử" in page.inner_text("#face-notice")
     shot(page, tmp_path, "pickup-face-photo-refused")
     # Three photos: the PIN on the receipt is offered, saying why the face was not accepted.
+    vision.answer(loop_thread, spoof)
+    vision.answer(loop_thread, spoof)
     page.wait_for_selector("body[data-step='pin']", timeout=20_000)
     assert "ảnh in hay màn hình không dùng được" in page.inner_text("#pin-notice")
     assert peers["locker"].opened == []
 
 
-def test_the_language_chosen_stays_for_the_timeout_message(kiosk, page, tmp_path):
-    svc, peers = kiosk
-    svc.flow.limits.session_timeout_s = 6.0
+def test_the_language_chosen_stays_for_the_timeout_message(kiosk_on_a_clock, clock, page, tmp_path):
+    svc, peers = kiosk_on_a_clock
     open_kiosk(page, svc)
     start(page)
     page.click("#lang")
     page.wait_for_function("document.querySelector('#code-submit').textContent === 'Continue'")
     page.wait_for_function("/\\d+ seconds left/.test(document.querySelector('#countdown').textContent)")
+    clock.advance(svc.flow.limits.session_timeout_s + 1)  # the citizen walked away: the next tick ends it
     page.wait_for_selector("body[data-step='message']", timeout=15_000)
     assert page.inner_text("#message") == "The session timed out. Please start again."
     assert "Back to start in" in page.inner_text("#countdown")
