@@ -238,6 +238,10 @@ class QrService(Service):
 
         `private=True` also receives citizen ID cards (kind `citizen_id`, with the card's fields):
         only for the desk action that fills a form from it, which must not keep them after.
+
+        Not the device's event bus (edge.events): the bus carries only what a store transaction
+        committed, and an ID card is never written to the store; a scan's `fields` and catalog
+        entry are not in its `code_scanned` event either.
         """
         queue: asyncio.Queue = asyncio.Queue(maxsize=maxsize)
         self._subscribers.append((queue, private))
