@@ -1,7 +1,7 @@
 """Locker flows over the store: loading, lookup, PIN checks, pickup bookkeeping, expiry, intents.
 
-Everything here is a short SQLite transaction; the hardware side (pulses, door readings) is in
-`service.py`. A state change and its event are always written in the same transaction, and the
+Everything here is a short SQLite transaction (its statements by name in queries.py); the hardware
+side (pulses, door readings) is in the service's modules (opening.py, doors.py). A state change and its event are always written in the same transaction, and the
 intent to open a door is written *before* the pulse, so a crash can never make a door open twice.
 """
 
@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 from edge import phone as phones
 from edge.errors import CommandError
-from edge.locker import notify
+from edge.locker import notify, queries
 from edge.locker.config import SIZES, LockerConfig
 from edge.locker.pins import check_pin, hash_pin
 from edge.store import Store, Tx
@@ -23,59 +23,9 @@ log = logging.getLogger(__name__)
 SERVICE = "locker"
 DAY_S = 86400.0
 
-MIGRATIONS = [
-    """
-    CREATE TABLE locker_assignments (
-        id              INTEGER PRIMARY KEY AUTOINCREMENT,
-        receipt         TEXT NOT NULL,
-        compartment     INTEGER NOT NULL,
-        status          TEXT NOT NULL CHECK (status IN ('waiting','opening','collected','expired','reclaimed')),
-        size            TEXT NOT NULL,
-        pin_hash        TEXT,
-        pin_failures    INTEGER NOT NULL DEFAULT 0,
-        pin_verified_at REAL,
-        face_enrolled   INTEGER NOT NULL DEFAULT 0,
-        deadline        REAL NOT NULL,
-        loaded_at       REAL NOT NULL,
-        loaded_by       TEXT NOT NULL,
-        closed_at       REAL
-    );
-    -- A receipt and a compartment each hold at most one live assignment.
-    CREATE UNIQUE INDEX locker_live_receipt ON locker_assignments(receipt)
-        WHERE status IN ('waiting','opening','expired');
-    CREATE UNIQUE INDEX locker_live_compartment ON locker_assignments(compartment)
-        WHERE status IN ('waiting','opening','expired');
-    CREATE TABLE locker_opens (
-        id          TEXT PRIMARY KEY,  -- command id: one open at most per id, even across restarts
-        compartment INTEGER NOT NULL,
-        reason      TEXT NOT NULL,
-        actor       TEXT NOT NULL,
-        assignment  INTEGER,
-        state       TEXT NOT NULL CHECK (state IN ('started','pulsed','opened','not_detected','failed','interrupted')),
-        created     REAL NOT NULL,
-        pulsed      REAL,
-        finished    REAL,
-        note        TEXT
-    );
-    CREATE TABLE locker_doors (
-        compartment INTEGER PRIMARY KEY,
-        door        TEXT NOT NULL DEFAULT 'unknown' CHECK (door IN ('open','closed','unknown')),
-        occupied    INTEGER,
-        since       REAL,
-        maintenance INTEGER NOT NULL DEFAULT 0,
-        last_pulse  REAL
-    );
-    CREATE TABLE locker_alarms (
-        kind   TEXT NOT NULL,
-        target TEXT NOT NULL,  -- 'compartment:N' or 'board:B'
-        since  REAL NOT NULL,
-        detail TEXT,
-        PRIMARY KEY (kind, target)
-    );
-    """,
-]
+MIGRATIONS = queries.MIGRATIONS  # the schema lives with every other locker statement
 
-LIVE = ("waiting", "opening", "expired")
+LIVE = queries.LIVE
 
 # Reasons a request is refused; the kiosk shows MESSAGES[reason] (Vietnamese, English fallback).
 MESSAGES = {
@@ -142,29 +92,25 @@ class LockerFlows:
 
     def __init__(self, store: Store, config: LockerConfig, clock: Callable[[], float]):
         self.store, self.config, self.clock = store, config, clock
-        store.migrate("locker", MIGRATIONS)
+        queries.migrate(store)
         notify.migrate(store)
         with store.transaction() as tx:
-            for n in config.compartment_ids():
-                tx.execute("INSERT OR IGNORE INTO locker_doors(compartment) VALUES (?)", (n,))
+            queries.add_doors(tx, config.compartment_ids())
 
     # -- reads --------------------------------------------------------------------------------
     def live_assignment(self, receipt: str) -> Assignment | None:
-        rows = self.store.query(
-            "SELECT * FROM locker_assignments WHERE receipt = ? ORDER BY id DESC LIMIT 1", (receipt,))
-        return _assignment(rows[0]) if rows else None
+        row = queries.latest_assignment(self.store, receipt)
+        return _assignment(row) if row else None
 
     def assignment_in(self, compartment: int) -> Assignment | None:
-        rows = self.store.query(
-            f"SELECT * FROM locker_assignments WHERE compartment = ? AND status IN {LIVE}", (compartment,))
-        return _assignment(rows[0]) if rows else None
+        row = queries.live_assignment_in(self.store, compartment)
+        return _assignment(row) if row else None
 
     def doors(self) -> dict[int, dict]:
-        return {r["compartment"]: dict(r) for r in self.store.query("SELECT * FROM locker_doors")}
+        return queries.doors(self.store)
 
     def alarms(self) -> list[dict]:
-        rows = self.store.query("SELECT kind, target, since, detail FROM locker_alarms ORDER BY since")
-        return [dict(r) for r in rows]
+        return queries.alarms(self.store)
 
     def lookup(self, receipt: str) -> dict:
         a = self.live_assignment(normalise_receipt(receipt))
@@ -189,8 +135,7 @@ class LockerFlows:
         if size is not None and size not in SIZES:
             raise LockerRefused("bad_input", f"size {size!r}: expected one of {', '.join(SIZES)}")
         doors = self.doors()
-        taken = {r["compartment"] for r in self.store.query(
-            f"SELECT compartment FROM locker_assignments WHERE status IN {LIVE}")}
+        taken = queries.taken_compartments(self.store)
         alarmed = {int(a["target"].split(":")[1]) for a in self.alarms() if a["target"].startswith("compartment:")}
         wanted = SIZES[SIZES.index(size):] if size else SIZES
 
@@ -216,41 +161,35 @@ class LockerFlows:
         days = deadline_days or self.config.pickup_deadline_days
         if not isinstance(days, int) or not 1 <= days <= 365:
             raise LockerRefused("bad_input", f"deadline_days {days!r}: expected 1..365")
-        live = tx.execute(f"SELECT 1 FROM locker_assignments WHERE receipt = ? AND status IN {LIVE}", (receipt,)).fetchone()
-        if live:
+        if queries.receipt_is_live(tx, receipt):
             raise LockerRefused("duplicate", f"receipt {receipt} is already in the locker")
-        cur = tx.execute(
-            "INSERT INTO locker_assignments(receipt, compartment, status, size, pin_hash, face_enrolled, deadline, "
-            "loaded_at, loaded_by) VALUES (?, ?, 'waiting', ?, ?, ?, ?, ?, ?)",
-            (receipt, compartment, size, pin_hash, int(face_enrolled),
-             now + days * DAY_S, now, staff))
+        assignment = queries.insert_assignment(tx, receipt=receipt, compartment=compartment, size=size,
+                                               pin_hash=pin_hash, face_enrolled=face_enrolled,
+                                               deadline=now + days * DAY_S, loaded_at=now, staff=staff)
         masked = {"phone_masked": phones.mask(phone)} if phone else {}
         tx.emit(SERVICE, "loaded", receipt=receipt, compartment=compartment, deadline=now + days * DAY_S,
                 pin_set=pin_hash is not None, sms=phone is not None, **masked)
         tx.audit(staff, "locker.load", receipt=receipt, compartment=compartment, deadline_days=days, **masked)
         if phone:
-            notify.result_ready(tx, assignment=cur.lastrowid, phone=phone, receipt=receipt, compartment=compartment,
+            notify.result_ready(tx, assignment=assignment, phone=phone, receipt=receipt, compartment=compartment,
                                 deadline=now + days * DAY_S, pin=pin, now=now)
-        return cur.lastrowid
+        return assignment
 
     # -- citizen PIN ---------------------------------------------------------------------------
     def verify_pin(self, receipt: str, pin: Any) -> bool:
         receipt = normalise_receipt(receipt)
         with self.store.transaction() as tx:
-            row = tx.execute(
-                f"SELECT id, pin_hash, pin_failures FROM locker_assignments WHERE receipt = ? AND status IN {LIVE}",
-                (receipt,)).fetchone()
+            row = queries.pin_row(tx, receipt)
             if row is None or row[1] is None or row[2] >= self.config.pin_attempts:
                 tx.audit("kiosk", "locker.pin_refused", receipt=receipt,
                          why="unknown" if row is None else "no_pin" if row[1] is None else "locked")
                 return False
             ok = isinstance(pin, str) and check_pin(pin, row[1])
             if ok:
-                tx.execute("UPDATE locker_assignments SET pin_failures = 0, pin_verified_at = ? WHERE id = ?",
-                           (self.clock(), row[0]))
+                queries.pin_verified(tx, row[0], self.clock())
             else:
                 failures = row[2] + 1
-                tx.execute("UPDATE locker_assignments SET pin_failures = ? WHERE id = ?", (failures, row[0]))
+                queries.set_pin_failures(tx, row[0], failures)
                 if failures >= self.config.pin_attempts:
                     tx.emit(SERVICE, "pin_locked", receipt=receipt, failures=failures)
             tx.audit("kiosk", "locker.pin_checked", receipt=receipt, ok=ok)
@@ -258,16 +197,14 @@ class LockerFlows:
 
     def mark_face_enrolled(self, receipt: str, enrolled: bool = True) -> None:
         with self.store.transaction() as tx:
-            tx.execute(f"UPDATE locker_assignments SET face_enrolled = ? WHERE receipt = ? AND status IN {LIVE}",
-                       (int(enrolled), normalise_receipt(receipt)))
+            queries.set_face_enrolled(tx, normalise_receipt(receipt), enrolled)
 
     def claim_for_pickup(self, tx: Tx, receipt: str, claim: Any) -> Assignment:
         """Check that `receipt` may be collected now with `claim`; raises LockerRefused."""
         if not isinstance(claim, dict) or claim.get("method") not in ("face", "pin") or not claim.get("ref"):
             raise LockerRefused("not_verified", "claim must be {'method': 'face'|'pin', 'ref': session id}")
-        cur = tx.execute("SELECT * FROM locker_assignments WHERE receipt = ? ORDER BY id DESC LIMIT 1", (receipt,))
-        row = cur.fetchone()
-        a = _assignment(dict(zip([d[0] for d in cur.description], row))) if row else None
+        row = queries.latest_assignment_in_tx(tx, receipt)
+        a = _assignment(row) if row else None
         if a is None:
             raise LockerRefused("unknown", f"no assignment for {receipt}")
         if a.status in ("collected",):
@@ -284,41 +221,33 @@ class LockerFlows:
 
     # -- open intents --------------------------------------------------------------------------
     def intent(self, cmd_id: str) -> dict | None:
-        rows = self.store.query("SELECT * FROM locker_opens WHERE id = ?", (cmd_id,))
-        return dict(rows[0]) if rows else None
+        return queries.intent(self.store, cmd_id)
 
     def record_intent(self, tx: Tx, *, cmd_id: str, compartment: int, reason: str, actor: str,
                       assignment: int | None) -> None:
         now = self.clock()
-        tx.execute("INSERT INTO locker_opens(id, compartment, reason, actor, assignment, state, created) "
-                   "VALUES (?, ?, ?, ?, ?, 'started', ?)", (cmd_id, compartment, reason, actor, assignment, now))
+        queries.insert_intent(tx, cmd_id=cmd_id, compartment=compartment, reason=reason, actor=actor,
+                              assignment=assignment, now=now)
         # The rate limit counts from the intent: a crash mid-pulse still holds the compartment back.
-        tx.execute("UPDATE locker_doors SET last_pulse = ? WHERE compartment = ?", (now, compartment))
+        queries.set_last_pulse(tx, compartment, now)
         tx.audit(actor, "locker.open", id=cmd_id, compartment=compartment, reason=reason)
 
     def finish_intent(self, tx: Tx, cmd_id: str, state: str, note: str = "") -> None:
-        column = "pulsed" if state == "pulsed" else "finished"
-        tx.execute(f"UPDATE locker_opens SET state = ?, {column} = ?, note = ? WHERE id = ?",
-                   (state, self.clock(), note or None, cmd_id))
+        queries.set_intent_state(tx, cmd_id, state, self.clock(), note or None)
 
     def pending_intents(self, states: tuple[str, ...]) -> list[dict]:
-        marks = ",".join("?" * len(states))
-        return [dict(r) for r in self.store.query(
-            f"SELECT * FROM locker_opens WHERE state IN ({marks}) ORDER BY created", states)]
+        return queries.intents_in(self.store, states)
 
     # -- alarms --------------------------------------------------------------------------------
     def raise_alarm(self, tx: Tx, kind: str, target: str, **detail: Any) -> bool:
         """Record an alarm and emit its event once; False if it was already raised."""
-        cur = tx.execute("INSERT OR IGNORE INTO locker_alarms(kind, target, since, detail) VALUES (?, ?, ?, ?)",
-                         (kind, target, self.clock(), json.dumps(detail, ensure_ascii=False)))
-        if cur.rowcount:
+        if queries.insert_alarm(tx, kind, target, self.clock(), json.dumps(detail, ensure_ascii=False)):
             tx.emit(SERVICE, kind, target=target, **detail)
             return True
         return False
 
     def clear_alarm(self, tx: Tx, kind: str, target: str) -> bool:
-        cur = tx.execute("DELETE FROM locker_alarms WHERE kind = ? AND target = ?", (kind, target))
-        if cur.rowcount:
+        if queries.delete_alarm(tx, kind, target):
             tx.emit(SERVICE, "alarm_cleared", alarm=kind, target=target)
             return True
         return False
@@ -329,13 +258,11 @@ class LockerFlows:
         now = self.clock()
         with self.store.transaction() as tx:
             if receipt is None:
-                rows = tx.execute("SELECT id, receipt, compartment FROM locker_assignments "
-                                  "WHERE status = 'waiting' AND deadline < ?", (now,)).fetchall()
+                rows = queries.waiting_overdue(tx, now)
             else:
-                rows = tx.execute("SELECT id, receipt, compartment FROM locker_assignments "
-                                  "WHERE status = 'waiting' AND receipt = ?", (normalise_receipt(receipt),)).fetchall()
+                rows = queries.waiting_with_receipt(tx, normalise_receipt(receipt))
             for aid, rec, comp in rows:
-                tx.execute("UPDATE locker_assignments SET status = 'expired', closed_at = ? WHERE id = ?", (now, aid))
+                queries.mark_expired(tx, aid, now)
                 tx.emit(SERVICE, "expired", receipt=rec, compartment=comp)
                 tx.audit("locker", "locker.expired", receipt=rec, compartment=comp)
         return [{"receipt": r[1], "compartment": r[2]} for r in rows]

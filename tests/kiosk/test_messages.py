@@ -20,6 +20,7 @@ from edge.locker.flows import MESSAGES as LOCKER_MESSAGES
 ROOT = Path(__file__).resolve().parents[2] / "edge"
 # The modules behind the staff screens' APIs (reception, counter, loading) and the kiosk's own checks.
 SOURCES = ["pager/queue.py", "pager/service.py", "locker/flows.py", "locker/service.py",
+           "locker/kiosk_api.py", "locker/opening.py", "locker/remote.py",  # the locker service's modules
            *sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "kiosk/web").glob("*.py")),  # one module per screen
            "service.py"]  # edge/service.py: the command schema every route to an action goes through
 # Raised there but never answered to a screen: startup and MQTT-only paths.

@@ -1,0 +1,145 @@
+"""Opening a compartment: the intent written before the pulse, the pulse, what it did; waiting for a door.
+
+Part of LockerService (edge/locker/service.py), as a mixin. Every route that moves a bolt (a pickup,
+a loading, a reclaim, an audit, central's `open`) comes through `open_compartment`: one bus
+transaction at a time (`_hw`), one pulse at most per command id, a rate limit per compartment,
+maintenance respected, and the pulse recorded even when its caller gives up half-way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from typing import Any, Callable
+
+from edge.errors import DeviceNotReady
+from edge.locker import queries
+from edge.locker.config import LockerConfig
+from edge.locker.driver import OpenUncertain
+from edge.locker.flows import SERVICE, LockerFlows, LockerRefused
+from edge.service import ServiceContext
+from edge.store import Tx
+
+log = logging.getLogger("edge.locker.service")  # the service's one logger, as before the split
+
+
+class Opening:
+    """`open_compartment` (durable intent, then pulse) and `wait_door`."""
+
+    ctx: ServiceContext
+    config: LockerConfig
+    clock: Any
+    flows: LockerFlows
+    driver: Any
+    _hw: asyncio.Lock
+    _poke: asyncio.Event
+    _changed: asyncio.Condition
+
+    async def open_compartment(self, compartment: int, *, cmd_id: str | None = None, reason: str = "remote",
+                               actor: str = "central", prepare: Callable[[Tx], int | None] | None = None,
+                               maintenance_ok: bool = False) -> dict:
+        """Pulse one compartment once per `cmd_id`; the intent is durable before the pulse."""
+        cmd_id = cmd_id or uuid.uuid4().hex
+        async with self._hw:
+            prior = self.flows.intent(cmd_id)
+            if prior is not None:  # the same command again: answer, never pulse twice
+                return {"compartment": prior["compartment"], "command": cmd_id, "state": prior["state"], "duplicate": True}
+            board, lock = self._where(compartment)
+            self._check_may_open(compartment, maintenance_ok)
+            with self.ctx.store.transaction() as tx:
+                assignment = prepare(tx) if prepare else None
+                self.flows.record_intent(tx, cmd_id=cmd_id, compartment=compartment, reason=reason, actor=actor,
+                                         assignment=assignment)
+            # From here the frame may be on the wire: a caller that gives up (a kiosk session torn down)
+            # must not leave the pulse unrecorded, so it runs as its own task and keeps the bus till done.
+            work = asyncio.ensure_future(self._pulse(cmd_id, compartment, board, lock, reason, assignment))
+            try:
+                uncertain = await asyncio.shield(work)
+            except asyncio.CancelledError:
+                while not work.done():
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await asyncio.wait({work})
+                if not work.cancelled():
+                    work.exception()  # retrieved (its failure is already recorded); the caller gets its cancel
+                raise
+        self._poke.set()
+        return {"compartment": compartment, "command": cmd_id, "state": "pulsed", "uncertain": uncertain}
+
+    async def _pulse(self, cmd_id: str, compartment: int, board: int, lock: int, reason: str,
+                     assignment: int | None) -> bool:
+        """Send the open whose intent is recorded, then record what happened; True if uncertain."""
+        try:
+            result = await asyncio.to_thread(self.driver.open, board, lock, self.config.pulse_ms)
+            uncertain, frames, note = False, result.frames_sent, result.note
+        except OpenUncertain as err:  # sent, outcome unknown: the door reading will tell
+            uncertain, frames, note = True, 1, str(err)
+        except DeviceNotReady as err:  # nothing was sent
+            self._open_failed(cmd_id, compartment, assignment, err)
+            raise
+        with self.ctx.store.transaction() as tx:
+            self.flows.finish_intent(tx, cmd_id, "pulsed", note)
+            tx.emit(SERVICE, "pulse_sent", compartment=compartment, board=board, lock=lock, command=cmd_id,
+                    reason=reason, frames=frames, uncertain=uncertain)
+            self.publish_state(tx)
+        log.info("locker: pulse sent to compartment %d (board %s lock %s, %s)", compartment, board, lock, reason)
+        if self.flows.doors().get(compartment, {}).get("door") == "open":
+            with self.ctx.store.transaction() as tx:  # already open (a valid open always pulses)
+                self.flows.finish_intent(tx, cmd_id, "opened", "door was already open")
+        elif not uncertain and result.door_open:  # the board's reply already shows it open
+            await self._door_reading(compartment, True, None, False)
+        return uncertain
+
+    def _open_failed(self, cmd_id: str, compartment: int, assignment: int | None, err: Exception) -> None:
+        with self.ctx.store.transaction() as tx:
+            self.flows.finish_intent(tx, cmd_id, "failed", str(err)[:200])
+            tx.emit(SERVICE, "open_failed", compartment=compartment, command=cmd_id, error=str(err)[:200])
+            if assignment is not None:
+                queries.back_to_waiting(tx, assignment)
+        log.error("locker: open of compartment %d failed: %s", compartment, err)
+
+    def _where(self, compartment: Any) -> tuple[int, int]:
+        if not isinstance(compartment, int) or isinstance(compartment, bool) or str(compartment) not in self.config.compartments:
+            raise LockerRefused("bad_input", f"unknown compartment {compartment!r}; configured: {self.config.compartment_ids()}")
+        c = self.config.where(compartment)
+        return c.board, c.lock
+
+    def _check_may_open(self, compartment: int, maintenance_ok: bool) -> None:
+        row = self.flows.doors().get(compartment, {})
+        if row.get("maintenance") and not maintenance_ok:
+            raise LockerRefused("maintenance", f"compartment {compartment} is under maintenance")
+        last = row.get("last_pulse")
+        if last is not None:
+            wait = self.config.rate_limit_s - (self.clock() - last)
+            if wait > 0:
+                raise LockerRefused("rate", f"compartment {compartment} was opened {self.clock() - last:.1f} s ago; "
+                                            f"wait {wait:.1f} s")
+
+
+    async def wait_door(self, compartment: int, state: str, timeout_s: float) -> bool:
+        """True once the door reads `state`. Called right after an open, "closed" means opened then
+        closed: False if that open was never detected (the door did not move)."""
+        if state not in ("open", "closed"):
+            raise ValueError(f"state must be 'open' or 'closed', found {state!r}")
+        self._where(compartment)
+
+        def reached() -> bool:
+            # While an open of this door is in flight, "closed" means "not opened yet", not "done".
+            pending = queries.in_flight_opens(self.ctx.store, compartment)
+            return not pending and self.flows.doors().get(compartment, {}).get("door") == state
+
+        in_flight = queries.in_flight_opens(self.ctx.store, compartment)
+        async with self._changed:
+            try:
+                async with asyncio.timeout(timeout_s):
+                    await self._changed.wait_for(reached)
+                done = True
+            except TimeoutError:
+                done = reached()
+        if done and state == "closed" and in_flight:
+            # "closed" after an open means opened and closed again: not a door that never opened.
+            outcome = self.flows.intent(in_flight[0]["id"])
+            return outcome is not None and outcome["state"] == "opened"
+        return done
+
