@@ -68,8 +68,10 @@ class Rig:
         # so liveness is explicitly off here (it is on by default; tests/vision/test_liveness.py).
         vision_cfg = VisionConfig(camera=f"replay:{FACES / camera_image}", model_dir=str(_model_dir()),
                                   threads=1, fps=10.0, liveness_model="off", liveness_motion="off")
-        if liveness:  # as shipped for the kiosk role (the attack journey in test_pickup_attack.py)
-            vision_cfg = replace(vision_cfg, liveness_model="builtin", liveness_motion="require")
+        if liveness:  # as shipped for the kiosk role (the attack journey in test_pickup_attack.py),
+            # with 2 s instead of 6 s for the head turn: the camera replays the turn every 0.8 s
+            vision_cfg = replace(vision_cfg, liveness_model="builtin", liveness_motion="require",
+                                 liveness_challenge_s=2.0)
         kiosk_cfg = replace(KioskConfig(), port=0, face_pause_s=0.2, thanks_s=3.0, face_attempts=2)
 
         def ctx(name, cfg):
