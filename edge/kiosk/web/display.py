@@ -63,9 +63,12 @@ async def _next_messages(heard: Listener, closing: asyncio.Future, timeout_s: fl
     """The next committed pager messages (all those queued, so one burst is one view); [] after
     `timeout_s` of silence or when the kiosk is closing."""
     get = asyncio.ensure_future(heard.get())
-    done, _ = await asyncio.wait({get, closing}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+    try:
+        done, _ = await asyncio.wait({get, closing}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if not get.done():  # timed out, closing, or the screen went away: a message not taken stays queued
+            get.cancel()
     if get not in done:
-        get.cancel()  # a message not taken yet stays queued (asyncio.Queue.get takes it only on success)
         return []
     messages = [get.result()]
     while (more := heard.get_nowait()) is not None:
