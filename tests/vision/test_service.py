@@ -4,7 +4,6 @@ import asyncio
 import json
 import os
 import signal
-import time
 
 import numpy as np
 import pytest
@@ -12,18 +11,11 @@ import pytest
 from edge.errors import DeviceNotReady
 from edge.service import ServiceContext
 from edge.store import Store
+from edge.testing import FakeClock, until, wait_until
 from edge.vision.config import VisionConfig
 from tests.vision.conftest import FACES, load_rgb
 
 CONSENT = {"actor": "clerk-07", "purpose": "result_collection"}
-
-
-class Clock:
-    def __init__(self):
-        self.now = 1_800_000_000.0
-
-    def __call__(self):
-        return self.now
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +30,7 @@ def vision(model_dir, tmp_path_factory, loop):
     from edge.vision.service import VisionService
 
     tmp = tmp_path_factory.mktemp("vision")
-    clock = Clock()
+    clock = FakeClock()
     store = Store(tmp / "edge.db", clock=clock)
     # These tests are about matching, consent and the worker: their frames are still photos, so the
     # head-turn challenge is explicitly off here (the anti-spoofing model stays on, as shipped).
@@ -141,7 +133,8 @@ def test_verify_from_the_camera(vision, loop):
 
     run(loop, vision.enrol("HS-2026-005", frames("obama.jpg"), CONSENT))
     shipped = vision.config
-    vision.config = dataclasses.replace(shipped, liveness_motion="require", liveness_challenge_s=2.0)
+    # the shortest challenge time the config allows: two still frames already show 'frozen'
+    vision.config = dataclasses.replace(shipped, liveness_motion="require", liveness_challenge_s=1.0)
     try:
         result = run(loop, vision.verify("HS-2026-005", timeout_s=1.0))
     finally:
@@ -185,18 +178,16 @@ def test_delete_on_request_and_retention(vision, loop):
 
 def test_a_hung_worker_is_restarted(vision, loop):
     """SIGSTOP freezes the worker like a hung camera driver: the proxy kills and replaces it."""
-    deadline = time.monotonic() + 120  # a worker still loading its models is judged by the startup timeout
-    while not vision.worker.ready() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert vision.worker.ready(), "the vision worker never became ready"
+    # a worker still loading its models is judged by the startup timeout
+    wait_until(vision.worker.ready, timeout_s=120, what="the vision worker ready")
     old = vision.worker.pid
-    vision.worker.heartbeat_timeout_s = 1.5
+    shipped = vision.worker.heartbeat_timeout_s
+    vision.worker.heartbeat_timeout_s = 0.5  # check() below runs only once the worker is frozen
     os.kill(old, signal.SIGSTOP)
     try:
-        deadline = time.monotonic() + 20
-        while vision.worker.check() is None and time.monotonic() < deadline:
-            time.sleep(0.2)
+        wait_until(lambda: vision.worker.check() is not None, timeout_s=20, what="the frozen worker replaced")
     finally:
+        vision.worker.heartbeat_timeout_s = shipped
         try:
             os.kill(old, signal.SIGCONT)
         except ProcessLookupError:
@@ -217,9 +208,7 @@ def test_missing_model_is_reported_not_hidden(tmp_path, store):
         service = VisionService(ctx)
         await service.start()
         try:
-            deadline = time.monotonic() + 30
-            while not service.worker.fatal and time.monotonic() < deadline:
-                await asyncio.sleep(0.1)
+            await until(lambda: service.worker.fatal, timeout_s=30, what="the worker's fatal error")
             with pytest.raises(DeviceNotReady, match="make setup"):
                 await service.enrol("HS-1", frames("obama.jpg"), CONSENT)
             return service.health(), service.snapshot()
@@ -233,7 +222,9 @@ def test_missing_model_is_reported_not_hidden(tmp_path, store):
 def test_camera_failure_degrades_and_verify_says_so(tmp_path, store, model_dir):
     from edge.vision.service import VisionService
 
-    config = VisionConfig(camera="opencv:/dev/no-such-camera", model_dir=str(model_dir), threads=1)
+    # the verify waits for the camera up to the challenge time: the shortest the config allows
+    config = VisionConfig(camera="opencv:/dev/no-such-camera", model_dir=str(model_dir), threads=1,
+                          liveness_challenge_s=1.0)
     ctx = ServiceContext(name="vision", site="test", device="kiosk-01", store=store, config=config, data_dir=tmp_path)
 
     async def scenario():
