@@ -10,7 +10,7 @@ import logging
 from typing import Any
 
 from edge.errors import DeviceNotReady
-from edge.locker import setup
+from edge.locker import setup, timing
 from edge.locker.config import LockerConfig
 from edge.locker.driver import SerialLockerDriver
 from edge.service import ServiceContext
@@ -38,14 +38,18 @@ class Hardware:
         if cfg.driver == "gpio":
             self.driver, self.sim = setup.gpio_driver(simulated=cfg.port == "sim", polarity=cfg.polarity,
                                                       pin_factory=self.ctx.pin_factory, relay_pins=cfg.gpio.relay_pins,
-                                                      sensor_pins=cfg.gpio.sensor_pins)
+                                                      sensor_pins=cfg.gpio.sensor_pins,
+                                                      sleep=timing.blocking_sleep(self.clock))
             return
         protocol = setup.serial_protocol(cfg.driver, cfg.polarity)
         if cfg.port == "sim":
             self.sim = setup.bus_sim(cfg.driver, self._by_board, polarity=cfg.polarity,
                                      auto_close_s=cfg.sim.auto_close_s)
+        # The coil window between two opens is timed on the clock's time (timing.py: real and
+        # monotonic on a device, virtual under a test's clock).
         self.driver = SerialLockerDriver(protocol, transport=None, reply_timeout_s=cfg.reply_timeout_s,
-                                         retries=cfg.retries)
+                                         retries=cfg.retries, clock=timing.interval_clock(self.clock),
+                                         sleep=timing.blocking_sleep(self.clock))
         self._connect()
 
     def _port_name(self) -> str:

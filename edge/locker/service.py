@@ -105,11 +105,8 @@ class LockerService(Hardware, DoorWatch, Recovery, Opening, KioskApi, Views, Rem
 
     async def run(self) -> None:
         while True:
-            try:  # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancel when the event fires
-                async with asyncio.timeout(self.config.poll_interval_s):
-                    await self._poke.wait()
-            except TimeoutError:
-                pass
+            # Until the next poll is due (in the loop's sleep, timing.py) or an open pokes us.
+            await timing.within(self.sleep, self.config.poll_interval_s, self._poke.wait())
             self._poke.clear()
             self.heartbeat()
             async with self._hw:

@@ -7,13 +7,15 @@ build their driver here: the board protocol, the simulator behind `port = "sim"`
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from edge.hw.serial import open_serial
 
 def gpio_driver(*, simulated: bool, polarity: str, pin_factory: Any = None,
-                relay_pins: Iterable[int] | None = None, sensor_pins: Iterable[int] | None = None) -> tuple[Any, Any]:
-    """(driver, simulator or None) for a GPIO relay HAT; simulated, its doors are wired to a MockFactory."""
+                relay_pins: Iterable[int] | None = None, sensor_pins: Iterable[int] | None = None,
+                sleep: Callable[[float], None] | None = None) -> tuple[Any, Any]:
+    """(driver, simulator or None) for a GPIO relay HAT; simulated, its doors are wired to a MockFactory.
+    `sleep` holds a relay for its pulse (time.sleep unless the service's clock is a test's)."""
     from edge.locker.gpio import GpioDoorSim, GpioLockerDriver
 
     pins = {k: v for k, v in (("relay_pins", relay_pins), ("sensor_pins", sensor_pins)) if v is not None}
@@ -23,7 +25,8 @@ def gpio_driver(*, simulated: bool, polarity: str, pin_factory: Any = None,
             from gpiozero.pins.mock import MockFactory
             pin_factory = MockFactory()
         sim = GpioDoorSim(pin_factory, polarity=polarity, **pins)
-    return GpioLockerDriver(pin_factory=pin_factory, polarity=polarity, **pins), sim
+    timed = {"sleep": sleep} if sleep is not None else {}
+    return GpioLockerDriver(pin_factory=pin_factory, polarity=polarity, **pins, **timed), sim
 
 
 def serial_protocol(driver: str, polarity: str) -> Any:

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import threading
 import time
 from pathlib import Path
 
@@ -22,13 +23,32 @@ BOARD = {"kerong": 0, "8a": 1, "modbus": 1, "gpio": 1}
 
 
 class Clock:
-    """Wall time plus an offset a test can move forward."""
+    """Wall time plus an offset a test moves on. Real time still flows (the simulators' doors, the
+    poll loop); `advance` jumps it ahead, and so does the driver's coil wait, which goes through
+    `sleep` (edge.locker.timing): a rate limit, an open-detect timer, a coil window pass without
+    the seconds. `wait` is the service loops' sleep (`ServiceContext.sleep`): it ends when this
+    clock reaches its deadline, by real time or by an advance."""
+
+    STEP_S = 0.005  # how often a waiting loop looks at the clock again
 
     def __init__(self):
         self.offset = 0.0
+        self._lock = threading.Lock()  # the driver advances it from its thread
 
     def __call__(self) -> float:
         return time.time() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self.offset += seconds
+
+    def sleep(self, seconds: float) -> None:
+        self.advance(max(0.0, seconds))
+
+    async def wait(self, seconds: float) -> None:
+        deadline = self() + seconds
+        while (left := deadline - self()) > 0:
+            await asyncio.sleep(min(left, self.STEP_S))
 
 
 def config(driver: str = "kerong", **over) -> LockerConfig:
@@ -43,10 +63,13 @@ def config(driver: str = "kerong", **over) -> LockerConfig:
 
 
 def service(tmp_path: Path, cfg: LockerConfig | None = None, *, store: Store | None = None,
-            clock=time.time, pin_factory=None) -> LockerService:
+            clock: Clock | None = None, pin_factory=None) -> LockerService:
+    """A locker on its simulator with a store; on a `Clock` of its own unless given one (`svc.clock`)."""
+    clock = clock or Clock()
     store = store or Store(tmp_path / "edge.db", clock=clock)
     ctx = ServiceContext(name="locker", site="hn", device="kiosk-01", store=store, config=cfg or config(),
                          data_dir=tmp_path, clock=clock, pin_factory=pin_factory)
+    ctx.sleep = clock.wait  # the loops wait on this clock (edge.locker.timing)
     return LockerService(ctx)
 
 
