@@ -14,7 +14,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, ClassVar
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, ClassVar
 
 from edge.errors import CommandError
 from edge.store import Store, Tx
@@ -40,6 +40,9 @@ class ServiceContext:
     pin_factory: Any = None  # gpiozero pin factory; None = gpiozero's default
     demo: bool = False  # running under `edge demo`: simulators instead of hardware
     broker_connected: Callable[[], bool] | None = None  # the MQTT link, for status screens
+    # How the service's loops wait: asyncio.sleep on a device; a test passes a FakeClock's `wait`
+    # (edge.testing) with that clock, so the loops wait on the time the test moves, not real seconds.
+    sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep
 
     @property
     def bus(self) -> "EventBus":

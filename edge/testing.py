@@ -115,19 +115,73 @@ async def until(predicate: Callable[[], bool], timeout_s: float = 5.0, step_s: f
 
 
 class FakeClock:
-    """A clock a test moves by hand: call it for the time; `sleep(s)` advances it instead of waiting."""
+    """A clock a test moves by hand: call it for the time; `sleep(s)` advances it instead of waiting.
+
+    `await wait(s)` is the sleep of a service's loops (`ServiceContext(clock=c, sleep=c.wait)`): it
+    returns once the test has moved the clock `s` on (`advance`, `sleep`), never by itself, so the
+    loops of several tasks share one time that only the test moves (a loop that advanced the clock
+    itself would run the others' time away). `await settle()` after an advance waits until every
+    loop it woke has done its round and waits on the clock again (or has ended): for loops that
+    sleep between rounds; `sleepers` counts the tasks waiting on the clock.
+    """
 
     def __init__(self, now: float = 1_800_000_000.0):
         self.now = now
+        self._lock = threading.Lock()
+        self._waiters: list[tuple[float, asyncio.Future, asyncio.Task | None]] = []
+        self._woken: set[asyncio.Task] = set()
 
     def __call__(self) -> float:
         return self.now
 
     def sleep(self, seconds: float) -> None:
-        self.now += seconds
+        self.advance(seconds)
 
     def advance(self, seconds: float) -> None:
-        self.now += seconds
+        with self._lock:
+            self.now += seconds
+            due = [w for w in self._waiters if w[0] <= self.now]
+            self._waiters = [w for w in self._waiters if w[0] > self.now]
+            self._woken.update(task for _, _, task in due if task is not None)
+        for _, future, _ in due:
+            try:
+                future.get_loop().call_soon_threadsafe(_wake, future)
+            except RuntimeError:  # that loop is closed: nobody waits any more
+                pass
+
+    async def wait(self, seconds: float) -> None:
+        if seconds <= 0:
+            await asyncio.sleep(0)
+            return
+        future = asyncio.get_running_loop().create_future()
+        entry = (self.now + seconds, future, asyncio.current_task())
+        with self._lock:
+            self._waiters.append(entry)
+        try:
+            await future
+        finally:
+            with self._lock:
+                self._waiters = [w for w in self._waiters if w is not entry]
+
+    @property
+    def sleepers(self) -> int:
+        """How many tasks wait on this clock now."""
+        with self._lock:
+            return len(self._waiters)
+
+    async def settle(self, timeout_s: float = 5.0) -> None:
+        """Until each loop the last advances woke waits on the clock again (or has ended)."""
+        def settled() -> bool:
+            with self._lock:
+                parked = {task for _, _, task in self._waiters}
+                self._woken = {t for t in self._woken if not t.done() and t not in parked}
+                return not self._woken
+        await until(settled, timeout_s=timeout_s, step_s=0.002, what="the loops woken by the clock to wait again")
+
+
+def _wake(future: asyncio.Future) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 # -- fakes of the peers (edge.peers) -----------------------------------------------------------------

@@ -141,6 +141,7 @@ class CounterPanels:
         self.action, self.view = action, view
         self.panels: list[CounterPanel] = []
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._handling: set = set()  # presses whose action has not finished yet
 
     def open(self) -> None:
         """On the service's loop: build a CounterPanel per `[pager.counters.N.panel]`."""
@@ -169,7 +170,14 @@ class CounterPanels:
 
     def _pressed(self, counter: str, action: str, value: Any = None) -> None:
         """Called from gpiozero's thread: run the action on the service's loop."""
-        asyncio.run_coroutine_threadsafe(self._run(counter, action, value), self._loop)
+        handling = asyncio.run_coroutine_threadsafe(self._run(counter, action, value), self._loop)
+        self._handling.add(handling)
+        handling.add_done_callback(self._handling.discard)
+
+    @property
+    def busy(self) -> bool:
+        """True while a press's action is still running (a test waits for it instead of sleeping)."""
+        return bool(self._handling)
 
     async def _run(self, counter: str, action: str, value: Any) -> None:
         args: dict[str, Any] = {"counter": counter}

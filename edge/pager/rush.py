@@ -41,10 +41,11 @@ def phase(t: float) -> tuple[int, float]:
 class MorningRush:
     """Drives a PagerService (issue, call_next, done, no_show, rate, pause) like an office would."""
 
-    def __init__(self, pager, *, seed: int = 19, clock=None):
+    def __init__(self, pager, *, seed: int = 19, clock=None, sleep=asyncio.sleep):
         self.pager = pager
         self.random = random.Random(seed)
         self.clock = clock or asyncio.get_running_loop().time
+        self.sleep = sleep  # the pager's ServiceContext.sleep
         self.started = self.clock()
         self.next_arrival = 0.0
         self.until: dict[str, float] = {}  # counter -> when its current citizen leaves
@@ -57,7 +58,7 @@ class MorningRush:
                 await self.step(t)
             except QueueError as err:  # a refusal is part of the story, said once per kind by the quiet log
                 log.info("pager demo: %s", err)
-            await asyncio.sleep(TICK_S)
+            await self.sleep(TICK_S)
 
     async def step(self, t: float) -> None:
         view = self.pager.view()

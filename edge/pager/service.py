@@ -39,7 +39,7 @@ class PagerService(Service):
         super().__init__(ctx)
         self.config: pager_config.PagerConfig = ctx.config
         self.engine: QueueEngine | None = None
-        self.link = TransmitterLink(self.config, data_dir=ctx.data_dir, clock=ctx.clock, sleep=asyncio.sleep,
+        self.link = TransmitterLink(self.config, data_dir=ctx.data_dir, clock=ctx.clock, sleep=ctx.sleep,
                                     still_called=self._still_called, on_offline=self._alarm_offline,
                                     on_online=self._alarm_online)
         self.counter_panels = CounterPanels(self.config, pin_factory=ctx.pin_factory, action=self.action,
@@ -62,7 +62,7 @@ class PagerService(Service):
         last_tick = self.ctx.clock()
         try:
             while True:
-                await asyncio.sleep(REPAGE_CHECK_S if self.config.repage_s else TICK_S)
+                await self.ctx.sleep(REPAGE_CHECK_S if self.config.repage_s else TICK_S)
                 if self.config.repage_s:
                     await self.repager.repage_due(self.engine.view()["counters"])
                 if self.ctx.clock() - last_tick >= TICK_S or not self.config.repage_s:
@@ -230,4 +230,4 @@ class PagerService(Service):
         """An office day on the simulator: a morning rush the counters clear (edge.pager.rush)."""
         from edge.pager.rush import MorningRush
 
-        await MorningRush(self).run()
+        await MorningRush(self, sleep=self.ctx.sleep).run()

@@ -6,6 +6,7 @@ from edge.errors import DeviceNotReady
 from edge.pager.driver import PagerDriver, TransmitterError, make_transmitter, open_transport
 from edge.pager.protocol import FrameError
 from edge.pager.sim import TransmitterSim
+from edge.testing import wait_until
 
 DRIVERS = ["jtech", "lrs", "waveware", "espa", "ook"]
 
@@ -73,10 +74,7 @@ def test_sim_refuses_another_bases_system_id(tmp_path):
         driver = PagerDriver(open_transport(path, baud=19200), codec)
         driver.page(3)  # JTECH has no ack: the host cannot know, the simulator records the refusal
         driver.close()
-        import time
-        deadline = time.monotonic() + 3
-        while not sim.rejected and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_until(lambda: sim.rejected, timeout_s=3, what="the simulator refusing the frame")
         assert sim.vibrated == []
         assert "system id 11" in sim.rejected[0][1]
     finally:

@@ -13,6 +13,7 @@ from edge.pager.protocol import FrameError
 from edge.pager.service import PagerService
 from edge.service import ServiceContext
 from edge.store import Store
+from edge.testing import until
 
 Pulse = namedtuple("Pulse", "on off us")
 
@@ -98,9 +99,7 @@ def test_service_pages_through_pigpio(tmp_path):
         try:
             await service.issue("a")
             await service.call_next("1")
-            deadline = asyncio.get_running_loop().time() + 5
-            while not pi.sent and asyncio.get_running_loop().time() < deadline:
-                await asyncio.sleep(0.01)
+            await until(lambda: pi.sent, what="the wave sent through pigpio")
         finally:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)

@@ -12,12 +12,13 @@ from edge.pager.config import CounterDef, PagerConfig, PanelDef, ServiceDef
 from edge.pager.service import PagerService
 from edge.service import ServiceContext, validate_args
 from edge.store import Store
-from edge.testing import until
+from edge.testing import FakeClock, until
 
 NEXT, RECALL, SKIP, LED = 5, 6, 13, 19
 
 
 def make_service(tmp_path, clock=time.time, **overrides):
+    """A pager on its pty simulator; with a FakeClock its loops wait on that clock (ServiceContext.sleep)."""
     settings = dict(
         driver="waveware", port="sim", system_id=10, ack_timeout_s=0.2, retries=1, long_press_s=0.3, bounce_s=0,
         double_press_s=0,
@@ -30,7 +31,8 @@ def make_service(tmp_path, clock=time.time, **overrides):
     store = Store(tmp_path / "edge.db")
     factory = MockFactory()
     ctx = ServiceContext(name="pager", site="s", device="d", store=store, config=PagerConfig(**settings),
-                         data_dir=tmp_path, pin_factory=factory, clock=clock)
+                         data_dir=tmp_path, pin_factory=factory, clock=clock,
+                         sleep=clock.wait if isinstance(clock, FakeClock) else asyncio.sleep)
     return PagerService(ctx), store, factory
 
 
@@ -54,6 +56,16 @@ def commander(service):
     async def command(type, args):
         return await service.handle_command(type, validate_args(service.commands[type], args))
     return command
+
+
+async def advance_until(clock, predicate, what, step_s=1.0, timeout_s=10.0):
+    """Move the fake clock on a step at a time until `predicate` holds: what the woken loops set off
+    (a reopened port, a frame on the pty) takes a few real milliseconds, so it is polled like `until`."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not predicate():
+        assert asyncio.get_running_loop().time() < deadline, f"{what}: not reached within {timeout_s} s"
+        clock.advance(step_s)
+        await asyncio.sleep(0.005)
 
 
 async def finish(service, task):
@@ -117,7 +129,8 @@ def test_commands(tmp_path):
 
 
 def test_transmitter_outage_alarms_and_recovers(tmp_path):
-    service, store, _ = make_service(tmp_path)
+    clock = FakeClock()
+    service, store, _ = make_service(tmp_path, clock=clock)
 
     async def scenario():
         task = await started(service)
@@ -129,7 +142,7 @@ def test_transmitter_outage_alarms_and_recovers(tmp_path):
             offline = events(store, "transmitter_offline")
             assert offline and offline[0]["alarm"] is True and offline[0]["driver"] == "waveware"
             service.sim.replug()
-            await until(lambda: service.sim.vibrated == [1], timeout_s=10)
+            await advance_until(clock, lambda: service.sim.vibrated == [1], "the page after the reconnect")
             assert service.health() == "ok"
             assert events(store, "transmitter_online")
         finally:
@@ -169,7 +182,7 @@ def test_counter_panel_buttons(tmp_path):
             # A short press of skip does nothing; holding it marks a no-show.
             await asyncio.to_thread(skip_pin.drive_low)
             await asyncio.to_thread(skip_pin.drive_high)
-            await asyncio.sleep(0.1)
+            await until(lambda: not service.counter_panels.busy)  # whatever the press set off has run
             assert service.view()["counters"]["1"]["ticket"] == "A001"
             await asyncio.to_thread(skip_pin.drive_low)
             await until(lambda: service.view()["counters"]["1"]["ticket"] is None)
@@ -221,7 +234,8 @@ def test_restart_keeps_the_queue(tmp_path):
 
 
 def test_page_queued_in_an_outage_is_dropped_if_the_ticket_moved_on(tmp_path):
-    service, store, _ = make_service(tmp_path, retries=0)
+    clock = FakeClock()
+    service, store, _ = make_service(tmp_path, clock=clock, retries=0)
 
     async def scenario():
         task = await started(service)
@@ -234,21 +248,18 @@ def test_page_queued_in_an_outage_is_dropped_if_the_ticket_moved_on(tmp_path):
             await service.no_show("1")  # the desk moved on before the box came back
             await service.call_next("1")  # A002 on card 2
             service.sim.replug()
-            await until(lambda: service.sim.vibrated == [2], timeout_s=10)
-            await asyncio.sleep(0.2)
-            assert service.sim.vibrated == [2]  # card 1 (maybe handed out again) never rang late
+            await advance_until(clock, lambda: service.sim.vibrated == [2], "card 2's page after the reconnect")
+            await service.page(42)  # pages go out in order: anything still queued went before this one
+            assert service.sim.vibrated == [2, 42]  # card 1 (maybe handed out again) never rang late
         finally:
             await finish(service, task)
 
     run(scenario())
 
 
-def test_repage_timer_pages_again_until_the_recall_limit(tmp_path, monkeypatch):
-    from edge.pager import service as service_module
-
-    monkeypatch.setattr(service_module, "REPAGE_CHECK_S", 0.02)
-    clock = [1772413200.0]
-    service, store, _ = make_service(tmp_path, clock=lambda: clock[0], repage_s=40, max_recalls=2)
+def test_repage_timer_pages_again_until_the_recall_limit(tmp_path):
+    clock = FakeClock(1772413200.0)
+    service, store, _ = make_service(tmp_path, clock=clock, repage_s=40, max_recalls=2)
 
     async def scenario():
         task = await started(service)
@@ -256,13 +267,19 @@ def test_repage_timer_pages_again_until_the_recall_limit(tmp_path, monkeypatch):
             await service.issue("a")
             await service.call_next("1")
             await until(lambda: service.sim.vibrated == [1])
-            clock[0] += 41
+            clock.advance(39)  # not due yet
+            await clock.settle()
+            assert events(store, "ticket_recalled") == []
+            clock.advance(2)
+            await clock.settle()
             await until(lambda: service.sim.vibrated == [1, 1])
-            clock[0] += 41
+            clock.advance(41)
+            await clock.settle()
             await until(lambda: service.sim.vibrated == [1, 1, 1])
-            clock[0] += 41
-            await asyncio.sleep(0.2)
-            assert service.sim.vibrated == [1, 1, 1]  # max_recalls reached: staff decide now
+            clock.advance(41)
+            await clock.settle()
+            await service.page(42)  # pages go out in order: a fourth call would have gone before this one
+            assert service.sim.vibrated == [1, 1, 1, 42]  # max_recalls reached: staff decide now
             assert [e["recalls"] for e in events(store, "ticket_recalled")] == [1, 2]
         finally:
             await finish(service, task)
@@ -293,11 +310,9 @@ def test_book_then_checkin_and_resume(tmp_path):
     run(scenario())
 
 
-def test_transmitter_plugged_in_later_comes_online_without_a_page(tmp_path, monkeypatch):
-    from edge.pager import link as link_module
-
-    monkeypatch.setattr(link_module, "RECONNECT_FIRST_S", 0.02)
-    service, store, _ = make_service(tmp_path, reconnect_max_s=0.1)
+def test_transmitter_plugged_in_later_comes_online_without_a_page(tmp_path):
+    clock = FakeClock()
+    service, store, _ = make_service(tmp_path, clock=clock, reconnect_max_s=0.1)
 
     async def scenario():
         await service.start()
@@ -305,10 +320,14 @@ def test_transmitter_plugged_in_later_comes_online_without_a_page(tmp_path, monk
         service.link.go_offline("unplugged for the test")
         task = asyncio.create_task(service.run())
         try:
-            await asyncio.sleep(0.3)
+            # The run loop and the reconnect loop (after its first failed try) wait on the clock.
+            await until(lambda: clock.sleepers == 2, what="the reconnect loop waiting after a failed try")
+            for _ in range(3):  # three more tries while the port is still gone
+                clock.advance(1)
+                await clock.settle()
             assert service.health() == "degraded"
             service.sim.replug()
-            await until(lambda: service.health() == "ok")
+            await advance_until(clock, lambda: service.health() == "ok", "the transmitter back online")
             assert events(store, "transmitter_online")
         finally:
             await finish(service, task)
@@ -378,24 +397,31 @@ def test_now_serving_display(tmp_path):
 
 
 def test_lrs_keepalive_goes_out_between_pages(tmp_path):
-    now = [1_700_000_000.0]
+    clock = FakeClock(1_700_000_000.0)
     store = Store(tmp_path / "edge.db")
     config = PagerConfig(driver="lrs", port="sim", system_id=3, keepalive_s=15, services={"a": ServiceDef(prefix="A")},
                          counters={"1": CounterDef(services=["a"])})
     service = PagerService(ServiceContext(name="pager", site="s", device="d", store=store, config=config,
-                                          data_dir=tmp_path, pin_factory=MockFactory(), clock=lambda: now[0]))
+                                          data_dir=tmp_path, pin_factory=MockFactory(), clock=clock,
+                                          sleep=clock.wait))
 
     async def scenario():
         task = await started(service)
         try:
-            await asyncio.sleep(0.7)
+            await until(lambda: clock.sleepers == 2, what="the run and keep-alive loops waiting on the clock")
+            clock.advance(14.5)
+            await clock.settle()
+            await service.page(7)  # frames go out in order: a keep-alive queued by now went before this page
+            await until(lambda: service.sim.vibrated == [7])
             assert service.sim.keepalives == []  # not due yet
-            now[0] += 15
+            clock.advance(0.5)
+            await clock.settle()
             await until(lambda: len(service.sim.keepalives) == 1)
             await service.issue("a")
             await service.call_next("1")
-            await until(lambda: service.sim.vibrated == [1])
-            now[0] += 15
+            await until(lambda: service.sim.vibrated == [7, 1])
+            clock.advance(15)
+            await clock.settle()
             await until(lambda: len(service.sim.keepalives) == 2)
             # Every frame was a whole PAGE or the exact keep-alive to system 3's capcode (1000000).
             assert service.sim.rejected == [] and service.link.keepalives_sent == 2
