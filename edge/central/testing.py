@@ -119,9 +119,12 @@ class PgCluster:
                 time.sleep(0.05)
         raise TimeoutError(f"PostgreSQL did not listen on port {self.port}: see {self.log}")
 
+    def running(self) -> bool:
+        return (self.data / "postmaster.pid").exists()
+
     def stop(self, mode: str = "fast") -> None:
         """Stop the server (`fast` rolls back open transactions, `immediate` is a crash)."""
-        if (self.data / "postmaster.pid").exists():
+        if self.running():
             self._run([pg_bin("pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop"], cwd=str(self.dir))
 
     def restart(self) -> None:
@@ -140,3 +143,38 @@ class PgCluster:
 
     def __exit__(self, *exc) -> None:
         self.cleanup()
+
+
+class PgDatabase:
+    """A new empty database on a running cluster, for one test: `.dsn`, `.port`, `.name`, `.drop()`.
+
+    Creating a database takes a few hundredths of a second, a cluster a few tenths. `stop()`,
+    `start()` and `restart()` act on the whole cluster (a PostgreSQL outage as central sees it)."""
+
+    def __init__(self, cluster: PgCluster):
+        import psycopg
+
+        self.cluster, self.port = cluster, cluster.port
+        self.name = f"t_{time.time_ns()}"
+        with psycopg.connect(cluster.dsn, autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {self.name}")
+        self.dsn = cluster.dsn.rsplit("/", 1)[0] + "/" + self.name
+
+    def stop(self, mode: str = "fast") -> None:
+        self.cluster.stop(mode)
+
+    def start(self) -> "PgDatabase":
+        self.cluster.start()
+        return self
+
+    def restart(self) -> None:
+        self.cluster.restart()
+
+    def drop(self) -> None:
+        """Drop it (connections still open are ended); the cluster is started again if a test left it down."""
+        import psycopg
+
+        if not self.cluster.running():
+            self.cluster.start()
+        with psycopg.connect(self.cluster.dsn, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {self.name} WITH (FORCE)")

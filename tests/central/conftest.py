@@ -18,7 +18,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 
-from edge.central.testing import PgCluster, free_port
+from edge.central.testing import PgCluster, PgDatabase, free_port
 from edge.localbroker import MosquittoBroker
 
 REPO = Path(__file__).resolve().parents[2]
@@ -55,13 +55,27 @@ def stop_network(client: mqtt.Client, *, disconnect: bool = True) -> None:
     client.loop_stop()
 
 
-@pytest.fixture
-def pg():
+@pytest.fixture(scope="session")
+def pg_cluster():
+    """One PostgreSQL server per test process (each test has its own database on it: `pg`)."""
     cluster = PgCluster().start()
     try:
         yield cluster
     finally:
         cluster.cleanup()
+
+
+@pytest.fixture
+def pg(pg_cluster):
+    """A fresh empty database for this test (`.dsn`, `.port`, `.name`); `.stop()`/`.start()` stop
+    and start the server under it, as a PostgreSQL outage does."""
+    if not pg_cluster.running():          # a failed test may have left it stopped
+        pg_cluster.start()
+    database = PgDatabase(pg_cluster)
+    try:
+        yield database
+    finally:
+        database.drop()
 
 
 def persistent_broker_config(directory: Path) -> str:

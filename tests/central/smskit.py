@@ -10,10 +10,8 @@ import time
 from pathlib import Path
 
 import psycopg
-import pytest
 
 from edge.central import sms
-from edge.central.testing import PgCluster
 
 START_TIMEOUT_S = 60.0   # generous: the test machines are shared
 
@@ -90,38 +88,3 @@ def sentitems(dsn: str) -> list[dict]:
                             '"CreatorID", "UDH" FROM sentitems ORDER BY "ID", "SequencePosition"').fetchall()
     keys = ("id", "part", "number", "text", "status", "creator", "udh")
     return [dict(zip(keys, r)) for r in rows]
-
-
-class FreshDb:
-    """A new empty database on a shared cluster (CREATE DATABASE takes ~0.2 s, a cluster ~3 s)."""
-
-    def __init__(self, cluster):
-        self.cluster, self.port = cluster, cluster.port
-        self.name = f"t_{time.time_ns()}"
-        with psycopg.connect(cluster.dsn, autocommit=True) as conn:
-            conn.execute(f"CREATE DATABASE {self.name}")
-        self.dsn = cluster.dsn.rsplit("/", 1)[0] + "/" + self.name
-
-    def drop(self) -> None:
-        with psycopg.connect(self.cluster.dsn, autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {self.name} WITH (FORCE)")
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    """One PostgreSQL per test module (starting one takes ~3 s)."""
-    c = PgCluster().start()
-    try:
-        yield c
-    finally:
-        c.cleanup()
-
-
-@pytest.fixture
-def pg(cluster):
-    """A fresh database per test on the module's cluster (import it to replace conftest's `pg`)."""
-    fresh = FreshDb(cluster)
-    try:
-        yield fresh
-    finally:
-        fresh.drop()

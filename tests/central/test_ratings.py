@@ -14,8 +14,6 @@ import pytest
 from edge.central import db, ratings, sms, smstext
 from edge.central.ratings import RatingRefused
 
-from .smskit import cluster, pg  # noqa: F401  (one PostgreSQL per module, a fresh database per test)
-
 RECEIPT = "000.00.01.H29-261207-0002"
 PHONE = "+84912345678"
 TEXTS = smstext.Texts()

@@ -18,7 +18,7 @@ from edge.central.sms import Notify, SmsConfig, SmsService
 from edge.testing import free_port
 
 from .conftest import stop_network, wait_until
-from .smskit import GammuSmsd, cluster, have_gammu, pg, sentitems  # noqa: F401  (fixtures)
+from .smskit import GammuSmsd, have_gammu, sentitems
 
 pytestmark = pytest.mark.skipif(not have_gammu(), reason="gammu-smsd is not installed (make setup installs it)")
 

@@ -104,7 +104,7 @@ def test_loading_with_a_phone_sends_the_pin_through_gammu_and_a_dg_text_lands_on
     if at == "screen" and not Path(CHROMIUM).exists():
         pytest.skip(f"{CHROMIUM} is not installed")
     caplog.set_level(logging.INFO)
-    smsd = GammuSmsd(pg.port, tmp_path / "gammu").start(pg.dsn)
+    smsd = GammuSmsd(pg.port, tmp_path / "gammu", database=pg.name).start(pg.dsn)
     office = central_app(sms=SmsConfig(poll_s=0.2))
     kiosk = Kiosk(broker.url, tmp_path / "device")
     try:
