@@ -89,6 +89,8 @@ class PagerPeer(PagerForQr, Peer, Protocol):
 
     def counters(self) -> list[str]: ...  # the counters configured (one counter screen each)
 
+    def utc_offset_h(self) -> float: ...  # the office's hours from UTC (the wall display's clock)
+
 
 class QrPeer(Peer, Protocol):
     """The QR service as the kiosk follows its camera and looks procedures up."""

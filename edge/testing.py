@@ -366,6 +366,9 @@ class FakePager:
     def counters(self) -> list[str]:
         return list(self.view()["counters"])
 
+    def utc_offset_h(self) -> float:
+        return 7.0  # Vietnam, [pager] utc_offset_h's default
+
     def snapshot(self) -> dict:
         return {}  # no alarms
 

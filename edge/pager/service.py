@@ -180,6 +180,10 @@ class PagerService(Service):
         """The priority classes a desk may give a ticket ([pager] priority_classes)."""
         return list(self.config.priority_classes)
 
+    def utc_offset_h(self) -> float:
+        """The office's hours from UTC ([pager] utc_offset_h): the queue day and the screens' clock."""
+        return float(self.config.utc_offset_h)
+
     # -- one route for every action (MQTT, the counter screen, a GPIO panel) -------------------
     async def action(self, name: str, args: Any) -> dict:
         """Run action `name` with `args` checked against `commands` exactly as an MQTT command is

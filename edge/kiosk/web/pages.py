@@ -53,8 +53,8 @@ async def ping(request: web.Request) -> web.Response:
 def office_utc_offset_h(svc: "KioskService") -> float:
     """Hours from UTC of the office's clock: the pager's configured `utc_offset_h` (also what the
     queue day and the dashboard use), else Vietnam's."""
-    offset = getattr(getattr(svc.ctx.pager(), "config", None), "utc_offset_h", None)
-    return float(offset) if isinstance(offset, (int, float)) else OFFICE_UTC_OFFSET_H
+    pager = svc.ctx.pager()
+    return pager.utc_offset_h() if pager is not None else OFFICE_UTC_OFFSET_H
 
 
 async def screens(request: web.Request) -> web.Response:
