@@ -86,7 +86,7 @@ class KioskService(Service):
         scans = asyncio.create_task(self._follow_qr())
         try:
             while True:
-                await asyncio.sleep(1.0)
+                await self.ctx.sleep(1.0)  # the injected clock's wait in a test, asyncio.sleep on a device
                 await self.flow.tick()
                 if scans.done():  # a failure to follow the camera must not end quietly
                     scans.result()
@@ -104,7 +104,7 @@ class KioskService(Service):
                         qr.unsubscribe(queue)
                     qr, queue = peer, (peer.subscribe() if peer is not None else None)
                 if queue is None:
-                    await asyncio.sleep(1.0)
+                    await self.ctx.sleep(1.0)
                     continue
                 try:
                     item = await asyncio.wait_for(queue.get(), 1.0)
