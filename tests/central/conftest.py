@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -173,10 +174,15 @@ class SimDevice:
 
     def crash(self) -> None:
         """Drop the connection without DISCONNECT, as a power cut does: the broker sends the will."""
-        self.client.loop_stop()
+        self.client.reconnect_delay_set(5, 5)      # no reconnecting while the network thread winds down
         sock = self.client.socket()
+        stopping = threading.Thread(target=self.client.loop_stop)
+        stopping.start()                           # raises paho's stop flag; then wake its select()
+        if sock is not None:                       # at once (it would look at the flag in 1 s):
+            sock.shutdown(socket.SHUT_RD)          # our side only, nothing is sent to the broker
+        stopping.join()
         if sock is not None:
-            sock.close()
+            sock.close()                           # the broker sees the connection drop: the will
 
     def close(self, *, graceful: bool = True) -> None:
         """Graceful: 'offline' then DISCONNECT (no will); else just stop the network thread."""
