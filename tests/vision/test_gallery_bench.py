@@ -1,5 +1,7 @@
 """`edge bench match` runs end to end at a small size and reports every field, the recall
-contract included (no timing asserted)."""
+contract included (no timing asserted). 5,000 templates still train the index (64 lists) and
+run every method and FAISS baseline; 20,000 only made the builds longer (the fixed part is the
+timing rotation's warm-up). The contract at scale is `edge bench match` itself (docs/gallery.md)."""
 
 from __future__ import annotations
 
@@ -10,13 +12,13 @@ import sys
 
 def test_bench_match_smoke():
     out = subprocess.run(
-        [sys.executable, "-m", "edge", "bench", "match", "--size", "20000", "--dims", "64",
+        [sys.executable, "-m", "edge", "bench", "match", "--size", "5000", "--dims", "64",
          "--rounds", "3", "--recall-queries", "300", "--json"],
         capture_output=True, text=True, timeout=400)
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout)
     (r,) = report["results"]
-    assert r["dim"] == 64 and r["size"] == 20_000 and r["fast_index"] and r["lists"] >= 16
+    assert r["dim"] == 64 and r["size"] == 5_000 and r["fast_index"] and r["lists"] >= 16
     methods = r["methods"]
     assert {"numpy", "exact", "index"} <= set(methods)
     for m in methods.values():
