@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import urllib.error
 import urllib.request
 
 import pytest
 
 from edge.kiosk.service import KioskService
+from edge.testing import FakeClock
 from kiosk_harness import served_kiosk, shot
 from kiosk_fakes import FakeLocker, FakePager, FakeQr, FakeVision
 
@@ -21,8 +23,14 @@ PROCEDURE = "1.001193"
 
 
 @pytest.fixture
-def kiosk(loop_thread, store, tmp_path):
-    """A KioskService on a free port with Fake peers; yields (service, peers)."""
+def clock():
+    """The kiosk's time: a test moves it past the thank-you screen instead of waiting."""
+    return FakeClock(time.time())
+
+
+@pytest.fixture
+def kiosk(loop_thread, store, tmp_path, clock):
+    """A KioskService on a free port with Fake peers, on `clock`; yields (service, peers)."""
     def make_peers():
         vision = FakeVision(enrolled=[CODE], decisions=[])
         vision.gate = asyncio.Event()
@@ -33,11 +41,11 @@ def kiosk(loop_thread, store, tmp_path):
                                           "fee": "Miễn phí", "processing_days": 0}}),
                 "pager": FakePager()}
 
-    with served_kiosk(loop_thread, store, tmp_path, make_peers, face_pause_s=0.0, thanks_s=2.0) as served:
+    with served_kiosk(loop_thread, store, tmp_path, make_peers, clock=clock, face_pause_s=0.0, thanks_s=2.0) as served:
         yield served
 
 
-def test_face_journey_in_the_browser(kiosk, page, loop_thread, tmp_path):
+def test_face_journey_in_the_browser(kiosk, clock, page, loop_thread, tmp_path):
     svc, peers = kiosk
     page.goto(svc.url + "/kiosk")
     page.wait_for_selector("body[data-ready='1']")
@@ -59,10 +67,11 @@ def test_face_journey_in_the_browser(kiosk, page, loop_thread, tmp_path):
     loop_thread.loop.call_soon_threadsafe(peers["locker"].door_closed.set)
     page.wait_for_selector("body[data-step='thanks']")
     shot(page, tmp_path, "fakes-4-thanks")
+    clock.advance(svc.flow.limits.thanks_s)  # the thank-you screen's time is up
     page.wait_for_selector("body[data-step='start']", timeout=15_000)  # back to the start by itself
 
 
-def test_pin_fallback_english_toggle_and_kind_message(kiosk, page, loop_thread, tmp_path):
+def test_pin_fallback_english_toggle_and_kind_message(kiosk, clock, page, loop_thread, tmp_path):
     svc, peers = kiosk
     page.goto(svc.url + "/kiosk")
     page.wait_for_selector("body[data-ready='1']")
@@ -91,6 +100,7 @@ def test_pin_fallback_english_toggle_and_kind_message(kiosk, page, loop_thread, 
     loop_thread.loop.call_soon_threadsafe(peers["locker"].door_closed.set)
     page.wait_for_selector("body[data-step='thanks']")
     # the same receipt again: already collected, said kindly, nothing opens
+    clock.advance(svc.flow.limits.thanks_s)
     page.wait_for_selector("body[data-step='start']", timeout=15_000)
     page.click("#start")
     page.wait_for_selector("body[data-step='code']")
