@@ -101,8 +101,12 @@ def test_broker_outage_and_postgres_restart_resume_by_themselves(broker, pg, dev
             # mosquitto 2.0 does not restore *shared* subscriptions from its store: a device
             # that reconnects before central has subscribed again would publish into the void
             # (docs/central.md). Hold the devices back until central is subscribed.
-            for d in sims:
-                d.client.loop_stop()
+            # (in parallel: each loop_stop() waits for its reconnect back-off to look at the flag)
+            stopping = [threading.Thread(target=d.client.loop_stop) for d in sims]
+            for t in stopping:
+                t.start()
+            for t in stopping:
+                t.join()
         for i in range(200):
             for d in sims:
                 d.event("locker", "door_closed", compartment=i % 12 + 1)
