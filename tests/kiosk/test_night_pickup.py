@@ -72,7 +72,7 @@ class Rig:
             # with 2 s instead of 6 s for the head turn: the camera replays the turn every 0.8 s
             vision_cfg = replace(vision_cfg, liveness_model="builtin", liveness_motion="require",
                                  liveness_challenge_s=2.0)
-        kiosk_cfg = replace(KioskConfig(), port=0, face_pause_s=0.2, thanks_s=3.0, face_attempts=2)
+        kiosk_cfg = replace(KioskConfig(), port=0, face_pause_s=0.2, thanks_s=1.0, face_attempts=2)
 
         def ctx(name, cfg):
             return ServiceContext(name=name, site="test", device="kiosk-01", store=self.store, config=cfg,
