@@ -197,7 +197,7 @@ class PagerService(Service):
             raise CommandError(f"pager has no command {type!r}")
         return await handler(self, args)
 
-    # -- transmitter (edge/pager/link.py) ---------------------------------------------------
+    # -- the parts, as screens and tests look at them ---------------------------------------
     @property
     def panels(self) -> list:
         """The counter panels (edge.pager.panel.CounterPanel) opened at start, [] after stop."""
@@ -212,6 +212,7 @@ class PagerService(Service):
     def online(self) -> bool:
         return self.link.online
 
+    # -- what the transmitter link asks of the queue and the store (edge/pager/link.py) -------
     def _still_called(self, ticket: str, card: int) -> bool:
         return self.engine.still_called(ticket, card)
 
