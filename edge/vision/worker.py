@@ -290,7 +290,8 @@ class WorkerProxy:
             except (OSError, ValueError):
                 pass
         if process is not None:
-            process.join(timeout=2.0)
+            if self.ready():  # a worker still loading its models (no beat yet) cannot hear the stop
+                process.join(timeout=2.0)
             if process.is_alive():
                 process.kill()
                 process.join(timeout=2.0)
