@@ -72,6 +72,12 @@ class GammuSmsd:
                        f"Text00 = {text.encode('utf-16-be').hex().upper()}\n", encoding="utf-8")
         tmp.rename(folder / str(self._inbox_n))   # whole file or nothing, as the daemon polls
 
+    def kill(self) -> None:
+        """At the end of a test nothing waits for the daemon's clean exit (up to its 1 s loop)."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()

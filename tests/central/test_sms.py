@@ -60,7 +60,7 @@ def smsd(pg, tmp_path):
     try:
         yield daemon
     finally:
-        daemon.stop()
+        daemon.kill()
 
 
 def test_central_creates_gammu_smsd_schema_once(pg):
