@@ -352,6 +352,7 @@ def test_the_index_lists_every_counter(hall, page):
 
 
 SIZES = {"1024x768": (1024, 768), "1280x800": (1280, 800), "1920x1080": (1920, 1080), "390x844": (390, 844)}
+SETTLED = "document.fonts.ready.then(() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done))))"
 
 
 def test_screens_at_every_size_fit_without_sideways_scrolling(loop_thread, store, tmp_path, chromium):
@@ -387,7 +388,7 @@ def test_screens_at_every_size_fit_without_sideways_scrolling(loop_thread, store
                         page.wait_for_selector("#waiting tr[data-service]")
                     if path == "/display":
                         page.wait_for_function("document.querySelector('#latest-ticket').textContent !== '—'")
-                    page.wait_for_timeout(200)
+                    page.evaluate(SETTLED)  # fonts in and the data just drawn laid out, not a fixed 200 ms
                     name = {"/": "index", "/counter?c=2": "counter"}.get(path, path.strip("/"))
                     out = tmp_path / f"kiosk-{name}-{size}.png"
                     page.screenshot(path=str(out), full_page=True)
