@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edge.testing import until
 from edge.vision import attackset
 from edge.vision.antispoof import MODEL_DIR, AntiSpoof, crop_box, patch, verify_checksums
 from edge.vision.motion import measure, planar_residual
@@ -296,9 +297,12 @@ def test_camera_verify_shows_the_prompt_and_waits_for_the_turn(tmp_path, model_d
             assert (await vision.enrol("HS-L-9", [frame] * 3, CONSENT))["ok"]
             seen = []
             verify = asyncio.ensure_future(vision.verify("HS-L-9", timeout_s=1.0, challenge="turn_left"))
-            while not verify.done():
+
+            def screen_then_done() -> bool:  # what the kiosk screen shows while the verify runs
                 seen.append(vision.guidance())
-                await asyncio.sleep(0.05)
+                return verify.done()
+
+            await until(screen_then_done, timeout_s=60, what="the camera verify's answer")
             return verify.result(), seen, vision.guidance()
         finally:
             await vision.stop()
