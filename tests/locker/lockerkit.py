@@ -15,7 +15,7 @@ from edge.locker.pins import hash_pin
 from edge.locker.service import LockerService
 from edge.service import ServiceContext
 from edge.store import Store
-from edge.testing import until  # noqa: F401  (the locker tests import it from here)
+from edge.testing import until  # the locker tests import it from here too
 
 STAFF_PIN = "9021"
 STAFF_HASH = hash_pin(STAFF_PIN)
@@ -75,6 +75,15 @@ def service(tmp_path: Path, cfg: LockerConfig | None = None, *, store: Store | N
 
 @contextlib.asynccontextmanager
 async def running(svc: LockerService):
+    """The service started, its loop running (rounds counted for `polled`), stopped at the end."""
+    check_timers = svc._check_timers
+
+    def counted() -> None:  # the last step of each round of the poll loop
+        check_timers()
+        svc.poll_rounds += 1
+
+    svc.poll_rounds = 0
+    svc._check_timers = counted
     await svc.start()
     task = asyncio.create_task(svc.run())
     try:
@@ -84,6 +93,13 @@ async def running(svc: LockerService):
         with contextlib.suppress(asyncio.CancelledError):
             await task
         await svc.stop()
+
+
+async def polled(svc: LockerService, rounds: int = 2) -> None:
+    """Until the poll loop has read every door and run its timers `rounds` more times: what a
+    door or a timer would still report has been reported (instead of a sleep before a last check)."""
+    start = svc.poll_rounds
+    await until(lambda: svc.poll_rounds >= start + rounds, what=f"{rounds} more poll rounds")
 
 
 def events(store: Store, *types: str) -> list[dict]:

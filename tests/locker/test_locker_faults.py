@@ -9,7 +9,7 @@ import asyncio
 import random
 
 import pytest
-from lockerkit import config, running, service, until
+from lockerkit import config, polled, running, service, until
 
 from edge.errors import DeviceNotReady
 from edge.locker.driver import OpenUncertain, SerialLockerDriver
@@ -126,7 +126,7 @@ def test_service_survives_unplug_and_replug(tmp_path):
             assert bus.pulses == []
             pty.replug()  # a new /dev/pts behind the same name: the service reconnects by itself
             assert await until(lambda: svc.health() == "ok", timeout_s=10)
-            await asyncio.sleep(0.6)  # the failed open still counts for the rate limit
+            svc.clock.advance(0.6)  # past the rate limit: the failed open still counts for it
             await svc.open_compartment(1)
             assert [(p.board, p.lock) for p in bus.pulses] == [(0, 1)]
 
@@ -166,8 +166,11 @@ def test_service_random_operations_every_pulse_has_a_durable_intent(tmp_path):
                         await svc.open_compartment(comp, cmd_id=cmd_id)
                     except (LockerRefused, DeviceNotReady):
                         pass
-                await asyncio.sleep(rng.choice((0, 0.01, 0.05)))
-            await asyncio.sleep(0.2)
+                # Time passes between operations on the service's clock (rate limits, open-detect and
+                # left-open timers, coil windows); the poll loop reads the doors in between as it runs.
+                svc.clock.advance(rng.choice((0, 0.01, 0.05)))
+                await asyncio.sleep(0)  # let the other tasks run
+            await polled(svc)  # the doors and timers have reported the last operations
             return b
 
     b = asyncio.run(asyncio.wait_for(body(), 90))

@@ -49,7 +49,8 @@ def test_a_pickup_cancelled_mid_pulse_still_records_the_pulse_and_a_stuck_door_r
         async with running(svc):
             comp = (await svc.load(STAFF_PIN, "H29-261207-0007", "M"))["compartment"]
             bus(svc).close_door(0, comp)
-            await asyncio.sleep(0.55)  # rate limit
+            assert await svc.wait_door(comp, "closed", 3)  # read closed before time moves on
+            svc.clock.advance(0.55)  # past the rate limit, on the service's clock
             bus(svc).door(0, comp).stuck = True
             real_open = svc.driver.open
 
@@ -69,6 +70,7 @@ def test_a_pickup_cancelled_mid_pulse_still_records_the_pulse_and_a_stuck_door_r
             svc.driver.open = real_open
             assert bus(svc).pulses_for(0, comp) == 2  # the load's and the pickup's
             # The pulse is on record, so the open-detect timer runs: the stuck door hands the result back.
+            svc.clock.advance(svc.config.open_detect_s)
             await until(lambda: events(svc.ctx.store, "open_not_detected"))
             assert [e["compartment"] for e in events(svc.ctx.store, "open_not_detected")] == [comp]
             assert (await svc.lookup("H29-261207-0007"))["status"] == "waiting"
@@ -104,7 +106,7 @@ def test_a_pickup_whose_result_moved_to_another_compartment_while_it_waited_open
     import asyncio
 
     from edge.locker.flows import LockerRefused
-    from lockerkit import STAFF_PIN, bus, running, service
+    from lockerkit import STAFF_PIN, bus, running, service, until
 
     svc = service(tmp_path)
 
@@ -112,10 +114,11 @@ def test_a_pickup_whose_result_moved_to_another_compartment_while_it_waited_open
         async with running(svc):
             comp = (await svc.load(STAFF_PIN, "H29-261207-0001", "M"))["compartment"]
             bus(svc).close_door(0, comp)
-            await asyncio.sleep(0.55)  # rate limit
+            assert await svc.wait_door(comp, "closed", 3)  # read closed before time moves on
+            svc.clock.advance(0.55)  # past the rate limit, on the service's clock
             await svc._hw.acquire()  # the bus is busy (another open): the pickup waits for it
             pickup = asyncio.create_task(svc.pickup("H29-261207-0001", {"method": "face", "ref": "s"}, actor="kiosk"))
-            await asyncio.sleep(0.05)
+            await until(lambda: svc._hw._waiters, what="the pickup waiting for the bus")
             # Meanwhile staff took the result back and loaded it again into another compartment.
             with svc.ctx.store.transaction() as tx:
                 tx.execute("UPDATE locker_assignments SET status = 'reclaimed' WHERE receipt = 'H29-261207-0001'")
@@ -136,7 +139,7 @@ def test_a_reclaim_of_a_result_collected_while_it_waited_opens_no_door(tmp_path)
     import asyncio
 
     from edge.locker.flows import LockerRefused
-    from lockerkit import STAFF_PIN, bus, running, service
+    from lockerkit import STAFF_PIN, bus, running, service, until
 
     svc = service(tmp_path)
 
@@ -144,13 +147,11 @@ def test_a_reclaim_of_a_result_collected_while_it_waited_opens_no_door(tmp_path)
         async with running(svc):
             comp = (await svc.load(STAFF_PIN, "H29-261207-0010", "M"))["compartment"]
             bus(svc).close_door(0, comp)
-            await asyncio.sleep(0.55)  # rate limit
+            assert await svc.wait_door(comp, "closed", 3)  # read closed before time moves on
+            svc.clock.advance(0.55)  # past the rate limit, on the service's clock
             await svc._hw.acquire()
             reclaim = asyncio.create_task(svc.reclaim(STAFF_PIN, "H29-261207-0010"))
-            for _ in range(250):  # until it has read A and waits for the bus
-                if svc._hw._waiters:
-                    break
-                await asyncio.sleep(0.02)
+            await until(lambda: svc._hw._waiters, what="the reclaim waiting for the bus")  # it has read A
             with svc.ctx.store.transaction() as tx:
                 tx.execute("UPDATE locker_assignments SET status = 'collected' WHERE receipt = 'H29-261207-0010'")
                 svc.flows.create_assignment(tx, receipt="H29-261207-0011", compartment=comp, size="M", pin_hash=None,
@@ -178,10 +179,12 @@ def test_a_verified_pin_is_used_up_by_the_pickup_it_allowed(tmp_path):
         async with running(svc):
             comp = (await svc.load(STAFF_PIN, "H29-261207-0008", "M", pin="4321"))["compartment"]
             bus(svc).close_door(0, comp)
-            await asyncio.sleep(0.55)  # rate limit
+            assert await svc.wait_door(comp, "closed", 3)  # read closed before time moves on
+            svc.clock.advance(0.55)  # past the rate limit, on the service's clock
             bus(svc).door(0, comp).stuck = True
             assert await svc.verify_pin("H29-261207-0008", "4321")
             await svc.pickup("H29-261207-0008", {"method": "pin", "ref": "s1"}, actor="kiosk")
+            svc.clock.advance(svc.config.open_detect_s)  # the door had its time to open
             await until(lambda: events(svc.ctx.store, "open_not_detected"))
             assert (await svc.lookup("H29-261207-0008"))["status"] == "waiting"
             with pytest.raises(LockerRefused, match="not_verified|PIN"):

@@ -5,7 +5,8 @@ Each `scenarios/*.toml` runs against the real LockerService on the Kerong pty si
     description = "…"
     [config]                 # overrides of the test config (see lockerkit.config)
     [[step]]                 # do = load | pickup | verify_pin | open | close | force | fault | stuck
-    do = "pickup"            #      | offline | online | wait_event | advance_days | expire | maintenance | lookup
+    do = "pickup"            #      | offline | online | wait_event | advance | advance_days | expire
+                             #      | maintenance | lookup   (advance: `seconds` on the service's clock)
     receipt = "H29-261207-0051"
     error = "expired"        # the step must be refused with this reason (nothing opens)
     expect = { status = "waiting" }   # keys the result must contain
@@ -20,7 +21,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from lockerkit import STAFF_PIN, Clock, config, events, running, service, until
+from lockerkit import STAFF_PIN, Clock, config, events, polled, running, service, until
 
 from edge.errors import ConfigError
 from edge.locker.config import CompartmentConfig
@@ -70,8 +71,8 @@ async def do_step(svc, clock, step: dict):
         return {"expired": svc.flows.expire_due(step.get("receipt"))}
     elif act == "maintenance":
         return await svc.set_maintenance(comp, step.get("on", True))
-    elif act == "sleep":
-        await asyncio.sleep(step["seconds"])
+    elif act == "advance":  # time passes on the service's clock (a rate limit, an open-detect timer)
+        clock.advance(step["seconds"])
     else:
         raise AssertionError(f"unknown scenario step {act!r}")
     return {}
@@ -109,7 +110,7 @@ def test_scenario(tmp_path, path):
                 result = await do_step(svc, clock, step)
                 for key, value in step.get("expect", {}).items():
                     assert result.get(key) == value, f"{label}: {key} = {result.get(key)!r}, expected {value!r}"
-            await asyncio.sleep(0.1)
+            await polled(svc)  # what the doors and timers still had to report is in the events
             return svc.sim.bus
 
     bus = asyncio.run(asyncio.wait_for(body(), 60))

@@ -79,7 +79,7 @@ def test_load_then_pickup_with_pin(tmp_path):
                                                       "face_enrolled": False, "pin_set": True}
             bus(svc).close_door(0, comp)
             assert await svc.wait_door(comp, "closed", 3)
-            await asyncio.sleep(0.5)  # rate limit
+            svc.clock.advance(0.5)  # past the rate limit, on the service's clock
             assert await svc.verify_pin("h29-261207-0201", "4321")
             assert await svc.pickup("h29-261207-0201", {"method": "pin", "ref": "s1"}, actor="kiosk") == {"compartment": comp}
             assert await svc.wait_door(comp, "open", 3)
@@ -142,7 +142,8 @@ def test_pickup_by_pin_needs_a_verified_pin_face_claim_opens(tmp_path):
         async with running(svc):
             comp = (await svc.load(STAFF_PIN, "H29-261207-0008", "L", pin="8888"))["compartment"]
             bus(svc).close_door(0, comp)
-            await asyncio.sleep(0.55)
+            assert await svc.wait_door(comp, "closed", 3)  # read closed before time moves on
+            svc.clock.advance(0.55)  # past the rate limit
             with pytest.raises(LockerRefused, match="not_verified"):
                 await svc.pickup("H29-261207-0008", {"method": "pin", "ref": "s"}, actor="kiosk")
             with pytest.raises(LockerRefused, match="not_verified"):
@@ -210,7 +211,7 @@ def test_same_command_id_opens_once(tmp_path):
     async def body():
         async with running(svc):
             first = await svc.open_compartment(2, cmd_id="cmd-42")
-            await asyncio.sleep(0.6)  # past the rate limit: only the id stops a second pulse
+            svc.clock.advance(0.6)  # past the rate limit: only the id stops a second pulse
             again = await svc.open_compartment(2, cmd_id="cmd-42")
             assert first["state"] == "pulsed" and again["duplicate"]
             assert bus(svc).pulses_for(0, 2) == 1
@@ -257,6 +258,8 @@ def test_left_open_alarm(tmp_path):
     async def body():
         async with running(svc):
             await svc.open_compartment(2)
+            assert await svc.wait_door(2, "open", 3)
+            svc.clock.advance(1.0)  # the door stays open past left_open_s
             assert await until(lambda: events(svc.ctx.store, "left_open"), timeout_s=5)
             assert not events(svc.ctx.store, "forced_open")
 
@@ -270,12 +273,16 @@ def test_open_not_detected_for_a_stuck_door_returns_the_pickup_to_waiting(tmp_pa
         async with running(svc):
             comp = (await svc.load(STAFF_PIN, "H29-261207-0009", "M"))["compartment"]
             bus(svc).close_door(0, comp)
-            await asyncio.sleep(0.55)
+            assert await svc.wait_door(comp, "closed", 3)  # read closed before time moves on
+            svc.clock.advance(0.55)  # past the rate limit
             bus(svc).door(0, comp).stuck = True
             await svc.pickup("H29-261207-0009", {"method": "face", "ref": "s"}, actor="kiosk")
             # The kiosk waits for "closed": the door never opened, so that is not a collection.
-            assert not await svc.wait_door(comp, "closed", 5)
-            assert events(svc.ctx.store, "open_not_detected")
+            closing = asyncio.create_task(svc.wait_door(comp, "closed", 5))
+            svc.clock.advance(svc.config.open_detect_s)  # the door had its time to open
+            assert await until(lambda: events(svc.ctx.store, "open_not_detected"))
+            svc.clock.advance(5)  # the kiosk's wait runs out
+            assert not await closing
             assert (await svc.lookup("H29-261207-0009"))["status"] == "waiting"
             assert await svc.wait_door(comp, "closed", 1)  # asked again later: it simply is closed
 
@@ -379,7 +386,7 @@ def test_vision_peer_learns_waiting_and_templates_go_on_pickup(tmp_path):
             assert (await svc.lookup("H29-261207-0022"))["face_enrolled"] is False
             bus(svc).close_door(0, comp)
             assert await svc.wait_door(comp, "closed", 3)
-            await asyncio.sleep(0.55)
+            svc.clock.advance(0.55)  # past the rate limit
             await svc.pickup("H29-261207-0021", {"method": "face", "ref": "s"}, actor="kiosk")
             assert await svc.wait_door(comp, "open", 3)
             bus(svc).close_door(0, comp)
@@ -405,7 +412,7 @@ def test_templates_go_when_staff_reclaim_a_result(tmp_path):
             comp = (await svc.load(STAFF_PIN, "H29-261207-0023", "M"))["compartment"]
             bus(svc).close_door(0, comp)
             assert await svc.wait_door(comp, "closed", 3)
-            await asyncio.sleep(0.55)          # the per-compartment rate limit of the load's open
+            svc.clock.advance(0.55)            # past the per-compartment rate limit of the load's open
             await svc.reclaim(STAFF_PIN, "H29-261207-0023")
             assert await until(lambda: len(vision.told) == 2)
         return vision.told

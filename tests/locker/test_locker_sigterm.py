@@ -3,10 +3,10 @@
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from edge.locker.sim import BusSim, PtySim
+from edge.testing import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,9 +33,8 @@ poll_interval_s = 0.1
     proc = subprocess.Popen([sys.executable, "-m", "edge", "run", "--config", str(config)], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and sum(r.kind == "status" for r in bus.requests) < 3:
-            time.sleep(0.05)  # booted: outputs off, doors read, polling
+        wait_until(lambda: sum(r.kind == "status" for r in bus.requests) >= 3, timeout_s=30,
+                   what="the locker booted: outputs off, doors read, polling")
         kinds = [r.kind for r in bus.requests]
         assert kinds[0] == "all_off" and "status" in kinds, kinds
         proc.send_signal(signal.SIGTERM)

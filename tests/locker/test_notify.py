@@ -96,7 +96,7 @@ def test_each_loading_draws_its_own_pin(tmp_path):
         async with running(svc):
             for n in range(3):
                 await svc.load(STAFF_PIN, f"H29-261207-03{n:02d}", None, phone=PHONE)
-                await asyncio.sleep(svc.config.rate_limit_s)
+                svc.clock.advance(svc.config.rate_limit_s)  # past the rate limit, on the service's clock
             return [m["pin"] for m in notifies(svc.ctx.store)]
 
     pins = run(body())
@@ -205,8 +205,13 @@ def test_edge_monitor_shows_a_notify_masked(mosquitto):
 
     from edge.monitor import watch
 
-    lines, stop = [], threading.Event()
-    thread = threading.Thread(target=watch, args=(mosquitto.url, "hn", lines.append, stop), daemon=True)
+    lines, stop, heard = [], threading.Event(), threading.Event()
+
+    def show(line: str) -> None:
+        lines.append(line)
+        heard.set()
+
+    thread = threading.Thread(target=watch, args=(mosquitto.url, "hn", show, stop), daemon=True)
     thread.start()
     pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
     pub.connect("127.0.0.1", mosquitto.port)
@@ -216,7 +221,7 @@ def test_edge_monitor_shows_a_notify_masked(mosquitto):
     deadline = time.monotonic() + 30
     while not lines and time.monotonic() < deadline:   # until the monitor's subscription is in place
         pub.publish("motcua/v1/hn/kiosk-01/locker/notify", json.dumps(body), qos=1).wait_for_publish(5)
-        time.sleep(0.2)
+        heard.wait(0.2)  # the monitor shows it, or it was not subscribed yet: publish again
     stop.set()
     pub.loop_stop()
     assert lines and "H29-261207-0101" in lines[0] and "091****678" in lines[0]
