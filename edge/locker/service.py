@@ -62,7 +62,7 @@ class LockerService(Hardware, DoorWatch, Recovery, Opening, KioskApi, Views, Rem
         super().__init__(ctx)
         self.config: LockerConfig = ctx.config if ctx.config is not None else LockerConfig()
         self.clock: Callable[[], float] = ctx.clock
-        self.sleep = timing.loop_sleep(ctx)  # the loops' waits (timing.py)
+        self.sleep: timing.Sleep = ctx.sleep  # the loops' waits: asyncio.sleep, or a test's clock (timing.py)
         self.flows: LockerFlows | None = None
         self.driver: Any = None
         self.sim: Any = None  # PtySim or GpioDoorSim when port = "sim"

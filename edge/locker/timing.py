@@ -36,11 +36,6 @@ def interval_clock(clock: Clock) -> Clock:
     return clock if is_virtual(clock) else time.monotonic
 
 
-def loop_sleep(ctx: Any) -> Sleep:
-    """The async sleep of the service's loops: the context's (asyncio.sleep unless a test gives one)."""
-    return getattr(ctx, "sleep", None) or asyncio.sleep
-
-
 async def within(sleep: Sleep, seconds: float, awaitable: Awaitable[Any]) -> bool:
     """Await `awaitable` for at most `seconds` of `sleep`'s time: True if it finished, False if the
     time ran out first (it is then cancelled). A cancel of the caller cancels both."""

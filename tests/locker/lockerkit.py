@@ -68,8 +68,7 @@ def service(tmp_path: Path, cfg: LockerConfig | None = None, *, store: Store | N
     clock = clock or Clock()
     store = store or Store(tmp_path / "edge.db", clock=clock)
     ctx = ServiceContext(name="locker", site="hn", device="kiosk-01", store=store, config=cfg or config(),
-                         data_dir=tmp_path, clock=clock, pin_factory=pin_factory)
-    ctx.sleep = clock.wait  # the loops wait on this clock (edge.locker.timing)
+                         data_dir=tmp_path, clock=clock, sleep=clock.wait, pin_factory=pin_factory)
     return LockerService(ctx)
 
 
