@@ -152,6 +152,8 @@ class Peer:
                                   protocol=protocol)
         if username is not None:
             self.client.username_pw_set(username, password)
+        # paho retries a refused login after this delay, and close() waits for that sleep: keep it short.
+        self.client.reconnect_delay_set(0.05, 0.5)
         self.tls = tls
         if tls:
             self.client.tls_set(ca_certs=ca_file or broker.ca_file, certfile=certfile, keyfile=keyfile,
