@@ -13,15 +13,15 @@ prints one). Sessions and failed-login counts live in PostgreSQL (tables `web_se
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import hashlib
-import hmac
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+from edge import pins
 from edge.errors import ConfigError
+from edge.pins import check_pin
 
 ROLES = ("viewer", "operator", "admin")
 COMMAND_ROLES = ("operator", "admin")
@@ -80,21 +80,8 @@ def _token_key(token: str) -> str:
 
 
 def hash_pin(pin: str, *, iterations: int = PBKDF2_ITERATIONS, salt: bytes | None = None) -> str:
-    """`pbkdf2_sha256$ITERATIONS$SALT$HASH` (salt and hash base64)."""
-    salt = salt or secrets.token_bytes(16)
-    digest = hashlib.pbkdf2_hmac("sha256", pin.encode(), salt, iterations)
-    return f"pbkdf2_sha256${iterations}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
-
-
-def check_pin(pin: str, encoded: str) -> bool:
-    try:
-        scheme, iterations, salt, digest = encoded.split("$")
-        if scheme != "pbkdf2_sha256":
-            return False
-        got = hashlib.pbkdf2_hmac("sha256", pin.encode(), base64.b64decode(salt), int(iterations))
-        return hmac.compare_digest(got, base64.b64decode(digest))
-    except (ValueError, TypeError):
-        return False
+    """`pbkdf2_sha256$ITERATIONS$SALT$HASH` (salt and hash base64); the scheme is edge.pins."""
+    return pins.hash_pin(pin, iterations=iterations, encoding="base64", salt=salt, salt_bytes=16)
 
 
 # An unknown staff id still costs one PBKDF2 run, so timing does not tell which ids exist.
@@ -136,7 +123,7 @@ def parse_staff(text: str, source: str = "staff file") -> StaffFile:
             if len(fields) < 5:
                 raise ConfigError(f"{where}: expected 'login STAFF_ID PIN_HASH ROLE [sites=…] NAME'")
             staff_id, pin_hash = fields[1], fields[2]
-            if not pin_hash.startswith("pbkdf2_sha256$") or pin_hash.count("$") != 3:
+            if not pins.looks_hashed(pin_hash):
                 raise ConfigError(f"{where}: PIN hash must be pbkdf2_sha256$… (make one with `edge central staff-hash`)")
             if staff_id in logins:
                 raise ConfigError(f"{where}: staff id {staff_id!r} appears twice")
