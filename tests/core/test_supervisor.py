@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import signal
 import subprocess
 import sys
 
-import pytest
-
 from edge.config import SupervisorConfig, from_dict
 from edge.service import Service
 from edge.supervisor import ServiceRunner, Supervisor
-from edge.testing import MqttRecorder
+from edge.testing import MqttRecorder, until
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,10 +57,7 @@ def test_runner_restarts_with_backoff_then_opens_the_breaker():
         changes = []
         runner = ServiceRunner("vision", lambda: Crashy(None), FAST, on_change=lambda: changes.append(1))
         task = asyncio.create_task(runner.run_forever())
-        for _ in range(200):
-            await asyncio.sleep(0.02)
-            if runner.breaker_open:
-                break
+        await until(lambda: runner.breaker_open, what="the breaker open")
         health = runner.health()
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
@@ -85,8 +79,7 @@ def test_a_crashing_service_never_stops_the_others_and_status_shows_it(tmp_path,
         with MqttRecorder(mosquitto.url, "motcua/v1/hn/desk-01/status") as rec:
             await asyncio.to_thread(rec.wait_for, lambda t, p: p["services"].get("vision") == "down", 1, 20)
             ticks_before = Steady.ticks
-            await asyncio.sleep(0.3)
-            assert Steady.ticks > ticks_before  # the pager kept running throughout
+            await until(lambda: Steady.ticks > ticks_before + 5, what="the pager ticking on")  # kept running
             assert supervisor.health() == {"pager": "ok", "vision": "down"}
             assert supervisor.critical_ok()  # vision is not critical: the watchdog is still fed
             supervisor.request_stop()
@@ -111,11 +104,10 @@ def test_a_wedged_critical_service_stops_the_watchdog(tmp_path, mosquitto):
 
     async def scenario():
         task = asyncio.create_task(supervisor.run())
-        while "pager" not in supervisor.runners or not supervisor.runners["pager"].running:
-            await asyncio.sleep(0.02)
+        await until(lambda: "pager" in supervisor.runners and supervisor.runners["pager"].running,
+                    what="the pager running")
         healthy_at_start = supervisor.critical_ok()
-        await asyncio.sleep(0.4)
-        wedged = not supervisor.critical_ok()
+        wedged = await until(lambda: not supervisor.critical_ok(), what="the wedged pager noticed")
         supervisor.request_stop()
         await task
         return healthy_at_start, wedged

@@ -18,8 +18,8 @@ from edge.config import from_dict
 from edge.service import Service
 from edge.supervisor import Supervisor
 
-WATCHDOG_USEC = 200_000  # systemd asks for a ping every 0.1 s (half of WatchdogSec)
-QUIET_WINDOW_S = 1.0     # ten ping intervals without WATCHDOG=1 while wedged
+WATCHDOG_USEC = 100_000  # systemd asks for a ping every 0.05 s (half of WatchdogSec)
+QUIET_WINDOW_S = 0.5     # ten ping intervals without WATCHDOG=1 while wedged
 DEADLINE_S = 15.0
 
 
