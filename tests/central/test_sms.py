@@ -244,19 +244,16 @@ def test_bad_notify_messages_are_refused_by_name(payload, why):
     assert why in str(err.value) and "912345678" not in str(err.value)
 
 
-def test_a_notify_arriving_while_postgresql_is_down_is_sent_once_it_is_back(mosquitto, tmp_path):
+def test_a_notify_arriving_while_postgresql_is_down_is_sent_once_it_is_back(mosquitto, pg, tmp_path):
     """Over a real mosquitto: the message is held (not acknowledged, not dropped) until it is stored."""
     import paho.mqtt.client as mqtt
 
-    from edge.central.testing import PgCluster
-
     gw = Gateway([200])
-    cluster = PgCluster().start()
-    svc = SmsService(http_config(tmp_path, gw.port, poll_s=0.2), dsn=cluster.dsn, broker=mosquitto.url,
+    svc = SmsService(http_config(tmp_path, gw.port, poll_s=0.2), dsn=pg.dsn, broker=mosquitto.url,
                      instance="t-sms", group="").start()
     try:
         wait_until(lambda: svc.broker_ok, what="subscribed")
-        cluster.stop()
+        pg.stop()
         pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
         pub.connect("127.0.0.1", mosquitto.port)
         pub.loop_start()
@@ -266,30 +263,27 @@ def test_a_notify_arriving_while_postgresql_is_down_is_sent_once_it_is_back(mosq
         stop_network(pub)
         wait_until(lambda: svc.last_error, what="PostgreSQL seen down")
         assert not gw.requests
-        cluster.start()
+        pg.start()
         wait_until(lambda: gw.requests, what="the text sent after PostgreSQL came back")
         assert PIN in json.loads(gw.requests[0]["body"])["message"] and len(gw.requests) == 1
     finally:
         svc.stop()
-        cluster.cleanup()
 
 
-def test_the_sms_service_reads_notify_through_the_office_acl_and_other_devices_cannot(tmp_path):
+def test_the_sms_service_reads_notify_through_the_office_acl_and_other_devices_cannot(pg, tmp_path):
     """deploy/mosquitto/acl: a device writes its own locker/notify, only `central` reads it."""
     import shutil
     from pathlib import Path
 
     import paho.mqtt.client as mqtt
 
-    from edge.central.testing import PgCluster
-
     from .conftest import start_acl_broker
 
     users = {"central": "c-secret", "kiosk-1": "k1-secret", "kiosk-2": "k2-secret"}
     acl = (Path(__file__).resolve().parents[2] / "deploy" / "mosquitto" / "acl").read_text()
     broker, workdir = start_acl_broker(users, acl)
-    gw, cluster = Gateway([200]), PgCluster().start()
-    svc = SmsService(http_config(tmp_path, gw.port, poll_s=0.2), dsn=cluster.dsn, broker=broker.url,
+    gw = Gateway([200])
+    svc = SmsService(http_config(tmp_path, gw.port, poll_s=0.2), dsn=pg.dsn, broker=broker.url,
                      instance="central-acl", username="central", password=users["central"]).start()
     clients, snooped = [], []
     try:
@@ -323,6 +317,5 @@ def test_the_sms_service_reads_notify_through_the_office_acl_and_other_devices_c
         for c in clients:
             stop_network(c)
         svc.stop()
-        cluster.cleanup()
         broker.close()
         shutil.rmtree(workdir, ignore_errors=True)
