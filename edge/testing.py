@@ -231,7 +231,7 @@ class FakeLocker:
                    phone: str | None = None) -> dict:
         if staff_pin != "9999":
             from edge.locker.flows import LockerRefused
-            raise LockerRefused("staff")  # what the real locker answers: "staff: Wrong staff code."
+            raise LockerRefused("staff")  # what the real locker answers: "staff: Wrong staff PIN. …"
         self.loaded.append((receipt_code, size, pin, deadline_days))
         return {"compartment": 3}
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from edge.locker.flows import MESSAGES as LOCKER_REFUSALS
+
 LANGUAGES = ("vi", "en")
 
 # key -> (Vietnamese, English). Placeholders use str.format names: {n}, {compartment}, {minutes}.
@@ -64,7 +66,9 @@ STRINGS: dict[str, tuple[str, str]] = {
     "kiosk.back": ("Về màn hình đầu", "Back to start"),
     "kiosk.busy": ("Đang xử lý…", "Working…"),
     "kiosk.lang_toggle": ("English", "Tiếng Việt"),
-    # kind messages (end of a session)
+    # kind messages (end of a session): polite sentences for the citizen at the pickup kiosk ("Ông/Bà"),
+    # saying where to go next; the same reasons for staff (err.receipt_*, err.pin_locked) are the
+    # locker's MESSAGES below. Two audiences, so two tables on purpose.
     "msg.no_result": ("Hồ sơ này chưa có kết quả để nhận tại tủ. Ông/Bà vui lòng quay lại sau hoặc liên hệ bộ phận một cửa.",
                       "There is no result waiting in the locker for this dossier yet. Please come back later or ask at the office."),
     "msg.expired": ("Đã quá hạn nhận tại tủ. Kết quả đã được chuyển về bộ phận một cửa, Ông/Bà vui lòng đến nhận trong giờ hành chính.",
@@ -285,7 +289,7 @@ STRINGS: dict[str, tuple[str, str]] = {
                               "This procedure is not in the office's catalog. Choose the queue by hand or tell the technician."),
     "err.qr_no_queue": ("Thủ tục này chưa được gán hàng chờ. Báo cán bộ kỹ thuật.",
                         "This procedure has no queue yet. Tell the technician."),
-    "err.staff_pin_wrong": ("Mã PIN cán bộ không đúng. Nhập lại mã PIN cán bộ của bạn.", "Wrong staff PIN. Enter your staff PIN again."),
+    "err.staff_pin_wrong": LOCKER_REFUSALS["staff"],
     "err.staff_pin_locked": ("Nhập sai mã PIN cán bộ quá nhiều lần. Chờ 5 phút rồi thử lại.",
                              "Too many wrong staff PINs. Wait 5 minutes, then try again."),
     "err.citizen_pin_format": ("Mã PIN cho công dân phải gồm 4 đến 8 chữ số (hoặc để trống).",
@@ -304,17 +308,18 @@ STRINGS: dict[str, tuple[str, str]] = {
     "err.deadline_range": ("Hạn nhận phải từ 1 đến 365 ngày.", "The pickup deadline must be 1 to 365 days."),
     "err.deadline_whole": ("Hạn nhận là số ngày nguyên, ví dụ 7.", "The pickup deadline is a whole number of days, e.g. 7."),
     "err.compartment_unknown": ("Không có ngăn tủ này.", "There is no such compartment."),
-    "err.locker_full": ("Không còn ngăn trống cỡ này. Chọn cỡ khác hoặc để trống.",
-                        "No free compartment of this size. Choose another size or leave it empty."),
-    "err.receipt_duplicate": ("Hồ sơ này đã có trong tủ.", "This dossier is already in the locker."),
-    "err.receipt_unknown": ("Không có kết quả nào của hồ sơ này trong tủ.", "There is no result of this dossier in the locker."),
-    "err.receipt_collected": ("Kết quả của hồ sơ này đã được nhận.", "This result has already been collected."),
-    "err.receipt_expired": ("Hồ sơ này đã quá hạn nhận tại tủ.", "This result is past its pickup deadline."),
-    "err.compartment_busy": ("Ngăn tủ đang được mở. Chờ vài giây rồi thử lại.", "The compartment is being opened. Wait a few seconds and try again."),
-    "err.compartment_maintenance": ("Ngăn tủ đang bảo trì. Chọn ngăn khác.", "The compartment is under maintenance. Choose another."),
-    "err.compartment_rate": ("Ngăn tủ vừa được mở. Chờ vài giây rồi thử lại.", "The compartment was just opened. Wait a few seconds and try again."),
-    "err.not_verified": ("Chưa xác thực người nhận.", "The collector has not been verified."),
-    "err.pin_locked": ("Nhập sai mã PIN quá số lần cho phép.", "Too many wrong PINs."),
+    # a locker refusal (LockerRefused reason): the locker's own sentence for staff, one table for the
+    # desk screens and the office dashboard (edge/locker/flows.py MESSAGES)
+    "err.locker_full": LOCKER_REFUSALS["full"],
+    "err.receipt_duplicate": LOCKER_REFUSALS["duplicate"],
+    "err.receipt_unknown": LOCKER_REFUSALS["unknown"],
+    "err.receipt_collected": LOCKER_REFUSALS["collected"],
+    "err.receipt_expired": LOCKER_REFUSALS["expired"],
+    "err.compartment_busy": LOCKER_REFUSALS["busy"],
+    "err.compartment_maintenance": LOCKER_REFUSALS["maintenance"],
+    "err.compartment_rate": LOCKER_REFUSALS["rate"],
+    "err.not_verified": LOCKER_REFUSALS["not_verified"],
+    "err.pin_locked": LOCKER_REFUSALS["pin_locked"],
     "err.locker_hardware": ("Tủ không trả lời. Kiểm tra nguồn và cáp của tủ, rồi thử lại; xem trang Trạng thái.",
                             "The locker is not answering. Check its power and cable, then try again; see the Status page."),
     "err.service_down": ("Dịch vụ {service} chưa chạy trên thiết bị này. Xem trang Trạng thái hoặc báo cán bộ kỹ thuật.",

@@ -27,20 +27,26 @@ MIGRATIONS = queries.MIGRATIONS  # the schema lives with every other locker stat
 
 LIVE = queries.LIVE
 
-# Reasons a request is refused; the kiosk shows MESSAGES[reason] (Vietnamese, English fallback).
+# Reasons a request is refused, as staff read them (Vietnamese, English): the one table of these
+# sentences. The kiosk's desk screens show them as i18n `err.*` keys (edge/kiosk/i18n.py takes them
+# from here; `bad_input` and `staff` are split finer there by their detail), the office dashboard
+# through edge/central/refusals.py. A citizen at the pickup kiosk reads other, polite sentences
+# ("Ông/Bà …", i18n `msg.*`), so those are not taken from here.
 MESSAGES = {
-    "unknown": ("Không tìm thấy hồ sơ với mã này.", "No result found for this code."),
-    "expired": ("Hồ sơ đã quá hạn nhận tại tủ. Vui lòng liên hệ bộ phận một cửa.",
-                "The pickup deadline has passed. Please contact the office."),
-    "collected": ("Hồ sơ này đã được nhận.", "This result has already been collected."),
-    "busy": ("Ngăn tủ đang mở.", "The compartment is already being opened."),
+    "unknown": ("Không có kết quả nào của hồ sơ này trong tủ.", "There is no result of this dossier in the locker."),
+    "expired": ("Hồ sơ này đã quá hạn nhận tại tủ.", "This result is past its pickup deadline."),
+    "collected": ("Kết quả của hồ sơ này đã được nhận.", "This result has already been collected."),
+    "busy": ("Ngăn tủ đang được mở. Chờ vài giây rồi thử lại.",
+             "The compartment is being opened. Wait a few seconds and try again."),
     "not_verified": ("Chưa xác thực người nhận.", "The collector has not been verified."),
     "pin_locked": ("Đã nhập sai mã PIN quá số lần cho phép.", "Too many wrong PINs."),
-    "staff": ("Mã nhân viên không đúng.", "Wrong staff code."),
-    "full": ("Không còn ngăn trống phù hợp.", "No free compartment of that size."),
-    "duplicate": ("Hồ sơ này đã có trong tủ.", "This result is already in the locker."),
-    "maintenance": ("Ngăn tủ đang bảo trì.", "The compartment is under maintenance."),
-    "rate": ("Ngăn tủ vừa được mở, vui lòng chờ.", "The compartment was just opened; please wait."),
+    "staff": ("Mã PIN cán bộ không đúng. Nhập lại mã PIN cán bộ của bạn.", "Wrong staff PIN. Enter your staff PIN again."),
+    "full": ("Không còn ngăn trống cỡ này. Chọn cỡ khác hoặc để trống.",
+             "No free compartment of this size. Choose another size or leave it empty."),
+    "duplicate": ("Hồ sơ này đã có trong tủ.", "This dossier is already in the locker."),
+    "maintenance": ("Ngăn tủ đang bảo trì. Chọn ngăn khác.", "The compartment is under maintenance. Choose another."),
+    "rate": ("Ngăn tủ vừa được mở. Chờ vài giây rồi thử lại.",
+             "The compartment was just opened. Wait a few seconds and try again."),
     "bad_input": ("Dữ liệu không hợp lệ.", "Invalid input."),
     "phone": (phones.MESSAGE_VI, phones.MESSAGE_EN),
 }

@@ -55,7 +55,7 @@ def test_the_devices_refusal_kinds_are_said_in_the_offices_words():
     assert words("bad signature") == "Lệnh không có chữ ký hợp lệ: kiểm tra khóa lệnh của thiết bị."
     assert words("stale command: ts 5 is more than 60 s from now", "en").startswith("The command was too old")
     assert words(str(LockerRefused("bad_input", "PIN must be 4-8 digits"))) == "Dữ liệu không hợp lệ."
-    assert words(str(LockerRefused("full"))) == "Không còn ngăn trống phù hợp."
+    assert words(str(LockerRefused("full"))) == "Không còn ngăn trống cỡ này. Chọn cỡ khác hoặc để trống."
     assert words("missing argument 'compartment' (int)") == "Tham số của lệnh không hợp lệ."
     assert words("rate limited: more than 5 commands/s for locker", "en").startswith("Too many commands")
     assert words("something new the device says") == "Lý do khác (xem JSON gốc)."

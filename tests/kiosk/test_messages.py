@@ -89,7 +89,7 @@ RAISED = raised_texts() + qr_refusals()
 
 def test_the_walk_finds_the_errors_seen_in_the_issue():
     texts = [t for _, t in RAISED]
-    assert "staff: Wrong staff code." in texts and "bad_input: PIN must be 4-8 digits" in texts
+    assert "staff: Wrong staff PIN. Enter your staff PIN again." in texts and "bad_input: PIN must be 4-8 digits" in texts
     assert any(t.startswith("counter 7 is paused") for t in texts)
     assert any(t.startswith("all 7 cards are out") for t in texts)
     assert len(RAISED) > 40
@@ -117,7 +117,7 @@ def test_every_message_is_in_vietnamese_and_english_and_fills_from_its_rule(code
 
 def test_the_issue_s_raw_errors_become_sentences_that_say_what_to_do():
     cases = {
-        "staff: Wrong staff code.": ("staff_pin", "Nhập lại mã PIN cán bộ"),
+        "staff: Wrong staff PIN. Enter your staff PIN again.": ("staff_pin", "Nhập lại mã PIN cán bộ"),
         "bad_input: PIN must be 4-8 digits": ("pin", "4 đến 8 chữ số"),
         "unknown service 'cu-tru'; expected one of ['dat-dai', 'ho-tich']": ("service", "cu-tru"),
         "all 99 cards are out: collect cards at the counters before issuing more": (None, "Thu lại thẻ"),
@@ -128,3 +128,15 @@ def test_the_issue_s_raw_errors_become_sentences_that_say_what_to_do():
         assert explained["field"] == field
         assert words in messages.text(explained["code"], "vi", **explained["params"])
     assert messages.explain("something nobody foresaw")["code"] == "unknown"
+
+
+@pytest.mark.parametrize("reason", sorted(set(LOCKER_MESSAGES) - {"bad_input", "phone"}))
+def test_a_locker_refusal_reads_the_same_on_the_desk_screen_and_the_office_dashboard(reason):
+    """One sentence per refusal reason (edge/locker/flows.py MESSAGES): the desk's `err.*` key and the
+    dashboard's words for a refused remote command say the same thing, in both languages."""
+    from edge.central.refusals import words
+    from edge.locker.flows import LockerRefused
+    raw = str(LockerRefused(reason))
+    explained = messages.explain(raw)
+    for lang in i18n.LANGUAGES:
+        assert messages.text(explained["code"], lang, **explained["params"]) == words(raw, lang)
