@@ -18,7 +18,7 @@ from edge.qr.service import QrService
 from edge.qr.sim import SimCamera
 from edge.qr.synth import OLD_PORTAL, qr_image
 from edge.service import ServiceContext
-from edge.testing import FakeClock, FakePager
+from edge.testing import FakeClock, FakePager, until
 
 VIETQR = ("00020101021138570010A00000072701270006970403011200110123456780208QRIBFTTA"
           "53037045802VN6304F4E5")
@@ -260,12 +260,9 @@ def test_camera_outage_degrades_then_recovers(store, tmp_path):
         qr.source = FlakyCamera(rgb, failures=1)
         task = asyncio.create_task(qr.run())
         try:
-            deadline = time.monotonic() + 10
-            seen_degraded = False
-            while qr.scans == 0 and time.monotonic() < deadline:
-                seen_degraded |= qr.health() == "degraded"
-                await asyncio.sleep(0.01)
-            return seen_degraded
+            seen = []  # the health at each look, until the first scan after the outage
+            await until(lambda: seen.append(qr.health()) or qr.scans > 0, timeout_s=10, what="a scan after the outage")
+            return "degraded" in seen
         finally:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
@@ -304,9 +301,7 @@ def test_service_runs_on_the_sim_camera_and_cleans_up(store, tmp_path):
         await qr.start()
         folder = qr._sim_dir
         task = asyncio.create_task(qr.run())
-        deadline = time.monotonic() + 20
-        while qr.scans < 3 and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
+        await until(lambda: qr.scans >= 3, timeout_s=20, what="three scans of the sim camera")
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         await qr.stop()
