@@ -98,9 +98,9 @@ class Worker:
     """The worker process: one camera, the face models, and the loop that serves the proxy.
 
     Between requests it watches the camera for the screen's live guidance; every pass of the
-    loop ends with a beat, so the proxy knows it is alive. One method per request kind:
-    `capture` and `frames` are answered with a reply, `preview` switches the small live
-    picture on for a while, `stop` ends the loop."""
+    loop ends with a beat, so the proxy knows it is alive. One method per request kind (the
+    `op` of the message): "capture" -> `capture`, "frames" -> `analyse_frames` (both answered
+    with a reply), "preview" -> `show_preview` (no reply), "stop" ends `serve`."""
 
     def __init__(self, conn, settings: dict, pipeline: _Pipeline):
         self.conn = conn
@@ -119,6 +119,8 @@ class Worker:
 
     # -- the loop -------------------------------------------------------------------------------
     def serve(self) -> None:
+        """Until a stop (or the proxy's end of the pipe): wait up to one frame period for a
+        request; without one, look at the camera; then beat, and keep the frame rate."""
         self.open_camera()
         self.beat()
         while True:
