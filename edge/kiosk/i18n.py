@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from edge.locker.flows import MESSAGES as LOCKER_REFUSALS
+from edge.vision.guidance import GUIDANCE as FACE_GUIDANCE
 
 LANGUAGES = ("vi", "en")
 
@@ -86,21 +87,22 @@ STRINGS: dict[str, tuple[str, str]] = {
     "msg.out_of_service": ("Tủ tạm ngừng phục vụ. Xin lỗi Ông/Bà vì sự bất tiện.", "The locker is out of service. We are sorry."),
     "msg.door_left_open": ("Cửa ngăn chưa được đóng. Cán bộ đã được thông báo.",
                            "The door was left open. Staff have been told."),
-    # face guidance (from the vision service's reasons)
-    "guide.ok": ("Giữ nguyên…", "Hold still…"),
-    "guide.challenge": ("Ông/Bà làm theo yêu cầu ở trên, chậm rãi", "Please do what is asked above, slowly"),
-    "guide.no_face": ("Không thấy khuôn mặt. Vui lòng đứng trước camera.", "No face seen. Please stand in front of the camera."),
-    "guide.too_small": ("Vui lòng lại gần hơn", "Please come closer"),
-    "guide.too_far": ("Vui lòng lại gần hơn", "Please come closer"),
+    # face guidance: the vision service's sentence for each quality reason (edge/vision/guidance.py),
+    # the same citizen in front of the same camera; older names of a reason read the same
+    "guide.ok": FACE_GUIDANCE["ok"],
+    "guide.challenge": FACE_GUIDANCE["challenge"],
+    "guide.no_face": FACE_GUIDANCE["no_face"],
+    "guide.too_small": FACE_GUIDANCE["too_small"],
+    "guide.too_far": FACE_GUIDANCE["too_small"],
     "guide.too_close": ("Vui lòng lùi ra xa một chút", "Please step back a little"),
-    "guide.blurred": ("Vui lòng đứng yên", "Please hold still"),
-    "guide.blur": ("Vui lòng đứng yên", "Please hold still"),
-    "guide.pose": ("Vui lòng nhìn thẳng vào camera", "Please face the camera"),
-    "guide.dark": ("Quá tối, vui lòng đứng gần đèn hơn", "Too dark, please move into the light"),
-    "guide.too_dark": ("Quá tối, vui lòng đứng gần đèn hơn", "Too dark, please move into the light"),
-    "guide.bright": ("Quá sáng, vui lòng tránh ánh sáng chiếu thẳng", "Too bright, please avoid direct light"),
-    "guide.too_bright": ("Quá sáng, vui lòng tránh ánh sáng chiếu thẳng", "Too bright, please avoid direct light"),
-    "guide.multiple_faces": ("Chỉ một người đứng trước camera", "Only one person in front of the camera, please"),
+    "guide.blurred": FACE_GUIDANCE["blurred"],
+    "guide.blur": FACE_GUIDANCE["blurred"],
+    "guide.pose": FACE_GUIDANCE["pose"],
+    "guide.dark": FACE_GUIDANCE["too_dark"],
+    "guide.too_dark": FACE_GUIDANCE["too_dark"],
+    "guide.bright": FACE_GUIDANCE["too_bright"],
+    "guide.too_bright": FACE_GUIDANCE["too_bright"],
+    "guide.multiple_faces": FACE_GUIDANCE["multiple_faces"],
     "guide.camera": ("Camera chưa sẵn sàng", "The camera is not ready"),
     # reception
     "reception.title": ("Tiếp nhận hồ sơ", "Reception"),

@@ -14,28 +14,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-# reason -> (Vietnamese, English) text for the live screen.
-GUIDANCE = {
-    "ok": ("Giữ nguyên, đang kiểm tra", "Hold still, checking"),
-    "no_face": ("Vui lòng nhìn vào camera", "Please look at the camera"),
-    "multiple_faces": ("Chỉ một người đứng trước camera", "Only one person in front of the camera, please"),
-    "too_small": ("Vui lòng lại gần camera hơn", "Please come closer to the camera"),
-    "blurred": ("Vui lòng đứng yên", "Please hold still"),
-    "pose": ("Vui lòng nhìn thẳng vào camera", "Please face the camera directly"),
-    "too_dark": ("Ánh sáng quá tối, vui lòng đứng gần đèn", "Too dark: please move into the light"),
-    "too_bright": ("Ánh sáng quá chói", "Too bright: please step out of direct light"),
-    "spoof": ("Không xác nhận được người thật trước camera. Ông/Bà vui lòng tự đứng trước camera, "
-              "không dùng ảnh hoặc màn hình",
-              "Could not confirm a live person: please stand in front of the camera yourself, "
-              "not a photo or a screen"),
-    # the verify in progress asks for a head turn; the exact prompt is its `challenge`
-    "challenge": ("Ông/Bà vui lòng làm theo hướng dẫn trên màn hình", "Please follow the prompt on the screen"),
-}
-
-
-def guidance(reason: str, language: str = "vi") -> str:
-    vi, en = GUIDANCE.get(reason, GUIDANCE["ok"])
-    return vi if language == "vi" else en
+# The on-screen sentence of each reason is edge/vision/guidance.py (shared with the kiosk's screen).
+from edge.vision.guidance import GUIDANCE, guidance  # noqa: F401  (re-exported)
 
 
 @dataclass(frozen=True)

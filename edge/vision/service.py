@@ -33,8 +33,8 @@ from edge.vision import matching
 from edge.vision.config import VisionConfig
 from edge.vision import motion
 from edge.vision.liveness import judge
-from edge.vision.quality import GUIDANCE
-from edge.vision.quality import guidance as guidance_text
+from edge.vision.guidance import GUIDANCE
+from edge.vision.guidance import guidance as guidance_text
 from edge.vision.templates import TemplateStore, load_or_create_key
 
 DOSSIER_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._/-]{0,63}"
