@@ -1,8 +1,9 @@
 """Locker flows over the store: loading, lookup, PIN checks, pickup bookkeeping, expiry, intents.
 
 Everything here is a short SQLite transaction (its statements by name in queries.py); the hardware
-side (pulses, door readings) is in the service's modules (opening.py, doors.py). A state change and its event are always written in the same transaction, and the
-intent to open a door is written *before* the pulse, so a crash can never make a door open twice.
+side (pulses, door readings) is in the service's modules (opening.py, doors.py). A state change
+and its event are always written in the same transaction, and the intent to open a door is
+written *before* the pulse, so a crash can never make a door open twice.
 """
 
 from __future__ import annotations

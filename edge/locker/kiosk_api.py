@@ -127,7 +127,8 @@ class KioskApi:
             raise LockerRefused("unknown", f"no result of {receipt} to reclaim")
 
         def prepare(tx: Tx) -> None:
-            if not queries.mark_reclaimed(tx, a.id, self.clock()):  # collected (or being collected) while we waited for the bus
+            # False when collected (or being collected) while we waited for the bus
+            if not queries.mark_reclaimed(tx, a.id, self.clock()):
                 raise LockerRefused("unknown", f"no result of {receipt} to reclaim any more")
             tx.emit(SERVICE, "reclaimed", receipt=receipt, compartment=a.compartment)
             tx.audit(staff, "locker.reclaim", receipt=receipt, compartment=a.compartment)

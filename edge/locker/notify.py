@@ -19,6 +19,7 @@ import secrets
 import uuid
 from typing import Callable
 
+from edge.locker import queries
 from edge.store import Store, Tx
 
 TOPIC = "locker/notify"
@@ -26,15 +27,7 @@ PIN_DIGITS = 6
 REMINDER_BEFORE_S = 86400.0
 KINDS = ("result_ready", "reminder", "expired")
 
-MIGRATIONS = [
-    """
-    CREATE TABLE locker_notify (
-        assignment INTEGER PRIMARY KEY,   -- locker_assignments.id
-        phone      TEXT NOT NULL,         -- +84…; deleted once the result is collected, reclaimed or expired
-        reminded   INTEGER NOT NULL DEFAULT 0
-    );
-    """,
-]
+MIGRATIONS = queries.NOTIFY_MIGRATIONS  # the table `locker_notify`, with every other locker statement
 
 
 def migrate(store: Store) -> None:
@@ -57,7 +50,7 @@ def queue(tx: Tx, kind: str, *, phone: str, receipt: str, compartment: int, dead
 
 def result_ready(tx: Tx, *, assignment: int, phone: str, receipt: str, compartment: int, deadline: float,
                  pin: str, now: float) -> None:
-    tx.execute("INSERT OR REPLACE INTO locker_notify(assignment, phone) VALUES (?, ?)", (assignment, phone))
+    queries.remember_phone(tx, assignment, phone)
     queue(tx, "result_ready", phone=phone, receipt=receipt, compartment=compartment, deadline=deadline,
           pin=pin, now=now)
 
@@ -65,15 +58,12 @@ def result_ready(tx: Tx, *, assignment: int, phone: str, receipt: str, compartme
 def sweep(store: Store, clock: Callable[[], float]) -> int:
     """Reminders a day before the deadline, `expired` once expired, forget finished phones,
     drop published notify rows (the PIN) from the outbox. Returns the messages queued."""
-    if not store.query("SELECT 1 FROM locker_notify LIMIT 1") and not store.query(
-            "SELECT 1 FROM outbox WHERE topic = ? AND published IS NOT NULL LIMIT 1", (TOPIC,)):
+    if not queries.notify_work(store, TOPIC):
         return 0  # the usual case: no write transaction, no wake-up of the MQTT drain
     now = clock()
     sent = 0
     with store.transaction() as tx:
-        rows = tx.execute(
-            "SELECT n.assignment, n.phone, n.reminded, a.receipt, a.compartment, a.status, a.deadline, a.loaded_at "
-            "FROM locker_notify n LEFT JOIN locker_assignments a ON a.id = n.assignment").fetchall()
+        rows = queries.phones_and_results(tx)
         for assignment, phone, reminded, receipt, compartment, status, deadline, loaded_at in rows:
             if status == "waiting" and not reminded and deadline - now <= REMINDER_BEFORE_S:
                 # a one-day deadline gets no reminder: the result-ready SMS has just said it
@@ -81,13 +71,13 @@ def sweep(store: Store, clock: Callable[[], float]) -> int:
                     queue(tx, "reminder", phone=phone, receipt=receipt, compartment=compartment,
                           deadline=deadline, now=now)
                     sent += 1
-                tx.execute("UPDATE locker_notify SET reminded = 1 WHERE assignment = ?", (assignment,))
+                queries.mark_reminded(tx, assignment)
             elif status == "expired":
                 queue(tx, "expired", phone=phone, receipt=receipt, compartment=compartment, deadline=deadline,
                       now=now)
                 sent += 1
-                tx.execute("DELETE FROM locker_notify WHERE assignment = ?", (assignment,))
+                queries.forget_phone(tx, assignment)
             elif status not in ("waiting", "opening"):  # collected, reclaimed, or gone: forget the number
-                tx.execute("DELETE FROM locker_notify WHERE assignment = ?", (assignment,))
-        tx.execute("DELETE FROM outbox WHERE topic = ? AND published IS NOT NULL", (TOPIC,))
+                queries.forget_phone(tx, assignment)
+        queries.drop_published(tx, TOPIC)
     return sent

@@ -2,10 +2,11 @@
 
 `locker_assignments` (a result in a compartment: waiting, opening, collected, expired, reclaimed),
 `locker_opens` (one row per open command: its intent, written before the pulse), `locker_doors`
-(what each door last read, maintenance, the last pulse) and `locker_alarms` (one row per raised alarm).
-The rules live in flows.py and the service's modules (doors.py, opening.py, recovery.py, kiosk_api.py,
-views.py); they call these functions, so the SQL can be read, and changed, in this one place.
-The SMS book (`locker_notify`) is notify.py's own table, with its statements beside it.
+(what each door last read, maintenance, the last pulse), `locker_alarms` (one row per raised alarm)
+and `locker_notify` (the citizen's phone while a result waits, for the SMS of notify.py).
+The rules live in flows.py, notify.py and the service's modules (doors.py, opening.py, recovery.py,
+kiosk_api.py, views.py); they call these functions, so the SQL can be read, and changed, in this
+one place.
 
 Functions named after a read take the `store` (a short read of their own) or a `tx` when the read
 must see the transaction's writes; every write takes the `tx` of the change it belongs to.
@@ -302,3 +303,45 @@ def delete_alarm(tx: Tx, kind: str, target: str) -> bool:
     """False when that alarm was not raised."""
     cur = tx.execute("DELETE FROM locker_alarms WHERE kind = ? AND target = ?", (kind, target))
     return bool(cur.rowcount)
+
+
+# -- the SMS book (notify.py) ----------------------------------------------------------------------------
+NOTIFY_MIGRATIONS = [
+    """
+    CREATE TABLE locker_notify (
+        assignment INTEGER PRIMARY KEY,   -- locker_assignments.id
+        phone      TEXT NOT NULL,         -- +84…; deleted once the result is collected, reclaimed or expired
+        reminded   INTEGER NOT NULL DEFAULT 0
+    );
+    """,
+]
+
+
+def remember_phone(tx: Tx, assignment: int, phone: str) -> None:
+    tx.execute("INSERT OR REPLACE INTO locker_notify(assignment, phone) VALUES (?, ?)", (assignment, phone))
+
+
+def notify_work(store: Store, topic: str) -> bool:
+    """A phone is kept, or a published notify message (with its PIN) is still in the outbox."""
+    return bool(store.query("SELECT 1 FROM locker_notify LIMIT 1") or store.query(
+        "SELECT 1 FROM outbox WHERE topic = ? AND published IS NOT NULL LIMIT 1", (topic,)))
+
+
+def phones_and_results(tx: Tx) -> list[tuple]:
+    """(assignment, phone, reminded, receipt, compartment, status, deadline, loaded_at) of every kept phone."""
+    return tx.execute(
+        "SELECT n.assignment, n.phone, n.reminded, a.receipt, a.compartment, a.status, a.deadline, a.loaded_at "
+        "FROM locker_notify n LEFT JOIN locker_assignments a ON a.id = n.assignment").fetchall()
+
+
+def mark_reminded(tx: Tx, assignment: int) -> None:
+    tx.execute("UPDATE locker_notify SET reminded = 1 WHERE assignment = ?", (assignment,))
+
+
+def forget_phone(tx: Tx, assignment: int) -> None:
+    tx.execute("DELETE FROM locker_notify WHERE assignment = ?", (assignment,))
+
+
+def drop_published(tx: Tx, topic: str) -> None:
+    """Published messages of `topic` leave the outbox (a notify row carries the PIN)."""
+    tx.execute("DELETE FROM outbox WHERE topic = ? AND published IS NOT NULL", (topic,))
