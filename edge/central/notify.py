@@ -18,14 +18,12 @@ import time
 import urllib.request
 from email.message import EmailMessage
 
+from edge import alarm_kinds
+
 log = logging.getLogger(__name__)
 
-KIND_VI = {
-    "device_offline": "Thiết bị mất kết nối", "left_open": "Tủ để mở", "door_left_open": "Tủ để mở",
-    "forced_open": "Tủ bị mở cưỡng bức", "door_forced": "Tủ bị mở cưỡng bức", "board_offline": "Bo mạch tủ mất kết nối",
-    "transmitter_offline": "Bộ phát nhắn tin mất kết nối", "sensor_fault": "Lỗi cảm biến",
-    "cards_low": "Sắp hết thẻ rung",
-}
+# Alarm names as the e-mail and webhook text says them: edge/alarm_kinds.py, as on the dashboard.
+KIND_VI = {kind: alarm_kinds.name(kind) for kind in [*alarm_kinds.ALARM_KINDS, *alarm_kinds.OLD_NAMES]}
 
 
 def describe(alarm: dict) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from edge.alarm_kinds import ALARM_KINDS
 from edge.locker.flows import MESSAGES as LOCKER_REFUSALS
 from edge.vision.guidance import GUIDANCE as FACE_GUIDANCE
 
@@ -216,10 +217,8 @@ STRINGS: dict[str, tuple[str, str]] = {
     "status.disk_value": ("còn trống {free} GB ({used} % đã dùng)", "{free} GB free ({used} % used)"),
     "status.none": ("Không có", "None"),
     "status.ok": ("Hoạt động", "Working"),
-    "alarm.board_offline": ("Bo mạch tủ mất kết nối", "Locker board offline"),
-    "alarm.forced_open": ("Cửa ngăn bị mở không qua lệnh", "Door forced open"),
-    "alarm.sensor_fault": ("Cảm biến cửa hỏng", "Door sensor fault"),
-    "alarm.left_open": ("Cửa ngăn để mở", "Door left open"),
+    # alarm kinds: the one table the office dashboard and the alarm e-mails also read (edge/alarm_kinds.py)
+    **{f"alarm.{kind}": pair for kind, pair in ALARM_KINDS.items()},
     "alarm.target": ("{what} {n}", "{what} {n}"),
     "alarm.compartment": ("Ngăn", "Compartment"),
     "alarm.board": ("Bo mạch", "Board"),

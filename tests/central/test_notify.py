@@ -85,7 +85,7 @@ def test_failing_webhook_is_retried_with_backoff_until_delivered(receiver):
         wait_until(lambda: receiver.received, what="webhook delivery")
         assert receiver.calls == 3 and d.sent == 1
         assert receiver.received[0]["alarm"]["kind"] == "forced_open"
-        assert "Tủ bị mở cưỡng bức" in receiver.received[0]["text"]
+        assert "Cửa ngăn bị mở không qua lệnh" in receiver.received[0]["text"]  # edge/alarm_kinds.py
     finally:
         d.stop()
 

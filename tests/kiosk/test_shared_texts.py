@@ -20,3 +20,18 @@ def test_the_face_screen_says_what_the_vision_service_says(reason):
     assert key == f"guide.{reason}"
     for lang in i18n.LANGUAGES:
         assert i18n.t(key, lang) == guidance(reason, lang)
+
+
+def test_an_alarm_is_named_alike_on_the_device_the_dashboard_and_in_the_e_mail():
+    """One table of alarm kinds (edge/alarm_kinds.py) for the technician's status screen, the
+    office dashboard and the alarm e-mails and webhooks."""
+    from edge.alarm_kinds import ALARM_KINDS
+    from edge.central import notify
+    from edge.central.web.common import ALARM_KINDS as DASHBOARD, pick
+    for kind, (vi, en) in ALARM_KINDS.items():
+        assert (i18n.t(f"alarm.{kind}"), i18n.t(f"alarm.{kind}", "en")) == (vi, en)
+        assert (pick("vi", DASHBOARD[kind]), pick("en", DASHBOARD[kind])) == (vi, en)
+        assert notify.describe({"kind": kind, "site": "s", "device": "d"}).startswith(f"{vi} ({kind})")
+    # a locker alarm under its older name still reads as the kind it became
+    assert notify.describe({"kind": "door_forced", "site": "s", "device": "d"}).startswith(
+        ALARM_KINDS["forced_open"][0])

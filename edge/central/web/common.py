@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 import aiohttp_jinja2
 from aiohttp import web
 
+from edge import alarm_kinds
 from edge.central import queries
 
 CENTRAL_KEY = web.AppKey("central", object)   # the CentralApp (service.py)
@@ -129,14 +130,7 @@ EVENT_TYPES = {
     "session_ended": ("Kết thúc phiên nhận kết quả", "Pickup session ended"),
     "lockout": ("Khoá do nhập sai", "Locked out after wrong entries"),
 }
-ALARM_KINDS = {
-    "left_open": ("Cửa tủ để mở", "Door left open"), "forced_open": ("Cửa bị mở không có lệnh", "Door forced open"),
-    "sensor_fault": ("Lỗi cảm biến cửa", "Door sensor fault"), "board_offline": ("Mất kết nối bo khoá", "Lock board offline"),
-    "device_offline": ("Thiết bị mất kết nối", "Device offline"), "open_not_detected": ("Không thấy cửa mở", "Open not detected"),
-    "transmitter_offline": ("Mất máy phát thẻ rung", "Pager transmitter offline"),
-    "poison": ("Thiết bị gửi dữ liệu hỏng", "Device sends malformed data"),
-    "cards_low": ("Sắp hết thẻ rung", "Pager cards running out"),
-}
+ALARM_KINDS = alarm_kinds.ALARM_KINDS  # one table for the dashboard, the e-mails and the device's status screen
 SERVICE_NAMES = {"pager": ("Xếp hàng", "Queue"), "locker": ("Tủ kết quả", "Lockers"), "vision": ("Nhận diện", "Face"),
                  "qr": ("Mã QR", "QR"), "kiosk": ("Màn hình", "Kiosk"), "device": ("Thiết bị", "Device")}
 # Fields worth a glance in the events table, in this order; the rest stays in the raw JSON.

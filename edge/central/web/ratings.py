@@ -25,7 +25,7 @@ from aiohttp import web
 
 from edge.central import auth, db, ratings, sms
 from edge.central.web import charts, data
-from edge.central.web.common import (ALARM_KINDS, CENTRAL_KEY, STAFF_KEY, TEXT, add_nav, is_https, lang_of, pick, render,
+from edge.central.web.common import (CENTRAL_KEY, STAFF_KEY, TEXT, add_nav, is_https, lang_of, pick, render,
                                      respond)
 
 PUBLIC_PATHS = ("/danh-gia", "/danh-gia/ma", "/danh-gia/qr")
@@ -33,8 +33,6 @@ LATEST_EPOCH_S = 253402300799.0   # 9999-12-31T23:59:59Z, the last second a date
 DEFAULT_DAYS = 90   # /api/ratings without `from`: the last 90 days (the counter ratings scan event partitions)
 
 TEXT.setdefault("ratings", ("Đánh giá", "Ratings"))
-ALARM_KINDS.setdefault("sms_failed", ("Gửi SMS cho công dân thất bại", "Citizen SMS failed"))
-ALARM_KINDS.setdefault("sms_stuck", ("SMS chờ modem quá lâu", "SMS stuck at the modem"))
 RTEXT = {
     "page_title": ("Đánh giá sự hài lòng", "Rate our service"),
     "intro": ("Ông/Bà nhập mã hồ sơ và số điện thoại đã nhận tin nhắn báo kết quả. Chúng tôi sẽ gửi mã xác "
