@@ -68,7 +68,8 @@ def service(tmp_path: Path, cfg: LockerConfig | None = None, *, store: Store | N
     clock = clock or Clock()
     store = store or Store(tmp_path / "edge.db", clock=clock)
     ctx = ServiceContext(name="locker", site="hn", device="kiosk-01", store=store, config=cfg or config(),
-                         data_dir=tmp_path, clock=clock, sleep=clock.wait, pin_factory=pin_factory)
+                         data_dir=tmp_path, clock=clock, sleep=getattr(clock, "wait", asyncio.sleep),
+                         pin_factory=pin_factory)
     return LockerService(ctx)
 
 
