@@ -8,10 +8,11 @@ PIP    := $(VENV)/bin/pip
 STAMP  := $(VENV)/.edge-installed
 MODELS := models
 APT_PACKAGES := mosquitto mosquitto-clients libzbar0 chromium chromium-driver postgresql fonts-dejavu-core gammu-smsd espeak-ng
-# Browser tests run apart, without xdist: Playwright's sync API keeps an event loop running in
-# the main thread while a browser is open, which would break asyncio.run() in other tests.
+# Browser tests run apart: Playwright's sync API keeps an event loop running in the main thread
+# while a browser is open, which would break asyncio.run() in other tests. Two xdist workers are
+# two processes, each with its own Chromium (tests/conftest.py runs its users last).
 PYTEST_ARGS ?= -m "not slow and not hw and not browser" -n 2 --timeout 600
-BROWSER_PYTEST_ARGS ?= -m "browser and not slow and not hw" --timeout 600
+BROWSER_PYTEST_ARGS ?= -m "browser and not slow and not hw" -n 2 --timeout 600
 
 .PHONY: setup apt venv models demo test test-slow clean wheel image
 
