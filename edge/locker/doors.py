@@ -184,4 +184,3 @@ class DoorWatch:
         log.warning("locker: door %d did not open after its pulse (command %s)", compartment, cmd_id[:8])
         if assignment is not None:
             queries.back_to_waiting(tx, assignment)
-

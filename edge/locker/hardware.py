@@ -80,4 +80,3 @@ class Hardware:
         if not self._connect():
             self._reconnect_delay = min(self._reconnect_delay * 2, RECONNECT_MAX_S)
             self._reconnect_at = now + self._reconnect_delay
-

@@ -117,7 +117,6 @@ class Opening:
                 raise LockerRefused("rate", f"compartment {compartment} was opened {self.clock() - last:.1f} s ago; "
                                             f"wait {wait:.1f} s")
 
-
     async def wait_door(self, compartment: int, state: str, timeout_s: float) -> bool:
         """True once the door reads `state`. Called right after an open, "closed" means opened then
         closed: False if that open was never detected (the door did not move)."""
@@ -142,4 +141,3 @@ class Opening:
             outcome = self.flows.intent(in_flight[0]["id"])
             return outcome is not None and outcome["state"] == "opened"
         return done
-

@@ -40,4 +40,3 @@ class Recovery:
                 if door != "open" and not queries.has_pulsed_open(tx, aid):
                     queries.back_to_waiting(tx, aid)
                     tx.emit(SERVICE, "pickup_interrupted", compartment=compartment)
-

@@ -116,4 +116,3 @@ class RemoteCommands:
             closed = await self.wait_door(n, "closed", wait_close_s) if opened else True
             results.append({"compartment": n, "opened": opened, "closed": closed})
         return results
-

@@ -164,7 +164,6 @@ class LockerService(Hardware, DoorWatch, Recovery, Opening, KioskApi, Views, Rem
         self._vision_calls.add(task)
         task.add_done_callback(self._vision_calls.discard)
 
-
     def _forget_faces(self, expired: list[dict]) -> None:
         """Expired results cannot be collected at the kiosk any more: their face templates go."""
         for item in expired:

@@ -52,4 +52,3 @@ class Views:
             "alarms": [{"alarm": a["kind"], "target": a["target"], "since": a["since"]} for a in alarms],
             "free": sum(1 for c in comps.values() if c["state"] == "free"),
         }
-
