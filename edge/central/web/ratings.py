@@ -33,6 +33,9 @@ LATEST_EPOCH_S = 253402300799.0   # 9999-12-31T23:59:59Z, the last second a date
 DEFAULT_DAYS = 90   # /api/ratings without `from`: the last 90 days (the counter ratings scan event partitions)
 
 TEXT.setdefault("ratings", ("Đánh giá", "Ratings"))
+# Texts of the citizens' rating page (/danh-gia: polite, "Ông/Bà") and of the managers' ratings page.
+# A word every dashboard page uses (site, counter, service, time) is not repeated here: rt() reads it
+# from common.TEXT.
 RTEXT = {
     "page_title": ("Đánh giá sự hài lòng", "Rate our service"),
     "intro": ("Ông/Bà nhập mã hồ sơ và số điện thoại đã nhận tin nhắn báo kết quả. Chúng tôi sẽ gửi mã xác "
@@ -54,8 +57,8 @@ RTEXT = {
                "SMS is not set up at this office; please rate at the counter."),
     "summary": ("Điểm trung bình", "Averages"), "latest": ("Đánh giá gần đây", "Latest ratings"),
     "channel": ("Kênh", "Channel"), "count": ("Số lượt", "Count"), "average": ("Trung bình", "Average"),
-    "counter": ("Quầy", "Counter"), "service": ("Dịch vụ", "Service"), "score_h": ("Điểm", "Score"),
-    "comment_h": ("Góp ý", "Comment"), "time": ("Thời gian", "Time"), "site": ("Đơn vị", "Office"),
+    # site, counter, service and time: the dashboard's own words (common.TEXT), as on every other page
+    "score_h": ("Điểm", "Score"), "comment_h": ("Góp ý", "Comment"),
     "dossier": ("Hồ sơ", "Dossier"), "delivery": ("Tin nhắn báo kết quả", "Result SMS delivery"),
     "kind": ("Loại tin", "Message"), "status": ("Trạng thái", "Status"), "attempts": ("Lần gửi", "Attempts"),
     "sent": ("Gửi lúc", "Sent"), "delivered": ("Đến máy lúc", "Delivered"), "error": ("Lỗi", "Error"),
@@ -78,7 +81,8 @@ RTEXT = {
 
 
 def rt(lang: str, key: str, **fields) -> str:
-    vi, en = RTEXT[key]
+    """A text of the ratings pages (RTEXT), or the dashboard's word for what every page shows (TEXT)."""
+    vi, en = RTEXT[key] if key in RTEXT else TEXT[key]
     text = en if lang == "en" else vi
     return text.format(**fields) if fields else text
 
