@@ -12,6 +12,10 @@ import re
 from edge.locker.flows import MESSAGES as LOCKER_MESSAGES
 
 # (pattern on the device's English text, (vi, en)); {name} is the quoted name the device gave.
+# A locker refusal is said in the locker's own words (flows.MESSAGES, as on the kiosk's desk
+# screens). The rest are said here for the manager who sent a remote command; the kiosk's screens
+# translate the same device texts apart (edge/kiosk/messages.py) on purpose: there the screen itself
+# sent the request, so the advice differs (there "reload the page", here "the command's arguments").
 KINDS: list[tuple[re.Pattern, tuple[str, str]]] = [(re.compile(p), pair) for p, pair in [
     (r"^unknown command type '([^']*)'", ("Thiết bị không có lệnh “{name}”.", "The device has no command “{name}”.")),
     (r"^unknown service '([^']*)'", ("Thiết bị không chạy dịch vụ “{name}”.", "The device does not run the service “{name}”.")),
