@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 import serial
 
 from edge.locker.driver import SerialLockerDriver
 from edge.locker.protocols import PROTOCOLS
 from edge.locker.sim import BusSim, PtySim
-
-# The service tests share helpers in lockerkit.py (import-mode=importlib puts no test dir on sys.path).
-sys.path.insert(0, str(Path(__file__).parent))
 
 FIRST_BOARD = {"kerong": 0, "8a": 1, "modbus": 1}
 

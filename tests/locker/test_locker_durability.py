@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from lockerkit import STAFF_PIN, config, events, polled, running, service
+from .lockerkit import STAFF_PIN, config, events, polled, running, service
 
 from edge.locker.sim import BusSim, PtySim
 from edge.mqtt import CommandDispatcher
@@ -28,8 +28,7 @@ ROOT = HERE.parent.parent
 
 CHILD = """
 import asyncio, json, sys, time
-sys.path.insert(0, {here!r})
-from lockerkit import config, service
+from tests.locker.lockerkit import config, service  # run with -c from the repository root
 from edge.mqtt import CommandDispatcher
 from edge.store import Store
 
@@ -73,11 +72,9 @@ def test_kill_between_pulse_and_door_open(tmp_path, action):
         target = 2
         payload = signed_open(target)
         before = bus.pulses_for(0, target)
-        script = tmp_path / "child.py"
-        script.write_text(textwrap.dedent(CHILD.format(here=str(HERE), tmp=str(tmp_path), port=pty.path,
-                                                      db=str(db), action=action, payload=payload,
-                                                      later_s=later_s)))
-        child = subprocess.Popen([sys.executable, str(script)], cwd=ROOT, stdout=subprocess.PIPE,
+        code = textwrap.dedent(CHILD.format(tmp=str(tmp_path), port=pty.path, db=str(db), action=action,
+                                            payload=payload, later_s=later_s))
+        child = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE,
                                  stderr=subprocess.PIPE, text=True)
         bus.on_pulse = lambda pulse: os.kill(child.pid, signal.SIGKILL)
         out, err = child.communicate(timeout=60)

@@ -9,7 +9,7 @@ import asyncio
 import random
 
 import pytest
-from lockerkit import config, polled, running, service, until
+from .lockerkit import config, polled, running, service, until
 
 from edge.errors import DeviceNotReady
 from edge.locker.driver import OpenUncertain, SerialLockerDriver

@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 
 from gpiozero.pins.mock import MockFactory
-from lockerkit import STAFF_PIN, config, events, running, service
+from .lockerkit import STAFF_PIN, config, events, running, service
 
 import edge
 from edge.config import load

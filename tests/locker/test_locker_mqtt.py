@@ -4,7 +4,7 @@ import asyncio
 import json
 import time
 
-from lockerkit import STAFF_HASH
+from .lockerkit import STAFF_HASH
 
 from edge.config import from_dict
 from edge.security import sign_command

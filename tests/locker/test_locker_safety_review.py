@@ -40,7 +40,7 @@ def test_a_pickup_cancelled_mid_pulse_still_records_the_pulse_and_a_stuck_door_r
     import asyncio
     import threading
 
-    from lockerkit import STAFF_PIN, bus, events, running, service, until
+    from .lockerkit import STAFF_PIN, bus, events, running, service, until
 
     svc = service(tmp_path)
     in_open, release = threading.Event(), threading.Event()
@@ -106,7 +106,7 @@ def test_a_pickup_whose_result_moved_to_another_compartment_while_it_waited_open
     import asyncio
 
     from edge.locker.flows import LockerRefused
-    from lockerkit import STAFF_PIN, bus, running, service, until
+    from .lockerkit import STAFF_PIN, bus, running, service, until
 
     svc = service(tmp_path)
 
@@ -139,7 +139,7 @@ def test_a_reclaim_of_a_result_collected_while_it_waited_opens_no_door(tmp_path)
     import asyncio
 
     from edge.locker.flows import LockerRefused
-    from lockerkit import STAFF_PIN, bus, running, service, until
+    from .lockerkit import STAFF_PIN, bus, running, service, until
 
     svc = service(tmp_path)
 
@@ -171,7 +171,7 @@ def test_a_verified_pin_is_used_up_by_the_pickup_it_allowed(tmp_path):
     import asyncio
 
     from edge.locker.flows import LockerRefused
-    from lockerkit import STAFF_PIN, bus, events, running, service, until
+    from .lockerkit import STAFF_PIN, bus, events, running, service, until
 
     svc = service(tmp_path)
 

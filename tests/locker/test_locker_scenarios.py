@@ -21,7 +21,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from lockerkit import STAFF_PIN, Clock, config, events, polled, running, service, until
+from .lockerkit import STAFF_PIN, Clock, config, events, polled, running, service, until
 
 from edge.errors import ConfigError
 from edge.locker.config import CompartmentConfig

@@ -4,7 +4,7 @@ import asyncio
 import json
 
 import pytest
-from lockerkit import STAFF_PIN, Clock, bus, config, events, running, service, states, until
+from .lockerkit import STAFF_PIN, Clock, bus, config, events, running, service, states, until
 
 from edge.locker.flows import LockerRefused
 from edge.testing import FakeVision

@@ -3,7 +3,7 @@
 import asyncio
 import time
 
-from lockerkit import Clock, config, running, service
+from .lockerkit import Clock, config, running, service
 
 from edge.locker import timing
 from edge.testing import FakeClock, until

@@ -6,7 +6,7 @@ import json
 import logging
 
 import pytest
-from lockerkit import STAFF_PIN, Clock, events, running, service
+from .lockerkit import STAFF_PIN, Clock, events, running, service
 
 from edge import phone as phones
 from edge.locker import notify
