@@ -199,12 +199,13 @@ def test_wrong_face_falls_back_to_pin_and_nothing_opens(rig_impostor, page, tmp_
     assert "Không nhận diện được khuôn mặt" in page.inner_text("#pin-notice")
     shot("1-pin-offered")
     assert rig.pulses() == before
-    for wrong in ("1111", "2222", "3333"):
+    # Each wrong PIN answered before the next is typed (the screen ignores a press while it waits
+    # for an answer, and the previous refusal's notice is still there).
+    for left, wrong in ((2, "1111"), (1, "2222"), (0, "3333")):
         page.fill("#pin", wrong)
         page.click("#pin-submit")
-        page.wait_for_function("document.body.dataset.step === 'message' || "
-                               "document.querySelector('#pin-notice').textContent.includes('sai') || "
-                               "document.querySelector('#pin-notice').textContent.includes('không đúng')")
+        if left:
+            page.wait_for_function(f"document.querySelector('#pin-notice').textContent.includes('còn {left} lần thử')")
     page.wait_for_selector("body[data-step='message']")
     assert "sai quá số lần" in page.inner_text("#message")
     shot("2-locked")
