@@ -27,7 +27,7 @@ PIN_ONLY = next(r for r in RESULTS if not r.face_photos)
 READY_S = 150.0  # every service on one busy machine, the face models included
 # edge/demo.toml's waits for a visitor, shortened: the thank-you screen (8 s), the simulated citizen
 # closing a door (3 s), the QR demo camera's loop of 7 images (3 s each, and its 10 s dedupe).
-QUICKER = {"kiosk": {"thanks_s": 2.0}, "locker": {"sim": {"auto_close_s": 1.5}},
+QUICKER = {"kiosk": {"thanks_s": 1.0}, "locker": {"sim": {"auto_close_s": 1.0}},
            "qr": {"sim_interval_s": 0.5, "dedupe_s": 1.0}}
 # `edge demo ARGS` with QUICKER merged into its built-in config before it is validated.
 RUN_DEMO = """
