@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -179,7 +180,8 @@ class SimDevice:
         stopping = threading.Thread(target=self.client.loop_stop)
         stopping.start()                           # raises paho's stop flag; then wake its select()
         if sock is not None:                       # at once (it would look at the flag in 1 s):
-            sock.shutdown(socket.SHUT_RD)          # our side only, nothing is sent to the broker
+            with contextlib.suppress(OSError):     # (already closed: nothing to wake)
+                sock.shutdown(socket.SHUT_RD)      # our side only, nothing is sent to the broker
         stopping.join()
         if sock is not None:
             sock.close()                           # the broker sees the connection drop: the will
