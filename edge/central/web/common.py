@@ -109,7 +109,8 @@ TEXT = {
                   "What was sent is too large (at most {kb} KB): shorten the arguments."),
 }
 
-# Event types as a manager reads them (unknown types are shown as they are).
+# Event types as a manager reads them (unknown types are shown as they are); an event that is an
+# alarm kind (board_offline, open_not_detected) reads as that alarm does (edge/alarm_kinds.py).
 EVENT_TYPES = {
     "ticket_issued": ("Phát phiếu", "Ticket issued"), "ticket_called": ("Gọi số", "Ticket called"),
     "ticket_served": ("Phục vụ xong", "Served"), "ticket_done": ("Phục vụ xong", "Served"),
@@ -120,10 +121,10 @@ EVENT_TYPES = {
     "loaded": ("Nạp kết quả vào tủ", "Result loaded"), "collected": ("Công dân đã nhận", "Collected"),
     "expired": ("Quá hạn nhận", "Expired"), "reclaimed": ("Thu hồi", "Reclaimed"),
     "door_opened": ("Cửa mở", "Door opened"), "door_closed": ("Cửa đóng", "Door closed"),
-    "pulse_sent": ("Đã mở khoá", "Unlock pulse"), "open_not_detected": ("Không thấy cửa mở", "Open not detected"),
+    "pulse_sent": ("Đã mở khoá", "Unlock pulse"), "open_not_detected": alarm_kinds.ALARM_KINDS["open_not_detected"],
     "open_failed": ("Mở thất bại", "Open failed"), "pin_locked": ("Khoá PIN", "PIN locked"),
     "alarm": ("Cảnh báo", "Alarm"), "alarm_cleared": ("Hết cảnh báo", "Alarm cleared"),
-    "maintenance": ("Bảo trì ngăn", "Maintenance"), "board_offline": ("Mất bo mạch", "Board offline"),
+    "maintenance": ("Bảo trì ngăn", "Maintenance"), "board_offline": alarm_kinds.ALARM_KINDS["board_offline"],
     "verified": ("Xác minh khuôn mặt", "Face check"), "enrolled": ("Đăng ký khuôn mặt", "Face enrolled"),
     "deleted": ("Xoá mẫu khuôn mặt", "Face template deleted"), "code_scanned": ("Quét mã QR", "QR code scanned"),
     "catalog_imported": ("Nạp danh mục thủ tục", "Procedure catalog imported"),
