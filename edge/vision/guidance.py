@@ -11,7 +11,8 @@ from __future__ import annotations
 # reason (edge.vision.quality) -> (Vietnamese, English)
 GUIDANCE = {
     "ok": ("Giữ nguyên, đang kiểm tra", "Hold still, checking"),
-    "no_face": ("Không thấy khuôn mặt. Vui lòng đứng trước camera.", "No face seen. Please stand in front of the camera."),
+    "no_face": ("Không thấy khuôn mặt. Vui lòng đứng trước camera.",
+                "No face seen. Please stand in front of the camera."),
     "multiple_faces": ("Chỉ một người đứng trước camera", "Only one person in front of the camera, please"),
     "too_small": ("Vui lòng lại gần camera hơn", "Please come closer to the camera"),
     "blurred": ("Vui lòng đứng yên", "Please hold still"),
