@@ -5,6 +5,8 @@ deadline."""
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
 import queue
 import shutil
@@ -15,7 +17,7 @@ import sys
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -31,10 +33,11 @@ DEVICES = ("kiosk-a", "kiosk-b")
 
 @dataclass
 class Staged:
-    """`images/build.sh --stage-only` run once: the staged pi-gen stage, the script's result, and
-    the package files (edge/, relative to the repository) listed just before it copied them."""
+    """`images/build.sh --stage-only` run once: the staged pi-gen stage, the script's exit code and
+    stderr, and the package files (edge/, relative to the repository) listed just before it ran."""
     out: Path
-    result: subprocess.CompletedProcess
+    returncode: int
+    stderr: str
     package_files: list[str]
 
     @property
@@ -42,20 +45,37 @@ class Staged:
         return self.out / "01-edge" / "files"
 
     def skip_without_index(self) -> None:
-        if self.result.returncode != 0 and "Could not find a version that satisfies" in self.result.stderr:
+        if self.returncode != 0 and "Could not find a version that satisfies" in self.stderr:
             pytest.skip("pip could not fetch setuptools for the isolated build (no package index)")
 
 
-@pytest.fixture(scope="session")
-def staged(tmp_path_factory) -> Staged:
-    """One staging, hence one wheel build, per session: the recipe test checks the stage, the wheel
-    tests take its wheel (build.sh builds it with `pip wheel --no-deps` from a copy of edge/)."""
-    out = tmp_path_factory.mktemp("staged") / "stage-edge"
+def _stage(workdir: Path) -> Staged:
+    out = workdir / "stage-edge"
     package_files = [p.relative_to(REPO).as_posix() for p in (REPO / "edge").rglob("*")
                      if p.is_file() and "__pycache__" not in p.parts]
     result = subprocess.run(["bash", str(REPO / "images/build.sh"), "--stage-only", str(out)],
                             capture_output=True, text=True, timeout=300)
-    return Staged(out, result, package_files)
+    return Staged(out, result.returncode, result.stderr, package_files)
+
+
+@pytest.fixture(scope="session")
+def staged(tmp_path_factory) -> Staged:
+    """One staging, hence one wheel build, per test run: the recipe test checks the stage, the wheel
+    tests take its wheel (build.sh builds it with `pip wheel --no-deps` from a copy of edge/).
+    Under xdist the first worker to need it builds it in the run's own directory, under a lock;
+    the others read what it recorded there."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return _stage(tmp_path_factory.mktemp("staged"))
+    run_dir = tmp_path_factory.getbasetemp().parent  # pytest-N: this run's, shared by its workers
+    with open(run_dir / "staged.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        record = run_dir / "staged.json"
+        if record.exists():
+            data = json.loads(record.read_text())
+            return Staged(Path(data.pop("out")), **data)
+        staged = _stage(run_dir / "staged")
+        record.write_text(json.dumps({**asdict(staged), "out": str(staged.out)}))
+        return staged
 
 
 @dataclass

@@ -60,7 +60,7 @@ def test_config_is_a_shell_fragment_for_a_bookworm_image():
 
 def test_staging_produces_every_file_the_stage_installs(staged):
     staged.skip_without_index()
-    assert staged.result.returncode == 0, staged.result.stderr[-2000:]
+    assert staged.returncode == 0, staged.stderr[-2000:]
     files = staged.files
     run_sh = (STAGE / "01-edge" / "00-run.sh").read_text()
     referenced = re.findall(r'"\$\{F\}/?"?([\w./*-]+)', run_sh)

@@ -20,7 +20,7 @@ DATA_SUFFIXES = {".sql", ".html", ".js", ".css", ".toml", ".json", ".csv", ".svg
 def wheel(staged) -> Path:
     """The wheel `images/build.sh --stage-only` put into the stage: the very file the image installs."""
     staged.skip_without_index()
-    assert staged.result.returncode == 0, staged.result.stderr[-3000:]
+    assert staged.returncode == 0, staged.stderr[-3000:]
     (built,) = (staged.files / "wheels").glob("edge-*.whl")
     return built
 
