@@ -37,6 +37,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--no-faiss", action="store_true", help="skip the FAISS baselines")
     parser.add_argument("--no-hnsw", action="store_true", help="skip FAISS HNSW (its build is the slowest part)")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--warmup-s", type=float, default=WARMUP_S,
+                        help="untimed calls before each timed block, in seconds (default %(default)s; "
+                             "0 still makes one: the smoke test's setting)")
 
 
 def _progress(text: str) -> None:
@@ -133,12 +136,12 @@ def _timed(fn) -> float:
     return time.perf_counter() - start
 
 
-def _rotation(methods: dict, queries, rounds: int, batch: int) -> tuple[dict, dict]:
+def _rotation(methods: dict, queries, rounds: int, batch: int, warmup_s: float = WARMUP_S) -> tuple[dict, dict]:
     """(best, median) seconds per call of each method, a fresh query batch each call.
 
     The calls run in PASSES passes; in each pass every method runs a block of back-to-back
     calls, the order of the methods rotating from pass to pass, so load from other processes
-    hits them alike. Each block starts with WARMUP_S of untimed calls: they wake the method's
+    hits them alike. Each block starts with `warmup_s` of untimed calls: they wake the method's
     thread pool and outlast the previous method's pools (an OpenBLAS worker spins ~0.1 s after
     a call, OpenMP a little), which would otherwise hold the second core.
     The best call is what a method costs when the machine lets it run (timeit's argument);
@@ -153,7 +156,7 @@ def _rotation(methods: dict, queries, rounds: int, batch: int) -> tuple[dict, di
     for p in range(PASSES):
         for name in names[p % len(names):] + names[:p % len(names)]:
             fn = methods[name]
-            warm_until = time.perf_counter() + WARMUP_S
+            warm_until = time.perf_counter() + warmup_s
             while True:  # at least one untimed call
                 fn(queries[:batch])
                 if time.perf_counter() >= warm_until:
@@ -285,10 +288,11 @@ def bench_dim(dim: int, args) -> dict:
                 methods[name] = {**info, "one": (lambda ix: lambda q: ix.search(q, 1))(index)}
 
     _progress(f"match: {dim}-d: timing single queries ({args.rounds} rounds)")
-    single, single_median = _rotation({k: m["one"] for k, m in methods.items()}, unit_queries, args.rounds, 1)
+    single, single_median = _rotation({k: m["one"] for k, m in methods.items()}, unit_queries, args.rounds, 1,
+                                      args.warmup_s)
     _progress(f"match: {dim}-d: timing 16-query batches ({max(5, args.rounds // 4)} rounds)")
     batch16, batch16_median = _rotation({k: m.get("many", m["one"]) for k, m in methods.items()}, unit_queries,
-                                        max(5, args.rounds // 4), 16)
+                                        max(5, args.rounds // 4), 16, args.warmup_s)
     table = {name: {"single_ms": single[name] * 1e3, "single_median_ms": single_median[name] * 1e3,
                     "batch16_ms": batch16[name] * 1e3, "batch16_median_ms": batch16_median[name] * 1e3,
                     "recall_at_1": m["recall"], "build_s": m["build_s"],
@@ -364,8 +368,10 @@ def main(args) -> int:
     except ValueError:
         print(f"edge bench match: --dims must be comma-separated ints, got {args.dims!r}", file=sys.stderr)
         return 2
-    if args.size < 1000 or not dims or min(dims) < 8 or args.rounds < 1 or args.recall_queries < 1:
-        print("edge bench match: need --size >= 1000, dims >= 8, --rounds >= 1, --recall-queries >= 1", file=sys.stderr)
+    if (args.size < 1000 or not dims or min(dims) < 8 or args.rounds < 1 or args.recall_queries < 1
+            or not args.warmup_s >= 0):
+        print("edge bench match: need --size >= 1000, dims >= 8, --rounds >= 1, --recall-queries >= 1, "
+              "--warmup-s >= 0", file=sys.stderr)
         return 2
     if os.environ.get("OPENBLAS_CORETYPE"):
         _progress(f"match: note: OPENBLAS_CORETYPE={os.environ['OPENBLAS_CORETYPE']} forces numpy's BLAS kernels; "
