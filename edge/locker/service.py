@@ -39,7 +39,7 @@ from edge.locker.kiosk_api import STAFF_LOCKOUT_S, KioskApi
 from edge.locker.opening import Opening
 from edge.locker.recovery import Recovery
 from edge.locker.remote import COMMANDS, RemoteCommands
-from edge.locker.views import Views
+from edge.locker.views import LockerViews
 from edge.peers import VisionForLocker
 from edge.service import Service
 
@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 EXPIRY_SWEEP_S = 60.0
 
 
-class LockerService(Hardware, DoorWatch, Recovery, Opening, KioskApi, Views, RemoteCommands, Service):
+class LockerService(Hardware, DoorWatch, Opening, KioskApi, RemoteCommands, Service):
     name = "locker"
     critical = True
     commands = COMMANDS  # central's commands and their arguments (remote.py)
@@ -76,6 +76,7 @@ class LockerService(Hardware, DoorWatch, Recovery, Opening, KioskApi, Views, Rem
             c = self.config.where(n)
             self._by_board.setdefault(c.board, {})[c.lock] = n
         self._failures = {b: 0 for b in self._by_board}
+        self.views = LockerViews(self.config, ctx.store, lambda: self.flows, self._by_board, self.health)
         self._changes: dict[int, collections.deque] = collections.defaultdict(collections.deque)
         self._reconnect_at = 0.0
         self._reconnect_delay = 0.5
@@ -95,10 +96,11 @@ class LockerService(Hardware, DoorWatch, Recovery, Opening, KioskApi, Views, Rem
         self.flows = LockerFlows(self.ctx.store, self.config, self.clock)
         self._build_driver()
         await asyncio.to_thread(self.driver.all_off, list(self._by_board))
-        self._report_interrupted()
+        recovery = Recovery(self.ctx.store, self.flows)
+        recovery.report_interrupted()
         async with self._hw:
             await self._poll_boards(boot=True)
-        self._recover_pickups()
+        recovery.recover_pickups()
         self.publish_state()
         log.info("locker: %d compartments on %d board(s) via %s at %s", len(self.config.compartments),
                  len(self._by_board), self.config.driver, self._port_name())
@@ -140,6 +142,14 @@ class LockerService(Hardware, DoorWatch, Recovery, Opening, KioskApi, Views, Rem
         if self.flows and any(a["kind"] in ("board_offline", "sensor_fault") for a in self.flows.alarms()):
             return "degraded"
         return "ok"
+
+    def view(self) -> dict:
+        """For screens (edge.peers.LockerPeer): compartments, free count, alarms, health (views.py)."""
+        return self.views.view()
+
+    def snapshot(self) -> dict:
+        """Retained on MQTT for central (views.py): no receipt codes, no personal data."""
+        return self.views.snapshot()
 
     async def demo(self) -> None:
         """Load a result, then collect it with its PIN: the log shows doors opening and closing."""

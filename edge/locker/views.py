@@ -1,31 +1,38 @@
 """What the locker shows: the kiosk's and staff screens' `view()`, the retained `snapshot()` on MQTT.
 
-Part of LockerService (edge/locker/service.py), as a mixin. Neither carries a receipt code or
-any personal data: sizes, states, doors, boards and alarms only.
+`LockerViews` is a collaborator of LockerService (edge/locker/service.py), which delegates its
+`view()` and `snapshot()` here. Neither carries a receipt code or any personal data: sizes,
+states, doors, boards and alarms only.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Iterable
 
 from edge.locker import queries
 from edge.locker.config import LockerConfig
 from edge.locker.flows import LockerFlows
-from edge.service import ServiceContext
+from edge.store import Store
 
 
-class Views:
-    """Compartment states for screens and for central."""
+class LockerViews:
+    """Compartment states for screens and for central: read-only, from the store and the config.
 
-    ctx: ServiceContext
-    config: LockerConfig
-    flows: LockerFlows | None
-    _by_board: dict[int, dict[int, int]]
-    health: Callable[[], str]
+    `flows()` is the service's LockerFlows, or None before `start()` (then every door is
+    "unknown" and every compartment free); `health()` is the service's health for the screens.
+    """
 
-    def _compartments(self) -> dict[int, dict]:
-        doors = self.flows.doors() if self.flows else {}
-        states = queries.live_statuses(self.ctx.store) if self.flows else {}
+    def __init__(self, config: LockerConfig, store: Store, flows: Callable[[], LockerFlows | None],
+                 boards: Iterable[int], health: Callable[[], str]):
+        self.config = config
+        self.store = store
+        self.flows = flows
+        self.boards = sorted(boards)
+        self.health = health
+
+    def _compartments(self, flows: LockerFlows | None) -> dict[int, dict]:
+        doors = flows.doors() if flows else {}
+        states = queries.live_statuses(self.store) if flows else {}
         out = {}
         for n in self.config.compartment_ids():
             c, d = self.config.where(n), doors.get(n, {})
@@ -37,18 +44,21 @@ class Views:
 
     def view(self) -> dict:
         """For screens: compartments with size, state and door; no receipt codes, no personal data."""
-        comps = self._compartments()
+        flows = self.flows()
+        comps = self._compartments(flows)
         return {"compartments": comps, "free": sum(1 for c in comps.values() if c["state"] == "free"),
-                "alarms": len(self.flows.alarms()) if self.flows else 0, "health": self.health()}
+                "alarms": len(flows.alarms()) if flows else 0, "health": self.health()}
 
     def snapshot(self) -> dict:
-        comps = self._compartments()
-        alarms = self.flows.alarms() if self.flows else []
+        """For central (retained on MQTT): compartments, doors, boards online/offline, alarms."""
+        flows = self.flows()
+        comps = self._compartments(flows)
+        alarms = flows.alarms() if flows else []
         return {
             "compartments": {str(n): c for n, c in comps.items()},
             "doors": {str(n): c["door"] for n, c in comps.items()},
             "boards": {str(b): "offline" if any(a["target"] == f"board:{b}" for a in alarms) else "online"
-                       for b in sorted(self._by_board)},
+                       for b in self.boards},
             "alarms": [{"alarm": a["kind"], "target": a["target"], "since": a["since"]} for a in alarms],
             "free": sum(1 for c in comps.values() if c["state"] == "free"),
         }
