@@ -34,28 +34,30 @@ def _finite_float(text: str) -> float:
     return value
 
 
-def nesting(text: str) -> int:
-    """The deepest bracket nesting of a JSON text (brackets inside strings are skipped)."""
-    return _depths(text)[1]
+def nesting(text: str, *, stop_above: int | None = None) -> int:
+    """The deepest bracket nesting of a JSON text (brackets inside strings are skipped).
+
+    With `stop_above`, the walk ends as soon as the nesting passes it (a flood of deeply nested
+    messages is refused after a few dozen brackets each, not after reading every character)."""
+    return _depths(text, stop_above)[1]
 
 
-def _depths(text: str) -> tuple[int, int]:
+# A JSON string (possibly unterminated: it runs to the end) or one bracket. The regex skips
+# strings in C; Python only sees brackets.
+_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*(?:"|\\?$)|[\[\]{}]', re.DOTALL)
+
+
+def _depths(text: str, stop_above: int | None = None) -> tuple[int, int]:
     """(depth at the end of `text`, deepest depth on the way), strings skipped."""
     depth = deepest = 0
-    in_string = escaped = False
-    for ch in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_string = False
-        elif ch == '"':
-            in_string = True
-        elif ch in "[{":
+    for token in _TOKENS.finditer(text):
+        ch = token.group()
+        if ch in "[{":
             depth += 1
-            deepest = max(deepest, depth)
+            if depth > deepest:
+                deepest = depth
+                if stop_above is not None and deepest > stop_above:
+                    break
         elif ch in "]}":
             depth -= 1
     return depth, deepest
@@ -82,7 +84,7 @@ def loads_object(data: bytes | str, *, max_depth: int = MAX_DEPTH) -> dict:
             raise UnsafeJson("not_json", f"not UTF-8: {err}") from err
     else:
         text = data
-    if text.count("[") + text.count("{") > max_depth and nesting(text) > max_depth:   # json recurses per level
+    if text.count("[") + text.count("{") > max_depth and nesting(text, stop_above=max_depth) > max_depth:   # json recurses per level
         raise UnsafeJson("too_deep", f"nested deeper than {max_depth} levels")
     try:
         value = json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
