@@ -29,6 +29,18 @@ STAFF_LOCKOUT_S = 300.0  # pin_attempts wrong staff codes lock loading out for t
 LOADING_CLIENT = "locker-loading"  # the lockout's client key: every loading route counts as one
 
 
+def citizen_phone(phone: Any, pin: Any) -> str | None:
+    """The citizen's mobile as +84…, or None; with a phone the device makes the PIN itself."""
+    try:
+        phone = phones.optional(phone)
+    except phones.BadPhone as err:
+        raise LockerRefused("phone", f"phone number {err.why}: {phones.MESSAGE_EN}") from err
+    if phone and pin:
+        raise LockerRefused("bad_input", "with a phone number the locker makes the PIN and sends it by SMS: "
+                                         "leave the PIN empty")
+    return phone
+
+
 class KioskApi:
     """lookup, verify_pin, mark_face_enrolled, pickup, load, reclaim (wait_door is in opening.py)."""
 
@@ -78,21 +90,9 @@ class KioskApi:
     async def load(self, staff_pin: str, receipt_code: str, size: str | None, pin: str | None = None,
                    deadline_days: int | None = None, *, accessible: bool = False, face_enrolled: bool = False,
                    phone: str | None = None) -> dict:
-        phone = self._phone(phone, pin)  # a bad number is refused before the staff PIN is even checked
+        phone = citizen_phone(phone, pin)  # a bad number is refused before the staff PIN is even checked
         staff = await self._staff(staff_pin)
         return await self._load(staff, receipt_code, size, pin, deadline_days, accessible, face_enrolled, phone)
-
-    @staticmethod
-    def _phone(phone: Any, pin: Any) -> str | None:
-        """The citizen's mobile as +84…, or None; with a phone the device makes the PIN itself."""
-        try:
-            phone = phones.optional(phone)
-        except phones.BadPhone as err:
-            raise LockerRefused("phone", f"phone number {err.why}: {phones.MESSAGE_EN}") from err
-        if phone and pin:
-            raise LockerRefused("bad_input", "with a phone number the locker makes the PIN and sends it by SMS: "
-                                             "leave the PIN empty")
-        return phone
 
     async def _load(self, staff: str, receipt_code: str, size: str | None, pin: str | None,
                     deadline_days: int | None, accessible: bool = False, face_enrolled: bool = False,

@@ -38,7 +38,7 @@ from edge.locker.hardware import Hardware
 from edge.locker.kiosk_api import STAFF_LOCKOUT_S, KioskApi
 from edge.locker.opening import Opening
 from edge.locker.recovery import Recovery
-from edge.locker.remote import COMMANDS, RemoteCommands
+from edge.locker.remote import AUDIT_WAIT_CLOSE_S, COMMANDS, Maintenance, RemoteCommands
 from edge.locker.views import LockerViews
 from edge.peers import VisionForLocker
 from edge.service import Service
@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 EXPIRY_SWEEP_S = 60.0
 
 
-class LockerService(Hardware, DoorWatch, Opening, KioskApi, RemoteCommands, Service):
+class LockerService(Hardware, DoorWatch, Opening, KioskApi, Service):
     name = "locker"
     critical = True
     commands = COMMANDS  # central's commands and their arguments (remote.py)
@@ -76,17 +76,21 @@ class LockerService(Hardware, DoorWatch, Opening, KioskApi, RemoteCommands, Serv
             c = self.config.where(n)
             self._by_board.setdefault(c.board, {})[c.lock] = n
         self._failures = {b: 0 for b in self._by_board}
-        self.views = LockerViews(self.config, ctx.store, lambda: self.flows, self._by_board, self.health)
         self._changes: dict[int, collections.deque] = collections.defaultdict(collections.deque)
         self._reconnect_at = 0.0
         self._reconnect_delay = 0.5
         self._port_lost = False
         self._last_sweep = 0.0
-        self._audit_task: asyncio.Task | None = None
         # Wrong staff codes lock loading out: the device's one lockout (edge.kiosk.staff), counted in
         # the store so that a restart (or a crash on purpose) does not hand a guesser fresh attempts.
         self.staff_lockout = StaffAuth({}, required=True, session_s=0.0, attempts=self.config.pin_attempts,
                                        lockout_s=STAFF_LOCKOUT_S, clock=self.clock, store=ctx.store)
+        # The collaborators, each given only what it uses (the flows exist from start(): a getter).
+        self.views = LockerViews(self.config, ctx.store, lambda: self.flows, self._by_board, self.health)
+        self.maintenance = Maintenance(ctx.store, self.config, open_compartment=self.open_compartment,
+                                       wait_door=self.wait_door, where=self._where, publish_state=self.publish_state)
+        self.remote = RemoteCommands(snapshot=self.snapshot, open_compartment=self.open_compartment, load=self._load,
+                                     expire=self.expire_now, maintenance=self.maintenance)
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def start(self) -> None:
@@ -123,8 +127,7 @@ class LockerService(Hardware, DoorWatch, Opening, KioskApi, RemoteCommands, Serv
                 notify.sweep(self.ctx.store, self.clock)  # SMS reminders and expiry notices
 
     async def stop(self) -> None:
-        if self._audit_task:
-            self._audit_task.cancel()
+        self.maintenance.stop()  # central's audit, if one is running
         if self.driver is not None:
             try:  # outputs off first, before anything else is released
                 await asyncio.to_thread(self.driver.all_off, list(self._by_board))
@@ -150,6 +153,26 @@ class LockerService(Hardware, DoorWatch, Opening, KioskApi, RemoteCommands, Serv
     def snapshot(self) -> dict:
         """Retained on MQTT for central (views.py): no receipt codes, no personal data."""
         return self.views.snapshot()
+
+    # -- central's commands and staff's door tools (remote.py) ------------------------------------
+    async def handle_command(self, type: str, args: dict, cmd_id: str | None = None) -> dict:
+        return await self.remote.handle(type, args, cmd_id)
+
+    async def set_maintenance(self, compartment: int, on: bool, actor: str = "central") -> dict:
+        return await self.maintenance.set_maintenance(compartment, on, actor)
+
+    async def audit_open_all(self, actor: str = "central", wait_close_s: float = AUDIT_WAIT_CLOSE_S) -> list[dict]:
+        """Staff audit: open every compartment one at a time, each after the previous door closed."""
+        return await self.maintenance.audit_open_all(actor, wait_close_s)
+
+    def expire_now(self, receipt: str | None = None) -> list[dict]:
+        """Central's `expire`: expire `receipt` (or every overdue result) now, send the notices,
+        publish, and forget the expired results' faces; returns what expired."""
+        expired = self.flows.expire_due(receipt)
+        notify.sweep(self.ctx.store, self.clock)
+        self.publish_state()
+        self._forget_faces(expired)
+        return expired
 
     async def demo(self) -> None:
         """Load a result, then collect it with its PIN: the log shows doors opening and closing."""
