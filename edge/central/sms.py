@@ -40,15 +40,13 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from edge import phone as phones
-from edge.central import db, notify, smstext
+from edge.central import db, smstext
 from edge.central.topics import ID_RE, NAME_RE, PREFIX, TS_MAX, TS_MIN
 from edge.errors import ConfigError, EdgeError
 from edge.mqtt import parse_broker_url
 from edge.safejson import UnsafeJson, loads_object
 
 log = logging.getLogger(__name__)
-notify.KIND_VI.setdefault("sms_failed", "Gửi SMS cho công dân thất bại")
-notify.KIND_VI.setdefault("sms_stuck", "SMS chờ modem quá lâu (gammu-smsd/modem?)")
 
 SENDERS = ("gammu", "http")
 NOTIFY_KINDS = ("result_ready", "reminder", "expired")

@@ -177,13 +177,13 @@ class KioskService(Service):
         pin = self.button.mock_pin() if self.button is not None else None
         if pin is None:  # no button, or a real one: nobody to press it
             return
-        await asyncio.sleep(3.0)
+        await self.ctx.sleep(3.0)  # time to look at the kiosk screen before the press
         pin.drive_low()  # pressed (pull-up button): gpiozero calls back on its thread
-        await asyncio.sleep(0.2)
+        await self.ctx.sleep(0.2)
         pin.drive_high()
         view = self.flow.view()
         print(f"kiosk: the 'get result' button was pressed: the screen shows step '{view['step']}'", flush=True)
-        await asyncio.sleep(5.0)
+        await self.ctx.sleep(5.0)
         await self.flow.cancel(view.get("session"))
         print("kiosk: the demo session was cancelled; the screen is back at the start", flush=True)
 
