@@ -368,10 +368,12 @@ def main(args) -> int:
     except ValueError:
         print(f"edge bench match: --dims must be comma-separated ints, got {args.dims!r}", file=sys.stderr)
         return 2
-    if (args.size < 1000 or not dims or min(dims) < 8 or args.rounds < 1 or args.recall_queries < 1
+    from edge.vision.gallery import TRAIN_MIN_SIZE  # below it the gallery trains no index to measure
+
+    if (args.size < TRAIN_MIN_SIZE or not dims or min(dims) < 8 or args.rounds < 1 or args.recall_queries < 1
             or not args.warmup_s >= 0):
-        print("edge bench match: need --size >= 1000, dims >= 8, --rounds >= 1, --recall-queries >= 1, "
-              "--warmup-s >= 0", file=sys.stderr)
+        print(f"edge bench match: need --size >= {TRAIN_MIN_SIZE} (the smallest gallery that gets an index), "
+              "dims >= 8, --rounds >= 1, --recall-queries >= 1, --warmup-s >= 0", file=sys.stderr)
         return 2
     if os.environ.get("OPENBLAS_CORETYPE"):
         _progress(f"match: note: OPENBLAS_CORETYPE={os.environ['OPENBLAS_CORETYPE']} forces numpy's BLAS kernels; "

@@ -33,3 +33,10 @@ def test_bench_match_smoke():
         assert "beats_faiss_ivf" in r["verdict"]
     assert {"recall_ok", "memory_ok", "exact_ok", "memory_vs_float32"} <= set(r["verdict"])
     assert r["copy_bandwidth_gb_s"] > 0
+
+
+def test_a_size_too_small_for_an_index_is_refused_by_name():
+    """Below 2,048 templates the gallery trains no index: the bench says so instead of a KeyError."""
+    out = subprocess.run([sys.executable, "-m", "edge", "bench", "match", "--size", "1500"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "--size >= 2048" in out.stderr and "Traceback" not in out.stderr
