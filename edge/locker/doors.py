@@ -19,6 +19,7 @@ from edge.errors import DeviceNotReady
 from edge.locker import queries
 from edge.locker.config import LockerConfig
 from edge.locker.flows import SERVICE, LockerFlows
+from edge.locker.hardware import LockerHardware
 from edge.service import ServiceContext
 from edge.store import Tx
 
@@ -35,22 +36,21 @@ class DoorWatch:
     clock: Any
     flows: LockerFlows
     driver: Any
+    hardware: LockerHardware
     _by_board: dict[int, dict[int, int]]
     _failures: dict[int, int]
     _changes: dict[int, collections.deque]
     _changed: asyncio.Condition
-    _port_lost: bool
 
     async def _poll_boards(self, boot: bool = False) -> None:
-        self._maybe_reconnect()
+        self.hardware.maybe_reconnect()
         doors = self.flows.doors()
         for board in sorted(self._by_board):
             self.heartbeat()
             try:
                 reading = await asyncio.to_thread(self.driver.status, board)
             except DeviceNotReady as err:
-                if self.config.driver != "gpio" and self.driver.transport is None:
-                    self._port_lost = True
+                self.hardware.note_failure()
                 self._board_failed(board, err, boot)
                 continue
             self._board_ok(board)

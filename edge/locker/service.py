@@ -34,7 +34,7 @@ from edge.locker.config import LockerConfig
 from edge.locker.demo import DEMO_PIN, DEMO_STAFF_PIN, demo_receipt  # noqa: F401  (edge demo, tests import them here)
 from edge.locker.doors import DoorWatch
 from edge.locker.flows import LockerFlows
-from edge.locker.hardware import Hardware
+from edge.locker.hardware import LockerHardware
 from edge.locker.kiosk_api import STAFF_LOCKOUT_S, KioskApi
 from edge.locker.opening import Opening
 from edge.locker.recovery import Recovery
@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 EXPIRY_SWEEP_S = 60.0
 
 
-class LockerService(Hardware, DoorWatch, Opening, KioskApi, Service):
+class LockerService(DoorWatch, Opening, KioskApi, Service):
     name = "locker"
     critical = True
     commands = COMMANDS  # central's commands and their arguments (remote.py)
@@ -64,8 +64,6 @@ class LockerService(Hardware, DoorWatch, Opening, KioskApi, Service):
         self.clock: Callable[[], float] = ctx.clock
         self.sleep: timing.Sleep = ctx.sleep  # the loops' waits: asyncio.sleep, or a test's clock (timing.py)
         self.flows: LockerFlows | None = None
-        self.driver: Any = None
-        self.sim: Any = None  # PtySim or GpioDoorSim when port = "sim"
         self._hw = asyncio.Lock()  # one bus transaction, one coil, at a time
         self._loading = asyncio.Lock()
         self._vision_calls: set[asyncio.Task] = set()
@@ -77,15 +75,14 @@ class LockerService(Hardware, DoorWatch, Opening, KioskApi, Service):
             self._by_board.setdefault(c.board, {})[c.lock] = n
         self._failures = {b: 0 for b in self._by_board}
         self._changes: dict[int, collections.deque] = collections.defaultdict(collections.deque)
-        self._reconnect_at = 0.0
-        self._reconnect_delay = 0.5
-        self._port_lost = False
         self._last_sweep = 0.0
         # Wrong staff codes lock loading out: the device's one lockout (edge.kiosk.staff), counted in
         # the store so that a restart (or a crash on purpose) does not hand a guesser fresh attempts.
         self.staff_lockout = StaffAuth({}, required=True, session_s=0.0, attempts=self.config.pin_attempts,
                                        lockout_s=STAFF_LOCKOUT_S, clock=self.clock, store=ctx.store)
         # The collaborators, each given only what it uses (the flows exist from start(): a getter).
+        self.hardware = LockerHardware(self.config, pin_factory=ctx.pin_factory, clock=self.clock,
+                                       by_board=self._by_board)
         self.views = LockerViews(self.config, ctx.store, lambda: self.flows, self._by_board, self.health)
         self.maintenance = Maintenance(ctx.store, self.config, open_compartment=self.open_compartment,
                                        wait_door=self.wait_door, where=self._where, publish_state=self.publish_state)
@@ -98,7 +95,7 @@ class LockerService(Hardware, DoorWatch, Opening, KioskApi, Service):
         if problems:
             raise ConfigError(problems)
         self.flows = LockerFlows(self.ctx.store, self.config, self.clock)
-        self._build_driver()
+        self.hardware.build()
         await asyncio.to_thread(self.driver.all_off, list(self._by_board))
         recovery = Recovery(self.ctx.store, self.flows)
         recovery.report_interrupted()
@@ -107,7 +104,7 @@ class LockerService(Hardware, DoorWatch, Opening, KioskApi, Service):
         recovery.recover_pickups()
         self.publish_state()
         log.info("locker: %d compartments on %d board(s) via %s at %s", len(self.config.compartments),
-                 len(self._by_board), self.config.driver, self._port_name())
+                 len(self._by_board), self.config.driver, self.hardware.port_name())
 
     async def run(self) -> None:
         while True:
@@ -138,13 +135,24 @@ class LockerService(Hardware, DoorWatch, Opening, KioskApi, Service):
             self.sim.stop()
 
     def health(self) -> str:
-        if self.driver is None or (self._port_lost and self.config.driver != "gpio"):
+        if self.hardware.down():
             return "down"
         if self._by_board and all(n >= self.config.offline_after for n in self._failures.values()):
             return "down"
         if self.flows and any(a["kind"] in ("board_offline", "sensor_fault") for a in self.flows.alarms()):
             return "degraded"
         return "ok"
+
+    # -- the hardware link (hardware.py), as the door code, tests and the demo use it --------------
+    @property
+    def driver(self) -> Any:
+        """The board driver (SerialLockerDriver or the GPIO one), None before start()."""
+        return self.hardware.driver
+
+    @property
+    def sim(self) -> Any:
+        """PtySim or GpioDoorSim when port = "sim", else None."""
+        return self.hardware.sim
 
     def view(self) -> dict:
         """For screens (edge.peers.LockerPeer): compartments, free count, alarms, health (views.py)."""
