@@ -17,6 +17,7 @@ from typing import Any, Callable
 from edge.errors import DeviceNotReady
 from edge.locker import queries, timing
 from edge.locker.config import LockerConfig
+from edge.locker.doors import DoorWatch
 from edge.locker.driver import OpenUncertain
 from edge.locker.flows import SERVICE, LockerFlows, LockerRefused
 from edge.service import ServiceContext
@@ -36,6 +37,7 @@ class Opening:
     _hw: asyncio.Lock
     _poke: asyncio.Event
     _changed: asyncio.Condition
+    doors: DoorWatch  # the door poll (doors.py): a board's reply that shows the door open is a reading
     sleep: timing.Sleep
 
     async def open_compartment(self, compartment: int, *, cmd_id: str | None = None, reason: str = "remote",
@@ -89,7 +91,7 @@ class Opening:
             with self.ctx.store.transaction() as tx:  # already open (a valid open always pulses)
                 self.flows.finish_intent(tx, cmd_id, "opened", "door was already open")
         elif not uncertain and result.door_open:  # the board's reply already shows it open
-            await self._door_reading(compartment, True, None, False)
+            await self.doors.door_reading(compartment, True, None, False)
         return uncertain
 
     def _open_failed(self, cmd_id: str, compartment: int, assignment: int | None, err: Exception) -> None:

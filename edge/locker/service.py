@@ -21,7 +21,6 @@ The service is this lifecycle plus one module per concern, each a mixin of this 
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
 from typing import Any, Awaitable, Callable
 
@@ -48,7 +47,7 @@ log = logging.getLogger(__name__)
 EXPIRY_SWEEP_S = 60.0
 
 
-class LockerService(DoorWatch, Opening, KioskApi, Service):
+class LockerService(Opening, KioskApi, Service):
     name = "locker"
     critical = True
     commands = COMMANDS  # central's commands and their arguments (remote.py)
@@ -73,8 +72,7 @@ class LockerService(DoorWatch, Opening, KioskApi, Service):
         for n in self.config.compartment_ids():
             c = self.config.where(n)
             self._by_board.setdefault(c.board, {})[c.lock] = n
-        self._failures = {b: 0 for b in self._by_board}
-        self._changes: dict[int, collections.deque] = collections.defaultdict(collections.deque)
+        self.doors: DoorWatch | None = None  # from start(), with the flows
         self._last_sweep = 0.0
         # Wrong staff codes lock loading out: the device's one lockout (edge.kiosk.staff), counted in
         # the store so that a restart (or a crash on purpose) does not hand a guesser fresh attempts.
@@ -95,12 +93,15 @@ class LockerService(DoorWatch, Opening, KioskApi, Service):
         if problems:
             raise ConfigError(problems)
         self.flows = LockerFlows(self.ctx.store, self.config, self.clock)
+        self.doors = DoorWatch(self.ctx.store, self.config, self.clock, self.flows, hardware=self.hardware,
+                               by_board=self._by_board, changed=self._changed, publish_state=self.publish_state,
+                               heartbeat=self.heartbeat, tell_vision=self._tell_vision)
         self.hardware.build()
         await asyncio.to_thread(self.driver.all_off, list(self._by_board))
         recovery = Recovery(self.ctx.store, self.flows)
         recovery.report_interrupted()
         async with self._hw:
-            await self._poll_boards(boot=True)
+            await self.doors.poll_boards(boot=True)
         recovery.recover_pickups()
         self.publish_state()
         log.info("locker: %d compartments on %d board(s) via %s at %s", len(self.config.compartments),
@@ -113,7 +114,7 @@ class LockerService(DoorWatch, Opening, KioskApi, Service):
             self._poke.clear()
             self.heartbeat()
             async with self._hw:
-                await self._poll_boards()
+                await self.doors.poll_boards()
             self._check_timers()
             if self.clock() - self._last_sweep >= EXPIRY_SWEEP_S:
                 self._last_sweep = self.clock()
@@ -137,7 +138,7 @@ class LockerService(DoorWatch, Opening, KioskApi, Service):
     def health(self) -> str:
         if self.hardware.down():
             return "down"
-        if self._by_board and all(n >= self.config.offline_after for n in self._failures.values()):
+        if self.doors is not None and self.doors.boards_all_offline():
             return "down"
         if self.flows and any(a["kind"] in ("board_offline", "sensor_fault") for a in self.flows.alarms()):
             return "degraded"
@@ -153,6 +154,10 @@ class LockerService(DoorWatch, Opening, KioskApi, Service):
     def sim(self) -> Any:
         """PtySim or GpioDoorSim when port = "sim", else None."""
         return self.hardware.sim
+
+    def _check_timers(self) -> None:
+        """The last step of each poll round (doors.py); a test counts the rounds here."""
+        self.doors.check_timers()
 
     def view(self) -> dict:
         """For screens (edge.peers.LockerPeer): compartments, free count, alarms, health (views.py)."""
