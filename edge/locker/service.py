@@ -35,19 +35,21 @@ from edge.locker.doors import DoorWatch
 from edge.locker.flows import LockerFlows
 from edge.locker.hardware import LockerHardware
 from edge.locker.kiosk_api import STAFF_LOCKOUT_S, KioskApi
+from edge.locker import opening
 from edge.locker.opening import Opening
 from edge.locker.recovery import Recovery
 from edge.locker.remote import AUDIT_WAIT_CLOSE_S, COMMANDS, Maintenance, RemoteCommands
 from edge.locker.views import LockerViews
 from edge.peers import VisionForLocker
 from edge.service import Service
+from edge.store import Tx
 
 log = logging.getLogger(__name__)
 
 EXPIRY_SWEEP_S = 60.0
 
 
-class LockerService(Opening, KioskApi, Service):
+class LockerService(KioskApi, Service):
     name = "locker"
     critical = True
     commands = COMMANDS  # central's commands and their arguments (remote.py)
@@ -73,6 +75,7 @@ class LockerService(Opening, KioskApi, Service):
             c = self.config.where(n)
             self._by_board.setdefault(c.board, {})[c.lock] = n
         self.doors: DoorWatch | None = None  # from start(), with the flows
+        self.opening: Opening | None = None  # from start(), with the flows
         self._last_sweep = 0.0
         # Wrong staff codes lock loading out: the device's one lockout (edge.kiosk.staff), counted in
         # the store so that a restart (or a crash on purpose) does not hand a guesser fresh attempts.
@@ -96,6 +99,9 @@ class LockerService(Opening, KioskApi, Service):
         self.doors = DoorWatch(self.ctx.store, self.config, self.clock, self.flows, hardware=self.hardware,
                                by_board=self._by_board, changed=self._changed, publish_state=self.publish_state,
                                heartbeat=self.heartbeat, tell_vision=self._tell_vision)
+        self.opening = Opening(self.ctx.store, self.config, self.clock, self.flows, hardware=self.hardware,
+                               doors=self.doors, hw=self._hw, poke=self._poke, changed=self._changed,
+                               publish_state=self.publish_state, sleep=self.sleep)
         self.hardware.build()
         await asyncio.to_thread(self.driver.all_off, list(self._by_board))
         recovery = Recovery(self.ctx.store, self.flows)
@@ -154,6 +160,21 @@ class LockerService(Opening, KioskApi, Service):
     def sim(self) -> Any:
         """PtySim or GpioDoorSim when port = "sim", else None."""
         return self.hardware.sim
+
+    # -- opening a compartment, waiting for its door (opening.py) ---------------------------------
+    async def open_compartment(self, compartment: int, *, cmd_id: str | None = None, reason: str = "remote",
+                               actor: str = "central", prepare: Callable[[Tx], int | None] | None = None,
+                               maintenance_ok: bool = False) -> dict:
+        """Pulse one compartment once per `cmd_id`; the intent is durable before the pulse."""
+        return await self.opening.open_compartment(compartment, cmd_id=cmd_id, reason=reason, actor=actor,
+                                                   prepare=prepare, maintenance_ok=maintenance_ok)
+
+    async def wait_door(self, compartment: int, state: str, timeout_s: float) -> bool:
+        """True once the door reads `state` ("closed" right after an open: opened, then closed)."""
+        return await self.opening.wait_door(compartment, state, timeout_s)
+
+    def _where(self, compartment: Any) -> tuple[int, int]:
+        return opening.where(self.config, compartment)
 
     def _check_timers(self) -> None:
         """The last step of each poll round (doors.py); a test counts the rounds here."""
