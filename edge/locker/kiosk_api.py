@@ -1,9 +1,10 @@
 """What the kiosk asks of the locker: look a receipt up, check a PIN, hand a result out, load one.
 
-Part of LockerService (edge/locker/service.py), as a mixin; these are the methods of
-edge.peers.LockerPeer (checked by tests/core/test_peers.py) plus staff's `reclaim`. Every door they
-move goes through `open_compartment` (opening.py); staff PINs go through the device's one lockout
-(`_staff`, edge.kiosk.staff.StaffAuth).
+`KioskApi` is a collaborator of LockerService (edge/locker/service.py), made in `start()` once the
+flows exist; the service keeps the methods of edge.peers.LockerPeer (checked by
+tests/core/test_peers.py) plus staff's `reclaim` as one-line delegations. Every door they move goes
+through `open_compartment` (opening.py); staff PINs go through the device's one lockout
+(`staff`, edge.kiosk.staff.StaffAuth).
 """
 
 from __future__ import annotations
@@ -20,8 +21,7 @@ from edge.locker.config import LockerConfig
 from edge.locker.flows import SERVICE, LockerFlows, LockerRefused, hash_citizen_pin, normalise_receipt
 from edge.peers import VisionForLocker
 from edge.qr.codes import dossier_code, not_a_dossier_code
-from edge.service import ServiceContext
-from edge.store import Tx
+from edge.store import Store, Tx
 
 log = logging.getLogger("edge.locker.service")  # the service's one logger, as before the split
 
@@ -42,20 +42,31 @@ def citizen_phone(phone: Any, pin: Any) -> str | None:
 
 
 class KioskApi:
-    """lookup, verify_pin, mark_face_enrolled, pickup, load, reclaim (wait_door is in opening.py)."""
+    """lookup, verify_pin, mark_face_enrolled, pickup, load, reclaim (wait_door is in opening.py).
 
-    ctx: ServiceContext
-    config: LockerConfig
-    clock: Any
-    flows: LockerFlows
-    staff_lockout: StaffAuth
-    _loading: asyncio.Lock
-    open_compartment: Callable[..., Awaitable[dict]]
-    _tell_vision: Callable[[str, Callable[[VisionForLocker], Awaitable[Any]]], None]
+    It reads and writes through the store and the flows, moves doors only with `open_compartment`,
+    asks the vision peer (`vision()`, None when absent) whether a face is enrolled and tells it what
+    changed (`tell_vision`), and checks staff PINs against `staff_lockout`. Its own lock keeps two
+    desks loading at once from getting the same compartment.
+    """
+
+    def __init__(self, store: Store, config: LockerConfig, clock: Callable[[], float], flows: LockerFlows, *,
+                 open_compartment: Callable[..., Awaitable[dict]], staff_lockout: StaffAuth,
+                 vision: Callable[[], VisionForLocker | None],
+                 tell_vision: Callable[[str, Callable[[VisionForLocker], Awaitable[Any]]], None]):
+        self.store = store
+        self.config = config
+        self.clock = clock
+        self.flows = flows
+        self.open_compartment = open_compartment
+        self.staff_lockout = staff_lockout
+        self.vision = vision
+        self.tell_vision = tell_vision
+        self._loading = asyncio.Lock()
 
     async def lookup(self, receipt_code: str) -> dict:
         found = self.flows.lookup(receipt_code)
-        vision = self.ctx.vision()
+        vision = self.vision()
         if found["status"] == "waiting" and not found["face_enrolled"] and vision is not None:
             try:  # the vision service knows enrolments made after loading
                 found["face_enrolled"] = bool(await vision.enrolled(normalise_receipt(receipt_code)))
@@ -71,7 +82,7 @@ class KioskApi:
 
     async def pickup(self, receipt_code: str, claim: dict, actor: str) -> dict:
         receipt = normalise_receipt(receipt_code)
-        with self.ctx.store.transaction() as tx:  # refuse early: nothing is written on a refusal
+        with self.store.transaction() as tx:  # refuse early: nothing is written on a refusal
             a = self.flows.claim_for_pickup(tx, receipt, claim)
 
         def prepare(tx: Tx) -> int:
@@ -91,10 +102,10 @@ class KioskApi:
                    deadline_days: int | None = None, *, accessible: bool = False, face_enrolled: bool = False,
                    phone: str | None = None) -> dict:
         phone = citizen_phone(phone, pin)  # a bad number is refused before the staff PIN is even checked
-        staff = await self._staff(staff_pin)
-        return await self._load(staff, receipt_code, size, pin, deadline_days, accessible, face_enrolled, phone)
+        staff = await self.staff(staff_pin)
+        return await self.load_as(staff, receipt_code, size, pin, deadline_days, accessible, face_enrolled, phone)
 
-    async def _load(self, staff: str, receipt_code: str, size: str | None, pin: str | None,
+    async def load_as(self, staff: str, receipt_code: str, size: str | None, pin: str | None,
                     deadline_days: int | None, accessible: bool = False, face_enrolled: bool = False,
                     phone: str | None = None) -> dict:
         receipt = loadable_receipt(receipt_code)
@@ -115,12 +126,12 @@ class KioskApi:
             await self.open_compartment(compartment, reason="load", actor=staff, prepare=prepare)
         log.info("locker: %s loaded %s into compartment %d", staff, receipt, compartment)
         # from now on 1:N may consider this dossier
-        self._tell_vision(f"result_waiting {receipt}", lambda v: v.result_waiting(receipt, True))
+        self.tell_vision(f"result_waiting {receipt}", lambda v: v.result_waiting(receipt, True))
         return {"compartment": compartment, **({"sms_to": phones.mask(phone)} if phone else {})}
 
     async def reclaim(self, staff_pin: str, receipt_code: str) -> dict:
         """Staff take back an expired result: its compartment opens and becomes free."""
-        staff = await self._staff(staff_pin)
+        staff = await self.staff(staff_pin)
         receipt = normalise_receipt(receipt_code)
         a = self.flows.live_assignment(receipt)
         if a is None or a.status not in ("expired", "waiting"):
@@ -135,10 +146,10 @@ class KioskApi:
 
         await self.open_compartment(a.compartment, reason="reclaim", actor=staff, prepare=prepare, maintenance_ok=True)
         # the papers went back: nothing to collect
-        self._tell_vision(f"delete {receipt}", lambda v: v.delete(receipt, "reclaim"))
+        self.tell_vision(f"delete {receipt}", lambda v: v.delete(receipt, "reclaim"))
         return {"compartment": a.compartment}
 
-    async def _staff(self, staff_pin: str) -> str:
+    async def staff(self, staff_pin: str) -> str:
         """The staff id of this PIN, or LockerRefused("staff"); refused outright while locked out.
         The lockout is the device's one (edge.kiosk.staff.StaffAuth, counted in the store, so a
         restart does not hand a guesser a fresh set of attempts); loading counts as one client."""
@@ -147,7 +158,7 @@ class KioskApi:
             raise LockerRefused("staff", "too many wrong staff codes; wait 5 minutes")
         staff = await asyncio.to_thread(self.flows.staff_id, staff_pin)
         if staff is None:
-            with self.ctx.store.transaction() as tx:
+            with self.store.transaction() as tx:
                 tx.audit("kiosk", "locker.staff_refused")
         try:
             lockout.logout(lockout.record("", LOADING_CLIENT, staff is not None).token)  # no session kept

@@ -49,7 +49,7 @@ log = logging.getLogger(__name__)
 EXPIRY_SWEEP_S = 60.0
 
 
-class LockerService(KioskApi, Service):
+class LockerService(Service):
     name = "locker"
     critical = True
     commands = COMMANDS  # central's commands and their arguments (remote.py)
@@ -66,7 +66,6 @@ class LockerService(KioskApi, Service):
         self.sleep: timing.Sleep = ctx.sleep  # the loops' waits: asyncio.sleep, or a test's clock (timing.py)
         self.flows: LockerFlows | None = None
         self._hw = asyncio.Lock()  # one bus transaction, one coil, at a time
-        self._loading = asyncio.Lock()
         self._vision_calls: set[asyncio.Task] = set()
         self._changed = asyncio.Condition()
         self._poke = asyncio.Event()
@@ -76,6 +75,7 @@ class LockerService(KioskApi, Service):
             self._by_board.setdefault(c.board, {})[c.lock] = n
         self.doors: DoorWatch | None = None  # from start(), with the flows
         self.opening: Opening | None = None  # from start(), with the flows
+        self.kiosk_api: KioskApi | None = None  # from start(), with the flows
         self._last_sweep = 0.0
         # Wrong staff codes lock loading out: the device's one lockout (edge.kiosk.staff), counted in
         # the store so that a restart (or a crash on purpose) does not hand a guesser fresh attempts.
@@ -87,7 +87,7 @@ class LockerService(KioskApi, Service):
         self.views = LockerViews(self.config, ctx.store, lambda: self.flows, self._by_board, self.health)
         self.maintenance = Maintenance(ctx.store, self.config, open_compartment=self.open_compartment,
                                        wait_door=self.wait_door, where=self._where, publish_state=self.publish_state)
-        self.remote = RemoteCommands(snapshot=self.snapshot, open_compartment=self.open_compartment, load=self._load,
+        self.remote = RemoteCommands(snapshot=self.snapshot, open_compartment=self.open_compartment, load=self.load_as,
                                      expire=self.expire_now, maintenance=self.maintenance)
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -102,6 +102,9 @@ class LockerService(KioskApi, Service):
         self.opening = Opening(self.ctx.store, self.config, self.clock, self.flows, hardware=self.hardware,
                                doors=self.doors, hw=self._hw, poke=self._poke, changed=self._changed,
                                publish_state=self.publish_state, sleep=self.sleep)
+        self.kiosk_api = KioskApi(self.ctx.store, self.config, self.clock, self.flows,
+                                  open_compartment=self.open_compartment, staff_lockout=self.staff_lockout,
+                                  vision=self.ctx.vision, tell_vision=self._tell_vision)
         self.hardware.build()
         await asyncio.to_thread(self.driver.all_off, list(self._by_board))
         recovery = Recovery(self.ctx.store, self.flows)
@@ -172,6 +175,36 @@ class LockerService(KioskApi, Service):
     async def wait_door(self, compartment: int, state: str, timeout_s: float) -> bool:
         """True once the door reads `state` ("closed" right after an open: opened, then closed)."""
         return await self.opening.wait_door(compartment, state, timeout_s)
+
+    # -- what the kiosk asks (edge.peers.LockerPeer) and staff's reclaim (kiosk_api.py) ----------
+    async def lookup(self, receipt_code: str) -> dict:
+        return await self.kiosk_api.lookup(receipt_code)
+
+    async def verify_pin(self, receipt_code: str, pin: str) -> bool:
+        return await self.kiosk_api.verify_pin(receipt_code, pin)
+
+    async def mark_face_enrolled(self, receipt_code: str, enrolled: bool = True) -> None:
+        await self.kiosk_api.mark_face_enrolled(receipt_code, enrolled)
+
+    async def pickup(self, receipt_code: str, claim: dict, actor: str) -> dict:
+        return await self.kiosk_api.pickup(receipt_code, claim, actor)
+
+    async def load(self, staff_pin: str, receipt_code: str, size: str | None, pin: str | None = None,
+                   deadline_days: int | None = None, *, accessible: bool = False, face_enrolled: bool = False,
+                   phone: str | None = None) -> dict:
+        return await self.kiosk_api.load(staff_pin, receipt_code, size, pin, deadline_days, accessible=accessible,
+                                         face_enrolled=face_enrolled, phone=phone)
+
+    async def load_as(self, staff: str, receipt_code: str, size: str | None, pin: str | None,
+                      deadline_days: int | None, accessible: bool = False, face_enrolled: bool = False,
+                      phone: str | None = None) -> dict:
+        """Loading by an actor already known (central's `load`): no staff PIN to check."""
+        return await self.kiosk_api.load_as(staff, receipt_code, size, pin, deadline_days, accessible,
+                                            face_enrolled, phone)
+
+    async def reclaim(self, staff_pin: str, receipt_code: str) -> dict:
+        """Staff take back an expired result: its compartment opens and becomes free."""
+        return await self.kiosk_api.reclaim(staff_pin, receipt_code)
 
     def _where(self, compartment: Any) -> tuple[int, int]:
         return opening.where(self.config, compartment)

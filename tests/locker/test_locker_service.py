@@ -428,7 +428,7 @@ def test_the_staff_code_lockout_survives_a_restart(tmp_path):
 
     async def guess(s, pin):
         with pytest.raises(LockerRefused) as err:
-            await s._staff(pin)
+            await s.kiosk_api.staff(pin)
         return str(err.value)
 
     async def body():
@@ -439,6 +439,6 @@ def test_the_staff_code_lockout_survives_a_restart(tmp_path):
         async with running(restarted):
             assert "too many wrong staff codes" in await guess(restarted, STAFF_PIN)   # even the right one
             clock.offset += 301
-            assert await restarted._staff(STAFF_PIN)
+            assert await restarted.kiosk_api.staff(STAFF_PIN)
 
     run(body())
