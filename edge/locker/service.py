@@ -4,16 +4,21 @@ Boot: outputs off, every door read, interrupted opens reported (never repeated),
 snapshot. Run: poll doors, raise/clear alarms, expire overdue results, reconnect a lost port.
 Stop: outputs off first. Every open writes its intent before the pulse (see flows.py).
 
-The service is this lifecycle plus one module per concern, each a mixin of this class:
+The service is this lifecycle, the state its parts share (the config, the bus lock `_hw`, the
+door-change condition `_changed`, the poll loop's `_poke`, board -> lock -> compartment) and one
+collaborator per concern; each is a class whose constructor takes exactly what it uses, and the
+service keeps its public API (edge.peers.LockerPeer, `handle_command`, `open_compartment`, ...) as
+one-line delegations. Made in __init__: views, hardware, maintenance, remote; made in start(),
+once the flows exist: recovery, doors, opening, kiosk_api.
 
-    hardware.py   config -> driver (edge.locker.setup), the serial port, reconnecting
-    doors.py      door polling and timers: door rows, door events, alarms
-    opening.py    open_compartment (durable intent, then pulse) and wait_door
-    recovery.py   after a restart: interrupted opens and pickups
-    kiosk_api.py  what the kiosk asks (edge.peers.LockerPeer), staff loading and reclaim
-    views.py      view() for screens, snapshot() for central
-    remote.py     central's MQTT commands: the schema and a table of handlers
-    demo.py       the `edge demo` loop
+    hardware.py   LockerHardware: config -> driver (edge.locker.setup), the serial port, reconnecting
+    doors.py      DoorWatch: door polling and timers: door rows, door events, alarms
+    opening.py    Opening: open_compartment (durable intent, then pulse) and wait_door
+    recovery.py   Recovery: after a restart, interrupted opens and pickups
+    kiosk_api.py  KioskApi: what the kiosk asks (edge.peers.LockerPeer), staff loading and reclaim
+    views.py      LockerViews: view() for screens, snapshot() for central
+    remote.py     RemoteCommands (central's MQTT commands by table), Maintenance (switch, audit)
+    demo.py       the `edge demo` loop (a function of the service)
     queries.py    every SQL statement (flows.py and the modules above call it by name)
     timing.py     the waits, taken from the clock (a test's clock makes them virtual)
 """
@@ -35,8 +40,7 @@ from edge.locker.doors import DoorWatch
 from edge.locker.flows import LockerFlows
 from edge.locker.hardware import LockerHardware
 from edge.locker.kiosk_api import STAFF_LOCKOUT_S, KioskApi
-from edge.locker import opening
-from edge.locker.opening import Opening
+from edge.locker.opening import Opening, where
 from edge.locker.recovery import Recovery
 from edge.locker.remote import AUDIT_WAIT_CLOSE_S, COMMANDS, Maintenance, RemoteCommands
 from edge.locker.views import LockerViews
@@ -81,7 +85,8 @@ class LockerService(Service):
         # the store so that a restart (or a crash on purpose) does not hand a guesser fresh attempts.
         self.staff_lockout = StaffAuth({}, required=True, session_s=0.0, attempts=self.config.pin_attempts,
                                        lockout_s=STAFF_LOCKOUT_S, clock=self.clock, store=ctx.store)
-        # The collaborators, each given only what it uses (the flows exist from start(): a getter).
+        # The collaborators, each given only what it uses (the views read the flows, made in start(),
+        # through a getter; doors, opening, kiosk_api and recovery are made in start() with them).
         self.hardware = LockerHardware(self.config, pin_factory=ctx.pin_factory, clock=self.clock,
                                        by_board=self._by_board)
         self.views = LockerViews(self.config, ctx.store, lambda: self.flows, self._by_board, self.health)
@@ -207,7 +212,7 @@ class LockerService(Service):
         return await self.kiosk_api.reclaim(staff_pin, receipt_code)
 
     def _where(self, compartment: Any) -> tuple[int, int]:
-        return opening.where(self.config, compartment)
+        return where(self.config, compartment)
 
     def _check_timers(self) -> None:
         """The last step of each poll round (doors.py); a test counts the rounds here."""
