@@ -72,7 +72,9 @@ def watch(broker_url: str, site: str, on_line, stop: threading.Event, *, as_json
 def main(args) -> int:
     stop = threading.Event()
     if args.seconds:
-        threading.Timer(args.seconds, stop.set).start()
+        timer = threading.Timer(args.seconds, stop.set)
+        timer.daemon = True  # Ctrl-C ends the monitor at once, not when --seconds runs out
+        timer.start()
     try:
         watch(args.broker, args.site, lambda line: print(line, flush=True), stop, as_json=args.json)
     except KeyboardInterrupt:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import threading
@@ -82,3 +83,18 @@ def test_monitor_keeps_printing_after_a_hostile_message(mosquitto):
         stop.set()
         pub.loop_stop()
     assert any("not JSON" in line or "refused" in line for line in lines)
+
+
+def test_ctrl_c_ends_the_monitor_at_once_not_when_its_seconds_run_out(mosquitto, store):
+    """An operator presses Ctrl-C: the monitor exits, it does not sit until --seconds is over."""
+    reporter = Reporter(BrokerConfig(url=mosquitto.url), store, site="hn", device="desk-01", version="t")
+    reporter.start()  # its retained status is the monitor's first line: then it is in its wait
+    monitor = subprocess.Popen([sys.executable, "-m", "edge", "monitor", "--broker", mosquitto.url,
+                                "--site", "hn", "--seconds", "600"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert "desk-01" in monitor.stdout.readline()
+        monitor.send_signal(signal.SIGINT)
+        assert monitor.wait(timeout=60) == 0  # a non-daemon --seconds timer held it for 600 s
+    finally:
+        monitor.kill()
+        reporter.stop()
