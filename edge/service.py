@@ -43,6 +43,11 @@ class ServiceContext:
     # How the service's loops wait: asyncio.sleep on a device; a test passes a FakeClock's `wait`
     # (edge.testing) with that clock, so the loops wait on the time the test moves, not real seconds.
     sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep
+    # A driver thread's blocking waits (a coil window, a GPIO pulse) and the clock that times them:
+    # time.sleep and time.monotonic on a device (no wall-clock step can shorten a coil window); a
+    # test passes its clock's `sleep` and the clock itself, so those waits pass virtually too.
+    thread_sleep: Callable[[float], None] = time.sleep
+    monotonic: Callable[[], float] = time.monotonic
 
     @property
     def bus(self) -> "EventBus":

@@ -11,7 +11,7 @@ import logging
 from typing import Any, Callable
 
 from edge.errors import DeviceNotReady
-from edge.locker import setup, timing
+from edge.locker import setup
 from edge.locker.config import LockerConfig
 from edge.locker.driver import SerialLockerDriver
 
@@ -24,16 +24,18 @@ class LockerHardware:
     """Builds the driver (and the simulator behind `port = "sim"`), reopens a lost serial port with backoff.
 
     It needs the config (driver, port, polarity, timeouts), gpiozero's pin factory, the clock (the
-    coil window and the backoff run on its time, timing.py) and the wiring, board -> lock ->
-compartment (the bus simulator answers for those boards). Until
+    reconnect backoff), the driver thread's sleep and monotonic clock (the coil window) and the
+    wiring, board -> lock -> compartment (the bus simulator answers for those boards). Until
     `build()`, `driver` and `sim` are None.
     """
 
     def __init__(self, config: LockerConfig, *, pin_factory: Any, clock: Callable[[], float],
+                 thread_sleep: Callable[[float], None], monotonic: Callable[[], float],
                  by_board: dict[int, dict[int, int]]):
         self.config = config
         self.pin_factory = pin_factory
         self.clock = clock
+        self.thread_sleep, self.monotonic = thread_sleep, monotonic  # the driver's waits (ServiceContext)
         self.by_board = by_board
         self.driver: Any = None
         self.sim: Any = None  # PtySim or GpioDoorSim when port = "sim"
@@ -48,16 +50,15 @@ compartment (the bus simulator answers for those boards). Until
             self.driver, self.sim = setup.gpio_driver(simulated=cfg.port == "sim", polarity=cfg.polarity,
                                                       pin_factory=self.pin_factory, relay_pins=cfg.gpio.relay_pins,
                                                       sensor_pins=cfg.gpio.sensor_pins,
-                                                      sleep=timing.blocking_sleep(self.clock))
+                                                      sleep=self.thread_sleep)
             return
         protocol = setup.serial_protocol(cfg.driver, cfg.polarity)
         if cfg.port == "sim":
             self.sim = setup.bus_sim(cfg.driver, self.by_board, polarity=cfg.polarity, auto_close_s=cfg.sim.auto_close_s)
-        # The coil window between two opens is timed on the clock's time (timing.py: real and
-        # monotonic on a device, virtual under a test's clock).
+        # The coil window between two opens: monotonic time and a real sleep on a device, the
+        # test's clock under a test (ServiceContext.thread_sleep / monotonic).
         self.driver = SerialLockerDriver(protocol, transport=None, reply_timeout_s=cfg.reply_timeout_s,
-                                         retries=cfg.retries, clock=timing.interval_clock(self.clock),
-                                         sleep=timing.blocking_sleep(self.clock))
+                                         retries=cfg.retries, clock=self.monotonic, sleep=self.thread_sleep)
         self._connect()
 
     def port_name(self) -> str:

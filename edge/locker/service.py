@@ -20,7 +20,7 @@ once the flows exist: recovery, doors, opening, kiosk_api.
     remote.py     RemoteCommands (central's MQTT commands by table), Maintenance (switch, audit)
     demo.py       the `edge demo` loop (a function of the service)
     queries.py    every SQL statement (flows.py and the modules above call it by name)
-    timing.py     the waits, taken from the clock (a test's clock makes them virtual)
+    timing.py     the waits, taken from the context (ctx.sleep, ctx.thread_sleep, ctx.monotonic)
 """
 
 from __future__ import annotations
@@ -88,6 +88,7 @@ class LockerService(Service):
         # The collaborators, each given only what it uses (the views read the flows, made in start(),
         # through a getter; doors, opening, kiosk_api and recovery are made in start() with them).
         self.hardware = LockerHardware(self.config, pin_factory=ctx.pin_factory, clock=self.clock,
+                                       thread_sleep=ctx.thread_sleep, monotonic=ctx.monotonic,
                                        by_board=self._by_board)
         self.views = LockerViews(self.config, ctx.store, lambda: self.flows, self._by_board, self.health)
         self.maintenance = Maintenance(ctx.store, self.config, open_compartment=self.open_compartment,

@@ -64,12 +64,14 @@ def config(driver: str = "kerong", **over) -> LockerConfig:
 
 def service(tmp_path: Path, cfg: LockerConfig | None = None, *, store: Store | None = None,
             clock: Clock | None = None, pin_factory=None) -> LockerService:
-    """A locker on its simulator with a store; on a `Clock` of its own unless given one (`svc.clock`)."""
+    """A locker on its simulator with a store; on a `Clock` of its own unless given one (`svc.clock`).
+    `clock=time.time` runs it on a device's clocks and sleeps (tests/locker/test_locker_timing.py)."""
     clock = clock or Clock()
     store = store or Store(tmp_path / "edge.db", clock=clock)
+    # The kit's clock takes every wait: the loops' (wait) and the driver thread's (sleep, timed on it).
+    waits = dict(sleep=clock.wait, thread_sleep=clock.sleep, monotonic=clock) if isinstance(clock, Clock) else {}
     ctx = ServiceContext(name="locker", site="hn", device="kiosk-01", store=store, config=cfg or config(),
-                         data_dir=tmp_path, clock=clock, sleep=getattr(clock, "wait", asyncio.sleep),
-                         pin_factory=pin_factory)
+                         data_dir=tmp_path, clock=clock, pin_factory=pin_factory, **waits)
     return LockerService(ctx)
 
 
