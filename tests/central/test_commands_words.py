@@ -59,3 +59,12 @@ def test_the_devices_refusal_kinds_are_said_in_the_offices_words():
     assert words("missing argument 'compartment' (int)") == "Tham số của lệnh không hợp lệ."
     assert words("rate limited: more than 5 commands/s for locker", "en").startswith("Too many commands")
     assert words("something new the device says") == "Lý do khác (xem JSON gốc)."
+
+
+def test_every_door_moving_command_has_its_words_on_the_confirmation_page():
+    """The second confirmation names the command in words: one entry per door-moving command, no more."""
+    from edge.central.web.commands import DOOR_COMMAND_TEXT
+    from edge.locker.commands import DOOR_COMMANDS
+
+    assert set(DOOR_COMMAND_TEXT) == set(DOOR_COMMANDS)
+    assert all(vi and en for vi, en in DOOR_COMMAND_TEXT.values())
