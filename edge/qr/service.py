@@ -91,17 +91,17 @@ class QrService(Service):
         while True:
             self.heartbeat()
             if self.source is None:
-                await asyncio.sleep(1.0)
+                await self.ctx.sleep(1.0)  # the context's sleep: asyncio.sleep, or a test's clock
                 continue
             try:
                 frame = await asyncio.to_thread(self.source.read)
             except DeviceError as err:
                 self._source_failed(err)
-                await asyncio.sleep(min(5.0, period * 5))
+                await self.ctx.sleep(min(5.0, period * 5))
                 continue
             self._source_recovered()
             await self.scan_frame(frame, rgb=True)
-            await asyncio.sleep(period)
+            await self.ctx.sleep(period)
 
     async def stop(self) -> None:
         if self.source is not None and hasattr(self.source, "close"):

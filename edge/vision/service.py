@@ -104,7 +104,7 @@ class VisionService(Service):
 
     async def run(self) -> None:
         while True:
-            await asyncio.sleep(CHECK_EVERY_S)
+            await self.ctx.sleep(CHECK_EVERY_S)  # the context's sleep: asyncio.sleep, or a test's clock
             why = self.worker.check()
             if why:
                 with self.ctx.store.transaction() as tx:
@@ -427,7 +427,7 @@ class VisionService(Service):
         import cv2
 
         while not self.worker.ready():
-            await asyncio.sleep(0.5)
+            await self.ctx.sleep(0.5)
         camera = self.config.camera
         impostor_path = _repo_root() / "tests" / "data" / "faces" / "biden.jpg"
         impostor = None
@@ -454,7 +454,7 @@ class VisionService(Service):
                               result["decision"], result.get("score"))
                 with self.ctx.store.transaction() as tx:  # the demo must not lock itself out
                     tx.execute("DELETE FROM vision_attempts WHERE dossier = ?", (DEMO_DOSSIER,))
-            await asyncio.sleep(10.0)
+            await self.ctx.sleep(10.0)
 
 
 def _add_guidance(result: dict, language: str) -> dict:
