@@ -62,7 +62,7 @@ class _FirstByteClock:
 
 def bench_bare_pty(rounds: int) -> dict:
     """Baseline: pyserial write of 5 bytes on a pty, echoed by a thread, until the first byte is back."""
-    import serial
+    from edge.hw.serial import open_serial  # the one opener, as the service opens its port
 
     master, slave = os.openpty()
     tty.setraw(master)
@@ -77,7 +77,7 @@ def bench_bare_pty(rounds: int) -> dict:
 
     thread = threading.Thread(target=echo, daemon=True)
     thread.start()
-    port = serial.Serial(os.ttyname(slave), 19200, timeout=1)
+    port = open_serial(os.ttyname(slave), baud=19200, timeout_s=1, what="bench pty")
     samples = []
     try:
         for _ in range(rounds):
@@ -98,7 +98,7 @@ def bench_bare_pty(rounds: int) -> dict:
 
 def bench_driver(driver_name: str, rounds: int) -> tuple[dict, dict]:
     """Driver open to first reply byte, and a full status round trip, against the pty simulator."""
-    import serial
+    from edge.hw.serial import open_serial
 
     from edge.locker.driver import SerialLockerDriver
     from edge.locker.protocols import PROTOCOLS
@@ -107,7 +107,7 @@ def bench_driver(driver_name: str, rounds: int) -> tuple[dict, dict]:
     protocol = PROTOCOLS[driver_name]()
     board = protocol.board_range[0]
     sim = PtySim(BusSim(driver_name, boards=[board], auto_close_s=0.05)).start()
-    port = _FirstByteClock(serial.Serial(sim.path, protocol.baud, timeout=1))
+    port = _FirstByteClock(open_serial(sim.path, baud=protocol.baud, timeout_s=1, what="simulator pty"))
     driver = SerialLockerDriver(protocol, transport=port, reply_timeout_s=1.0, sleep=lambda s: None)
     first, status = [], []
     try:
