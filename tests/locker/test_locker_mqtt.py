@@ -15,30 +15,39 @@ BASE = "motcua/v1/hn/kiosk-01/locker"
 KEY = bytes(range(7, 39))
 
 
-def test_signed_open_over_mqtt_runs_once_and_reports_doors(mosquitto, tmp_path):
+def kiosk_supervisor(mosquitto, tmp_path, **locker) -> Supervisor:
+    """A kiosk device on the test broker with a command key, its locker on the Kerong simulator."""
     key_file = tmp_path / "command.key"
     key_file.write_text(KEY.hex())
     key_file.chmod(0o600)
-    config = from_dict({
+    return Supervisor(from_dict({
         "site": "hn", "device": "kiosk-01", "role": "kiosk", "data_dir": str(tmp_path / "data"),
         "broker": {"url": mosquitto.url, "command_key_file": str(key_file)},
-        "locker": {"driver": "kerong", "port": "sim", "poll_interval_s": 0.05, "rate_limit_s": 0.5,
-                   "staff_pins": {"an": STAFF_HASH},
-                   "compartments": {"1": {"board": 0, "lock": 1}, "2": {"board": 0, "lock": 2, "size": "L"}}},
-    })
-    supervisor = Supervisor(config)
+        "locker": {"driver": "kerong", "port": "sim", "poll_interval_s": 0.05, "staff_pins": {"an": STAFF_HASH},
+                   **locker},
+    }))
 
-    def signed(cmd_id, compartment):
-        cmd = {"id": cmd_id, "type": "open", "args": {"compartment": compartment}, "ts": time.time()}
-        return json.dumps(sign_command(KEY, "hn", "kiosk-01", "locker", cmd)).encode()
+
+def signed(cmd_id: str, type: str, args: dict) -> bytes:
+    cmd = {"id": cmd_id, "type": type, "args": args, "ts": time.time()}
+    return json.dumps(sign_command(KEY, "hn", "kiosk-01", "locker", cmd)).encode()
+
+
+async def locker_online(rec: MqttRecorder) -> None:
+    await asyncio.to_thread(rec.wait_for, lambda t, p: t.endswith("/status") and p["state"] == "online"
+                            and p["services"].get("locker") == "ok", 1, 20)
+
+
+def test_signed_open_over_mqtt_runs_once_and_reports_doors(mosquitto, tmp_path):
+    supervisor = kiosk_supervisor(mosquitto, tmp_path, rate_limit_s=0.5, compartments={
+        "1": {"board": 0, "lock": 1}, "2": {"board": 0, "lock": 2, "size": "L"}})
 
     async def scenario():
         task = asyncio.create_task(supervisor.run())
         try:
             with MqttRecorder(mosquitto.url) as rec:
-                await asyncio.to_thread(rec.wait_for, lambda t, p: t.endswith("/status") and p["state"] == "online"
-                                        and p["services"].get("locker") == "ok", 1, 20)
-                payload = signed("open-1", 2)
+                await locker_online(rec)
+                payload = signed("open-1", "open", {"compartment": 2})
                 sends = [("open-1", payload), ("open-1", payload),
                          ("unsigned", json.dumps({"id": "unsigned", "type": "open", "args": {"compartment": 1}}).encode())]
                 for n, (cmd_id, body) in enumerate(sends):
@@ -72,30 +81,16 @@ def test_signed_open_over_mqtt_runs_once_and_reports_doors(mosquitto, tmp_path):
 
 def test_a_signed_mqtt_load_of_a_code_no_citizen_can_collect_is_refused_and_opens_nothing(mosquitto, tmp_path):
     """The dossier-code rule (edge.qr.codes) holds below every route: the staff screen, and this one."""
-    key_file = tmp_path / "command.key"
-    key_file.write_text(KEY.hex())
-    key_file.chmod(0o600)
-    config = from_dict({
-        "site": "hn", "device": "kiosk-01", "role": "kiosk", "data_dir": str(tmp_path / "data"),
-        "broker": {"url": mosquitto.url, "command_key_file": str(key_file)},
-        "locker": {"driver": "kerong", "port": "sim", "poll_interval_s": 0.05, "staff_pins": {"an": STAFF_HASH},
-                   "compartments": {"1": {"board": 0, "lock": 1}}},
-    })
-    supervisor = Supervisor(config)
-
-    def load(cmd_id, receipt):
-        cmd = {"id": cmd_id, "type": "load", "args": {"receipt": receipt}, "ts": time.time()}
-        return json.dumps(sign_command(KEY, "hn", "kiosk-01", "locker", cmd)).encode()
+    supervisor = kiosk_supervisor(mosquitto, tmp_path, compartments={"1": {"board": 0, "lock": 1}})
 
     async def scenario():
         task = asyncio.create_task(supervisor.run())
         try:
             with MqttRecorder(mosquitto.url) as rec:
-                await asyncio.to_thread(rec.wait_for, lambda t, p: t.endswith("/status") and p["state"] == "online"
-                                        and p["services"].get("locker") == "ok", 1, 20)
+                await locker_online(rec)
                 answers = {}
                 for cmd_id, receipt in (("bad", "DEMO-0001"), ("good", "000.00.01.H29-261207-0001")):
-                    rec.publish(BASE + "/cmd", load(cmd_id, receipt))
+                    rec.publish(BASE + "/cmd", signed(cmd_id, "load", {"receipt": receipt}))
                     found = await asyncio.to_thread(rec.wait_for, lambda t, p, i=cmd_id: t == BASE + "/cmd/result"
                                                     and p.get("id") == i, 1, 10)
                     answers[cmd_id] = found[0][1]
