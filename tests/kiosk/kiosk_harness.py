@@ -82,6 +82,42 @@ def served_kiosk(loop_thread: LoopThread, store, tmp_path: Path, make_peers, *, 
         loop_thread.call(served.stop())
 
 
+@contextmanager
+def served_desk(loop_thread: LoopThread, store, tmp_path: Path, *, qr=None, kiosk: dict | None = None,
+                queue_name_en: str = "", make_peers=dict):
+    """A reception desk as under `edge demo`: the real pager on its JTECH simulator (queue "ho-tich",
+    prefix A, counter 1), the real QR service when `qr` (a QrConfig) is given, and a KioskService
+    with `kiosk` as config overrides. Yields the services by name; `make_peers()` (built on the
+    loop) adds peers such as a FakeLocker."""
+    from edge.pager.config import CounterDef, PagerConfig, ServiceDef
+    from edge.pager.service import PagerService
+    from edge.qr.service import QrService
+
+    peers: dict = {}
+
+    def ctx(name, cfg):
+        return ServiceContext(name=name, site="test", device="desk-01", store=store, config=cfg,
+                              data_dir=tmp_path, peers=peers)
+
+    pager_cfg = PagerConfig(port="sim", services={"ho-tich": ServiceDef(prefix="A", name="Hộ tịch", name_en=queue_name_en)},
+                            counters={"1": CounterDef(services=["ho-tich"])}, double_press_s=0)
+    services = {"qr": QrService(ctx("qr", qr))} if qr is not None else {}
+    services.update(pager=PagerService(ctx("pager", pager_cfg)),
+                    kiosk=KioskService(ctx("kiosk", replace(KioskConfig(), port=0, **(kiosk or {})))))
+
+    async def build():
+        peers.update(services, **make_peers())
+        served = Served(loop_thread, list(services.values()))
+        await served.start()
+        return served
+
+    served = loop_thread.call(build(), timeout_s=60)
+    try:
+        yield services
+    finally:
+        loop_thread.call(served.stop())
+
+
 def shot(page, tmp_path: Path, name: str) -> Path:
     """A screenshot in the test's output (tmp_path/screenshots), also copied to $EDGE_SCREENSHOT_DIR if set."""
     folder = tmp_path / "screenshots"

@@ -10,7 +10,7 @@ import pytest
 
 from edge.kiosk.config import KioskConfig
 from edge.service import ServiceContext
-from kiosk_harness import Served, shot
+from kiosk_harness import Served, served_desk, shot
 from kiosk_fakes import FakeLocker
 
 pytestmark = pytest.mark.browser
@@ -20,35 +20,11 @@ CODE = "000.00.01.H29-240115-0001"
 
 @pytest.fixture
 def desk(loop_thread, store, tmp_path):
-    from edge.kiosk.service import KioskService
-    from edge.pager.config import CounterDef, PagerConfig, ServiceDef
-    from edge.pager.service import PagerService
     from edge.qr.config import QrConfig
-    from edge.qr.service import QrService
 
-    peers: dict = {}
-
-    def ctx(name, cfg):
-        return ServiceContext(name=name, site="test", device="desk-01", store=store, config=cfg,
-                              data_dir=tmp_path, peers=peers)
-
-    pager_cfg = PagerConfig(port="sim", services={"ho-tich": ServiceDef(prefix="A", name="Hộ tịch", name_en="Civil status")},
-                            counters={"1": CounterDef(services=["ho-tich"])}, double_press_s=0)
-    services = {"qr": QrService(ctx("qr", QrConfig(camera="none", action="none"))),
-                "pager": PagerService(ctx("pager", pager_cfg)),
-                "kiosk": KioskService(ctx("kiosk", replace(KioskConfig(), port=0)))}
-
-    async def build():
-        peers.update(services, locker=FakeLocker({CODE: {"status": "waiting", "compartment": 4, "pin": "1357"}}))
-        served = Served(loop_thread, list(services.values()))
-        await served.start()
-        return served
-
-    served = loop_thread.call(build(), timeout_s=60)
-    try:
+    with served_desk(loop_thread, store, tmp_path, qr=QrConfig(camera="none", action="none"), queue_name_en="Civil status",
+                     make_peers=lambda: {"locker": FakeLocker({CODE: {"status": "waiting", "compartment": 4, "pin": "1357"}})}) as services:
         yield services
-    finally:
-        loop_thread.call(served.stop())
 
 
 def camera_reads(loop_thread, qr, text):

@@ -4,14 +4,9 @@ with Fake peers."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 
-from edge.kiosk.config import KioskConfig
-from edge.kiosk.service import KioskService
-from edge.service import ServiceContext
-from kiosk_harness import Served, served_kiosk, shot
+from kiosk_harness import served_desk, served_kiosk, shot
 from kiosk_fakes import FakeLocker, FakePager, FakeQr, FakeVision
 
 pytestmark = pytest.mark.browser
@@ -68,34 +63,11 @@ def test_status_says_why_vision_is_degraded_in_either_language_and_fits(device, 
 def desk(loop_thread, store, tmp_path):
     """Reception as under `edge demo`: the REAL pager (JTECH simulator) and QR service, whose desk
     camera issues a ticket by itself for every procedure code it reads (action = "ticket")."""
-    from edge.pager.config import CounterDef, PagerConfig, ServiceDef
-    from edge.pager.service import PagerService
     from edge.qr.config import QrConfig
-    from edge.qr.service import QrService
 
-    peers: dict = {}
-
-    def ctx(name, cfg):
-        return ServiceContext(name=name, site="test", device="desk-01", store=store, config=cfg,
-                              data_dir=tmp_path, peers=peers)
-
-    pager_cfg = PagerConfig(port="sim", services={"ho-tich": ServiceDef(prefix="A", name="Hộ tịch")},
-                            counters={"1": CounterDef(services=["ho-tich"])}, double_press_s=0)
-    services = {"qr": QrService(ctx("qr", QrConfig(camera="none", action="ticket", default_queue_service="ho-tich"))),
-                "pager": PagerService(ctx("pager", pager_cfg)),
-                "kiosk": KioskService(ctx("kiosk", replace(KioskConfig(), port=0)))}
-
-    async def build():
-        peers.update(services)
-        served = Served(loop_thread, list(services.values()))
-        await served.start()
-        return served
-
-    served = loop_thread.call(build(), timeout_s=60)
-    try:
+    with served_desk(loop_thread, store, tmp_path,
+                     qr=QrConfig(camera="none", action="ticket", default_queue_service="ho-tich")) as services:
         yield services
-    finally:
-        loop_thread.call(served.stop())
 
 
 def camera_issues(loop_thread, qr, text):

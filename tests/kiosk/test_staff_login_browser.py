@@ -3,42 +3,20 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 
-from edge.kiosk.config import KioskConfig
 from edge.locker.pins import hash_pin
-from edge.service import ServiceContext
-from kiosk_harness import Served, shot
+from kiosk_harness import served_desk, shot
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
 def lan_desk(loop_thread, store, tmp_path):
-    from edge.kiosk.service import KioskService
-    from edge.pager.config import CounterDef, PagerConfig, ServiceDef
-    from edge.pager.service import PagerService
-
-    peers: dict = {}
-
-    def ctx(name, cfg):
-        return ServiceContext(name=name, site="test", device="desk-01", store=store, config=cfg,
-                              data_dir=tmp_path, peers=peers)
-
-    pager_cfg = PagerConfig(port="sim", services={"ho-tich": ServiceDef(prefix="A", name="Hộ tịch")},
-                            counters={"1": CounterDef(services=["ho-tich"])}, double_press_s=0)
-    kiosk_cfg = replace(KioskConfig(), port=0, require_staff_login=True, staff_pins={"an": hash_pin("2468")})
-    pager, kiosk = PagerService(ctx("pager", pager_cfg)), KioskService(ctx("kiosk", kiosk_cfg))
-    peers.update(pager=pager, kiosk=kiosk)
-    served = Served(loop_thread, [pager, kiosk])
-    loop_thread.call(served.start(), timeout_s=60)
-    loop_thread.call(pager.issue("ho-tich"))
-    try:
-        yield kiosk, pager
-    finally:
-        loop_thread.call(served.stop())
+    with served_desk(loop_thread, store, tmp_path,
+                     kiosk={"require_staff_login": True, "staff_pins": {"an": hash_pin("2468")}}) as services:
+        loop_thread.call(services["pager"].issue("ho-tich"))
+        yield services["kiosk"], services["pager"]
 
 
 def test_the_counter_panel_asks_for_the_staff_pin_then_calls_the_next_citizen(lan_desk, page, tmp_path):
