@@ -8,7 +8,7 @@ import os
 import shutil
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -116,6 +116,34 @@ def served_desk(loop_thread: LoopThread, store, tmp_path: Path, *, qr=None, kios
         yield services
     finally:
         loop_thread.call(served.stop())
+
+
+@asynccontextmanager
+async def pager_and_kiosk(store, tmp_path: Path, clock=None, **kiosk):
+    """On the running loop: a real pager (JTECH pty simulator, queue "ho-tich", counter 1) and the
+    kiosk web app beside it, sharing one store; `kiosk` are config overrides. Yields (kiosk, pager)."""
+    from edge.pager.config import CounterDef, PagerConfig, ServiceDef
+    from edge.pager.service import PagerService
+
+    peers: dict = {}
+    pager_cfg = PagerConfig(port="sim", services={"ho-tich": ServiceDef(prefix="A", name="Hộ tịch")},
+                            counters={"1": CounterDef(services=["ho-tich"])}, double_press_s=0)
+    pager = PagerService(ServiceContext(name="pager", site="t", device="d", store=store, config=pager_cfg,
+                                        data_dir=tmp_path, peers=peers))
+    kiosk_svc = KioskService(ServiceContext(name="kiosk", site="t", device="d", store=store, data_dir=tmp_path,
+                                            peers=peers, config=replace(KioskConfig(), port=0, **kiosk),
+                                            **({"clock": clock} if clock else {})))
+    peers.update(pager=pager, kiosk=kiosk_svc)
+    await pager.start()
+    run = asyncio.create_task(pager.run())
+    await kiosk_svc.start()
+    try:
+        yield kiosk_svc, pager
+    finally:
+        await kiosk_svc.stop()
+        run.cancel()
+        await asyncio.gather(run, return_exceptions=True)
+        await pager.stop()
 
 
 def shot(page, tmp_path: Path, name: str) -> Path:

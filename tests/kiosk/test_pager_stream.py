@@ -6,41 +6,14 @@ a keepalive when nothing happens, and the stream ends when the kiosk stops."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-from dataclasses import replace
 
 import aiohttp
 
-from edge.kiosk.config import KioskConfig
-from edge.service import ServiceContext
+from kiosk_harness import pager_and_kiosk
 
 
-@contextlib.asynccontextmanager
-async def desk(store, tmp_path):
-    """A real pager (JTECH pty simulator) and the kiosk web app beside it, sharing one store."""
-    from edge.kiosk.service import KioskService
-    from edge.pager.config import CounterDef, PagerConfig, ServiceDef
-    from edge.pager.service import PagerService
-
-    peers: dict = {}
-    pager_cfg = PagerConfig(port="sim", services={"ho-tich": ServiceDef(prefix="A", name="Hộ tịch")},
-                            counters={"1": CounterDef(services=["ho-tich"])}, double_press_s=0)
-    pager = PagerService(ServiceContext(name="pager", site="t", device="d", store=store, config=pager_cfg,
-                                        data_dir=tmp_path, peers=peers))
-    kiosk = KioskService(ServiceContext(name="kiosk", site="t", device="d", store=store, data_dir=tmp_path,
-                                        peers=peers, config=replace(KioskConfig(), port=0)))
-    peers.update(pager=pager, kiosk=kiosk)
-    await pager.start()
-    run = asyncio.create_task(pager.run())
-    await kiosk.start()
-    try:
-        yield kiosk, pager
-    finally:
-        await kiosk.stop()
-        run.cancel()
-        await asyncio.gather(run, return_exceptions=True)
-        await pager.stop()
+desk = pager_and_kiosk  # a real pager (JTECH pty simulator) and the kiosk web app, one store
 
 
 async def next_item(resp, timeout_s: float = 10.0):

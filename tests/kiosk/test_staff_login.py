@@ -19,6 +19,7 @@ from edge.kiosk.staff import COOKIE, StaffAuth
 from edge.locker.pins import hash_pin
 from edge.service import ServiceContext
 from edge.testing import FakeClock
+from kiosk_harness import pager_and_kiosk
 
 PINS = {"an": hash_pin("2468"), "binh": hash_pin("1357")}
 
@@ -26,30 +27,9 @@ PINS = {"an": hash_pin("2468"), "binh": hash_pin("1357")}
 @contextlib.asynccontextmanager
 async def desk(store, tmp_path, clock=None, **kiosk):
     """A real pager (JTECH pty simulator, one citizen waiting) and the kiosk web app beside it."""
-    from edge.kiosk.service import KioskService
-    from edge.pager.config import CounterDef, PagerConfig, ServiceDef
-    from edge.pager.service import PagerService
-
-    peers: dict = {}
-    pager_cfg = PagerConfig(port="sim", services={"ho-tich": ServiceDef(prefix="A", name="Hộ tịch")},
-                            counters={"1": CounterDef(services=["ho-tich"])}, double_press_s=0)
-    pager = PagerService(ServiceContext(name="pager", site="t", device="d", store=store, config=pager_cfg,
-                                        data_dir=tmp_path, peers=peers))
-    kctx = ServiceContext(name="kiosk", site="t", device="d", store=store, data_dir=tmp_path, peers=peers,
-                          config=replace(KioskConfig(), port=0, **kiosk), **({"clock": clock} if clock else {}))
-    kiosk_svc = KioskService(kctx)
-    peers.update(pager=pager, kiosk=kiosk_svc)
-    await pager.start()
-    run = asyncio.create_task(pager.run())
-    await kiosk_svc.start()
-    try:
+    async with pager_and_kiosk(store, tmp_path, clock, **kiosk) as (kiosk_svc, pager):
         await pager.issue("ho-tich")
         yield kiosk_svc, pager
-    finally:
-        await kiosk_svc.stop()
-        run.cancel()
-        await asyncio.gather(run, return_exceptions=True)
-        await pager.stop()
 
 
 def waiting(pager) -> int:
