@@ -138,8 +138,9 @@ def test_dashboard_open_needs_a_role_and_a_second_confirmation(tmp_path, central
     assert rows == [("Nguyen Van A", "open"), ("Nguyen Van A", "status")]
 
 
-def test_command_page_form_with_confirmation(tmp_path, central_app, device):
-    from .webclient import WebClient, hidden, login_line
+def signed_in(tmp_path, central_app, device):
+    """The dashboard with the device's command key, an operator (lan) logged in on /commands."""
+    from .webclient import WebClient, login_line
 
     write_key(tmp_path / "keys" / SITE / f"{DEVICE}.key", device.key_hex)
     staff = tmp_path / "staff"
@@ -147,6 +148,13 @@ def test_command_page_form_with_confirmation(tmp_path, central_app, device):
     c = central_app(key_dir=str(tmp_path / "keys"), staff_file=str(staff))
     browser = WebClient(c.url)
     assert browser.login("lan", "482913", next_path="/commands")[0] == 200
+    return browser
+
+
+def test_command_page_form_with_confirmation(tmp_path, central_app, device):
+    from .webclient import hidden
+
+    browser = signed_in(tmp_path, central_app, device)
     form = {"csrf": browser.csrf(), "site": SITE, "device": DEVICE, "service": "locker", "type": "open",
             "args": '{"compartment": 2}'}
     assert browser.post("/commands", {**form, "csrf": "forged"})[0] == 403 and device.locker.opened == []

@@ -5,18 +5,7 @@ from __future__ import annotations
 
 import re
 
-from .test_cmd import DEVICE, SITE, device, write_key  # noqa: F401  (device: a fixture)
-from .webclient import WebClient, login_line
-
-
-def signed_in(tmp_path, central_app, device):  # noqa: F811
-    write_key(tmp_path / "keys" / SITE / f"{DEVICE}.key", device.key_hex)
-    staff = tmp_path / "staff"
-    staff.write_text(login_line("lan", "482913", "operator", "Nguyen Van A"))
-    c = central_app(key_dir=str(tmp_path / "keys"), staff_file=str(staff))
-    browser = WebClient(c.url)
-    assert browser.login("lan", "482913", next_path="/commands")[0] == 200
-    return browser
+from .test_cmd import DEVICE, SITE, device, signed_in  # noqa: F401  (device: a fixture)
 
 
 def results(listing: str) -> list[str]:
