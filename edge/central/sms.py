@@ -399,6 +399,7 @@ class SmsService:
             client.username_pw_set(username, password)
         self._ca_file = ca_file
         client.on_connect = self._on_connect
+        client.on_subscribe = self._on_subscribe
         client.on_disconnect = lambda c, u, f, rc, p: setattr(self, "broker_ok", False)
         client.on_message = lambda c, u, msg: (self._queue.put((self._generation, msg.mid, msg.topic, msg.payload)),
                                                self._wake.set())
@@ -412,6 +413,14 @@ class SmsService:
         self._generation += 1
         topic = f"{PREFIX}+/+/locker/notify"
         client.subscribe(f"$share/{self.group}/{topic}" if self.group else topic, qos=1)
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        if any(rc.is_failure for rc in reason_codes):
+            log.error("central sms: broker refused the subscription to locker/notify: %s",
+                      ", ".join(str(rc) for rc in reason_codes))
+            return
+        # Connected *and* subscribed, as the ingest consumer counts it: a notify published before
+        # the broker took the subscription (a fresh shared one) would never reach us.
         self.broker_ok = True
 
     # -- lifecycle ------------------------------------------------------------------------------
