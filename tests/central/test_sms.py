@@ -15,7 +15,6 @@ from aiohttp import web
 
 from edge.central import sms, smstext
 from edge.central.sms import Notify, SmsConfig, SmsService
-from edge.testing import free_port
 
 from .conftest import stop_network, wait_until
 from .smskit import GammuSmsd, have_gammu, sentitems
@@ -160,11 +159,11 @@ class Gateway:
 
     def __init__(self, statuses: list[int]):
         self.statuses, self.requests = list(statuses), []
-        self.port = free_port()
+        self.port = 0          # the kernel's choice at bind time, read back: no port to race for
         self.loop = asyncio.new_event_loop()
         self.ready = threading.Event()
         threading.Thread(target=self._serve, daemon=True).start()
-        self.ready.wait(10)
+        assert self.ready.wait(30), "the gateway did not start listening"
 
     def _serve(self):
         async def send(request: web.Request) -> web.Response:
@@ -177,7 +176,8 @@ class Gateway:
             app.router.add_post("/api/sms", send)
             runner = web.AppRunner(app)
             await runner.setup()
-            await web.TCPSite(runner, "127.0.0.1", self.port).start()
+            await web.TCPSite(runner, "127.0.0.1", 0).start()
+            self.port = runner.addresses[0][1]
             self.ready.set()
 
         self.loop.run_until_complete(main())
