@@ -65,7 +65,7 @@ def cmd_encode(args) -> int:
 
 def cmd_page(args) -> int:
     from edge.errors import DeviceError
-    from edge.pager.driver import PagerDriver, make_transmitter, open_transport
+    from edge.pager.driver import ACK_TIMEOUT_S, PagerDriver, make_transmitter, open_transport
     from edge.pager.protocol import FrameError
 
     from edge.pager import setup  # the same transmitter settings as the service's
@@ -73,22 +73,25 @@ def cmd_page(args) -> int:
     settings = setup.transmitter_settings(args.driver, system=args.system, message=args.message,
                                           capcode_base=args.capcode_base, ook_protocol=args.ook_protocol)
     sim = None
+    ack_timeout_s = ACK_TIMEOUT_S
     try:
         codec = make_transmitter(args.driver, **settings)
         codec.page_frame(args.card)  # refuse a bad card before touching any port
         port = args.port
         if port == "sim":
-            from edge.pager.sim import TransmitterSim
+            from edge.pager.sim import ANSWER_WAIT_S, TransmitterSim
 
             sim = TransmitterSim(args.driver, ook_protocol=args.ook_protocol, **setup.sim_settings(settings))
             port = sim.start()
-        driver = PagerDriver(open_transport(port, baud=args.baud or codec.baud, rtscts=args.cts), codec,
-                             retries=args.retries, cts_flow=args.cts)
+            ack_timeout_s = ANSWER_WAIT_S  # it answers from our own thread: late on a busy machine, never silent
+        driver = PagerDriver(open_transport(port, baud=args.baud or codec.baud, rtscts=args.cts,
+                                            timeout_s=ack_timeout_s),
+                             codec, retries=args.retries, cts_flow=args.cts, ack_timeout_s=ack_timeout_s)
         try:
             result = driver.page(args.card)
         finally:
             driver.close()
-        if sim is not None and not sim.wait_for(1, timeout_s=3):
+        if sim is not None and not sim.wait_for(1):
             return _fail(args, f"the simulator did not accept the frame: {sim.rejected}", 1)
     except FrameError as err:
         return _fail(args, str(err))

@@ -23,6 +23,12 @@ from edge.pager import ook, protocol
 
 log = logging.getLogger(__name__)
 
+# How long a host should wait for this simulator's answer (an ACK, a decoded page). It answers from a
+# thread of the host's own process, so a loaded machine delays it: 0.46 s was seen on a busy 2-core CI
+# machine, where a real box's 0.5 s ack timeout made a late ACK a retry and a second page. A waiter
+# returns as soon as the answer is there; only a test of a silent box waits it out, with its own wait.
+ANSWER_WAIT_S = 5.0
+
 
 class TransmitterSim:
     """One simulated transmitter; thread-based so sync drivers and asyncio services both use it."""
@@ -112,7 +118,7 @@ class TransmitterSim:
         self._master = self._slave = -1
 
     # -- waiting (tests) --------------------------------------------------------------------
-    def wait_for(self, count: int, timeout_s: float = 5.0) -> bool:
+    def wait_for(self, count: int, timeout_s: float = ANSWER_WAIT_S) -> bool:
         """Block until `count` pages were accepted in total; False on timeout."""
         with self._cond:
             return self._cond.wait_for(lambda: len(self.vibrated) >= count, timeout=timeout_s)

@@ -5,24 +5,18 @@ import pytest
 from edge.errors import DeviceNotReady
 from edge.pager.driver import PagerDriver, TransmitterError, make_transmitter, open_transport
 from edge.pager.protocol import FrameError
-from edge.pager.sim import TransmitterSim
+from edge.pager.sim import ANSWER_WAIT_S, TransmitterSim
 from edge.testing import wait_until
 
 DRIVERS = ["jtech", "lrs", "waveware", "espa", "ook"]
-
-
-# How long the driver waits for the simulator's answer. The simulator answers from a thread of this
-# process: on a loaded 2-core machine that answer took up to 0.46 s, and a shorter wait turned a late
-# ACK into a retry (attempts 2, the card paged twice). Only a silent box waits it out, and that test
-# asks for a short wait of its own.
-SIM_ANSWER_S = 5.0
 
 
 @pytest.fixture
 def rig(tmp_path):
     made = []
 
-    def build(name, *, system=10, retries=2, ack_timeout_s=SIM_ANSWER_S, **sim_settings):
+    def build(name, *, system=10, retries=2, ack_timeout_s=ANSWER_WAIT_S, **sim_settings):
+        # ANSWER_WAIT_S: a late ACK from the simulator's thread must not become a retry (a second page)
         sim = TransmitterSim(name, link_dir=tmp_path, system=system, **sim_settings)
         path = sim.start()
         codec = make_transmitter(name, system=system)

@@ -4,6 +4,7 @@ import asyncio
 import json
 
 from edge.config import from_dict
+from edge.pager.sim import ANSWER_WAIT_S
 from edge.supervisor import Supervisor
 from edge.testing import MqttRecorder
 
@@ -14,9 +15,8 @@ def test_pager_commands_and_events_over_mqtt(mosquitto, tmp_path):
     config = from_dict({
         "site": "hn-badinh", "device": "desk-01", "role": "desk", "data_dir": str(tmp_path / "data"),
         "broker": {"url": mosquitto.url},
-        # ack_timeout_s: the simulator answers from a thread of this process, up to 0.46 s late on a
-        # loaded 2-core machine; the default 0.5 s made a late ACK a retry and a second page.
-        "pager": {"driver": "espa", "port": "sim", "system_id": 0, "ack_timeout_s": 5.0,
+        # ANSWER_WAIT_S: a late ACK from the simulator's thread must not become a retry (a second page)
+        "pager": {"driver": "espa", "port": "sim", "system_id": 0, "ack_timeout_s": ANSWER_WAIT_S,
                   "services": {"ho-tich": {"prefix": "A", "name": "Hộ tịch"}},
                   "counters": {"1": {"services": ["ho-tich"]}}},
     })

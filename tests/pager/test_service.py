@@ -10,22 +10,20 @@ from gpiozero.pins.mock import MockFactory
 from edge.errors import CommandError
 from edge.pager.config import CounterDef, PagerConfig, PanelDef, ServiceDef
 from edge.pager.service import PagerService
+from edge.pager.sim import ANSWER_WAIT_S
 from edge.service import ServiceContext, validate_args
 from edge.store import Store
 from edge.testing import FakeClock, until
 
 NEXT, RECALL, SKIP, LED = 5, 6, 13, 19
-# The simulator answers each page from a thread of this process: on a loaded 2-core machine that took
-# up to 0.46 s, and a shorter ack timeout turned a late ACK into a retry (the card paged twice, or an
-# outage). No test here needs a silent box to time out, so the wait costs nothing.
-SIM_ANSWER_S = 5.0
 
 
 def make_service(tmp_path, clock=time.time, **overrides):
     """A pager on its pty simulator; with a FakeClock its loops wait on that clock (ServiceContext.sleep)."""
     settings = dict(
-        driver="waveware", port="sim", system_id=10, ack_timeout_s=SIM_ANSWER_S, retries=1, long_press_s=0.3, bounce_s=0,
-        double_press_s=0,
+        # ANSWER_WAIT_S: a late ACK from the simulator's thread must not become a retry (a second page)
+        driver="waveware", port="sim", system_id=10, ack_timeout_s=ANSWER_WAIT_S, retries=1, long_press_s=0.3,
+        bounce_s=0, double_press_s=0,
         services={"a": ServiceDef(prefix="A"), "b": ServiceDef(prefix="B")},
         counters={"1": CounterDef(services=["a", "b"], panel=PanelDef(next_pin=NEXT, recall_pin=RECALL, skip_pin=SKIP,
                                                                       rating_pins=[20, 21, 22, 23, 24],

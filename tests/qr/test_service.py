@@ -13,6 +13,7 @@ from edge.config import from_dict
 from edge.errors import ConfigError, DeviceNotReady
 from edge.pager.config import CounterDef, PagerConfig, ServiceDef
 from edge.pager.service import PagerService
+from edge.pager.sim import ANSWER_WAIT_S
 from edge.qr.config import QrConfig
 from edge.qr.service import QrService
 from edge.qr.sim import SimCamera
@@ -48,9 +49,8 @@ def make_qr(store, tmp_path, *, peers=None, clock=time.time, **settings):
 
 
 def make_pager(store, tmp_path):
-    # ack_timeout_s: the simulator answers from a thread of this process, up to 0.46 s late on a loaded
-    # 2-core machine; a shorter wait made a late ACK a retry (a second page). Nothing here waits it out.
-    config = PagerConfig(driver="waveware", port="sim", ack_timeout_s=5.0, retries=1,
+    # ANSWER_WAIT_S: a late ACK from the simulator's thread must not become a retry (a second page)
+    config = PagerConfig(driver="waveware", port="sim", ack_timeout_s=ANSWER_WAIT_S, retries=1,
                          services={"ho-tich": ServiceDef(prefix="A", name="Hộ tịch"),
                                    "chung-thuc": ServiceDef(prefix="B", name="Chứng thực")},
                          counters={"1": CounterDef(services=["ho-tich", "chung-thuc"])})
