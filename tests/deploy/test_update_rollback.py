@@ -161,3 +161,12 @@ def test_a_file_that_is_not_an_edge_wheel_is_refused(pi, tmp_path):
     other.write_text("x")
     result = pi.update(str(other))
     assert result.returncode == 1 and "expected a wheel named edge-VERSION" in result.stdout
+
+
+def test_the_health_check_runs_at_least_once_however_slow_the_restart(pi):
+    # A busy machine can spend the whole --timeout-s before the first look (here: none at all);
+    # a healthy version must still be judged healthy, not rolled back unchecked.
+    assert pi.update(str(make_wheel(pi.wheels, "1.0")), "--no-restart").returncode == 0
+    result = pi.update(str(make_wheel(pi.wheels, "2.0")), "--timeout-s", "0")
+    assert result.returncode == 0 and "edge doctor passes" in result.stdout, result.stdout + result.stderr
+    assert pi.version() == "edge 2.0"
