@@ -425,6 +425,9 @@ def test_lrs_keepalive_goes_out_between_pages(tmp_path):
             clock.advance(15)
             await clock.settle()
             await until(lambda: len(service.sim.keepalives) == 2)
+            # The link counts a keep-alive once its write returned, on the loop: that can come after the
+            # simulator's thread has already recorded it, so wait for the count itself.
+            await until(lambda: service.link.keepalives_sent == 2, what="the link counting the second keep-alive")
             # Every frame was a whole PAGE or the exact keep-alive to system 3's capcode (1000000).
             assert service.sim.rejected == [] and service.link.keepalives_sent == 2
         finally:
