@@ -18,6 +18,7 @@ from edge.errors import DeviceNotReady
 
 MOSQUITTO_PATHS = ("/usr/sbin/mosquitto", "/usr/bin/mosquitto", "/usr/local/sbin/mosquitto")
 START_TIMEOUT_S = 10.0
+PORT_ATTEMPTS = 5
 
 
 def find_mosquitto() -> str | None:
@@ -33,6 +34,31 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def listens_on(pid: int, port: int) -> bool:
+    """Whether process `pid` holds a listening TCP socket on `port` (IPv4). A bare connect() is not
+    proof: between free_port() and the child's bind, another process (another test worker) may
+    have taken the port, and the connect would reach that one. Without /proc: the connect."""
+    try:
+        with open("/proc/net/tcp") as table:
+            rows = [line.split() for line in table.readlines()[1:]]
+        listening = {f"socket:[{row[9]}]" for row in rows
+                     if row[3] == "0A" and row[1].rsplit(":", 1)[1] == f"{port:04X}"}  # 0A: LISTEN
+        if not listening:
+            return False
+        fds = Path(f"/proc/{pid}/fd")
+        return any(os.readlink(fds / fd) in listening for fd in os.listdir(fds))
+    except FileNotFoundError:  # the process is gone, or no /proc
+        if Path("/proc/net/tcp").exists():
+            return False
+    except PermissionError:    # another user's process: fall back to the connect
+        pass
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+        return True
+    except OSError:
+        return False
+
+
 class MosquittoBroker:
     """`MosquittoBroker().start()`; `.url`, `.port`; `.kill()` (crash), `.stop()`, `.start()` again."""
 
@@ -40,7 +66,9 @@ class MosquittoBroker:
                  persistence: bool = False):
         self.binary = find_mosquitto()
         self.persistence = persistence  # sessions survive a SIGTERM restart (not a SIGKILL)
+        self._port_chosen = port is None  # ours to change if someone else binds it first
         self.port = port or free_port()
+        self._started = False
         self.extra_config = extra_config
         self._own_dir = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="edge-mosquitto-"))
@@ -56,7 +84,25 @@ class MosquittoBroker:
                 "mosquitto is not installed: run `make setup` as root (apt package 'mosquitto'), "
                 "or give an existing broker with --broker mqtt://HOST:PORT"
             )
-        conf = self.workdir / "mosquitto.conf"
+        log = self.workdir / "mosquitto.log"
+        for attempt in range(PORT_ATTEMPTS):
+            self._write_config()
+            logged_before = log.stat().st_size if log.exists() else 0
+            self.process = subprocess.Popen(
+                [self.binary, "-c", str(self.workdir / "mosquitto.conf")], stdout=subprocess.DEVNULL,
+                stderr=open(log, "ab"),
+            )
+            if self._wait_listening(log, logged_before):
+                self._started = True
+                return self
+            # Another process took the port between free_port() and our bind (another test worker):
+            # a fresh one, unless this is a restart, where clients expect the same port.
+            if not self._port_chosen or self._started or attempt == PORT_ATTEMPTS - 1:
+                raise DeviceNotReady(f"mosquitto could not bind 127.0.0.1:{self.port}: it is in use")
+            self.port = free_port()
+        raise AssertionError("unreachable")
+
+    def _write_config(self) -> None:
         # Persistent: sessions and their queued messages (up to 100,000, not the default 1,000)
         # survive a SIGTERM restart.
         persistence = (f"persistence true\npersistence_location {self.workdir}/\nmax_queued_messages 100000\n"
@@ -65,24 +111,25 @@ class MosquittoBroker:
             # As root, mosquitto drops to user 'mosquitto', who cannot write into our private
             # temporary directory: the saved sessions would silently be lost at the restart.
             persistence += "user root\n"
-        conf.write_text(
+        (self.workdir / "mosquitto.conf").write_text(
             f"listener {self.port} 127.0.0.1\nallow_anonymous true\n{persistence}"
             f"log_dest stderr\nlog_type error\nlog_type warning\n{self.extra_config}\n"
         )
-        self.process = subprocess.Popen(
-            [self.binary, "-c", str(conf)], stdout=subprocess.DEVNULL,
-            stderr=open(self.workdir / "mosquitto.log", "ab"),
-        )
+
+    def _wait_listening(self, log: Path, logged_before: int) -> bool:
+        """True once our mosquitto listens; False if it exited because the port is taken."""
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                log = (self.workdir / "mosquitto.log").read_text(errors="replace")[-500:]
-                raise DeviceNotReady(f"mosquitto exited at start on port {self.port}: {log}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return self
-            except OSError:
-                time.sleep(0.05)
+                with open(log, "rb") as f:
+                    f.seek(logged_before)
+                    said = f.read().decode(errors="replace")
+                if "Address already in use" in said:
+                    return False
+                raise DeviceNotReady(f"mosquitto exited at start on port {self.port}: {said[-500:]}")
+            if listens_on(self.process.pid, self.port):
+                return True
+            time.sleep(0.02)
         self.kill()
         raise DeviceNotReady(f"mosquitto did not listen on 127.0.0.1:{self.port} within {START_TIMEOUT_S} s")
 
