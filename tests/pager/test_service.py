@@ -18,8 +18,20 @@ from edge.testing import FakeClock, until
 NEXT, RECALL, SKIP, LED = 5, 6, 13, 19
 
 
-def make_service(tmp_path, clock=time.time, **overrides):
-    """A pager on its pty simulator; with a FakeClock its loops wait on that clock (ServiceContext.sleep)."""
+MORNING = 1772413200.0  # 2026-03-02 08:00 in Vietnam (UTC+7)
+
+
+def office_clock(start: float = MORNING):
+    """Real seconds, counted from an office morning: a test on real time never sees the queue's day
+    change (05:00 local, 22:00 UTC) and renumber or expire its tickets, whatever hour CI runs it."""
+    offset = start - time.monotonic()
+    return lambda: offset + time.monotonic()
+
+
+def make_service(tmp_path, clock=None, **overrides):
+    """A pager on its pty simulator, on real time from an office morning (`office_clock`); with a
+    FakeClock its loops wait on that clock (ServiceContext.sleep)."""
+    clock = clock or office_clock()
     settings = dict(
         # ANSWER_WAIT_S: a late ACK from the simulator's thread must not become a retry (a second page)
         driver="waveware", port="sim", system_id=10, ack_timeout_s=ANSWER_WAIT_S, retries=1, long_press_s=0.3,
@@ -207,7 +219,8 @@ def test_counter_panel_buttons(tmp_path):
 
 
 def test_restart_keeps_the_queue(tmp_path):
-    service, store, _ = make_service(tmp_path)
+    clock = office_clock()  # one time line across the restart
+    service, store, _ = make_service(tmp_path, clock=clock)
 
     async def first():
         task = await started(service)
@@ -221,7 +234,7 @@ def test_restart_keeps_the_queue(tmp_path):
 
     before = run(first())
     store.close()
-    again, store2, _ = make_service(tmp_path)
+    again, store2, _ = make_service(tmp_path, clock=clock)
 
     async def second():
         task = await started(again)
@@ -261,7 +274,7 @@ def test_page_queued_in_an_outage_is_dropped_if_the_ticket_moved_on(tmp_path):
 
 
 def test_repage_timer_pages_again_until_the_recall_limit(tmp_path):
-    clock = FakeClock(1772413200.0)
+    clock = FakeClock(MORNING)
     service, store, _ = make_service(tmp_path, clock=clock, repage_s=40, max_recalls=2)
 
     async def scenario():
@@ -291,8 +304,6 @@ def test_repage_timer_pages_again_until_the_recall_limit(tmp_path):
 
 
 def test_book_then_checkin_and_resume(tmp_path):
-    import time
-
     service, store, _ = make_service(tmp_path)
     command = commander(service)
 
@@ -300,7 +311,7 @@ def test_book_then_checkin_and_resume(tmp_path):
         task = await started(service)
         try:
             await command("issue", {"service": "a"})
-            await command("book", {"code": "LH-2026-0001", "service": "a", "slot": time.time() - 60})
+            await command("book", {"code": "LH-2026-0001", "service": "a", "slot": service.ctx.clock() - 60})
             checked = await command("checkin", {"code": "LH-2026-0001"})
             assert checked["position"] == 1  # its slot was before the walk-in arrived
             await service.pause("1")
