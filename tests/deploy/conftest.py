@@ -22,11 +22,13 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
+from edge.localbroker import listens_on
 from edge.testing import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy" / "mosquitto"
 WAIT_S = 10.0
+PORT_ATTEMPTS = 5
 SITE = "hn-test"
 DEVICES = ("kiosk-a", "kiosk-b")
 
@@ -117,31 +119,42 @@ def start_office_broker(workdir: Path, users: list[str], *, mutual_tls: bool = F
         shutil.copy(DEPLOY / "acl", workdir / "acl")
     else:
         (workdir / "acl").write_text(acl)
-    tls_port, plain_port = free_port(), free_port()
-    conf = workdir / "mosquitto.conf"
     text = (DEPLOY / "mosquitto.conf").read_text()
     if mutual_tls:  # the documented option: uncomment the two lines
         text = text.replace("#require_certificate true", "require_certificate true")
         text = text.replace("#use_identity_as_username true", "use_identity_as_username true")
-    conf.write_text(render_config(text, workdir, tls_port, plain_port))
-    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    log = open(workdir / "mosquitto.log", "ab")
-    process = subprocess.Popen([binary, "-c", str(conf)], stdout=log, stderr=log)
-    deadline = time.monotonic() + WAIT_S
-    while True:
-        if process.poll() is not None:
-            pytest.fail(f"mosquitto exited: {(workdir / 'mosquitto.log').read_text(errors='replace')[-800:]}")
-        try:
-            socket.create_connection(("127.0.0.1", tls_port), timeout=0.2).close()
-            socket.create_connection(("127.0.0.1", plain_port), timeout=0.2).close()
+    for _ in range(PORT_ATTEMPTS):
+        tls_port, plain_port = free_port(), free_port()
+        process = _run_broker(workdir, render_config(text, workdir, tls_port, plain_port), (tls_port, plain_port))
+        if process is not None:
             break
-        except OSError:
-            if time.monotonic() > deadline:
-                process.kill()
-                pytest.fail("mosquitto did not listen in time")
-            time.sleep(0.05)
+    else:
+        pytest.fail(f"mosquitto found its ports taken {PORT_ATTEMPTS} times in a row")
     passwords = {u: (workdir / "secrets" / f"{u}.password").read_text() for u in users}
     return OfficeBroker(workdir, tls_port, plain_port, process, passwords)
+
+
+def _run_broker(workdir: Path, config: str, ports: tuple[int, ...]) -> subprocess.Popen | None:
+    """mosquitto with `config`, once it listens on all `ports`; None if one was taken before it
+    could bind it (another test worker picked the same free port): the caller picks new ones."""
+    conf, log_path = workdir / "mosquitto.conf", workdir / "mosquitto.log"
+    conf.write_text(config)
+    logged_before = log_path.stat().st_size if log_path.exists() else 0
+    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen([binary, "-c", str(conf)], stdout=log, stderr=log)
+    deadline = time.monotonic() + WAIT_S
+    while not all(listens_on(process.pid, port) for port in ports):
+        if process.poll() is not None:
+            said = log_path.read_bytes()[logged_before:].decode(errors="replace")
+            if "Address already in use" in said:
+                return None
+            pytest.fail(f"mosquitto exited: {said[-800:]}")
+        if time.monotonic() > deadline:
+            process.kill()
+            pytest.fail("mosquitto did not listen in time")
+        time.sleep(0.02)
+    return process
 
 
 def stop_broker(broker) -> None:
