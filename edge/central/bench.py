@@ -213,6 +213,9 @@ class _FakeCentral:
     def broker_ok(self) -> bool:
         return True
 
+    def now(self) -> float:
+        return time.time()
+
     def consumer_stats(self) -> dict:
         return {}
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import time
 from dataclasses import dataclass
+from typing import Callable
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
@@ -40,6 +42,9 @@ class CentralConfig:
     tls_cert: str | None = None            # the dashboard over https (PEM files); else a TLS proxy in front
     tls_key: str | None = None
     sms: object = None                     # edge.central.sms.SmsConfig: citizen SMS (--sms gammu|http)
+    # The dashboard's "now": which day is today, which results came in overnight. Tests pin it,
+    # so their figures never depend on the hour or the date they happen to run at.
+    clock: Callable[[], float] = time.time
 
 
 def parse_listen(value: str) -> tuple[str, int]:
@@ -74,6 +79,10 @@ class CentralApp:
         self.tls = self._tls()          # read now: a bad certificate stops `edge central run` with its reason
 
     # used by web.Handlers
+    def now(self) -> float:
+        """The dashboard's current time (`CentralConfig.clock`)."""
+        return self.config.clock()
+
     def broker_ok(self) -> bool:
         return self.consumer.broker_ok
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import os
 import shutil
@@ -16,6 +17,7 @@ import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -28,6 +30,19 @@ DEADLINE_S = 60.0
 # Every page and read API needs a login: test clients read with this admin token by default.
 ADMIN_TOKEN = "test-admin-token-0123456789"
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+# The offices' time zone (central's default `tz`): what "today" and "overnight" mean on the dashboard.
+TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+
+
+def pinned_now() -> float:
+    """A "now" for the dashboard's clock (`central_app(clock=lambda: now)`): yesterday at 12:00
+    office time. Far from midnight and from the 07:30 of the overnight count, and in the past: the
+    figures of "today" cannot change under a test that runs across midnight, nor depend on the
+    hour or the date it runs at."""
+    noon = dt.datetime.now(TZ).replace(hour=12, minute=0, second=0, microsecond=0)
+    return (noon - dt.timedelta(days=1)).timestamp()
 
 
 def staff_file(directory: Path, extra: str = "") -> str:

@@ -10,17 +10,18 @@ import urllib.request
 
 import pytest
 
-from .conftest import AUTH, wait_until
+from .conftest import AUTH, pinned_now, wait_until
 
 
 @pytest.fixture
 def office(central_app, devices):
-    app = central_app()
+    now = pinned_now()                  # "today" on the dashboard, whatever the hour of the run
+    app = central_app(clock=lambda: now)
     desk, kiosk = devices("hn", "desk-1"), devices("hn", "kiosk-1")
     desk.state("pager", {"services": {"dat-dai": {"name": "Đất đai", "name_en": "Land", "waiting": 1},
                                       "ho-tich": {"name": "Hộ tịch", "name_en": "Civil status", "waiting": 0}},
                          "counters": {}, "cards_out": 3, "cards_free": 96})
-    desk.event("pager", "ticket_issued", ticket="A001", queue="dat-dai")
+    desk.event("pager", "ticket_issued", ticket="A001", queue="dat-dai", ts=now)
     kiosk.event("vision", "verified", decision="reject", reason="no_match", dossier="X")
     kiosk.event("locker", "door_opened", compartment=3, reason="pickup")
     kiosk.event("qr", "code_scanned", kind="unknown", reason="not a procedure, receipt, appointment or payment code")
@@ -85,11 +86,12 @@ def test_the_json_api_keeps_its_json_errors(office):
 
 
 def test_ratings_page_labels_tickets_names_the_queue_and_says_sms_is_not_set_up(central_app, devices):
-    app = central_app()
+    now = pinned_now()                  # the rating on the dashboard's "today", whatever the hour
+    app = central_app(clock=lambda: now)
     desk = devices("hn", "desk-1")
     desk.state("pager", {"services": {"ho-tich": {"name": "Hộ tịch", "name_en": "Civil status", "waiting": 0}},
                          "counters": {}, "cards_out": 0, "cards_free": 99})
-    desk.event("pager", "rating", counter="2", queue="ho-tich", score=4, ticket="A017")
+    desk.event("pager", "rating", counter="2", queue="ho-tich", score=4, ticket="A017", ts=now)
     wait_until(lambda: app.get("/api/ratings?site=hn"), what="the counter rating stored")
     wait_until(lambda: app.get("/api/queues"), what="pager snapshot")
     assert app.get("/api/ratings?site=hn")[0]["service"] == "ho-tich"     # was None: events carry `queue`
@@ -107,10 +109,11 @@ def test_ratings_page_labels_tickets_names_the_queue_and_says_sms_is_not_set_up(
 def test_todays_bar_of_the_30_day_chart_agrees_with_todays_count_while_the_rollup_lags(central_app, devices, pg):
     import psycopg
 
-    app = central_app()
+    now = pinned_now()                  # the 15 tickets and the dashboard's "today" on one day
+    app = central_app(clock=lambda: now)
     desk = devices("hn", "desk-1")
     for n in range(15):
-        desk.event("pager", "ticket_issued", ticket=f"A{n:03d}", queue="dat-dai")
+        desk.event("pager", "ticket_issued", ticket=f"A{n:03d}", queue="dat-dai", ts=now - 60 * n)
     wait_until(lambda: sum(r["issued"] for r in app.get("/api/queues?site=hn")) == 15, what="15 tickets today")
     wait_until(lambda: app.get("/api/queues/days?site=hn")[-1]["tickets"] == 15, what="roll-up")
     with psycopg.connect(pg.dsn, autocommit=True) as conn:       # the roll-up one round behind: 13 of 15

@@ -7,29 +7,20 @@ import re
 import datetime as dt
 import io
 import time
-from zoneinfo import ZoneInfo
 
 import pytest
 
-from .conftest import AUTH, wait_until
-
-TZ = ZoneInfo("Asia/Ho_Chi_Minh")
-
-
-def day_anchor() -> float:
-    """A time earlier today (local) with room for an hour of tickets before now."""
-    now = time.time()
-    midnight = dt.datetime.fromtimestamp(now, TZ).replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
-    return max(midnight + 10, now - 3600)
+from .conftest import AUTH, TZ, pinned_now, wait_until
 
 
 @pytest.fixture
 def fed(central_app, devices):
     """Central with a desk (4 tickets) and a kiosk (locker snapshot, an alarm), all stored."""
-    c = central_app()
+    now = pinned_now()
+    c = central_app(clock=lambda: now)
     desk, kiosk = devices("hanoi-bd", "desk-1"), devices("hanoi-bd", "kiosk-1")
     wait_until(lambda: desk.acked and kiosk.acked, what="devices online")
-    t0 = day_anchor()
+    t0 = now - 3600                                        # an hour of tickets before now
     desk.event("pager", "ticket_issued", ticket="A001", queue="A", ts=t0)
     desk.event("pager", "ticket_issued", ticket="A002", queue="A", ts=t0 + 60)
     desk.event("pager", "ticket_called", ticket="A001", counter=1, ts=t0 + 300)
@@ -46,10 +37,7 @@ def fed(central_app, devices):
         "4": {"size": "L", "state": "opening", "door": "closed", "occupied": True},
         "5": {"size": "L", "state": "free", "door": "closed", "occupied": False}}})
     kiosk.event("locker", "alarm", alarm="left_open", compartment=3)
-    now = time.time()
     morning = dt.datetime.fromtimestamp(now, TZ).replace(hour=7, minute=30, second=0, microsecond=0)
-    if morning.timestamp() > now:
-        morning -= dt.timedelta(days=1)
     night = morning.timestamp() - 3600                     # 06:30: collected overnight
     kiosk.event("locker", "loaded", receipt="HS-001", compartment=1, deadline=now + 3600, ts=night - 86400)
     kiosk.event("locker", "loaded", receipt="HS-002", compartment=4, deadline=now + 5 * 86400, ts=night - 600)

@@ -6,8 +6,6 @@ Every read answers only about the sites the caller may see; dossier codes are ma
 
 from __future__ import annotations
 
-import time
-
 import psycopg
 from aiohttp import web
 
@@ -110,7 +108,7 @@ async def queue_days(request: web.Request) -> web.Response:
 
 async def lockers(request: web.Request) -> web.Response:
     central = request.app[CENTRAL_KEY]
-    return respond(request, _visible(request, await central.db.run(queries.lockers, central.tz, time.time())), "lockers")
+    return respond(request, _visible(request, await central.db.run(queries.lockers, central.tz, central.now())), "lockers")
 
 
 async def command(request: web.Request) -> web.Response:

@@ -268,7 +268,7 @@ def parse_day(raw: str) -> dt.date:
 def day_arg(request: web.Request, tz: ZoneInfo) -> dt.date:
     raw = request.query.get("day")
     if not raw:
-        return queries.local_day(tz)
+        return queries.local_day(tz, request.app[CENTRAL_KEY].now())
     try:
         return parse_day(raw)
     except ValueError:

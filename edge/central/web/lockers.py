@@ -3,8 +3,6 @@ overdue / fault) with each waiting result's deadline, and the locker alarms."""
 
 from __future__ import annotations
 
-import time
-
 from aiohttp import web
 
 from edge.central import queries
@@ -14,7 +12,7 @@ from edge.central.web.common import CENTRAL_KEY, STAFF_KEY, render
 
 async def page(request: web.Request) -> web.Response:
     central, staff = request.app[CENTRAL_KEY], request[STAFF_KEY]
-    now = time.time()
+    now = central.now()
     summary = {(r["site"], r["device"]): r for r in await central.db.run(queries.lockers, central.tz, now)}
     grids = await central.db.run(data.locker_grids, now, staff.sites)
     for grid in grids:
