@@ -110,6 +110,9 @@ def flood(c, good, bad, dsn: str, *, reaches=lambda topic: True) -> None:
     wait_until(lambda: len(stored_good()) == GOOD_EVENTS and quarantined() == len(arriving), timeout=180,
                what=f"{GOOD_EVENTS} good events stored and {len(arriving)} poison messages quarantined")
     elapsed = time.monotonic() - started
+    # The writer thread counts a batch a moment after committing it: the rows above can be in
+    # PostgreSQL before the consumer's own count has caught up (asserted exactly below).
+    wait_until(lambda: c.app.consumer.stats()["quarantined"] >= len(arriving), what="the quarantine counted")
 
     rows = stored_good()
     assert [r[0] for r in rows] == good.ids                                  # each once, none lost
