@@ -13,6 +13,11 @@ import paho.mqtt.client as mqtt
 from edge.localbroker import free_port  # noqa: F401  (one free_port for every test)
 from edge.mqtt import parse_broker_url
 
+# How long the helpers below wait by default. They return as soon as the condition holds, so this
+# costs nothing when a test passes; it only has to outlast a busy 2-core CI machine, where a
+# thread, a task or a child process can be kept off the CPU for seconds.
+DEADLINE_S = 30.0
+
 
 class MqttRecorder:
     """Subscribes to `topic` and keeps every message as (topic, payload, retain); `wait_for` has a deadline."""
@@ -25,14 +30,15 @@ class MqttRecorder:
         self.messages: list[tuple[str, Any, bool]] = []
         self._cond = threading.Condition()
         self._subscribed = threading.Event()
+        self._subacks = 0  # SUBACKs since start(): the first one, then one per reconnection
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id or f"rec-{time.time_ns()}",
                                   protocol=mqtt.MQTTv5 if persistent else mqtt.MQTTv311)
         self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(self.topic, qos=1)
-        self.client.on_subscribe = lambda *a: self._subscribed.set()
+        self.client.on_subscribe = self._on_subscribe
         self.client.on_disconnect = lambda *a: self._subscribed.clear()
         self.client.on_message = self._on_message
 
-    def start(self, timeout_s: float = 10.0) -> "MqttRecorder":
+    def start(self, timeout_s: float = DEADLINE_S) -> "MqttRecorder":
         self.client.reconnect_delay_set(0.1, 0.5)
         if self.persistent:
             from paho.mqtt.packettypes import PacketTypes
@@ -48,10 +54,19 @@ class MqttRecorder:
             raise TimeoutError(f"recorder could not subscribe to {self.topic} within {timeout_s} s")
         return self
 
-    def resubscribed(self, timeout_s: float = 10.0) -> None:
-        """After a broker restart: wait until the subscription is back."""
-        if not self._subscribed.wait(timeout_s):
-            raise TimeoutError("recorder did not resubscribe")
+    def resubscribed(self, times: int = 1, timeout_s: float = DEADLINE_S) -> None:
+        """After `times` broker restarts: wait until the subscription is back. Counted, not read off
+        the connection state: right after the restart the client may not even have noticed the
+        outage yet, and still look subscribed."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._subacks > times, timeout_s):
+                raise TimeoutError("recorder did not resubscribe")
+
+    def _on_subscribe(self, *args) -> None:
+        with self._cond:
+            self._subacks += 1
+            self._cond.notify_all()
+        self._subscribed.set()
 
     def stop(self) -> None:
         self.client.disconnect()
@@ -70,7 +85,7 @@ class MqttRecorder:
         with self._cond:
             return [(t, p) for t, p, _ in self.messages if predicate(t, p)]
 
-    def wait_for(self, predicate: Callable[[str, Any], bool], count: int = 1, timeout_s: float = 10.0) -> list:
+    def wait_for(self, predicate: Callable[[str, Any], bool], count: int = 1, timeout_s: float = DEADLINE_S) -> list:
         deadline = time.monotonic() + timeout_s
         with self._cond:
             while True:
@@ -93,7 +108,7 @@ class MqttRecorder:
         self.stop()
 
 
-def wait_until(condition: Callable[[], bool], timeout_s: float = 10.0, what: str = "condition") -> None:
+def wait_until(condition: Callable[[], bool], timeout_s: float = DEADLINE_S, what: str = "condition") -> None:
     deadline = time.monotonic() + timeout_s
     while not condition():
         if time.monotonic() > deadline:
@@ -101,7 +116,7 @@ def wait_until(condition: Callable[[], bool], timeout_s: float = 10.0, what: str
         time.sleep(0.02)
 
 
-async def until(predicate: Callable[[], bool], timeout_s: float = 5.0, step_s: float = 0.01,
+async def until(predicate: Callable[[], bool], timeout_s: float = DEADLINE_S, step_s: float = 0.01,
                 what: str = "condition") -> bool:
     """Wait in a test for a background step (a door wait, a face loop) with a deadline, never a bare
     sleep. Returns True, or raises AssertionError naming `what` after `timeout_s` of loop time."""
@@ -169,7 +184,7 @@ class FakeClock:
         with self._lock:
             return len(self._waiters)
 
-    async def settle(self, timeout_s: float = 5.0) -> None:
+    async def settle(self, timeout_s: float = DEADLINE_S) -> None:
         """Until each loop the last advances woke waits on the clock again (or has ended)."""
         def settled() -> bool:
             with self._lock:
