@@ -287,9 +287,14 @@ def test_camera_verify_shows_the_prompt_and_waits_for_the_turn(tmp_path, model_d
     for i, image in enumerate(attackset.turning(frame, points, "turn_left", frames=10, seed=2)):
         cv2.imwrite(str(folder / f"{i:02d}.png"), image[:, :, ::-1])
     store = Store(tmp_path / "edge.db")
+    # The replay loops the ten frames, and each idle look of the worker (one per frame period while
+    # no request comes) moves it on: a capture starting late in the turn sees it end and jump back
+    # to frontal, a turn the other way. At 2 frames/s no idle look fits between the start and the
+    # two requests unless the test process stalls for seconds. The challenge time is generous:
+    # the capture ends at the turn (7-9 frames), however slowly a busy machine analyses them.
     vision = VisionService(ServiceContext(name="vision", site="t", device="kiosk-01", store=store, data_dir=tmp_path,
                                           config=VisionConfig(camera=f"replay:{folder}", model_dir=str(model_dir),
-                                                              threads=1, fps=10.0)))
+                                                              threads=1, fps=2.0, liveness_challenge_s=30.0)))
 
     async def scenario():
         await vision.start()
