@@ -101,6 +101,10 @@ def test_gap_recovery_through_the_acl(office_broker, pg, tmp_path):
                 conn.execute("DELETE FROM events WHERE seq IN (2, 3)")
                 conn.execute("UPDATE device_seq SET seq_stored = seq_stored - 2")
             wait_until(lambda: conn.execute("SELECT count(*) FROM events").fetchone()[0] == 4, what="gap refilled")
+            # The device queues the resent events before its answer: the answer can reach
+            # PostgreSQL in a later batch than the events.
+            wait_until(lambda: conn.execute("SELECT count(*) FROM commands WHERE type = 'resend' "
+                                            "AND result IS NOT NULL").fetchone()[0], what="the device's answer recorded")
             ids = [r[0] for r in conn.execute("SELECT id FROM events ORDER BY seq")]
             (result,) = conn.execute("SELECT result FROM commands WHERE type = 'resend'").fetchone()
         assert ids == [e["id"] for e in sent]
