@@ -146,6 +146,16 @@ async def pager_and_kiosk(store, tmp_path: Path, clock=None, **kiosk):
         await pager.stop()
 
 
+def at_step(page, *steps: str, timeout: float | None = None) -> None:
+    """Wait until the pickup page shows one of `steps` with no press of its own awaiting an answer.
+
+    A step can reach the page by its event stream before the answer to the press that caused it
+    (6 starts in 40 under load), and the page ignores a press while one is in flight (kiosk.js
+    `act`): a test that typed a code and pressed Enter at once could see that Enter dropped."""
+    selector = ", ".join(f"body[data-step='{step}']:not(.busy)" for step in steps)
+    page.wait_for_selector(selector, **({} if timeout is None else {"timeout": timeout}))
+
+
 def shot(page, tmp_path: Path, name: str) -> Path:
     """A screenshot in the test's output (tmp_path/screenshots), also copied to $EDGE_SCREENSHOT_DIR if set."""
     folder = tmp_path / "screenshots"

@@ -10,7 +10,7 @@ import pytest
 
 from edge.kiosk.config import KioskConfig
 from edge.service import ServiceContext
-from kiosk_harness import Served, served_desk, shot
+from kiosk_harness import Served, at_step, served_desk, shot
 from kiosk_fakes import FakeLocker
 
 pytestmark = pytest.mark.browser
@@ -86,15 +86,15 @@ def test_receipt_read_by_the_camera_fills_in_the_code_of_a_started_pickup(desk, 
     camera_reads(loop_thread, qr, "000.00.01.H29-240115-0009")  # a receipt left in view: nobody pressed start
     assert kiosk.flow.view()["step"] == "start"
     page.click("#start")
-    page.wait_for_selector("body[data-step='code']")
+    at_step(page, "code")
     camera_reads(loop_thread, qr, CODE)
     page.wait_for_function(f"document.querySelector('#code').value === '{CODE}'")  # offered, not submitted
     assert kiosk.flow.view()["attempts_left"] == 3
     page.click("#code-submit")
-    page.wait_for_selector("body[data-step='pin']")  # no face consent here: straight to the PIN
+    at_step(page, "pin")  # no face consent here: straight to the PIN
     page.fill("#pin", "1357")
     page.click("#pin-submit")
-    page.wait_for_selector("body[data-step='open']")
+    at_step(page, "open")
     assert page.locator(".locker div.open").all_inner_texts() == ["4"]
 
 

@@ -16,7 +16,7 @@ import pytest
 from edge.kiosk.config import KioskConfig
 from edge.service import ServiceContext
 from edge.store import Store
-from kiosk_harness import LoopThread, Served, shot
+from kiosk_harness import LoopThread, Served, at_step, shot
 
 pytestmark = pytest.mark.browser
 
@@ -149,7 +149,7 @@ def open_kiosk(page, rig):
 def scan(page, text):
     """A USB QR scanner at the kiosk types the payload into the focused field and presses Enter."""
     page.click("#start")
-    page.wait_for_selector("body[data-step='code']")
+    at_step(page, "code")
     page.keyboard.type(text)
     page.keyboard.press("Enter")
 
@@ -162,9 +162,9 @@ def test_night_pickup_face_opens_compartment_7_and_only_it(rig_genuine, page, tm
     open_kiosk(page, rig)
     shot("1-start")
     scan(page, f"https://dichvucong.gov.vn/tra-cuu-ho-so?ma_ho_so={CODE}")
-    page.wait_for_selector("body[data-step='face']")
+    at_step(page, "face")
     shot("2-face")
-    page.wait_for_selector("body[data-step='open']", timeout=30_000)
+    at_step(page, "open", timeout=30_000)
     assert page.inner_text("#open-title") == "Ngăn số 7 đang mở"
     assert page.locator(".locker div.open").all_inner_texts() == ["7"]
     shot("3-open")
@@ -173,16 +173,16 @@ def test_night_pickup_face_opens_compartment_7_and_only_it(rig_genuine, page, tm
     assert rig.bus.door(BOARD, LOCK).open
     rig.bus.set_occupied(BOARD, LOCK, False)  # the citizen takes the papers and closes the door
     rig.bus.close_door(BOARD, LOCK)
-    page.wait_for_selector("body[data-step='thanks']", timeout=15_000)
+    at_step(page, "thanks", timeout=15_000)
     shot("4-thanks")
     assert rig.call(rig.locker.lookup(CODE))["status"] == "collected"
     actions = [r["action"] for r in rig.store.query("SELECT action FROM audit WHERE actor = 'kiosk'")]
     assert {"session.start", "code.lookup", "step.face", "face.accept", "locker.opened", "door.closed",
             "session.end"} <= set(actions)
     # the same receipt again: already collected, said kindly, nothing opens
-    page.wait_for_selector("body[data-step='start']", timeout=15_000)
+    at_step(page, "start", timeout=15_000)
     scan(page, CODE)
-    page.wait_for_selector("body[data-step='message']")
+    at_step(page, "message")
     assert "đã được nhận" in page.inner_text("#message")
     assert rig.pulses() == after
 
@@ -194,8 +194,8 @@ def test_wrong_face_falls_back_to_pin_and_nothing_opens(rig_impostor, page, tmp_
     shot = Shots(page, tmp_path, "wrong-face")
     open_kiosk(page, rig)
     scan(page, CODE)
-    page.wait_for_selector("body[data-step='face']")
-    page.wait_for_selector("body[data-step='pin']", timeout=30_000)  # two rejections: the PIN is offered
+    at_step(page, "face")
+    at_step(page, "pin", timeout=30_000)  # two rejections: the PIN is offered
     assert "Không nhận diện được khuôn mặt" in page.inner_text("#pin-notice")
     shot("1-pin-offered")
     assert rig.pulses() == before
@@ -206,7 +206,7 @@ def test_wrong_face_falls_back_to_pin_and_nothing_opens(rig_impostor, page, tmp_
         page.click("#pin-submit")
         if left:
             page.wait_for_function(f"document.querySelector('#pin-notice').textContent.includes('còn {left} lần thử')")
-    page.wait_for_selector("body[data-step='message']")
+    at_step(page, "message")
     assert "sai quá số lần" in page.inner_text("#message")
     shot("2-locked")
     assert rig.pulses() == before and not rig.bus.door(BOARD, LOCK).open
@@ -229,17 +229,17 @@ def test_wrong_code_is_refused_kindly_and_nothing_opens(rig_genuine, page, tmp_p
     page.wait_for_function("document.querySelector('#code-notice').textContent.includes('chưa đúng dạng')")
     page.fill("#code", "000.00.01.H29-240115-0003")
     page.click("#code-submit")
-    page.wait_for_selector("body[data-step='message']")
+    at_step(page, "message")
     shot("2-too-many")
     assert rig.pulses() == before
     # no face consent for this receipt: the right code goes straight to the PIN, which opens 7
     page.click("#back")
-    page.wait_for_selector("body[data-step='code']")
+    at_step(page, "code")
     page.keyboard.type(CODE)
     page.keyboard.press("Enter")
-    page.wait_for_selector("body[data-step='pin']")
+    at_step(page, "pin")
     page.fill("#pin", CITIZEN_PIN)
     page.click("#pin-submit")
-    page.wait_for_selector("body[data-step='open']", timeout=15_000)
+    at_step(page, "open", timeout=15_000)
     after = rig.pulses()
     assert {n: after[n] - before[n] for n in after} == {n: int(n == COMPARTMENT) for n in after}

@@ -9,7 +9,7 @@ import cv2
 import pytest
 
 from edge.vision import attackset  # prints and screens of the sample faces, re-photographed
-from kiosk_harness import shot
+from kiosk_harness import at_step, shot
 from test_night_pickup import CODE, Rig, _rgb, open_kiosk, scan
 
 pytestmark = pytest.mark.browser
@@ -33,13 +33,13 @@ def test_a_printed_photo_is_refused_at_the_kiosk_and_the_pin_offered(rig_printed
     before = rig.pulses()
     open_kiosk(page, rig)
     scan(page, CODE)
-    page.wait_for_selector("body[data-step='face']")
+    at_step(page, "face")
     # The randomised prompt of the verify in progress, over the live (mirrored) picture.
     page.wait_for_function("/quay mặt sang (trái|phải)/.test(document.querySelector('#challenge').textContent)",
                            timeout=30_000)
     page.wait_for_function("document.querySelector('#camera').naturalWidth > 0", timeout=30_000)
     shot(page, tmp_path, "attack-print-face")
-    page.wait_for_selector("body[data-step='pin']", timeout=60_000)  # two refusals (face_attempts = 2)
+    at_step(page, "pin", timeout=60_000)  # two refusals (face_attempts = 2)
     notice = page.inner_text("#pin-notice")
     assert "ảnh in hay màn hình không dùng được" in notice, notice
     shot(page, tmp_path, "attack-print-pin-offered")

@@ -16,7 +16,7 @@ import pytest
 
 from edge.testing import FakeClock
 from kiosk_fakes import FakeLocker, FakeVision
-from kiosk_harness import served_kiosk, shot
+from kiosk_harness import at_step, served_kiosk, shot
 
 pytestmark = pytest.mark.browser
 
@@ -103,7 +103,7 @@ def open_kiosk(page, svc):
 
 def start(page):
     page.click("#start")
-    page.wait_for_selector("body[data-step='code']")
+    at_step(page, "code")
 
 
 def keypad(page, text, pad="#codepad"):
@@ -117,7 +117,7 @@ def test_wrong_pin_then_right_pin_opens(kiosk, page, tmp_path):
     start(page)
     page.keyboard.type(PIN_ONLY)  # a USB scanner types the code and presses Enter
     page.keyboard.press("Enter")
-    page.wait_for_selector("body[data-step='pin']")
+    at_step(page, "pin")
     keypad(page, "1111", "#keypad")
     page.click("#keypad button[data-key='✓']")
     page.wait_for_function("document.querySelector('#pin-notice').textContent.includes('còn 2 lần thử')")
@@ -128,7 +128,7 @@ def test_wrong_pin_then_right_pin_opens(kiosk, page, tmp_path):
     shot(page, tmp_path, "pickup-pin-wrong")
     keypad(page, PIN_ONLY_PIN, "#keypad")
     page.click("#keypad button[data-key='✓']")
-    page.wait_for_selector("body[data-step='open']")
+    at_step(page, "open")
     assert page.locator(".locker div.open").all_inner_texts() == ["2"]
     assert [(o[0], o[2]) for o in peers["locker"].opened] == [(PIN_ONLY, "pin")]
 
@@ -158,7 +158,7 @@ def test_a_code_typed_on_the_keypad_is_formatted_as_typed(kiosk, page, tmp_path)
     assert page.input_value("#code") == "000.A0.01.H26-261207-"
     keypad(page, "0042")
     page.click("#code-submit")
-    page.wait_for_selector("body[data-step='pin']")
+    at_step(page, "pin")
 
 
 def test_a_code_left_in_view_of_the_camera_spends_no_attempt(kiosk, page, loop_thread, tmp_path):
@@ -183,7 +183,7 @@ def test_a_code_left_in_view_of_the_camera_spends_no_attempt(kiosk, page, loop_t
     loop_thread.call(svc._scanned({"kind": "receipt", "code": LEFT_IN_VIEW}))
     assert page.input_value("#code") == CODE
     page.click("#code-submit")
-    page.wait_for_selector("body[data-step='face']")
+    at_step(page, "face")
     assert peers["locker"].opened == []
 
 
@@ -194,7 +194,7 @@ def test_face_step_shows_the_mirrored_camera_the_prompt_and_a_countdown(kiosk, p
     assert "giây" in page.inner_text("#countdown")  # the code step counts down too
     keypad(page, "0000001H292612070001")
     page.click("#code-submit")
-    page.wait_for_selector("body[data-step='face']")
+    at_step(page, "face")
     page.wait_for_function("document.querySelector('#camera').naturalWidth > 0")  # the live picture
     assert page.evaluate("getComputedStyle(document.querySelector('#camera')).transform") == "matrix(-1, 0, 0, 1, 0, 0)"
     page.wait_for_function("document.querySelector('#challenge').textContent.includes('quay mặt sang trái')")
@@ -203,7 +203,7 @@ def test_face_step_shows_the_mirrored_camera_the_prompt_and_a_countdown(kiosk, p
     shot(page, tmp_path, "pickup-face-camera")
     peers["vision"].decisions = ["accept"]
     loop_thread.loop.call_soon_threadsafe(peers["vision"].gate.set)
-    page.wait_for_selector("body[data-step='open']")
+    at_step(page, "open")
     assert page.locator(".locker div.open").all_inner_texts() == ["5"]
     # The picture is served at the face step only.
     assert page.evaluate("fetch('/api/kiosk/camera.jpg').then(r => r.status)") == 204
@@ -219,7 +219,7 @@ def test_a_printed_photo_is_refused_with_its_own_message(kiosk_answered, page, l
     start(page)
     keypad(page, "0000001H292612070001")
     page.click("#code-submit")
-    page.wait_for_selector("body[data-step='face']")
+    at_step(page, "face")
     vision.answer(loop_thread, spoof)  # the next check waits for its answer: time to read this one
     page.wait_for_function("document.querySelector('#face-notice').textContent.includes('ảnh in')")
     assert "Ông/Bà còn 2 lần thử" in page.inner_text("#face-notice")
@@ -227,7 +227,7 @@ def test_a_printed_photo_is_refused_with_its_own_message(kiosk_answered, page, l
     # Three photos: the PIN on the receipt is offered, saying why the face was not accepted.
     vision.answer(loop_thread, spoof)
     vision.answer(loop_thread, spoof)
-    page.wait_for_selector("body[data-step='pin']", timeout=20_000)
+    at_step(page, "pin", timeout=20_000)
     assert "ảnh in hay màn hình không dùng được" in page.inner_text("#pin-notice")
     assert peers["locker"].opened == []
 
@@ -240,7 +240,7 @@ def test_the_language_chosen_stays_for_the_timeout_message(kiosk_on_a_clock, clo
     page.wait_for_function("document.querySelector('#code-submit').textContent === 'Continue'")
     page.wait_for_function("/\\d+ seconds left/.test(document.querySelector('#countdown').textContent)")
     clock.advance(svc.flow.limits.session_timeout_s + 1)  # the citizen walked away: the next tick ends it
-    page.wait_for_selector("body[data-step='message']", timeout=15_000)
+    at_step(page, "message", timeout=15_000)
     assert page.inner_text("#message") == "The session timed out. Please start again."
     assert "Back to start in" in page.inner_text("#countdown")
     shot(page, tmp_path, "pickup-timeout-en")

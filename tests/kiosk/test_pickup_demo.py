@@ -18,7 +18,7 @@ import time
 import pytest
 
 from edge.kiosk.demo_results import RESULTS
-from kiosk_harness import shot
+from kiosk_harness import at_step, shot
 
 pytestmark = pytest.mark.browser
 
@@ -119,39 +119,39 @@ def test_the_demo_results_are_collected_in_the_browser(demo, page, tmp_path):
     page.wait_for_selector("body[data-ready='1']")
     shot(page, tmp_path, "demo-1-start")
     page.click("#start")
-    page.wait_for_selector("body[data-step='code']")
+    at_step(page, "code")
     keypad(page, FACE.code.replace(".", "").replace("-", ""))  # the separators come by themselves
     assert page.input_value("#code") == FACE.code
     page.click("#code-submit")
     # The replay camera shows the enrolled person: the face step opens the door by itself (the
     # demo's still photo cannot turn its head, so edge/demo.toml switches only the challenge off).
-    page.wait_for_selector("body[data-step='face'], body[data-step='open']")
-    page.wait_for_selector("body[data-step='open']", timeout=45_000)
+    at_step(page, "face", "open")
+    at_step(page, "open", timeout=45_000)
     assert re.fullmatch(r"Ngăn số \d+ đang mở", page.inner_text("#open-title"))
     shot(page, tmp_path, "demo-3-open")
-    page.wait_for_selector("body[data-step='thanks']", timeout=30_000)  # the simulator closes the door
+    at_step(page, "thanks", timeout=30_000)  # the simulator closes the door
     # The PIN result: its code, then its PIN on the keypad.
-    page.wait_for_selector("body[data-step='start']", timeout=30_000)
+    at_step(page, "start", timeout=30_000)
     page.click("#start")
-    page.wait_for_selector("body[data-step='code']")
+    at_step(page, "code")
     keypad(page, PIN_ONLY.code.replace(".", "").replace("-", ""))
     page.click("#code-submit")
-    page.wait_for_selector("body[data-step='pin']")
+    at_step(page, "pin")
     for key in PIN_ONLY.pin:
         page.click(f"#keypad button[data-key='{key}']")
     page.click("#keypad button[data-key='✓']")
-    page.wait_for_selector("body[data-step='open']", timeout=20_000)
+    at_step(page, "open", timeout=20_000)
     # The receipt the QR demo camera shows in its loop: it fills in the code field of a started
     # session (it never starts one, never spends a try); the citizen confirms it, then the PIN.
-    page.wait_for_selector("body[data-step='start']", timeout=30_000)
+    at_step(page, "start", timeout=30_000)
     page.click("#start")
-    page.wait_for_selector("body[data-step='code']")
+    at_step(page, "code")
     page.wait_for_function(f"document.querySelector('#code').value === '{scanned.group(1)}'", timeout=45_000)
     assert "Đã đọc mã QR" in page.inner_text("#code-notice")
     shot(page, tmp_path, "demo-4-scanned")
     page.click("#code-submit")
-    page.wait_for_selector("body[data-step='pin']")
+    at_step(page, "pin")
     for key in scanned.group(2):
         page.click(f"#keypad button[data-key='{key}']")
     page.click("#keypad button[data-key='✓']")
-    page.wait_for_selector("body[data-step='open']", timeout=20_000)
+    at_step(page, "open", timeout=20_000)

@@ -13,7 +13,7 @@ import pytest
 
 from edge.kiosk.service import KioskService
 from edge.testing import FakeClock
-from kiosk_harness import served_kiosk, shot
+from kiosk_harness import at_step, served_kiosk, shot
 from kiosk_fakes import FakeLocker, FakePager, FakeQr, FakeVision
 
 pytestmark = pytest.mark.browser
@@ -52,23 +52,23 @@ def test_face_journey_in_the_browser(kiosk, clock, page, loop_thread, tmp_path):
     assert page.inner_text("#step-start button") == "Nhận kết quả"
     shot(page, tmp_path, "fakes-1-start")
     page.click("#start")
-    page.wait_for_selector("body[data-step='code']")
+    at_step(page, "code")
     page.fill("#code", CODE)
     page.press("#code", "Enter")  # what a USB QR scanner does after the payload
-    page.wait_for_selector("body[data-step='face']")
+    at_step(page, "face")
     shot(page, tmp_path, "fakes-2-face")
     peers["vision"].decisions = ["accept"]
     loop_thread.loop.call_soon_threadsafe(peers["vision"].gate.set)
-    page.wait_for_selector("body[data-step='open']")
+    at_step(page, "open")
     assert page.inner_text("#open-title") == "Ngăn số 7 đang mở"
     assert page.locator(".locker div.open").all_inner_texts() == ["7"]
     shot(page, tmp_path, "fakes-3-open")
     assert [(o[1], o[2]) for o in peers["locker"].opened] == [(7, "face")]
     loop_thread.loop.call_soon_threadsafe(peers["locker"].door_closed.set)
-    page.wait_for_selector("body[data-step='thanks']")
+    at_step(page, "thanks")
     shot(page, tmp_path, "fakes-4-thanks")
     clock.advance(svc.flow.limits.thanks_s)  # the thank-you screen's time is up
-    page.wait_for_selector("body[data-step='start']", timeout=15_000)  # back to the start by itself
+    at_step(page, "start", timeout=15_000)  # back to the start by itself
 
 
 def test_pin_fallback_english_toggle_and_kind_message(kiosk, clock, page, loop_thread, tmp_path):
@@ -78,16 +78,16 @@ def test_pin_fallback_english_toggle_and_kind_message(kiosk, clock, page, loop_t
     page.click("#lang")
     page.wait_for_function("document.querySelector('#start').textContent === 'Get my result'")
     page.click("#start")
-    page.wait_for_selector("body[data-step='code']")
+    at_step(page, "code")
     page.fill("#code", "000.00.01.H29-240115-0999")
     page.click("#code-submit")
     page.wait_for_function("document.querySelector('#code-notice').textContent.includes('You have 2 tries left')")
     shot(page, tmp_path, "fakes-wrong-code")
     page.fill("#code", CODE)
     page.click("#code-submit")
-    page.wait_for_selector("body[data-step='face']")
+    at_step(page, "face")
     page.click("#use-pin")
-    page.wait_for_selector("body[data-step='pin']")
+    at_step(page, "pin")
     for key in "4320":
         page.click(f"#keypad button[data-key='{key}']")
     page.click("#pin-submit")
@@ -95,18 +95,18 @@ def test_pin_fallback_english_toggle_and_kind_message(kiosk, clock, page, loop_t
     assert peers["locker"].opened == []
     page.fill("#pin", "4321")
     page.click("#pin-submit")
-    page.wait_for_selector("body[data-step='open']")
+    at_step(page, "open")
     assert page.inner_text("#open-title") == "Compartment 7 is open"
     loop_thread.loop.call_soon_threadsafe(peers["locker"].door_closed.set)
-    page.wait_for_selector("body[data-step='thanks']")
+    at_step(page, "thanks")
     # the same receipt again: already collected, said kindly, nothing opens
     clock.advance(svc.flow.limits.thanks_s)
-    page.wait_for_selector("body[data-step='start']", timeout=15_000)
+    at_step(page, "start", timeout=15_000)
     page.click("#start")
-    page.wait_for_selector("body[data-step='code']")
+    at_step(page, "code")
     page.fill("#code", CODE)
     page.click("#code-submit")
-    page.wait_for_selector("body[data-step='message']")
+    at_step(page, "message")
     assert "đã được nhận" in page.inner_text("#message")  # language is back to Vietnamese for a new citizen
     shot(page, tmp_path, "fakes-collected")
     assert len(peers["locker"].opened) == 1
@@ -191,7 +191,7 @@ def test_the_open_page_follows_a_restarted_kiosk_service(kiosk, page, loop_threa
     page.goto(svc.url + "/kiosk")
     page.wait_for_selector("body[data-ready='1']")
     page.click("#start")
-    page.wait_for_selector("body[data-step='code']")
+    at_step(page, "code")
     port = int(svc.url.rsplit(":", 1)[1])
 
     async def restart():
@@ -202,9 +202,9 @@ def test_the_open_page_follows_a_restarted_kiosk_service(kiosk, page, loop_threa
     again = loop_thread.call(restart())
     try:
         # the new service knows no session: the page's event stream reconnects and shows the start
-        page.wait_for_selector("body[data-step='start']", timeout=15_000)
+        at_step(page, "start", timeout=15_000)
         page.click("#start")
-        page.wait_for_selector("body[data-step='code']")
+        at_step(page, "code")
     finally:
         loop_thread.call(again.stop())
 
