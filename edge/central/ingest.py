@@ -371,6 +371,7 @@ class Consumer:
             log.exception("central: gap recovery round failed")
             return
         self.counts["resend_requests"] += len(sent)
+        self.counts["resend_rounds"] += 1      # rounds done (a test waits for rounds, not for time)
 
     def _publish_command(self, topic: str, payload: str) -> bool:
         """Publish an unsigned command on our own connection (the broker ACL lets `central` only)."""

@@ -158,10 +158,11 @@ def test_device_resends_what_central_missed_and_the_gap_closes(broker, pg, centr
         device.emit(6)
         device.forget(7, 9)
         # Two new instances, both doing gap recovery: they share the events and the asking (a gap
-        # younger than min_age_s may be a seq in the other instance's batch: not asked yet).
-        settings = recovery.RecoverySettings(every_s=0.2, retry_s=1.0, min_age_s=0.5)
+        # younger than min_age_s may be a seq in the other instance's batch: not asked yet; 1 s,
+        # not less: both instances share this process, and on a loaded machine one can lag).
+        settings = recovery.RecoverySettings(every_s=0.2, retry_s=1.0, min_age_s=1.0)
         b = central_app(instance="central-b", ingest={"resend": settings})
-        central_app(instance="central-c", ingest={"resend": settings})
+        c = central_app(instance="central-c", ingest={"resend": settings})
         device.emit(3)                                   # seqs 10-12 reveal the gap 4-9
 
         def gaps():
@@ -171,7 +172,12 @@ def test_device_resends_what_central_missed_and_the_gap_closes(broker, pg, centr
                    == [(7, 9, True)], what="gap 4-6 filled, 7-9 unrecoverable")
         with db.connect(pg.dsn) as conn:
             _age_requests(conn, 3 * settings.retry_s)    # three retry periods pass ...
-        time.sleep(1.0)            # ... and each instance runs rounds (every 0.3 s): nothing asked again
+        # ... and each instance runs two whole rounds after that (the first may have begun
+        # before): nothing asked again. Counted rounds, not a fixed sleep: on a loaded machine a
+        # second could pass with no round at all, and the check would prove nothing.
+        rounds = [x.app.consumer.counts["resend_rounds"] for x in (b, c)]
+        wait_until(lambda: all(x.app.consumer.counts["resend_rounds"] >= n + 2 for x, n in zip((b, c), rounds)),
+                   what="two recovery rounds of each instance")
         with db.connect(pg.dsn) as conn:
             stored = conn.execute(
                 "SELECT count(*), count(DISTINCT id), array_agg(seq ORDER BY seq) FROM events").fetchone()
