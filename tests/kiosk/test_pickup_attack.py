@@ -39,7 +39,7 @@ def test_a_printed_photo_is_refused_at_the_kiosk_and_the_pin_offered(rig_printed
                            timeout=30_000)
     page.wait_for_function("document.querySelector('#camera').naturalWidth > 0", timeout=30_000)
     shot(page, tmp_path, "attack-print-face")
-    at_step(page, "pin", timeout=60_000)  # two refusals (face_attempts = 2)
+    at_step(page, "pin", timeout=90_000)  # two refusals (face_attempts = 2)
     notice = page.inner_text("#pin-notice")
     assert "ảnh in hay màn hình không dùng được" in notice, notice
     shot(page, tmp_path, "attack-print-pin-offered")
