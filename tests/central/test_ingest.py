@@ -26,9 +26,13 @@ def stored_ids(dsn: str) -> set[str]:
         return {row[0] for row in conn.execute("SELECT id FROM events")}
 
 
-def produce(devices, per_device: int, *, pause_every: int = 50, pause_s: float = 0.02) -> threading.Thread:
+def produce(devices, per_device: int, *, pause_every: int = 50, pause_s: float = 0.02,
+            hold_at: int | None = None, resume: threading.Event | None = None) -> threading.Thread:
+    """Each device emits `per_device` events; with `hold_at`, the stream waits there for `resume`."""
     def run():
         for i in range(per_device):
+            if i == hold_at:
+                resume.wait(120)
             for d in devices:
                 d.event("pager", "ticket_issued", ticket=f"A{i:03d}", queue="A")
             if i % pause_every == 0:
@@ -55,10 +59,14 @@ def run_kill9(broker, pg, devices, central_process, per_device: int):
     b = central_process(broker.url, pg.dsn, "central-b").start()
     sims = [devices("hanoi-bd", f"desk-{n}") for n in range(1, 4)]
     wait_until(lambda: all(d.acked for d in sims), what="devices online")
-    producer = produce(sims, per_device)
+    # The last third of the stream waits for the kill: on a fast machine (or with this test
+    # process stalled) the whole stream could otherwise be stored before the kill.
+    resume = threading.Event()
+    producer = produce(sims, per_device, hold_at=2 * per_device // 3, resume=resume)
     wait_until(lambda: counts(pg.dsn)[0] > per_device, what="a third of the stream stored")
     a.kill()                                   # mid-stream: its unacked batch is redelivered later
     killed_at = counts(pg.dsn)[0]
+    resume.set()
     producer.join(120)
     a.start()                                  # as systemd would: same instance id, same session
     assert_exactly_once(pg.dsn, sims)
