@@ -156,6 +156,28 @@ def at_step(page, *steps: str, timeout: float | None = None) -> None:
     page.wait_for_selector(selector, **({} if timeout is None else {"timeout": timeout}))
 
 
+# Every value the pickup page's step takes, in order, kept in window.edgeSteps as it changes: a test
+# can check a screen that shows only briefly (the thank-you) even if it never polled while it was up.
+STEP_RECORDER = """
+window.edgeSteps = [];
+new MutationObserver(records => {
+  for (const r of records) window.edgeSteps.push(r.oldValue);
+  window.edgeSteps.push(document.body.dataset.step);
+}).observe(document, {subtree: true, attributes: true, attributeFilter: ["data-step"], attributeOldValue: true});
+"""
+
+
+def record_steps(page) -> None:
+    """From the next page load on, record every step the page shows (see `saw_step`)."""
+    page.add_init_script(STEP_RECORDER)
+
+
+def saw_step(page, step: str, timeout: float | None = None) -> None:
+    """Wait until the page has shown `step` since it loaded, even if it shows another one by now."""
+    page.wait_for_function(f"(window.edgeSteps || []).includes({step!r})",
+                           **({} if timeout is None else {"timeout": timeout}))
+
+
 def shot(page, tmp_path: Path, name: str) -> Path:
     """A screenshot in the test's output (tmp_path/screenshots), also copied to $EDGE_SCREENSHOT_DIR if set."""
     folder = tmp_path / "screenshots"

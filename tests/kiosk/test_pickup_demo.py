@@ -18,17 +18,21 @@ import time
 import pytest
 
 from edge.kiosk.demo_results import RESULTS
-from kiosk_harness import at_step, shot
+from kiosk_harness import at_step, record_steps, saw_step, shot
 
 pytestmark = pytest.mark.browser
 
 FACE = next(r for r in RESULTS if r.face_photos)
 PIN_ONLY = next(r for r in RESULTS if not r.face_photos)
 READY_S = 150.0  # every service on one busy machine, the face models included
-# edge/demo.toml's waits for a visitor, shortened: the thank-you screen (8 s), the simulated citizen
-# closing a door (3 s), the QR demo camera's loop of 7 images (3 s each, and its 10 s dedupe).
-QUICKER = {"kiosk": {"thanks_s": 1.0}, "locker": {"sim": {"auto_close_s": 1.0}},
-           "qr": {"sim_interval_s": 0.5, "dedupe_s": 1.0}}
+# edge/demo.toml's waits for a visitor, shortened: the thank-you screen (8 s; 3 s, not 1, so that the
+# page hears of it even when a busy machine sends it late), the simulated citizen closing a door
+# (3 s), the QR demo camera's loop of 7 images (3 s each, and its 10 s dedupe). The face check gets
+# the time a busy test machine needs (it ends as soon as its frames are in: the demo camera gives 2
+# a second and a check wants 3, so in 2 s a starved check is a retry, and the retries could use up
+# the face step's 45 s).
+QUICKER = {"kiosk": {"thanks_s": 3.0, "face_timeout_s": 15.0, "face_step_s": 120.0},
+           "locker": {"sim": {"auto_close_s": 1.0}}, "qr": {"sim_interval_s": 0.5, "dedupe_s": 1.0}}
 # `edge demo ARGS` with QUICKER merged into its built-in config before it is validated.
 RUN_DEMO = """
 import json, sys
@@ -115,6 +119,7 @@ def test_the_demo_results_are_collected_in_the_browser(demo, page, tmp_path):
     demo.wait_for(re.escape(PIN_ONLY.code) + r"\s+PIN")
     scanned = demo.wait_for(r"(\S+)\s+PIN (\d+)\s+\(the receipt the QR demo camera shows")
     demo.wait_for("the demo session was cancelled")  # the demo's own button press is over
+    record_steps(page)
     page.goto(url)
     page.wait_for_selector("body[data-ready='1']")
     shot(page, tmp_path, "demo-1-start")
@@ -126,10 +131,10 @@ def test_the_demo_results_are_collected_in_the_browser(demo, page, tmp_path):
     # The replay camera shows the enrolled person: the face step opens the door by itself (the
     # demo's still photo cannot turn its head, so edge/demo.toml switches only the challenge off).
     at_step(page, "face", "open")
-    at_step(page, "open", timeout=45_000)
+    at_step(page, "open", timeout=120_000)
     assert re.fullmatch(r"Ngăn số \d+ đang mở", page.inner_text("#open-title"))
     shot(page, tmp_path, "demo-3-open")
-    at_step(page, "thanks", timeout=30_000)  # the simulator closes the door
+    saw_step(page, "thanks", timeout=30_000)  # the simulator closes the door (its screen may be gone again)
     # The PIN result: its code, then its PIN on the keypad.
     at_step(page, "start", timeout=30_000)
     page.click("#start")
