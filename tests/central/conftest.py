@@ -27,6 +27,7 @@ from edge.localbroker import MosquittoBroker
 
 REPO = Path(__file__).resolve().parents[2]
 DEADLINE_S = 60.0
+ANSWER_TIMEOUT_S = 30.0   # how long a test lets a device take to answer a command (early exit)
 # Every page and read API needs a login: test clients read with this admin token by default.
 ADMIN_TOKEN = "test-admin-token-0123456789"
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -336,6 +337,9 @@ def central_app(broker, pg, tmp_path):
                               batch_ms=10, periodic_s=0.3, offline_alarm_s=kw.pop("offline_alarm_s", 300.0),
                               **kw.pop("ingest", {}))
         kw.setdefault("staff_file", staff_file(tmp_path))
+        # A device's answer to a command is real work: a generous deadline (the answer ends the
+        # wait at once), not the 10 s default, which a loaded CI machine could run out.
+        kw.setdefault("cmd_timeout_s", ANSWER_TIMEOUT_S)
         c = CentralThread(CentralConfig(ingest=ingest, host="127.0.0.1", port=0, notify_base_delay_s=0.05, **kw))
         started.append(c)
         wait_until(lambda: c.app.consumer.broker_ok and c.app.consumer.db_ok, what="central connected")

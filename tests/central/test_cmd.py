@@ -17,6 +17,7 @@ from edge.security import new_key
 from edge.service import Service, ServiceContext
 from edge.store import Store
 
+from .conftest import ANSWER_TIMEOUT_S
 
 SITE, DEVICE = "hanoi-bd", "kiosk-1"
 
@@ -85,7 +86,7 @@ def test_cli_command_is_signed_executed_once_and_audited(tmp_path, broker, pg, d
     key_file = write_key(tmp_path / "keys" / SITE / f"{DEVICE}.key", device.key_hex)
     rc = edge_main(["central", "cmd", "--broker", broker.url, "--db", pg.dsn, "--site", SITE, "--device", DEVICE,
                     "--service", "locker", "--type", "open", "--args", '{"compartment": 3}', "--key", str(key_file),
-                    "--actor", "chi.lan", "--json"])
+                    "--actor", "chi.lan", "--json", "--timeout", str(ANSWER_TIMEOUT_S)])
     out = json.loads(capsys.readouterr().out)
     assert rc == 0 and out["result"]["ok"] is True and out["result"]["compartment"] == 3
     assert device.locker.opened == [3]
@@ -97,7 +98,8 @@ def test_cli_command_is_signed_executed_once_and_audited(tmp_path, broker, pg, d
 def test_wrong_key_is_refused_by_the_device(tmp_path, broker, device, capsys):
     wrong = write_key(tmp_path / "wrong.key", new_key())
     rc = edge_main(["central", "cmd", "--broker", broker.url, "--site", SITE, "--device", DEVICE, "--service", "locker",
-                    "--type", "open", "--args", '{"compartment": 5}', "--key", str(wrong)])
+                    "--type", "open", "--args", '{"compartment": 5}', "--key", str(wrong),
+                    "--timeout", str(ANSWER_TIMEOUT_S)])
     assert rc == 1 and "bad signature" in capsys.readouterr().out
     assert device.locker.opened == []
 

@@ -16,7 +16,7 @@ from edge.locker.commands import DOOR_COMMANDS
 from edge.locker.service import LockerService
 from edge.security import new_key
 
-from .conftest import wait_until
+from .conftest import ANSWER_TIMEOUT_S, wait_until
 from .test_cmd import DEVICE, SITE, device, write_key  # noqa: F401  (the `device` fixture)
 
 
@@ -77,7 +77,8 @@ def test_a_command_is_recorded_as_sent_before_it_is_published_then_timeout(tmp_p
 def test_a_refused_command_is_recorded_as_refused(tmp_path, broker, pg, device, capsys):  # noqa: F811
     wrong = write_key(tmp_path / "wrong.key", new_key())
     rc = edge_main(["central", "cmd", "--broker", broker.url, "--db", pg.dsn, "--site", SITE, "--device", DEVICE,
-                    "--service", "locker", "--type", "open", "--args", '{"compartment": 5}', "--key", str(wrong)])
+                    "--service", "locker", "--type", "open", "--args", '{"compartment": 5}', "--key", str(wrong),
+                    "--timeout", str(ANSWER_TIMEOUT_S)])
     assert rc == 1 and "bad signature" in capsys.readouterr().out
     assert rows(pg.dsn) == [("open", "refused", True)] and device.locker.opened == []
 

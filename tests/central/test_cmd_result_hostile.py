@@ -11,7 +11,7 @@ import paho.mqtt.client as mqtt
 from edge.cli import main as edge_main
 from edge.security import new_key
 
-from .conftest import stop_network
+from .conftest import ANSWER_TIMEOUT_S, stop_network
 from .test_cmd import write_key
 
 SITE, DEVICE = "hanoi-bd", "kiosk-9"
@@ -36,9 +36,9 @@ def test_a_nested_message_before_the_answer_does_not_hide_the_answer(tmp_path, b
         while not subscribed:
             device._thread.join(0.05)
         key = write_key(tmp_path / "k.key", new_key())
-        # A generous deadline (the answer ends the wait at once): 5 s could run out on a loaded machine.
         rc = edge_main(["central", "cmd", "--broker", broker.url, "--site", SITE, "--device", DEVICE,
-                        "--service", "locker", "--type", "status", "--key", str(key), "--timeout", "30", "--json"])
+                        "--service", "locker", "--type", "status", "--key", str(key), "--timeout", str(ANSWER_TIMEOUT_S),
+                        "--json"])
     finally:
         stop_network(device)
     out = json.loads(capsys.readouterr().out)

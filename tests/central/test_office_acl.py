@@ -10,7 +10,7 @@ import pytest
 from edge.central.ingest import IngestConfig
 from edge.central.service import CentralConfig
 
-from .conftest import CentralThread, SimDevice, start_acl_broker, wait_until
+from .conftest import ANSWER_TIMEOUT_S, CentralThread, SimDevice, start_acl_broker, wait_until
 
 ACL = Path(__file__).resolve().parents[2] / "deploy" / "mosquitto" / "acl"
 USERS = {"central": "central-secret", "kiosk-1": "kiosk-secret"}
@@ -59,7 +59,7 @@ def test_signed_command_as_user_central_through_the_acl(office_broker, tmp_path)
         url=office_broker.url, username="kiosk-1", password_file=str(device_pw)))
     try:
         _, result = central_cmd.send(office_broker.url, key, SITE, DEVICE, "locker", "open", {"compartment": 4},
-                                     username="central", password=USERS["central"])
+                                     username="central", password=USERS["central"], timeout_s=ANSWER_TIMEOUT_S)
         assert result["ok"] is True and device.locker.opened == [4]
     finally:
         device.close()
