@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -163,7 +164,9 @@ def test_smoke_on_real_photographs_reads_every_code_zxing_reads_with_no_wrong_te
     from edge.qr.decoder import Decoder
 
     items = {item.path.relative_to(PHOTOS).as_posix(): item for item in labelled.find(PHOTOS)[0]}
-    decoder = Decoder()
+    # The default budget, counted in this thread's CPU time: qrcode-2/28 and qrcode-4/14 need the
+    # harder passes, and on a loaded machine the wall clock could spend the budget before they ran.
+    decoder = Decoder(clock=time.thread_time)
     gained = 0
     for name in SMOKE:
         image, expected = cv2.imread(str(items[name].path)), set(items[name].texts)
