@@ -67,7 +67,9 @@ def receiver():
 @pytest.fixture
 def mailbox():
     box = Mailbox()
-    controller = Controller(box, hostname="127.0.0.1", port=free_port())
+    # ready_timeout: aiosmtpd's 5 s for its thread to listen and answer can run out on a loaded
+    # machine (its own error says so); a generous deadline, it returns as soon as it answers.
+    controller = Controller(box, hostname="127.0.0.1", port=free_port(), ready_timeout=30)
     controller.start()
     box.port = controller.port
     yield box
