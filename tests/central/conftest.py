@@ -246,7 +246,9 @@ class CentralProcess:
     def health(self) -> dict | None:
         try:
             request = urllib.request.Request(f"http://127.0.0.1:{self.port}/api/health", headers=AUTH)
-            with urllib.request.urlopen(request, timeout=2) as r:
+            # 10 s: the kill -9 test reads it once from a process that may be busy (not before it
+            # listens: that is refused at once)
+            with urllib.request.urlopen(request, timeout=10) as r:
                 return json.load(r)
         except OSError:
             return None
