@@ -25,6 +25,7 @@ from edge.localbroker import free_port  # noqa: F401  (re-exported for the centr
 
 PG_BIN_DIRS = ("/usr/lib/postgresql/17/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/15/bin")
 START_TIMEOUT_S = 30.0
+PORT_ATTEMPTS = 5
 MEMORY_DIR = "/dev/shm"
 MEMORY_MIN_FREE = 1 << 30           # leave /dev/shm alone when less than 1 GiB is free
 _template: Path | None = None       # an initdb'd data directory, copied for each cluster
@@ -57,6 +58,8 @@ class PgCluster:
     """A PostgreSQL server in a temp dir: `.start()`, `.stop()`, `.kill()`, `.dsn`, `.port`."""
 
     def __init__(self, *, port: int | None = None, base_dir: str | None = None):
+        self._port_chosen = port is None  # ours to change if someone else binds it first
+        self._started = False
         self.port = port or free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="edge-pg-", dir=base_dir or default_base_dir()))
         self.data = self.dir / "data"
@@ -102,12 +105,35 @@ class PgCluster:
         # in such a crash, after central has already acknowledged the messages to the broker.
         if not self._initialised:
             self._init()
+        for attempt in range(PORT_ATTEMPTS):
+            logged_before = self.log.stat().st_size if self.log.exists() else 0
+            try:
+                self._pg_ctl_start()
+                break
+            except subprocess.CalledProcessError:
+                # Another process (the other test worker) bound the free port before the server
+                # did: a fresh one, unless this is a restart, where clients expect the same port.
+                if self._started or not self._port_chosen or attempt == PORT_ATTEMPTS - 1 \
+                        or "Address already in use" not in self._log_since(logged_before):
+                    raise
+                self.port = free_port()
+        self._started = True
+        self._wait_ready()
+        return self
+
+    def _pg_ctl_start(self) -> None:
         opts = f"-p {self.port} -k {self.sock} -c listen_addresses=127.0.0.1 -c fsync=off " \
                f"-c full_page_writes=off -c max_connections=60 -c shared_buffers=64MB"
         self._run([pg_bin("pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-o", opts, "-w",
                    "-t", str(int(START_TIMEOUT_S)), "start"], cwd=str(self.dir))
-        self._wait_ready()
-        return self
+
+    def _log_since(self, offset: int) -> str:
+        try:
+            with open(self.log, "rb") as f:
+                f.seek(offset)
+                return f.read().decode(errors="replace")
+        except FileNotFoundError:
+            return ""
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + START_TIMEOUT_S
