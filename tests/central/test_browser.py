@@ -13,11 +13,10 @@ import random
 import time
 from contextlib import closing
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
 
-from .conftest import ADMIN_TOKEN, wait_until
+from .conftest import ADMIN_TOKEN, TZ, pinned_now, wait_until
 from .webclient import login_line
 
 pytestmark = pytest.mark.browser
@@ -58,13 +57,10 @@ class Pages:
             context.close()
 
 
-TZ = ZoneInfo("Asia/Ho_Chi_Minh")
-
-
-def seed(devices) -> tuple:
-    """Two offices: desks with a day of tickets and 30 days of history, kiosks with lockers."""
+def seed(devices, now: float) -> tuple:
+    """Two offices: desks with a day of tickets and 30 days of history, kiosks with lockers, as of
+    `now` (the dashboard's pinned clock)."""
     rng = random.Random(7)
-    now = time.time()
     today = dt.datetime.fromtimestamp(now, TZ).replace(hour=0, minute=0, second=0, microsecond=0)
     desk = devices("hanoi-badinh", "desk-1")
     desk2 = devices("hcm-quan1", "desk-1")
@@ -118,8 +114,11 @@ def seed(devices) -> tuple:
 
 
 def seeded(central_app, devices, tmp_path, **kw):
-    c = central_app(staff_file=staff(tmp_path), **kw)
-    desk, desk2, kiosk, kiosk2 = seed(devices)
+    # The dashboard's "now" pinned (conftest.pinned_now): run just after midnight, "today" had
+    # no tickets yet and its chart was an empty one; the day's figures never depend on the hour.
+    now = pinned_now()
+    c = central_app(staff_file=staff(tmp_path), clock=lambda: now, **kw)
+    desk, desk2, kiosk, kiosk2 = seed(devices, now)
     total = len(desk.ids) + len(desk2.ids) + len(kiosk.ids) + len(kiosk2.ids)
     wait_until(lambda: c.app.consumer.stats()["stored"] == total, what=f"{total} seeded events stored")
     wait_until(lambda: len(c.get("/api/lockers")) == 2, what="locker snapshots")
