@@ -342,7 +342,10 @@ def test_transmitter_plugged_in_later_comes_online_without_a_page(tmp_path):
             assert service.health() == "degraded"
             service.sim.replug()
             await advance_until(clock, lambda: service.health() == "ok", "the transmitter back online")
-            assert events(store, "transmitter_online")
+            # The port is reopened in a worker thread, which marks the link online there; the event is
+            # written on the loop once that thread has returned: a moment later.
+            await until(lambda: bool(events(store, "transmitter_online")), what="the transmitter_online event")
+            assert service.health() == "ok"
         finally:
             await finish(service, task)
 
