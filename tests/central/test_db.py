@@ -44,7 +44,8 @@ def test_events_partitioned_by_month_and_retention_drops_old_months(pg):
         db.migrate(conn)
         writer = db.Writer(conn)
         old = dt.datetime(2026, 3, 15, tzinfo=dt.timezone.utc).timestamp()
-        writer.write([event(1, ts=old), event(2, ts=old + 40 * 86400), event(3)])
+        recent = dt.datetime(2026, 6, 1, tzinfo=dt.timezone.utc).timestamp()   # not the real date: fixed
+        writer.write([event(1, ts=old), event(2, ts=old + 40 * 86400), event(3, ts=recent)])
         parts = {r[0] for r in conn.execute(
             "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
             "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'events'")}
