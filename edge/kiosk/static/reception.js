@@ -96,8 +96,10 @@
   }
   Edge.loadStrings("").then(() => {
     Edge.stream("/api/pager/events", view => { cardsFree = view.cards_free; cardsLow = view.cards_low === true; showCards(); });
-    Edge.stream("/api/reception/events", onScan);
+    // Ready once the camera's stream is open: it carries only the codes read from then on.
+    Edge.stream("/api/reception/events", onScan).source.addEventListener("open", () => {
+      document.body.dataset.ready = "1";
+    }, { once: true });
     $("scan").focus();
-    document.body.dataset.ready = "1";
   });
 })();

@@ -48,8 +48,8 @@ async def reception_scan(request: web.Request) -> web.Response:
 async def reception_events(request: web.Request) -> web.StreamResponse:
     """Server-sent procedures as the desk's camera reads them (a typed code goes through /scan)."""
     svc = request.app[SVC]
+    seen = svc.reception.version  # before the screen hears the stream is open: a code read after that is sent
     stream = await sse_open(request)
-    seen = svc.reception.version
     while not svc._closing.is_set():
         item, version = await svc.reception.next(seen, SSE_KEEPALIVE_S)
         if svc._closing.is_set():
