@@ -12,7 +12,7 @@ import urllib.request
 from edge.config import from_dict
 from edge.supervisor import Supervisor
 from kiosk_harness import LoopThread
-from edge.testing import free_port, wait_until
+from edge.testing import wait_until
 
 CODE = "000.00.01.H29-240115-0001"
 
@@ -38,7 +38,6 @@ def wait_for(predicate, timeout_s=30.0, what="condition"):
 def test_supervised_kiosk_serves_its_screens_and_opens_the_loaded_compartment(mosquitto, tmp_path):
     from edge.locker.pins import hash_pin
 
-    port = free_port()
     config = from_dict({
         "site": "test", "device": "kiosk-01", "role": "kiosk", "data_dir": str(tmp_path / "data"),
         "broker": {"url": mosquitto.url},
@@ -46,13 +45,16 @@ def test_supervised_kiosk_serves_its_screens_and_opens_the_loaded_compartment(mo
                    "staff_pins": {"staff-1": hash_pin("2580")}, "sim": {"auto_close_s": 0.6},
                    "compartments": {"1": {"board": 0, "lock": 1, "size": "S"},
                                     "2": {"board": 0, "lock": 2, "size": "M"}}},
-        "kiosk": {"port": port, "face_pause_s": 0.1},
+        # port 0: the system picks it as the kiosk binds (a port from free_port() could be taken by
+        # the other xdist worker before the supervisor got to the kiosk)
+        "kiosk": {"port": 0, "face_pause_s": 0.1},
     })
     supervisor = Supervisor(config)
     loop = LoopThread()
     run = asyncio.run_coroutine_threadsafe(supervisor.run(), loop.loop)
-    base = f"http://127.0.0.1:{port}"
     try:
+        wait_until(lambda: getattr(supervisor.peers.get("kiosk"), "url", None) is not None, 60, "the kiosk serving")
+        base = supervisor.peers["kiosk"].url
         wait_for(lambda: http(base + "/api/status")["services"].get("locker") == "ok", what="the locker ok on /status")
         status = http(base + "/api/status")
         # the supervisor's built-in "device" service (resend) is listed beside the configured ones
@@ -71,8 +73,10 @@ def test_supervised_kiosk_serves_its_screens_and_opens_the_loaded_compartment(mo
         bus = locker.sim.bus
         assert bus.pulses_for(0, 2) == 2 and bus.pulses_for(0, 1) == 0  # loading + pickup, never door 1
         wait_for(lambda: http(base + "/api/kiosk")["step"] in ("thanks", "start"), 15, "the door closed after the pickup")
-        link = http(base + "/api/status")["broker"]
-        assert link["pending"] >= 0 and link["connected"] is True  # the supervisor's real MQTT link
+        # the supervisor's real MQTT link: it connects on paho's thread, whenever the broker answers
+        # (nothing above waited for it), so its "connected" is waited for, not read once
+        wait_for(lambda: http(base + "/api/status")["broker"]["connected"] is True, what="the broker link up on /status")
+        assert http(base + "/api/status")["broker"]["pending"] >= 0
     finally:
         loop.loop.call_soon_threadsafe(supervisor.request_stop)
         run.result(30)
