@@ -17,7 +17,7 @@ from edge.kiosk.service import KioskService
 from edge.kiosk.web import STATIC_DIR, cpu_temperature
 from edge.service import ServiceContext
 from kiosk_fakes import FakeLocker
-from edge.testing import FakeClock, free_port, until
+from edge.testing import FakeClock, until
 
 CODE = "000.00.01.H29-240115-0001"
 
@@ -35,11 +35,12 @@ def get(url):
 
 
 def test_start_stop_releases_the_port_and_a_taken_port_is_a_clear_error(store, tmp_path):
-    port = free_port()
-
     async def go():
-        first = make(store, tmp_path, port=port)
+        # The first service takes a port the system picks (a port from free_port() could be taken
+        # by the other xdist worker before this bound it); the rest of the test uses that one.
+        first = make(store, tmp_path, port=0)
         await first.start()
+        port = first.runner.addresses[0][1]
         status, body = await asyncio.to_thread(get, first.url + "/kiosk")
         assert status == 200 and "Nhận kết quả" in body
         clash = make(store, tmp_path, port=port)
