@@ -345,6 +345,8 @@ def central_app(broker, pg, tmp_path):
         c = CentralThread(CentralConfig(ingest=ingest, host="127.0.0.1", port=0, notify_base_delay_s=0.05, **kw))
         started.append(c)
         wait_until(lambda: c.app.consumer.broker_ok and c.app.consumer.db_ok, what="central connected")
+        if c.app.sms is not None:    # its locker/notify subscription too: a notify sent before it is lost
+            wait_until(lambda: c.app.sms.broker_ok, what="central's SMS service subscribed")
         return c
 
     yield make
