@@ -247,6 +247,9 @@ class PtySim:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self.tty_path = ""
+        self.served = 0  # request frames handled: acted on, and the reply (if any) written back
+        self.sent = 0  # reply bytes written back in all
+        self._served_cond = threading.Condition()
 
     @property
     def path(self) -> str:
@@ -275,6 +278,15 @@ class PtySim:
     def replug(self) -> None:
         """Plugged back: a new pty (new /dev/pts number) behind the same symlink."""
         self.start()
+
+    def wait_served(self, frames: int, timeout_s: float = 10.0) -> int:
+        """Until `frames` request frames in all have been handled (their replies, if any, written to
+        the pty); returns the reply bytes written so far. TimeoutError naming the counts after
+        `timeout_s`. (The kernel hands them to the other side a moment later: see `sent`.)"""
+        with self._served_cond:
+            if not self._served_cond.wait_for(lambda: self.served >= frames, timeout_s):
+                raise TimeoutError(f"pty sim: {self.served} of {frames} request frames handled within {timeout_s} s")
+            return self.sent
 
     def __enter__(self) -> "PtySim":
         return self.start()
@@ -323,4 +335,8 @@ class PtySim:
                     os.write(master, reply)
                 except OSError:
                     return bytearray()
+            with self._served_cond:  # counted once its reply is on the wire (wait_served)
+                self.served += 1
+                self.sent += len(reply)
+                self._served_cond.notify_all()
         return buf
