@@ -122,6 +122,10 @@ def seeded(central_app, devices, tmp_path, **kw):
     total = len(desk.ids) + len(desk2.ids) + len(kiosk.ids) + len(kiosk2.ids)
     wait_until(lambda: c.app.consumer.stats()["stored"] == total, what=f"{total} seeded events stored")
     wait_until(lambda: len(c.get("/api/lockers")) == 2, what="locker snapshots")
+    # The desks' pager snapshots follow their own events on their own connections: the events
+    # and the kiosks' snapshots stored do not mean these are.
+    wait_until(lambda: all(f'data-office="{office}"'.encode() in c.get("/queues", raw=True)[1]
+                           for office in ("hanoi-badinh/desk-1", "hcm-quan1/desk-1")), what="pager snapshots")
     wait_until(lambda: sum(d["tickets"] for d in c.get("/api/queues/days")[:-1]) > 0, what="30-day roll-up")
     return c, (desk, desk2, kiosk, kiosk2)
 
