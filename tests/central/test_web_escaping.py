@@ -64,6 +64,9 @@ def hostile(central_app, devices, tmp_path):
     kiosk.state("locker", {"compartments": {PROBES[0]: {"size": PROBES[1], "state": "occupied", "door": "open"}}})
     wait_until(lambda: c.app.consumer.stats()["stored"] == 2 * len(PROBES), what="probe events stored")
     wait_until(lambda: c.get("/api/lockers"), what="locker snapshot")
+    # the desk's snapshot comes after its events on its own connection: wait for it too, or the
+    # pages could be probed before its texts are there to escape
+    wait_until(lambda: b'data-office="hanoi-bd/desk-1"' in c.get("/queues", raw=True)[1], what="pager snapshot")
     return c
 
 
