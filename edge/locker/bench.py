@@ -139,8 +139,11 @@ def bench_cycle(driver_name: str, cycles: int) -> dict:
     board = protocol.board_range[0]
     n = protocol.locks_per_board
     comps = {str(i): CompartmentConfig(board=board, lock=i) for i in range(1, n + 1)}
+    # No auto-close: the bench closes each door once the service has seen it open. A door closing
+    # 0.1 s after the pulse could close before a late poll (a busy machine) read it open: "not
+    # confirmed open", a failed bench instead of a slow figure.
     config = LockerConfig(driver=driver_name, port="sim", rate_limit_s=0.5, poll_interval_s=0.05, pulse_ms=100,
-                          compartments=comps, sim=SimConfig(auto_close_s=0.1))
+                          compartments=comps, sim=SimConfig(auto_close_s=None))
     samples = []
 
     async def run(workdir: Path):
@@ -161,6 +164,7 @@ def bench_cycle(driver_name: str, cycles: int) -> dict:
                 if not await svc.wait_door(c, "open", 5.0):
                     raise RuntimeError(f"compartment {c} not confirmed open")
                 samples.append(time.perf_counter() - t0)
+                svc.sim.bus.close_door(board, c)  # the simulated citizen, once the door was seen open
         finally:
             task.cancel()
             await svc.stop()
