@@ -212,7 +212,8 @@ def test_missing_model_is_reported_not_hidden(tmp_path, store):
         service = VisionService(ctx)
         await service.start()
         try:
-            await until(lambda: service.worker.fatal, timeout_s=30, what="the worker's fatal error")
+            # a deadline: a spawned worker imports onnxruntime and OpenCV first, slow on a busy machine
+            await until(lambda: service.worker.fatal, timeout_s=120, what="the worker's fatal error")
             with pytest.raises(DeviceNotReady, match="make setup"):
                 await service.enrol("HS-1", frames("obama.jpg"), CONSENT)
             return service.health(), service.snapshot()
