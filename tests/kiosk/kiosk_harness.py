@@ -16,6 +16,17 @@ from edge.kiosk.config import KioskConfig
 from edge.kiosk.service import KioskService
 from edge.service import ServiceContext
 
+OFFICE_MORNING = 1772413200.0  # 2026-03-02 08:00 in Vietnam (UTC+7)
+
+
+def office_clock(start: float = OFFICE_MORNING):
+    """Real seconds counted from an office morning, for a real pager: its queue's day changes at
+    05:00 local (22:00 UTC), and a test on the wall clock across that instant would see its tickets
+    expire or be numbered anew mid-test (tests/pager/test_service.py has the same rule)."""
+    offset = start - time.monotonic()
+    return lambda: offset + time.monotonic()
+
+
 class LoopThread:
     """An asyncio loop on its own thread, so a sync test (Playwright) can drive async services."""
 
@@ -86,7 +97,7 @@ def served_kiosk(loop_thread: LoopThread, store, tmp_path: Path, make_peers, *, 
 def served_desk(loop_thread: LoopThread, store, tmp_path: Path, *, qr=None, kiosk: dict | None = None,
                 queue_name_en: str = "", make_peers=dict):
     """A reception desk as under `edge demo`: the real pager on its JTECH simulator (queue "ho-tich",
-    prefix A, counter 1), the real QR service when `qr` (a QrConfig) is given, and a KioskService
+    prefix A, counter 1, on an `office_clock`), the real QR service when `qr` (a QrConfig) is given, and a KioskService
     with `kiosk` as config overrides. Yields the services by name; `make_peers()` (built on the
     loop) adds peers such as a FakeLocker."""
     from edge.pager.config import CounterDef, PagerConfig, ServiceDef
@@ -95,14 +106,14 @@ def served_desk(loop_thread: LoopThread, store, tmp_path: Path, *, qr=None, kios
 
     peers: dict = {}
 
-    def ctx(name, cfg):
+    def ctx(name, cfg, **more):
         return ServiceContext(name=name, site="test", device="desk-01", store=store, config=cfg,
-                              data_dir=tmp_path, peers=peers)
+                              data_dir=tmp_path, peers=peers, **more)
 
     pager_cfg = PagerConfig(port="sim", services={"ho-tich": ServiceDef(prefix="A", name="Hộ tịch", name_en=queue_name_en)},
                             counters={"1": CounterDef(services=["ho-tich"])}, double_press_s=0)
     services = {"qr": QrService(ctx("qr", qr))} if qr is not None else {}
-    services.update(pager=PagerService(ctx("pager", pager_cfg)),
+    services.update(pager=PagerService(ctx("pager", pager_cfg, clock=office_clock())),
                     kiosk=KioskService(ctx("kiosk", replace(KioskConfig(), port=0, **(kiosk or {})))))
 
     async def build():
@@ -120,8 +131,9 @@ def served_desk(loop_thread: LoopThread, store, tmp_path: Path, *, qr=None, kios
 
 @asynccontextmanager
 async def pager_and_kiosk(store, tmp_path: Path, clock=None, **kiosk):
-    """On the running loop: a real pager (JTECH pty simulator, queue "ho-tich", counter 1) and the
-    kiosk web app beside it, sharing one store; `kiosk` are config overrides. Yields (kiosk, pager)."""
+    """On the running loop: a real pager (JTECH pty simulator, queue "ho-tich", counter 1, on an
+    `office_clock`) and the kiosk web app beside it (on `clock`, if given), sharing one store;
+    `kiosk` are config overrides. Yields (kiosk, pager)."""
     from edge.pager.config import CounterDef, PagerConfig, ServiceDef
     from edge.pager.service import PagerService
 
@@ -129,7 +141,7 @@ async def pager_and_kiosk(store, tmp_path: Path, clock=None, **kiosk):
     pager_cfg = PagerConfig(port="sim", services={"ho-tich": ServiceDef(prefix="A", name="Hộ tịch")},
                             counters={"1": CounterDef(services=["ho-tich"])}, double_press_s=0)
     pager = PagerService(ServiceContext(name="pager", site="t", device="d", store=store, config=pager_cfg,
-                                        data_dir=tmp_path, peers=peers))
+                                        data_dir=tmp_path, peers=peers, clock=office_clock()))
     kiosk_svc = KioskService(ServiceContext(name="kiosk", site="t", device="d", store=store, data_dir=tmp_path,
                                             peers=peers, config=replace(KioskConfig(), port=0, **kiosk),
                                             **({"clock": clock} if clock else {})))

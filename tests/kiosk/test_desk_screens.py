@@ -10,7 +10,7 @@ from playwright.sync_api import expect
 
 from edge.kiosk.config import KioskConfig
 from edge.service import ServiceContext
-from kiosk_harness import Served, at_step, served_desk, shot
+from kiosk_harness import Served, at_step, office_clock, served_desk, shot
 from kiosk_fakes import FakeLocker
 from edge.testing import until
 
@@ -99,7 +99,7 @@ def test_receipt_read_by_the_camera_fills_in_the_code_of_a_started_pickup(desk, 
 # -- issue 19: messages for people, the connection banner, the wall display ----------------------------
 
 def _desk(loop_thread, store, tmp_path, *, cards=99, port=0, highlight_s=8.0, counters=("1", "2"), **kiosk_config):
-    """The real pager (JTECH pty simulator) and kiosk services; returns (services, served)."""
+    """The real pager (JTECH pty simulator, on an `office_clock`) and kiosk services; returns (services, served)."""
     from edge.kiosk.service import KioskService
     from edge.pager.config import CounterDef, PagerConfig, ServiceDef
     from edge.pager.service import PagerService
@@ -108,16 +108,16 @@ def _desk(loop_thread, store, tmp_path, *, cards=99, port=0, highlight_s=8.0, co
 
     peers: dict = {}
 
-    def ctx(name, cfg):
+    def ctx(name, cfg, **more):
         return ServiceContext(name=name, site="test", device="desk-01", store=store, config=cfg,
-                              data_dir=tmp_path, peers=peers)
+                              data_dir=tmp_path, peers=peers, **more)
 
     pager_cfg = PagerConfig(port="sim", cards=cards, double_press_s=0,
                             services={"ho-tich": ServiceDef(prefix="A", name="Hộ tịch", name_en="Civil status"),
                                       "dat-dai": ServiceDef(prefix="B", name="Đất đai", name_en="Land")},
                             counters={c: CounterDef(services=["ho-tich", "dat-dai"]) for c in counters})
     services = {"qr": QrService(ctx("qr", QrConfig(camera="none", action="none"))),
-                "pager": PagerService(ctx("pager", pager_cfg)),
+                "pager": PagerService(ctx("pager", pager_cfg, clock=office_clock())),  # no day change mid-test
                 "kiosk": KioskService(ctx("kiosk", replace(KioskConfig(), port=port, display_highlight_s=highlight_s,
                                                            **kiosk_config)))}
 
