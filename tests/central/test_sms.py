@@ -16,7 +16,7 @@ from aiohttp import web
 from edge.central import sms, smstext
 from edge.central.sms import Notify, SmsConfig, SmsService
 
-from .conftest import stop_network, wait_until
+from .conftest import DEADLINE_S, stop_network, wait_until
 from .smskit import GammuSmsd, have_gammu, sentitems
 
 pytestmark = pytest.mark.skipif(not have_gammu(), reason="gammu-smsd is not installed (make setup installs it)")
@@ -37,8 +37,9 @@ def service(pg, **config) -> SmsService:
     return svc
 
 
-def pump(svc: SmsService, until, what: str, timeout: float = 30.0):
-    """Run the worker's rounds (no thread, no broker) until `until()` holds."""
+def pump(svc: SmsService, until, what: str, timeout: float = DEADLINE_S):
+    """Run the worker's rounds (no thread, no broker) until `until()` holds (gammu-smsd works in
+    rounds of a second and more on a loaded machine: the suite's generous deadline, early exit)."""
     def step():
         svc.work_once()
         return until()
