@@ -124,8 +124,8 @@ class Dispatcher:
             notifier.send(alarm)
         except Exception as err:  # any failure of a notifier is retried, never raised into ingestion
             if attempt >= self.max_attempts:
+                self.failed += 1
                 log.error("central: %s notification gave up after %d attempts: %s (%s)", notifier.name, attempt, describe(alarm), err)
-                self.failed += 1  # last: whoever waits for the count finds the log line written
                 return
             delay = min(self.max_delay_s, self.base_delay_s * 2 ** (attempt - 1)) * (0.75 + random.random() / 2)
             if attempt == 1:
@@ -134,6 +134,6 @@ class Dispatcher:
                 heapq.heappush(self._heap, (time.monotonic() + delay, next(self._order), attempt + 1, notifier, alarm))
                 self._cond.notify_all()
             return
+        self.sent += 1
         if attempt > 1:
             log.info("central: %s notification delivered after %d attempts", notifier.name, attempt)
-        self.sent += 1  # last, as `failed` above
