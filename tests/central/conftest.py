@@ -159,7 +159,11 @@ class SimDevice:
         self.client.will_set(self.topic("status"), self._status("offline"), qos=1, retain=True)
         self.client.on_publish = self._on_publish
         self.client.on_connect = lambda c, u, f, rc, p: self.publish_status("online")
-        self.client.connect_async("127.0.0.1", broker_port, keepalive=5)
+        # A real device's keepalive (edge.config BrokerConfig.keepalive_s). With 5 s the broker
+        # drops an idle simulated device whose ping is 2.5 s late (it allows 1.5 x keepalive), as
+        # a loaded machine can make it, and sends its will: the device shows offline for a
+        # moment. crash() closes the socket, so it does not need a short keepalive.
+        self.client.connect_async("127.0.0.1", broker_port, keepalive=30)
         self.client.loop_start()
 
     def topic(self, suffix: str) -> str:
