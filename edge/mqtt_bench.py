@@ -87,7 +87,11 @@ def bench_idle(broker_url: str, seconds: float, workdir: Path, settle_s: float =
         rss_kb = _rss_kb(proc.pid)
     finally:
         proc.terminate()
-        proc.wait(10)
+        try:
+            proc.wait(60)  # a clean stop flushes and says offline: seconds on a busy machine
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
     return {"rss_mb": rss_kb / 1024, "cpu_percent": 100.0 * (cpu1 - cpu0) / ticks / (t1 - t0)}
 
 
