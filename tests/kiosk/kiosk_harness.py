@@ -168,6 +168,13 @@ def at_step(page, *steps: str, timeout: float | None = None) -> None:
     page.wait_for_selector(selector, **({} if timeout is None else {"timeout": timeout}))
 
 
+def shows(page, condition: str, timeout: float | None = None) -> None:
+    """Wait until the pickup page meets `condition` (JavaScript) with no press awaiting its answer:
+    a refusal's notice, too, can come by the event stream before the answer (see `at_step`)."""
+    page.wait_for_function(f"!document.body.classList.contains('busy') && ({condition})",
+                           **({} if timeout is None else {"timeout": timeout}))
+
+
 # Every value the pickup page's step takes, in order, kept in window.edgeSteps as it changes: a test
 # can check a screen that shows only briefly (the thank-you) even if it never polled while it was up.
 STEP_RECORDER = """

@@ -18,7 +18,7 @@ from edge.kiosk.config import KioskConfig
 from edge.service import ServiceContext
 from edge.store import Store
 from edge.testing import FakeClock
-from kiosk_harness import LoopThread, Served, at_step, shot
+from kiosk_harness import LoopThread, Served, at_step, shot, shows
 
 pytestmark = pytest.mark.browser
 
@@ -115,10 +115,11 @@ class Rig:
         async def go():
             loaded = await self.locker.load(STAFF_PIN, CODE, "M", pin=CITIZEN_PIN)
             assert loaded["compartment"] == COMPARTMENT
-            assert await self.locker.wait_door(COMPARTMENT, "open", 5)
+            # the locker's door poll reads the simulator over its pty: real work, ends when it sees the door
+            assert await self.locker.wait_door(COMPARTMENT, "open", 20)
             self.bus.set_occupied(BOARD, LOCK, True)
             self.bus.close_door(BOARD, LOCK)
-            assert await self.locker.wait_door(COMPARTMENT, "closed", 5)
+            assert await self.locker.wait_door(COMPARTMENT, "closed", 20)
             if face:
                 enrol = await self.vision.enrol(CODE, [_rgb("obama.jpg")] * 3, CONSENT)
                 assert enrol["ok"], enrol
@@ -221,7 +222,7 @@ def test_wrong_face_falls_back_to_pin_and_nothing_opens(rig_impostor, page, tmp_
         page.fill("#pin", wrong)
         page.click("#pin-submit")
         if left:
-            page.wait_for_function(f"document.querySelector('#pin-notice').textContent.includes('còn {left} lần thử')")
+            shows(page, f"document.querySelector('#pin-notice').textContent.includes('còn {left} lần thử')")
     at_step(page, "message")
     assert "sai quá số lần" in page.inner_text("#message")
     shot("2-locked")
@@ -238,11 +239,11 @@ def test_wrong_code_is_refused_kindly_and_nothing_opens(rig_genuine, page, tmp_p
     shot = Shots(page, tmp_path, "wrong-code")
     open_kiosk(page, rig)
     scan(page, "000.00.01.H29-240115-0002")
-    page.wait_for_function("document.querySelector('#code-notice').textContent.includes('Không tìm thấy')")
+    shows(page, "document.querySelector('#code-notice').textContent.includes('Không tìm thấy')")
     shot("1-not-found")
     page.fill("#code", "xin chào")
     page.click("#code-submit")
-    page.wait_for_function("document.querySelector('#code-notice').textContent.includes('chưa đúng dạng')")
+    shows(page, "document.querySelector('#code-notice').textContent.includes('chưa đúng dạng')")
     page.fill("#code", "000.00.01.H29-240115-0003")
     page.click("#code-submit")
     at_step(page, "message")

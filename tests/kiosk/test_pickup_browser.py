@@ -16,7 +16,7 @@ import pytest
 
 from edge.testing import FakeClock
 from kiosk_fakes import FakeLocker, FakeVision
-from kiosk_harness import at_step, served_kiosk, shot
+from kiosk_harness import at_step, served_kiosk, shot, shows
 
 pytestmark = pytest.mark.browser
 
@@ -120,7 +120,7 @@ def test_wrong_pin_then_right_pin_opens(kiosk, page, tmp_path):
     at_step(page, "pin")
     keypad(page, "1111", "#keypad")
     page.click("#keypad button[data-key='✓']")
-    page.wait_for_function("document.querySelector('#pin-notice').textContent.includes('còn 2 lần thử')")
+    shows(page, "document.querySelector('#pin-notice').textContent.includes('còn 2 lần thử')")
     # The refused digits are gone: the right PIN typed next is the right PIN, not "1111" + it.
     assert page.input_value("#pin") == ""
     assert page.evaluate("document.activeElement.id") == "pin"
@@ -147,7 +147,7 @@ def test_a_code_typed_on_the_keypad_is_formatted_as_typed(kiosk, page, tmp_path)
     keypad(page, "9")
     assert page.input_value("#code") == CODE[:-1] + "9"
     page.click("#code-submit")
-    page.wait_for_function("document.querySelector('#code-notice').textContent.includes('Không tìm thấy')")
+    shows(page, "document.querySelector('#code-notice').textContent.includes('Không tìm thấy')")
     assert page.inner_text("#code-notice").endswith("Ông/Bà còn 2 lần thử.")
     assert page.input_value("#code") == ""  # refused: emptied for the next try
     # A shortened code with a letter in the agency part: typed separators are kept.

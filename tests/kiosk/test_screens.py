@@ -13,7 +13,7 @@ import pytest
 
 from edge.kiosk.service import KioskService
 from edge.testing import FakeClock
-from kiosk_harness import at_step, served_kiosk, shot
+from kiosk_harness import at_step, served_kiosk, shot, shows
 from kiosk_fakes import FakeLocker, FakePager, FakeQr, FakeVision
 
 pytestmark = pytest.mark.browser
@@ -76,12 +76,12 @@ def test_pin_fallback_english_toggle_and_kind_message(kiosk, clock, page, loop_t
     page.goto(svc.url + "/kiosk")
     page.wait_for_selector("body[data-ready='1']")
     page.click("#lang")
-    page.wait_for_function("document.querySelector('#start').textContent === 'Get my result'")
+    shows(page, "document.querySelector('#start').textContent === 'Get my result'")
     page.click("#start")
     at_step(page, "code")
     page.fill("#code", "000.00.01.H29-240115-0999")
     page.click("#code-submit")
-    page.wait_for_function("document.querySelector('#code-notice').textContent.includes('You have 2 tries left')")
+    shows(page, "document.querySelector('#code-notice').textContent.includes('You have 2 tries left')")
     shot(page, tmp_path, "fakes-wrong-code")
     page.fill("#code", CODE)
     page.click("#code-submit")
@@ -91,7 +91,7 @@ def test_pin_fallback_english_toggle_and_kind_message(kiosk, clock, page, loop_t
     for key in "4320":
         page.click(f"#keypad button[data-key='{key}']")
     page.click("#pin-submit")
-    page.wait_for_function("document.querySelector('#pin-notice').textContent.startsWith('Wrong PIN')")
+    shows(page, "document.querySelector('#pin-notice').textContent.startsWith('Wrong PIN')")
     assert peers["locker"].opened == []
     page.fill("#pin", "4321")
     page.click("#pin-submit")
