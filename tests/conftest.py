@@ -5,9 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from edge.localbroker import MosquittoBroker
 from edge.store import Store
+
+# Hypothesis's two wall-clock rules fail a test on a busy machine, not on a wrong answer: a 200 ms
+# deadline per example and the too_slow health check on generating them. Off for every property
+# test (2 CI cores shared by two workers and their brokers); what the examples assert is unchanged.
+settings.register_profile("edge", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("edge")
 
 
 @pytest.fixture
