@@ -302,7 +302,9 @@ def test_the_wall_display_highlights_the_newest_call_large_enough_for_a_hall(hal
         loop_thread.call(pager.recall("1"))  # A001 called again: back on top, highlighted, chimed again
         page.wait_for_selector("body[data-highlight='A001']", timeout=5_000)
         assert page.inner_text("#latest-ticket") == "A001"
-        page.wait_for_function("Number(document.body.dataset.chimes) === 3")  # after the previous call's voice
+        # after the previous calls' voices, each a WAV espeak-ng renders on the device (real work, and
+        # up to 8 s each when a clip never ends): the third chime is given their time
+        page.wait_for_function("Number(document.body.dataset.chimes) === 3", timeout=30_000)
         assert page.locator("#history td.num").all_inner_texts()[:2] == ["B001", "2"]
         assert page.evaluate("document.documentElement.scrollHeight") <= 1080
     finally:
