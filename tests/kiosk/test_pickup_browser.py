@@ -60,7 +60,11 @@ class AnsweredVision(CameraVision):
         loop_thread.loop.call_soon_threadsafe(self.answers.put_nowait, dict(decision))
 
 
-def _kiosk(loop_thread, store, tmp_path, vision_class=CameraVision, clock=time.time):
+def _kiosk(loop_thread, store, tmp_path, vision_class=CameraVision, clock=None):
+    """The kiosk with Fake peers, on `clock` (default: a FakeClock nobody moves, so no countdown of
+    the journey, such as the face step's 45 s, runs out while a busy machine runs the test)."""
+    clock = clock or FakeClock(time.time())
+
     def make_peers():
         vision = vision_class(enrolled=[CODE], decisions=[])
         vision.gate = asyncio.Event()
