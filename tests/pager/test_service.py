@@ -13,7 +13,7 @@ from edge.pager.service import PagerService
 from edge.pager.sim import ANSWER_WAIT_S
 from edge.service import ServiceContext, validate_args
 from edge.store import Store
-from edge.testing import FakeClock, until
+from edge.testing import DEADLINE_S, FakeClock, until
 
 NEXT, RECALL, SKIP, LED = 5, 6, 13, 19
 
@@ -72,7 +72,7 @@ def commander(service):
     return command
 
 
-async def advance_until(clock, predicate, what, step_s=1.0, timeout_s=10.0):
+async def advance_until(clock, predicate, what, step_s=1.0, timeout_s=DEADLINE_S):
     """Move the fake clock on a step at a time until `predicate` holds: what the woken loops set off
     (a reopened port, a frame on the pty) takes a few real milliseconds, so it is polled like `until`."""
     deadline = asyncio.get_running_loop().time() + timeout_s
