@@ -64,6 +64,8 @@ class _Session:
             self.sim = setup.bus_sim(args.driver, boards, polarity=args.polarity)
             port = self.sim.path
         transport = setup.open_bus(port, protocol, baud=args.baud, timeout_s=args.timeout)
+        if self.sim is not None:  # the simulator's pty, read in step with its boards (sim.PacedPort)
+            transport = self.sim.paced(transport)
         self.driver = SerialLockerDriver(protocol, transport=transport, reply_timeout_s=args.timeout)
 
     def close(self) -> None:

@@ -83,6 +83,8 @@ class LockerHardware:
                 log.warning("locker: cannot open %s: %s (retrying)", self.port_name(), err)
             self.port_lost = True
             return False
+        if self.sim is not None:  # the simulator's pty, read in step with its boards (sim.PacedPort)
+            transport = self.sim.paced(transport)
         self.driver.attach(transport)
         if self.port_lost:
             log.info("locker: port %s is back", self.port_name())

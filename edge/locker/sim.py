@@ -17,7 +17,7 @@ import time
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 from edge.hw.pty import RawPty, open_raw_pty
 from edge.locker.protocols import PROTOCOLS, FrameError, Request
@@ -264,6 +264,8 @@ class PtySim:
 
     def stop(self) -> None:
         self._stop.set()
+        with self._served_cond:  # a PacedPort waiting for a reply: the port is gone
+            self._served_cond.notify_all()
         if self._thread:
             self._thread.join(timeout=2)
             self._thread = None
@@ -279,14 +281,24 @@ class PtySim:
         """Plugged back: a new pty (new /dev/pts number) behind the same symlink."""
         self.start()
 
-    def wait_served(self, frames: int, timeout_s: float = 10.0) -> int:
-        """Until `frames` request frames in all have been handled (their replies, if any, written to
-        the pty); returns the reply bytes written so far. TimeoutError naming the counts after
-        `timeout_s`. (The kernel hands them to the other side a moment later: see `sent`.)"""
+    def paced(self, port: Any, *, silence_at_once: bool = False) -> "PacedPort":
+        """`port` (opened on `path`) read in step with these boards: see PacedPort."""
+        return PacedPort(port, self, silence_at_once=silence_at_once)
+
+    def counts(self) -> tuple[int, int]:
+        """(request frames served, reply bytes sent) so far."""
         with self._served_cond:
-            if not self._served_cond.wait_for(lambda: self.served >= frames, timeout_s):
+            return self.served, self.sent
+
+    def wait_served(self, frames: int, timeout_s: float = 10.0) -> int | None:
+        """Until `frames` request frames in all have been handled (their replies, if any, written to
+        the pty); returns the reply bytes written so far, or None once unplugged (nothing more will
+        be served). TimeoutError naming the counts after `timeout_s`."""
+        with self._served_cond:
+            done = self._served_cond.wait_for(lambda: self.served >= frames or self._stop.is_set(), timeout_s)
+            if not done:
                 raise TimeoutError(f"pty sim: {self.served} of {frames} request frames handled within {timeout_s} s")
-            return self.sent
+            return None if self.served < frames else self.sent
 
     def __enter__(self) -> "PtySim":
         return self.start()
@@ -340,3 +352,77 @@ class PtySim:
                 self.sent += len(reply)
                 self._served_cond.notify_all()
         return buf
+
+
+class PacedPort:
+    """A serial port on a PtySim, read in step with its boards: a read (or a flush of the input)
+    first waits until the boards have handled every frame written and their reply bytes have come
+    through the pty (the kernel passes them on from a worker thread). The simulated boards answer
+    at once, like real ones; without this, on a loaded machine the boards' thread or the kernel's
+    worker could be scheduled after the driver's reply timeout: the driver rightly took the reply
+    for lost, then met the late bytes with its next request, and a test charged a late pulse to
+    the next command. A reply the boards never send still times out in real time, or at once with
+    `silence_at_once` (a long fault run). One port per simulator at a time; what the simulator
+    served before this port was made is not waited for. The service and `edge locker` read their
+    `port = "sim"` through one (edge.locker.hardware, edge.locker.cli), the tests' rigs too.
+    """
+
+    SETTLE_S = 10.0  # generous: it ends as soon as the bytes are through
+
+    def __init__(self, port: Any, sim: PtySim, *, silence_at_once: bool = False):
+        self.port, self.sim = port, sim
+        self.silence_at_once = silence_at_once
+        self._frames, self._taken = sim.counts()  # frames written, reply bytes read or flushed, from here on
+
+    def write(self, data: bytes) -> int:
+        written = self.port.write(data)
+        self._frames += 1  # the driver writes one whole frame at a time
+        return written
+
+    def read(self, size: int = 1) -> bytes:
+        self._settle()
+        if self.silence_at_once and not self.port.in_waiting:
+            return b""  # the boards sent nothing more: the reply timeout, without waiting it out
+        data = self.port.read(size)
+        self._taken += len(data)
+        return data
+
+    def reset_input_buffer(self) -> None:
+        self._settle()
+        self._taken += self.port.in_waiting
+        self.port.reset_input_buffer()
+
+    def _settle(self) -> None:
+        sent = self.sim.wait_served(self._frames, self.SETTLE_S)
+        if sent is None:
+            return  # unplugged: the port itself says so
+        deadline = time.monotonic() + self.SETTLE_S
+        while self._taken + self.port.in_waiting < sent:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"pty sim: {sent - self._taken} reply bytes never reached the port")
+            time.sleep(0.001)
+
+    @property
+    def timeout(self) -> float | None:
+        return self.port.timeout
+
+    @timeout.setter
+    def timeout(self, seconds: float | None) -> None:
+        self.port.timeout = seconds
+
+    @property
+    def in_waiting(self) -> int:
+        # Settled first: the driver asks before it reads, and so reads a whole reply in one go (a
+        # reply must not wait for a second read whose turn the driver's deadline may have passed).
+        self._settle()
+        return self.port.in_waiting
+
+    @property
+    def is_open(self) -> bool:
+        return self.port.is_open
+
+    def flush(self) -> None:
+        self.port.flush()
+
+    def close(self) -> None:
+        self.port.close()

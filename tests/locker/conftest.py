@@ -26,7 +26,9 @@ class Rig:
                                          retries=retries)
 
     def open_port(self):
-        return serial.serial_for_url(self.pty.path, baudrate=self.protocol.baud, timeout=0.15)
+        # Read in step with the boards (PacedPort): their thread scheduled late on a loaded machine
+        # is not a lost reply; a reply never sent still times out for real.
+        return self.pty.paced(serial.serial_for_url(self.pty.path, baudrate=self.protocol.baud, timeout=0.15))
 
     def kinds(self):
         return [r.kind for r in self.bus.requests]

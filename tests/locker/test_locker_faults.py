@@ -7,7 +7,6 @@ in `make test`; a 150-command run goes over a real pty; longer soaks are marked 
 
 import asyncio
 import random
-import time
 
 import pytest
 from .lockerkit import config, polled, running, service, until
@@ -93,65 +92,6 @@ def test_random_commands_soak(name, seed):
     soak(name, SimTransport, 50_000, seed=seed, retries=seed % 3)
 
 
-class BoardPacedPort:
-    """A pyserial port on a PtySim that reads (and flushes) only once the simulated boards have
-    handled every frame written and their reply bytes have reached this side of the pty: the kernel
-    passes pty bytes on through a worker thread, and the boards' own thread may be scheduled late
-    on a loaded machine. Without this a reply later than the driver's 20 ms reply timeout was taken
-    for a lost one, and the pulse of an open the boards had not read yet landed during the next
-    command and was charged to it ("wrong door pulsed"). The boards answer at once, as real ones
-    do; a reply the boards never send reads as the timeout at once. The driver reads after every write, so all
-    of a command's frames have been handled when it returns."""
-
-    SETTLE_S = 10.0  # generous: it ends as soon as the bytes are there
-
-    def __init__(self, port, pty: PtySim):
-        self.port, self.pty = port, pty
-        self.frames = 0  # the driver writes one whole frame per write()
-        self.taken = 0  # reply bytes read or flushed on this side
-
-    def _settle(self) -> None:
-        sent = self.pty.wait_served(self.frames, self.SETTLE_S)
-        deadline = time.monotonic() + self.SETTLE_S
-        while self.taken + self.port.in_waiting < sent:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{sent - self.taken} reply bytes written by the sim never reached the port")
-            time.sleep(0.001)
-
-    def write(self, data: bytes) -> int:
-        written = self.port.write(data)
-        self.frames += 1
-        return written
-
-    def read(self, size: int = 1) -> bytes:
-        self._settle()
-        if not self.port.in_waiting:
-            return b""  # the boards sent nothing more: the reply timeout, without waiting it out
-        data = self.port.read(size)
-        self.taken += len(data)
-        return data
-
-    def reset_input_buffer(self) -> None:
-        self._settle()
-        self.taken += self.port.in_waiting
-        self.port.reset_input_buffer()
-
-    @property
-    def timeout(self):
-        return self.port.timeout
-
-    @timeout.setter
-    def timeout(self, seconds) -> None:
-        self.port.timeout = seconds
-
-    @property
-    def in_waiting(self) -> int:
-        return self.port.in_waiting
-
-    def close(self) -> None:
-        self.port.close()
-
-
 def test_random_commands_over_a_real_pty(tmp_path):
     import serial
 
@@ -160,7 +100,9 @@ def test_random_commands_over_a_real_pty(tmp_path):
     def over_pty(bus):
         pty = PtySim(bus, link=tmp_path / "tty").start()
         ptys.append(pty)
-        return BoardPacedPort(serial.serial_for_url(pty.path, baudrate=19200, timeout=0.05), pty)
+        # Read in step with the boards (PacedPort): a board thread scheduled late on a loaded machine
+        # is no lost reply, and no pulse lands after its command; a reply never sent reads at once.
+        return pty.paced(serial.serial_for_url(pty.path, baudrate=19200, timeout=0.05), silence_at_once=True)
 
     clock = FakeClock(0.0)
     try:
