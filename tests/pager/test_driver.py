@@ -75,7 +75,7 @@ def test_sim_refuses_another_bases_system_id(tmp_path):
         driver = PagerDriver(open_transport(path, baud=19200), codec)
         driver.page(3)  # JTECH has no ack: the host cannot know, the simulator records the refusal
         driver.close()
-        wait_until(lambda: sim.rejected, timeout_s=3, what="the simulator refusing the frame")
+        wait_until(lambda: sim.rejected, what="the simulator refusing the frame")
         assert sim.vibrated == []
         assert "system id 11" in sim.rejected[0][1]
     finally:

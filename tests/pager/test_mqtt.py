@@ -6,7 +6,7 @@ import json
 from edge.config import from_dict
 from edge.pager.sim import ANSWER_WAIT_S
 from edge.supervisor import Supervisor
-from edge.testing import MqttRecorder
+from edge.testing import DEADLINE_S, MqttRecorder
 
 BASE = "motcua/v1/hn-badinh/desk-01/pager"
 
@@ -40,7 +40,7 @@ def test_pager_commands_and_events_over_mqtt(mosquitto, tmp_path):
                                             and p.get("id") == i)
                 results = {p["id"]: p for t, p in rec.matching(lambda t, p: t == BASE + "/cmd/result")}
                 sim = supervisor.peers["pager"].sim
-                await asyncio.to_thread(sim.wait_for, 1, 5.0)
+                await asyncio.to_thread(sim.wait_for, 1, DEADLINE_S)
                 await asyncio.to_thread(rec.wait_for, lambda t, p: t == BASE + "/event" and p["type"] == "ticket_called")
                 events = [p for t, p in rec.matching(lambda t, p: t == BASE + "/event")]
                 states = [p for t, p in rec.matching(lambda t, p: t == BASE + "/state")]

@@ -51,7 +51,7 @@ def make_service(tmp_path, clock=None, **overrides):
 
 
 def run(coro):
-    return asyncio.run(asyncio.wait_for(coro, 30))
+    return asyncio.run(asyncio.wait_for(coro, 120))  # a hang guard above the 30 s waits inside
 
 
 def events(store, type):

@@ -149,7 +149,7 @@ def test_no_mqtt_message_carries_the_card(mosquitto, store, tmp_path):
             await qr.stop()
 
         run(scenario())
-        recorder.wait_for(lambda t, p: t.endswith("/qr/event") and p.get("code") == "1.001193", timeout_s=20)
+        recorder.wait_for(lambda t, p: t.endswith("/qr/event") and p.get("code") == "1.001193")
         wait_until(lambda: store.pending_count() == 0, what="outbox drained")
         seen = [f"{t} {p}" for t, p, _ in recorder.messages]
         assert any("/qr/state" in s for s in seen)

@@ -263,7 +263,7 @@ def test_camera_outage_degrades_then_recovers(store, tmp_path):
         task = asyncio.create_task(qr.run())
         try:
             seen = []  # the health at each look, until the first scan after the outage
-            await until(lambda: seen.append(qr.health()) or qr.scans > 0, timeout_s=10, what="a scan after the outage")
+            await until(lambda: seen.append(qr.health()) or qr.scans > 0, what="a scan after the outage")
             return "degraded" in seen
         finally:
             task.cancel()
@@ -303,7 +303,7 @@ def test_service_runs_on_the_sim_camera_and_cleans_up(store, tmp_path):
         await qr.start()
         folder = qr._sim_dir
         task = asyncio.create_task(qr.run())
-        await until(lambda: qr.scans >= 3, timeout_s=20, what="three scans of the sim camera")
+        await until(lambda: qr.scans >= 3, what="three scans of the sim camera")
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         await qr.stop()
