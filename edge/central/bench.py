@@ -147,7 +147,7 @@ SELECT ts, md5(g::text), 'site-' || (g %% %(sites)s), 'desk-' || (g %% %(devices
                           'type', (ARRAY['ticket_issued','ticket_called','ticket_served','rating'])[g %% 4 + 1],
                           'ticket', 'A' || lpad((g / 4 %% 1000)::text, 3, '0'), 'queue', 'A')
 FROM (SELECT g, %(end)s::timestamptz - (g * %(step)s) * interval '1 second' AS ts
-      FROM generate_series(%(lo)s, %(hi)s) g) s
+      FROM generate_series(%(lo)s::bigint, %(hi)s::bigint) g) s
 """
 
 FILL_TICKETS = """
@@ -162,7 +162,7 @@ FROM (SELECT 'site-' || (g %% %(sites)s) AS site, 'desk-' || (g %% %(devices)s) 
              (ARRAY['A','B','C'])[g %% 3 + 1] AS queue, g / %(devices)s %% 1000 AS n,
              random() * interval '40 minutes' AS wait, random() * interval '15 minutes' AS service,
              random() < 0.05 AS no_show
-      FROM generate_series(%(lo)s, %(hi)s) g) s
+      FROM generate_series(%(lo)s::bigint, %(hi)s::bigint) g) s
 ON CONFLICT DO NOTHING
 """
 
