@@ -55,8 +55,10 @@ def _stage(workdir: Path) -> Staged:
     out = workdir / "stage-edge"
     package_files = [p.relative_to(REPO).as_posix() for p in (REPO / "edge").rglob("*")
                      if p.is_file() and "__pycache__" not in p.parts]
+    # The wheel is built by this venv's Python, which has pip (make setup made it): a clean
+    # machine's python3 on PATH may be Debian's, without pip (python3-pip is not installed).
     result = subprocess.run(["bash", str(REPO / "images/build.sh"), "--stage-only", str(out)],
-                            capture_output=True, text=True, timeout=300)
+                            capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHON": sys.executable})
     return Staged(out, result.returncode, result.stderr, package_files)
 
 
