@@ -289,17 +289,22 @@ def test_camera_verify_shows_the_prompt_and_waits_for_the_turn(tmp_path, model_d
     store = Store(tmp_path / "edge.db")
     # The replay loops the ten frames, and each idle look of the worker (one per frame period while
     # no request comes) moves it on: a capture starting late in the turn sees it end and jump back
-    # to frontal, a turn the other way. At 2 frames/s no idle look fits between the start and the
-    # two requests unless the test process stalls for seconds. The challenge time is generous:
+    # to frontal, a turn the other way. So the citizen is enrolled before the worker starts (same
+    # model, in this process) and the verify is its first request; at 2 frames/s no idle look fits
+    # before it unless the test process stalls for half a second. The challenge time is generous:
     # the capture ends at the turn (7-9 frames), however slowly a busy machine analyses them.
     vision = VisionService(ServiceContext(name="vision", site="t", device="kiosk-01", store=store, data_dir=tmp_path,
                                           config=VisionConfig(camera=f"replay:{folder}", model_dir=str(model_dir),
                                                               threads=1, fps=2.0, liveness_challenge_s=30.0)))
+    face = max(embedder.embed(frame), key=lambda f: f.box[2] - f.box[0])
+    templates = vision._open_templates()
+    with store.transaction() as tx:
+        templates.put(tx, "HS-L-9", np.stack([face.embedding] * 3), actor=CONSENT["actor"], purpose=CONSENT["purpose"],
+                      now=store.clock())
 
     async def scenario():
         await vision.start()
         try:
-            assert (await vision.enrol("HS-L-9", [frame] * 3, CONSENT))["ok"]
             seen = []
             verify = asyncio.ensure_future(vision.verify("HS-L-9", timeout_s=1.0, challenge="turn_left"))
 
@@ -307,7 +312,8 @@ def test_camera_verify_shows_the_prompt_and_waits_for_the_turn(tmp_path, model_d
                 seen.append(vision.guidance())
                 return verify.done()
 
-            await until(screen_then_done, timeout_s=60, what="the camera verify's answer")
+            # a deadline: the worker loads its models first (seconds, a minute on a busy machine)
+            await until(screen_then_done, timeout_s=150, what="the camera verify's answer")
             return verify.result(), seen, vision.guidance()
         finally:
             await vision.stop()
