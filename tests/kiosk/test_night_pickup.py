@@ -17,7 +17,7 @@ import pytest
 from edge.kiosk.config import KioskConfig
 from edge.service import ServiceContext
 from edge.store import Store
-from edge.testing import FakeClock
+from edge.testing import DEADLINE_S, FakeClock
 from kiosk_harness import LoopThread, Served, at_step, shot, shows
 
 pytestmark = pytest.mark.browser
@@ -116,10 +116,10 @@ class Rig:
             loaded = await self.locker.load(STAFF_PIN, CODE, "M", pin=CITIZEN_PIN)
             assert loaded["compartment"] == COMPARTMENT
             # the locker's door poll reads the simulator over its pty: real work, ends when it sees the door
-            assert await self.locker.wait_door(COMPARTMENT, "open", 20)
+            assert await self.locker.wait_door(COMPARTMENT, "open", DEADLINE_S)
             self.bus.set_occupied(BOARD, LOCK, True)
             self.bus.close_door(BOARD, LOCK)
-            assert await self.locker.wait_door(COMPARTMENT, "closed", 20)
+            assert await self.locker.wait_door(COMPARTMENT, "closed", DEADLINE_S)
             if face:
                 enrol = await self.vision.enrol(CODE, [_rgb("obama.jpg")] * 3, CONSENT)
                 assert enrol["ok"], enrol
