@@ -230,22 +230,52 @@ def devices(broker):
 
 
 class CentralProcess:
-    """`edge central run` as a real process (so it can be killed with SIGKILL)."""
+    """`edge central run` as a real process (so it can be killed with SIGKILL).
+
+    Its port comes from free_port() and is bound later by the process: if another process (the
+    other test worker) takes it in between, the first start moves to a fresh port; a restart
+    keeps its port, as the clients (a page left open) expect. It counts as started once its
+    own log says it listens on that port and /api/health answers ok, so a central of another
+    test that holds the port is never mistaken for it."""
+
+    PORT_ATTEMPTS = 5
 
     def __init__(self, broker_url: str, dsn: str, instance: str, log_dir: Path, extra: list[str] = ()):
-        self.port = free_port()
         if "--staff" not in extra:
             extra = ["--staff", staff_file(log_dir), *extra]
-        self.argv = [sys.executable, "-m", "edge", "central", "run", "--broker", broker_url, "--db", dsn,
-                     "--listen", f"127.0.0.1:{self.port}", "--instance", instance, *extra]
+        self.broker_url, self.dsn, self.instance, self.extra = broker_url, dsn, instance, list(extra)
+        self.port = free_port()
         self.log_path = log_dir / f"{instance}.log"
         self.proc: subprocess.Popen | None = None
+        self._started = False
+
+    @property
+    def argv(self) -> list[str]:
+        return [sys.executable, "-m", "edge", "central", "run", "--broker", self.broker_url, "--db", self.dsn,
+                "--listen", f"127.0.0.1:{self.port}", "--instance", self.instance, *self.extra]
 
     def start(self) -> "CentralProcess":
-        self.proc = subprocess.Popen(self.argv, cwd=REPO, stdout=subprocess.DEVNULL,
-                                     stderr=open(self.log_path, "ab"))
-        wait_until(lambda: (self.health() or {}).get("ok"), what=f"{self.argv[-1]} healthy (log {self.log_path})")
-        return self
+        for attempt in range(self.PORT_ATTEMPTS):
+            logged = self.log_path.stat().st_size if self.log_path.exists() else 0
+            self.proc = subprocess.Popen(self.argv, cwd=REPO, stdout=subprocess.DEVNULL,
+                                         stderr=open(self.log_path, "ab"))
+            listening = f"dashboard on http://127.0.0.1:{self.port}/"
+            wait_until(lambda: self.proc.poll() is not None
+                       or (listening in self._log_since(logged) and (self.health() or {}).get("ok")),
+                       what=f"{self.instance} healthy (log {self.log_path})")
+            if self.proc.poll() is None:
+                self._started = True
+                return self
+            taken = "address already in use" in self._log_since(logged).lower()
+            if self._started or not taken or attempt == self.PORT_ATTEMPTS - 1:
+                raise AssertionError(f"{self.instance} exited with {self.proc.returncode} (log {self.log_path})")
+            self.port = free_port()
+        raise AssertionError("unreachable")
+
+    def _log_since(self, offset: int) -> str:
+        with open(self.log_path, "rb") as log:
+            log.seek(offset)
+            return log.read().decode(errors="replace")
 
     def health(self) -> dict | None:
         try:
