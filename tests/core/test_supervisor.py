@@ -77,7 +77,7 @@ def test_a_crashing_service_never_stops_the_others_and_status_shows_it(tmp_path,
     async def scenario():
         task = asyncio.create_task(supervisor.run())
         with MqttRecorder(mosquitto.url, "motcua/v1/hn/desk-01/status") as rec:
-            await asyncio.to_thread(rec.wait_for, lambda t, p: p["services"].get("vision") == "down", 1, 20)
+            await asyncio.to_thread(rec.wait_for, lambda t, p: p["services"].get("vision") == "down", 1, 60)
             ticks_before = Steady.ticks
             await until(lambda: Steady.ticks > ticks_before + 5, what="the pager ticking on")  # kept running
             assert supervisor.health() == {"pager": "ok", "vision": "down"}
