@@ -7,6 +7,7 @@ Once a `listener` line is in the config, mosquitto ignores `-p`, so the port is 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -35,28 +36,54 @@ def free_port() -> int:
 
 
 def listens_on(pid: int, port: int) -> bool:
-    """Whether process `pid` holds a listening TCP socket on `port` (IPv4). A bare connect() is not
-    proof: between free_port() and the child's bind, another process (another test worker) may
-    have taken the port, and the connect would reach that one. Without /proc: the connect."""
+    """Whether process `pid` holds a listening TCP socket on `port` (IPv4, from /proc; reading
+    /proc/net/tcp can take tens of ms on a busy machine: for tests' checks, not for polling)."""
+    with open("/proc/net/tcp") as table:
+        rows = [line.split() for line in table.readlines()[1:]]
+    listening = {f"socket:[{row[9]}]" for row in rows
+                 if row[3] == "0A" and row[1].rsplit(":", 1)[1] == f"{port:04X}"}  # 0A: LISTEN
+    fds = Path(f"/proc/{pid}/fd")
     try:
-        with open("/proc/net/tcp") as table:
-            rows = [line.split() for line in table.readlines()[1:]]
-        listening = {f"socket:[{row[9]}]" for row in rows
-                     if row[3] == "0A" and row[1].rsplit(":", 1)[1] == f"{port:04X}"}  # 0A: LISTEN
-        if not listening:
-            return False
-        fds = Path(f"/proc/{pid}/fd")
         return any(os.readlink(fds / fd) in listening for fd in os.listdir(fds))
-    except FileNotFoundError:  # the process is gone, or no /proc
-        if Path("/proc/net/tcp").exists():
-            return False
-    except PermissionError:    # another user's process: fall back to the connect
-        pass
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-        return True
-    except OSError:
+    except FileNotFoundError:  # the process is gone
         return False
+
+
+RUNNING = re.compile(r"mosquitto version \S+ running")
+
+
+def wait_running(process: subprocess.Popen, log: Path, logged_before: int, *, what: str = "mosquitto",
+                 timeout_s: float = START_TIMEOUT_S) -> bool:
+    """Wait until a mosquitto started with `log_type information` logs that it runs, which it does
+    once every listener is bound. Not a connect() to its port: between free_port() and the bind,
+    another process (the other test worker) may have taken the port, and the connect would reach
+    that one. False if mosquitto exited because a port was taken (pick another); DeviceNotReady
+    if it exited for another reason or did not start in time. `logged_before`: where this start's
+    lines begin in `log`."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        exited = process.poll() is not None
+        said = _read_from(log, logged_before)
+        if RUNNING.search(said):
+            return True
+        if exited:
+            if "Address already in use" in said:
+                return False
+            raise DeviceNotReady(f"{what} exited at start: {said[-500:]}")
+        if time.monotonic() > deadline:
+            process.kill()
+            process.wait(5)
+            raise DeviceNotReady(f"{what} did not start within {timeout_s} s: {said[-500:]}")
+        time.sleep(0.01)
+
+
+def _read_from(path: Path, offset: int) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            return f.read().decode(errors="replace")
+    except FileNotFoundError:
+        return ""
 
 
 class MosquittoBroker:
@@ -113,25 +140,12 @@ class MosquittoBroker:
             persistence += "user root\n"
         (self.workdir / "mosquitto.conf").write_text(
             f"listener {self.port} 127.0.0.1\nallow_anonymous true\n{persistence}"
-            f"log_dest stderr\nlog_type error\nlog_type warning\n{self.extra_config}\n"
+            f"log_dest stderr\nlog_type error\nlog_type warning\nlog_type information\n{self.extra_config}\n"
         )
 
     def _wait_listening(self, log: Path, logged_before: int) -> bool:
-        """True once our mosquitto listens; False if it exited because the port is taken."""
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                with open(log, "rb") as f:
-                    f.seek(logged_before)
-                    said = f.read().decode(errors="replace")
-                if "Address already in use" in said:
-                    return False
-                raise DeviceNotReady(f"mosquitto exited at start on port {self.port}: {said[-500:]}")
-            if listens_on(self.process.pid, self.port):
-                return True
-            time.sleep(0.02)
-        self.kill()
-        raise DeviceNotReady(f"mosquitto did not listen on 127.0.0.1:{self.port} within {START_TIMEOUT_S} s")
+        """True once our mosquitto runs; False if it exited because the port is taken."""
+        return wait_running(self.process, log, logged_before, what=f"mosquitto on 127.0.0.1:{self.port}")
 
     def kill(self) -> None:
         """SIGKILL: a broker crash (no wills are sent)."""

@@ -10,7 +10,6 @@ import json
 import os
 import queue
 import shutil
-import socket
 import ssl
 import subprocess
 import sys
@@ -22,7 +21,8 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
-from edge.localbroker import listens_on
+from edge.errors import DeviceNotReady
+from edge.localbroker import wait_running
 from edge.testing import DEADLINE_S, free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -127,7 +127,7 @@ def start_office_broker(workdir: Path, users: list[str], *, mutual_tls: bool = F
         text = text.replace("#use_identity_as_username true", "use_identity_as_username true")
     for _ in range(PORT_ATTEMPTS):
         tls_port, plain_port = free_port(), free_port()
-        process = _run_broker(workdir, render_config(text, workdir, tls_port, plain_port), (tls_port, plain_port))
+        process = _run_broker(workdir, render_config(text, workdir, tls_port, plain_port))
         if process is not None:
             break
     else:
@@ -136,27 +136,20 @@ def start_office_broker(workdir: Path, users: list[str], *, mutual_tls: bool = F
     return OfficeBroker(workdir, tls_port, plain_port, process, passwords)
 
 
-def _run_broker(workdir: Path, config: str, ports: tuple[int, ...]) -> subprocess.Popen | None:
-    """mosquitto with `config`, once it listens on all `ports`; None if one was taken before it
-    could bind it (another test worker picked the same free port): the caller picks new ones."""
+def _run_broker(workdir: Path, config: str) -> subprocess.Popen | None:
+    """mosquitto with `config`, once it says it runs (a line at log_type information, added here);
+    None if a port was taken before it could bind it (another test worker picked the same free
+    port, or free_port() gave the same one twice): the caller picks new ones."""
     conf, log_path = workdir / "mosquitto.conf", workdir / "mosquitto.log"
-    conf.write_text(config)
+    conf.write_text(config + "log_type information\n")
     logged_before = log_path.stat().st_size if log_path.exists() else 0
     binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     with open(log_path, "ab") as log:
         process = subprocess.Popen([binary, "-c", str(conf)], stdout=log, stderr=log)
-    deadline = time.monotonic() + WAIT_S
-    while not all(listens_on(process.pid, port) for port in ports):
-        if process.poll() is not None:
-            said = log_path.read_bytes()[logged_before:].decode(errors="replace")
-            if "Address already in use" in said:
-                return None
-            pytest.fail(f"mosquitto exited: {said[-800:]}")
-        if time.monotonic() > deadline:
-            process.kill()
-            pytest.fail("mosquitto did not listen in time")
-        time.sleep(0.02)
-    return process
+    try:
+        return process if wait_running(process, log_path, logged_before, timeout_s=WAIT_S) else None
+    except DeviceNotReady as err:
+        pytest.fail(str(err))
 
 
 def stop_broker(broker) -> None:
