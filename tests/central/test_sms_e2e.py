@@ -23,7 +23,6 @@ from edge.central.sms import SmsConfig
 from edge.config import from_dict
 from edge.locker.pins import hash_pin
 from edge.supervisor import Supervisor
-from edge.testing import free_port
 
 from .conftest import wait_until
 from .smskit import GammuSmsd, have_gammu, sentitems
@@ -47,7 +46,7 @@ class Kiosk:
     """The kiosk device as `edge run` starts it (locker on its pty simulator, kiosk screens, MQTT)."""
 
     def __init__(self, broker_url: str, data_dir):
-        self.port = free_port()
+        self.base: str | None = None       # the kiosk's own address once it listens (port 0: no race)
         self.supervisor = Supervisor(from_dict({
             "site": "hn", "device": "kiosk-01", "role": "kiosk", "data_dir": str(data_dir),
             "broker": {"url": broker_url},
@@ -55,15 +54,17 @@ class Kiosk:
                        "staff_pins": {"staff-1": hash_pin("2580")}, "sim": {"auto_close_s": 1.0},
                        "compartments": {"1": {"board": 0, "lock": 1, "size": "S"},
                                         "2": {"board": 0, "lock": 2, "size": "M"}}},
-            "kiosk": {"port": self.port, "face_pause_s": 0.1},
+            "kiosk": {"port": 0, "face_pause_s": 0.1},
         }))
         self.loop = asyncio.new_event_loop()
         threading.Thread(target=self.loop.run_forever, daemon=True).start()
         self.run = asyncio.run_coroutine_threadsafe(self.supervisor.run(), self.loop)
-        self.base = f"http://127.0.0.1:{self.port}"
         wait_until(self._ready, what="the kiosk up")
 
     def _ready(self):
+        self.base = getattr(self.supervisor.peers.get("kiosk"), "url", None)
+        if self.base is None:
+            return False
         try:
             return http(self.base + "/api/status")["services"].get("locker") == "ok"
         except OSError:
