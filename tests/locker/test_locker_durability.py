@@ -44,6 +44,7 @@ async def main():
         await dispatcher.dispatch("locker", {payload!r}.encode())
     print("the open returned: the kill came too late", flush=True)
 
+sys.stdin.readline()  # go: the parent's kill-at-the-pulse is in place
 asyncio.run(main())
 """
 
@@ -74,10 +75,12 @@ def test_kill_between_pulse_and_door_open(tmp_path, action):
         before = bus.pulses_for(0, target)
         code = textwrap.dedent(CHILD.format(tmp=str(tmp_path), port=pty.path, db=str(db), action=action,
                                             payload=payload, later_s=later_s))
-        child = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE,
-                                 stderr=subprocess.PIPE, text=True)
+        child = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         bus.on_pulse = lambda pulse: os.kill(child.pid, signal.SIGKILL)
-        out, err = child.communicate(timeout=60)
+        # The child opens only once told to: its pulse can never come before the kill is armed
+        # (order race: a stalled parent could have let it pulse before on_pulse was set).
+        out, err = child.communicate("go\n", timeout=60)
         bus.on_pulse = None
         assert child.returncode == -signal.SIGKILL, (out, err)
         assert bus.pulses_for(0, target) == before + 1
