@@ -13,6 +13,7 @@ from .lockerkit import config, polled, running, service, until
 
 from edge.errors import DeviceNotReady
 from edge.locker.driver import OpenUncertain, SerialLockerDriver
+from edge.locker.hardware import RECONNECT_MAX_S
 from edge.locker.protocols import PROTOCOLS
 from edge.locker.sim import FAULTS, BusSim, PtySim, SimTransport
 from edge.testing import FakeClock
@@ -134,6 +135,9 @@ def test_service_survives_unplug_and_replug(tmp_path):
                 await svc.open_compartment(1)
             assert bus.pulses == []
             pty.replug()  # a new /dev/pts behind the same name: the service reconnects by itself
+            # once its backoff has run out on its clock; the longer the machine took to get here,
+            # the longer that backoff grew (up to RECONNECT_MAX_S): move the clock past it.
+            svc.clock.advance(RECONNECT_MAX_S)
             assert await until(lambda: svc.health() == "ok", timeout_s=10)
             svc.clock.advance(0.6)  # past the rate limit: the failed open still counts for it
             await svc.open_compartment(1)
