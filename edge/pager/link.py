@@ -178,7 +178,9 @@ class TransmitterLink:
                 self._lost.clear()
                 delay = RECONNECT_FIRST_S
                 continue
-            if await asyncio.to_thread(self._connect):
+            # The port opens in a worker thread; the link turns online here, on the loop, in the same
+            # step as its event: nothing (a test, the port-vanished check) sees it online without one.
+            if self._take(await asyncio.to_thread(self._open_driver)):
                 self.on_online()
                 self._connected.set()
                 continue
@@ -216,10 +218,22 @@ class TransmitterLink:
         log.info("pager: card %d vibrated for %s", card, self._card_ticket.get(card, "?"))
 
     def _connect(self) -> bool:
-        """Open the port and build the driver; True when the transmitter is usable."""
+        """On the loop: open the transmitter and use it; True when usable."""
+        return self._take(self._open_driver())
+
+    def _take(self, driver: Any) -> bool:
+        """On the loop: use `driver`, or stay offline when None (`last_error` says why)."""
+        if driver is None:
+            return False
+        self.driver, self.online = driver, True
+        return True
+
+    def _open_driver(self) -> Any:
+        """Open the port and build the driver, or None (reason in `last_error`). It changes no other
+        state, so the reconnect loop runs it in a worker thread and takes the result on the loop."""
         cfg = self.config
         if cfg.port.startswith("pigpio:"):
-            return self._connect_pigpio()
+            return self._open_pigpio()
         try:
             codec = make_transmitter(cfg.driver, **setup.settings_from_config(cfg))
         except FrameError as err:
@@ -229,13 +243,11 @@ class TransmitterLink:
                                        timeout_s=cfg.ack_timeout_s)
         except DeviceError as err:
             self.last_error = str(err)
-            return False
-        self.driver = PagerDriver(transport, codec, retries=cfg.retries, ack_timeout_s=cfg.ack_timeout_s,
-                                  cts_flow=cfg.cts_flow)
-        self.online = True
-        return True
+            return None
+        return PagerDriver(transport, codec, retries=cfg.retries, ack_timeout_s=cfg.ack_timeout_s,
+                           cts_flow=cfg.cts_flow)
 
-    def _connect_pigpio(self) -> bool:
+    def _open_pigpio(self) -> Any:
         from edge.pager import ook_pigpio
 
         try:
@@ -243,8 +255,6 @@ class TransmitterLink:
             pi, pulse = (self.open_pi or ook_pigpio.open_pi)()
         except DeviceError as err:
             self.last_error = str(err)
-            return False
-        self.driver = ook_pigpio.PigpioOokTransmitter(pi, gpio, protocol=self.config.ook_protocol,
-                                                      system=self.config.system_id, pulse=pulse)
-        self.online = True
-        return True
+            return None
+        return ook_pigpio.PigpioOokTransmitter(pi, gpio, protocol=self.config.ook_protocol,
+                                               system=self.config.system_id, pulse=pulse)
