@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -62,9 +63,11 @@ sys.exit(main(sys.argv[2:]))
 class Demo:
     """`edge demo` (QUICKER) in a subprocess; its console lines are read on a thread."""
 
-    def __init__(self, seconds: float):
-        self.proc = subprocess.Popen([sys.executable, "-c", RUN_DEMO, json.dumps(QUICKER), "demo", "--seconds", str(seconds)],
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    def __init__(self, seconds: float, errors: Path):
+        self.errors = errors  # its stderr (log lines, a traceback): told when it never printed what we wait for
+        with open(errors, "w") as stderr:
+            self.proc = subprocess.Popen([sys.executable, "-c", RUN_DEMO, json.dumps(QUICKER), "demo", "--seconds",
+                                          str(seconds)], stdout=subprocess.PIPE, stderr=stderr, text=True)
         self.lines: queue.Queue[str] = queue.Queue()
         self.seen: list[str] = []
         threading.Thread(target=self._read, daemon=True).start()
@@ -88,7 +91,9 @@ class Demo:
             self.seen.append(line)
             if m := re.search(pattern, line):
                 return m
-        raise AssertionError(f"the demo never printed /{pattern}/; it printed:\n" + "\n".join(self.seen[-40:]))
+        exited = "" if self.proc.poll() is None else f" (it exited with {self.proc.returncode})"
+        raise AssertionError(f"the demo never printed /{pattern}/{exited}; it printed:\n" + "\n".join(self.seen[-40:])
+                             + "\nand on stderr:\n" + self.errors.read_text(errors="replace")[-3000:])
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -100,8 +105,8 @@ class Demo:
 
 
 @pytest.fixture
-def demo():
-    d = Demo(seconds=300)
+def demo(tmp_path):
+    d = Demo(seconds=300, errors=tmp_path / "demo-stderr.txt")
     try:
         yield d
     finally:
