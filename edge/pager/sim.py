@@ -74,7 +74,9 @@ class TransmitterSim:
         self._running = False
         os.write(self._wake_w, b"x")
         if self._thread:
-            self._thread.join(timeout=2)
+            # Ended by the wake byte at once; a generous wait because a thread still alive after it
+            # would go on using descriptor numbers closed below, which the process may reuse.
+            self._thread.join(timeout=ANSWER_WAIT_S)
         self._close_pty()
         for fd in (self._wake_r, self._wake_w):
             os.close(fd)
@@ -96,7 +98,7 @@ class TransmitterSim:
             self._unplug_done.clear()
             self._unplug_asked = True
             os.write(self._wake_w, b"x")
-        self._unplug_done.wait(timeout=5)
+        self._unplug_done.wait(timeout=ANSWER_WAIT_S)
 
     def replug(self) -> None:
         """The transmitter comes back at the same path (a fresh pty, like a re-enumerated USB device)."""
