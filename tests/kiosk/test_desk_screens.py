@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from playwright.sync_api import expect
 
 from edge.kiosk.config import KioskConfig
 from edge.service import ServiceContext
@@ -170,6 +169,7 @@ def test_every_device_screen_says_connection_lost_and_recovers_by_itself(loop_th
             pages[path].goto(url + path)
             pages[path].wait_for_selector("body[data-ready='1']")
         # (a ping a busy machine answered after 2 s greys the buttons until the next one: wait it out)
+        from playwright.sync_api import expect
         expect(pages["/counter?c=1"].locator("#call_next")).to_be_enabled(timeout=10_000)
 
         loop_thread.call(kiosk.stop())  # the device service stops answering

@@ -5,7 +5,6 @@ with Fake peers."""
 from __future__ import annotations
 
 import pytest
-from playwright.sync_api import expect
 
 from kiosk_harness import served_desk, served_kiosk, shot
 from kiosk_fakes import FakeLocker, FakePager, FakeQr, FakeVision
@@ -50,6 +49,7 @@ def test_status_says_why_vision_is_degraded_in_either_language_and_fits(device, 
     assert "Kiểm tra người thật (liveness) đang tắt" in tile.inner_text()
     shot(page, tmp_path, "status-1024x768")
     assert fits(page), "the status page needs scrolling at 1024x768"
+    from playwright.sync_api import expect
     page.click("#lang")
     # The tiles are drawn again after the English strings, from a fresh /api/status: until then the
     # Vietnamese tile (which says "liveness" too) is still there, so wait for the English words.
