@@ -63,7 +63,9 @@ def chromium():
         pytest.skip(f"{CHROMIUM} is not installed (make setup installs Debian's chromium)")
     from playwright.sync_api import sync_playwright
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        # Playwright gives a launch 30 s; two workers starting Chromium beside brokers and
+        # PostgreSQL on 2 busy cores can take longer. It returns as soon as the browser is up.
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, timeout=120_000)
         try:
             yield browser
         finally:
