@@ -101,6 +101,11 @@ def test_a_kerong_open_reply_addressed_to_another_lock_is_not_taken_as_confirmat
     assert r.bus.pulses_for(0, 4) == 1 and r.bus.pulses_for(0, 5) == 0
 
 
+def waiting_for_bus(svc) -> int:
+    """Tasks queued for the service's bus lock (the poll loop, an open)."""
+    return len(svc._hw._waiters or ())
+
+
 def test_a_pickup_whose_result_moved_to_another_compartment_while_it_waited_opens_no_door(tmp_path):
     """The early check and the intent's re-check must be about the same assignment, or the door is stale."""
     import asyncio
@@ -117,15 +122,18 @@ def test_a_pickup_whose_result_moved_to_another_compartment_while_it_waited_open
             assert await svc.wait_door(comp, "closed", 3)  # read closed before time moves on
             svc.clock.advance(0.55)  # past the rate limit, on the service's clock
             await svc._hw.acquire()  # the bus is busy (another open): the pickup waits for it
+            # The poll loop queues for the bus too: first it, then the pickup, so that the pickup's
+            # place in the queue is the one awaited (not the poll loop's).
+            await until(lambda: waiting_for_bus(svc) == 1, what="the poll loop waiting for the bus")
             pickup = asyncio.create_task(svc.pickup("H29-261207-0001", {"method": "face", "ref": "s"}, actor="kiosk"))
-            await until(lambda: svc._hw._waiters, what="the pickup waiting for the bus")
+            await until(lambda: waiting_for_bus(svc) == 2, what="the pickup waiting for the bus")
             # Meanwhile staff took the result back and loaded it again into another compartment.
             with svc.ctx.store.transaction() as tx:
                 tx.execute("UPDATE locker_assignments SET status = 'reclaimed' WHERE receipt = 'H29-261207-0001'")
                 svc.flows.create_assignment(tx, receipt="H29-261207-0001", compartment=5, size="M", pin_hash=None,
                                             deadline_days=None, staff="an", face_enrolled=False)
             svc._hw.release()
-            with pytest.raises(LockerRefused):
+            with pytest.raises(LockerRefused, match="moved while waiting"):  # refused by the re-check
                 await pickup
             assert bus(svc).pulses_for(0, comp) == 1  # only the load's pulse: the old door stays shut
             assert bus(svc).pulses_for(0, 5) == 0
@@ -150,14 +158,17 @@ def test_a_reclaim_of_a_result_collected_while_it_waited_opens_no_door(tmp_path)
             assert await svc.wait_door(comp, "closed", 3)  # read closed before time moves on
             svc.clock.advance(0.55)  # past the rate limit, on the service's clock
             await svc._hw.acquire()
+            # The poll loop queues for the bus too (and the reclaim checks the staff PIN in a thread
+            # first): the poll loop's place in the queue must not pass for the reclaim's.
+            await until(lambda: waiting_for_bus(svc) == 1, what="the poll loop waiting for the bus")
             reclaim = asyncio.create_task(svc.reclaim(STAFF_PIN, "H29-261207-0010"))
-            await until(lambda: svc._hw._waiters, what="the reclaim waiting for the bus")  # it has read A
+            await until(lambda: waiting_for_bus(svc) == 2, what="the reclaim waiting for the bus")  # it has read A
             with svc.ctx.store.transaction() as tx:
                 tx.execute("UPDATE locker_assignments SET status = 'collected' WHERE receipt = 'H29-261207-0010'")
                 svc.flows.create_assignment(tx, receipt="H29-261207-0011", compartment=comp, size="M", pin_hash=None,
                                             deadline_days=None, staff="an", face_enrolled=False)
             svc._hw.release()
-            with pytest.raises(LockerRefused):
+            with pytest.raises(LockerRefused, match="to reclaim any more"):  # refused by the re-check
                 await reclaim
             assert bus(svc).pulses_for(0, comp) == 1  # only the load's pulse: B's door stays shut
             assert (await svc.lookup("H29-261207-0010"))["status"] == "collected"
