@@ -182,6 +182,9 @@ class Peer:
             self.client.username_pw_set(username, password)
         # paho retries a refused login after this delay, and close() waits for that sleep: keep it short.
         self.client.reconnect_delay_set(0.05, 0.5)
+        # connect() runs the TCP connect and the TLS handshake in this thread, under paho's 5 s
+        # default: a starved broker process could miss it. Like every wait here, it ends early.
+        self.client.connect_timeout = WAIT_S
         self.tls = tls
         if tls:
             self.client.tls_set(ca_certs=ca_file or broker.ca_file, certfile=certfile, keyfile=keyfile,
