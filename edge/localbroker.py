@@ -18,7 +18,7 @@ from pathlib import Path
 from edge.errors import DeviceNotReady
 
 MOSQUITTO_PATHS = ("/usr/sbin/mosquitto", "/usr/bin/mosquitto", "/usr/local/sbin/mosquitto")
-START_TIMEOUT_S = 10.0
+START_TIMEOUT_S = 30.0  # ends as soon as mosquitto says it runs (tens of ms); a busy machine can be slow
 PORT_ATTEMPTS = 5
 
 
