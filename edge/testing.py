@@ -129,6 +129,17 @@ async def until(predicate: Callable[[], bool], timeout_s: float = DEADLINE_S, st
     return True
 
 
+OFFICE_MORNING = 1772413200.0  # 2026-03-02 08:00 in Vietnam (UTC+7)
+
+
+def office_clock(start: float = OFFICE_MORNING) -> Callable[[], float]:
+    """Real seconds counted from an office morning, for a real pager on real time: its queue's day
+    changes at 05:00 local (22:00 UTC), and on the wall clock a test running across that instant
+    would see its tickets expire or be numbered anew mid-test."""
+    offset = start - time.monotonic()
+    return lambda: offset + time.monotonic()
+
+
 class FakeClock:
     """A clock a test moves by hand: call it for the time; `sleep(s)` advances it instead of waiting.
 

@@ -2,7 +2,6 @@
 
 import asyncio
 import json
-import time
 
 import pytest
 from gpiozero.pins.mock import MockFactory
@@ -13,19 +12,9 @@ from edge.pager.service import PagerService
 from edge.pager.sim import ANSWER_WAIT_S
 from edge.service import ServiceContext, validate_args
 from edge.store import Store
-from edge.testing import DEADLINE_S, FakeClock, until
+from edge.testing import DEADLINE_S, OFFICE_MORNING, FakeClock, office_clock, until
 
 NEXT, RECALL, SKIP, LED = 5, 6, 13, 19
-
-
-MORNING = 1772413200.0  # 2026-03-02 08:00 in Vietnam (UTC+7)
-
-
-def office_clock(start: float = MORNING):
-    """Real seconds, counted from an office morning: a test on real time never sees the queue's day
-    change (05:00 local, 22:00 UTC) and renumber or expire its tickets, whatever hour CI runs it."""
-    offset = start - time.monotonic()
-    return lambda: offset + time.monotonic()
 
 
 def make_service(tmp_path, clock=None, **overrides):
@@ -274,7 +263,7 @@ def test_page_queued_in_an_outage_is_dropped_if_the_ticket_moved_on(tmp_path):
 
 
 def test_repage_timer_pages_again_until_the_recall_limit(tmp_path):
-    clock = FakeClock(MORNING)
+    clock = FakeClock(OFFICE_MORNING)
     service, store, _ = make_service(tmp_path, clock=clock, repage_s=40, max_recalls=2)
 
     async def scenario():
