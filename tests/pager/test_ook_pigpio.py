@@ -13,7 +13,7 @@ from edge.pager.protocol import FrameError
 from edge.pager.service import PagerService
 from edge.service import ServiceContext
 from edge.store import Store
-from edge.testing import until
+from edge.testing import office_clock, until
 
 Pulse = namedtuple("Pulse", "on off us")
 
@@ -90,7 +90,7 @@ def test_service_pages_through_pigpio(tmp_path):
     config = PagerConfig(driver="ook", port="pigpio:17", system_id=1234, services={"a": ServiceDef(prefix="A")},
                          counters={"1": CounterDef(services=["a"])})
     service = PagerService(ServiceContext(name="pager", site="s", device="d", store=store, config=config,
-                                          data_dir=tmp_path))
+                                          data_dir=tmp_path, clock=office_clock()))  # no queue-day change
     service.link.open_pi = lambda: (pi, Pulse)
 
     async def scenario():

@@ -19,7 +19,7 @@ from edge.qr.service import QrService
 from edge.qr.sim import SimCamera
 from edge.qr.synth import OLD_PORTAL, qr_image
 from edge.service import ServiceContext
-from edge.testing import FakeClock, FakePager, until
+from edge.testing import FakeClock, FakePager, office_clock, until
 
 VIETQR = ("00020101021138570010A00000072701270006970403011200110123456780208QRIBFTTA"
           "53037045802VN6304F4E5")
@@ -55,7 +55,7 @@ def make_pager(store, tmp_path):
                                    "chung-thuc": ServiceDef(prefix="B", name="Chứng thực")},
                          counters={"1": CounterDef(services=["ho-tich", "chung-thuc"])})
     ctx = ServiceContext(name="pager", site="hn-badinh", device="desk-01", store=store, config=config,
-                         data_dir=tmp_path)
+                         data_dir=tmp_path, clock=office_clock())  # no queue-day change mid-test
     return PagerService(ctx)
 
 
@@ -70,7 +70,7 @@ def test_desk_scan_issues_real_pager_tickets_and_checks_appointments_in(store, t
             (birth,) = await qr.scan_frame(frame_of(poster))
             (copy,) = await qr.scan_frame(frame_of("2.000815"))
             code = f"LH-hn-badinh-{time.strftime('%y%m%d')}-0001"
-            pager.engine.add_appointment(code, "chung-thuc", time.time())
+            pager.engine.add_appointment(code, "chung-thuc", pager.ctx.clock())
             (visit,) = await qr.scan_frame(frame_of(code))
             (land,) = await qr.scan_frame(frame_of("1.011441"))  # queue 'dat-dai' is not on this desk
             (nowhere,) = await qr.scan_frame(frame_of("3.999999"))
