@@ -13,7 +13,10 @@ from edge.store import Store
 # Hypothesis's two wall-clock rules fail a test on a busy machine, not on a wrong answer: a 200 ms
 # deadline per example and the too_slow health check on generating them. Off for every property
 # test (2 CI cores shared by two workers and their brokers); what the examples assert is unchanged.
-settings.register_profile("edge", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# Derandomized: each test draws the same examples on every run, so CI and a developer's machine see
+# the same result; fresh random examples: `pytest --hypothesis-profile=explore`.
+settings.register_profile("edge", deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
+settings.register_profile("explore", parent=settings.get_profile("edge"), derandomize=False)
 settings.load_profile("edge")
 
 
