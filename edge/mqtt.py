@@ -249,7 +249,11 @@ class Reporter:
         self._inflight: dict[int, int] = {}  # mid -> outbox row_id
         self._acked: deque[int] = deque()
         self._early_acks: set[int] = set()
-        self._lock = threading.Lock()  # guards _inflight only; never held around publish()
+        # mids of the status messages (published outside the outbox) awaiting their PUBACK: that
+        # PUBACK must not be kept as an early ack, which an outbox row given the same mid after
+        # paho's mids wrap (65,535) would take as its own and be marked published unacknowledged.
+        self._status_mids: set[int] = set()
+        self._lock = threading.Lock()  # guards _inflight and the mid sets; never held around publish()
         self._last_sent = 0
         self._services: dict[str, str] = {}
         self._thread: threading.Thread | None = None
@@ -295,7 +299,7 @@ class Reporter:
             self._thread.join(timeout=2)
         self._flush_acks()
         if self.connected.is_set():
-            info = self.client.publish(f"{self.prefix}/status", self._status_payload("offline"), qos=1, retain=True)
+            info = self._publish_status("offline")
             try:
                 info.wait_for_publish(timeout=max(0.1, deadline - time.monotonic()))
             except (RuntimeError, ValueError):
@@ -308,7 +312,17 @@ class Reporter:
         """Publish the retained status when a service's health changes (or on the timer)."""
         self._services = dict(services)
         if self.connected.is_set():
-            self.client.publish(f"{self.prefix}/status", self._status_payload("online"), qos=1, retain=True)
+            self._publish_status("online")
+
+    def _publish_status(self, state: str) -> mqtt.MQTTMessageInfo:
+        info = self.client.publish(f"{self.prefix}/status", self._status_payload(state), qos=1, retain=True)
+        if info.rc in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):  # queued: a PUBACK will come
+            with self._lock:
+                if info.mid in self._early_acks:  # it came already, before we could note the mid
+                    self._early_acks.discard(info.mid)
+                else:
+                    self._status_mids.add(info.mid)
+        return info
 
     def _status_payload(self, state: str) -> str:
         return json.dumps({"state": state, "ts": self.clock(), "version": self.version,
@@ -321,7 +335,7 @@ class Reporter:
             return
         log.info("connected to %s", self.broker.url)
         client.subscribe(f"{self.prefix}/+/cmd", qos=1)
-        client.publish(f"{self.prefix}/status", self._status_payload("online"), qos=1, retain=True)
+        self._publish_status("online")
         self.connected.set()
         self._wake.set()
 
@@ -336,7 +350,9 @@ class Reporter:
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         with self._lock:
             row_id = self._inflight.pop(mid, None)
-            if row_id is None:  # the PUBACK beat `_send` recording the mid
+            if row_id is None and mid in self._status_mids:
+                self._status_mids.discard(mid)
+            elif row_id is None:  # the PUBACK beat `_send` (or `_publish_status`) recording the mid
                 self._early_acks.add(mid)
         if row_id is not None:
             self._acked.append(row_id)
