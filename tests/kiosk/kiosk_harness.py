@@ -15,17 +15,7 @@ from pathlib import Path
 from edge.kiosk.config import KioskConfig
 from edge.kiosk.service import KioskService
 from edge.service import ServiceContext
-
-OFFICE_MORNING = 1772413200.0  # 2026-03-02 08:00 in Vietnam (UTC+7)
-
-
-def office_clock(start: float = OFFICE_MORNING):
-    """Real seconds counted from an office morning, for a real pager: its queue's day changes at
-    05:00 local (22:00 UTC), and a test on the wall clock across that instant would see its tickets
-    expire or be numbered anew mid-test (tests/pager/test_service.py has the same rule)."""
-    offset = start - time.monotonic()
-    return lambda: offset + time.monotonic()
-
+from edge.testing import office_clock
 
 class LoopThread:
     """An asyncio loop on its own thread, so a sync test (Playwright) can drive async services."""

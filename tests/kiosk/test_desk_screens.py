@@ -9,9 +9,9 @@ import pytest
 
 from edge.kiosk.config import KioskConfig
 from edge.service import ServiceContext
-from kiosk_harness import Served, at_step, office_clock, served_desk, shot
+from kiosk_harness import Served, at_step, served_desk, shot
 from kiosk_fakes import FakeLocker
-from edge.testing import DEADLINE_S, until
+from edge.testing import DEADLINE_S, office_clock, until
 
 pytestmark = pytest.mark.browser
 
