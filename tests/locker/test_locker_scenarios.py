@@ -26,6 +26,7 @@ from .lockerkit import STAFF_PIN, Clock, config, events, polled, running, servic
 from edge.errors import ConfigError
 from edge.locker.config import CompartmentConfig
 from edge.locker.flows import LockerRefused
+from edge.testing import DEADLINE_S
 
 SCENARIOS = sorted((Path(__file__).parent / "scenarios").glob("*.toml"))
 
@@ -63,7 +64,7 @@ async def do_step(svc, clock, step: dict):
     elif act == "online":
         bus.offline.discard(step.get("board", 0))
     elif act == "wait_event":
-        assert await until(lambda: events(svc.ctx.store, step["type"]), timeout_s=step.get("timeout_s", 5)), \
+        assert await until(lambda: events(svc.ctx.store, step["type"]), timeout_s=step.get("timeout_s", DEADLINE_S)), \
             f"no {step['type']} event"
     elif act == "advance_days":
         clock.offset += step["days"] * 86400
@@ -113,7 +114,7 @@ def test_scenario(tmp_path, path):
             await polled(svc)  # what the doors and timers still had to report is in the events
             return svc.sim.bus
 
-    bus = asyncio.run(asyncio.wait_for(body(), 60))
+    bus = asyncio.run(asyncio.wait_for(body(), 120))  # a hang guard, above the waits inside
     seen = [e["type"] for e in events(svc.ctx.store)]
     assert is_subsequence(spec.get("events", []), seen), f"events {seen}"
     for unwanted in spec.get("no_events", []):

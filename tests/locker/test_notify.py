@@ -19,7 +19,7 @@ E164 = "+84912345678"
 DIGITS = ("912345678", "0912345678")
 
 
-def run(coro, timeout_s: float = 20.0):
+def run(coro, timeout_s: float = 120.0):  # a hang guard, above the waits inside (DEADLINE_S)
     return asyncio.run(asyncio.wait_for(coro, timeout_s))
 
 
