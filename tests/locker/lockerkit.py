@@ -15,8 +15,11 @@ from edge.locker.pins import hash_pin
 from edge.locker.service import LockerService
 from edge.service import ServiceContext
 from edge.store import Store
-from edge.testing import until  # the locker tests import it from here too
+from edge.testing import DEADLINE_S, until  # the locker tests import until from here too
 
+# A test's wait for a door the poll loop will read (edge.testing's one deadline for real work: the
+# simulator's pty, the poll rounds); wait_door returns as soon as the door reads so.
+DOOR_S = DEADLINE_S
 STAFF_PIN = "9021"
 STAFF_HASH = hash_pin(STAFF_PIN)
 BOARD = {"kerong": 0, "8a": 1, "modbus": 1, "gpio": 1}

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from .lockerkit import STAFF_PIN, config, events, polled, running, service
+from .lockerkit import DOOR_S, STAFF_PIN, config, events, polled, running, service
 
 from edge.locker.sim import BusSim, PtySim
 from edge.mqtt import CommandDispatcher
@@ -75,9 +75,9 @@ def test_kill_between_pulse_and_door_open(tmp_path, action):
                     # Seen open before it is closed: on this plain pty port a reply later than the
                     # reply timeout leaves the open uncertain, and a door closed before any poll read
                     # it open would be an open never detected.
-                    assert await svc.wait_door(2, "open", 3)
+                    assert await svc.wait_door(2, "open", DOOR_S)
                     bus.close_door(0, 2)
-                    assert await svc.wait_door(2, "closed", 3)
+                    assert await svc.wait_door(2, "closed", DOOR_S)
             asyncio.run(load())
         later_s = 0.6 if action == "pickup" else 0.0  # past the rate limit of compartment 2's loading
         target = 2
@@ -112,7 +112,7 @@ def test_kill_between_pulse_and_door_open(tmp_path, action):
                     with pytest.raises(Exception, match="busy"):
                         await svc.pickup("H29-261207-0001", {"method": "face", "ref": "sess-10"}, actor="kiosk")
                 bus.close_door(0, target)
-                assert await svc.wait_door(target, "closed", 3)
+                assert await svc.wait_door(target, "closed", DOOR_S)
                 if action == "pickup":
                     assert (await svc.lookup("H29-261207-0001"))["status"] == "collected"
                 await polled(svc)  # the doors and timers have had their say

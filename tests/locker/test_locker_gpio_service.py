@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 
 from gpiozero.pins.mock import MockFactory
-from .lockerkit import STAFF_PIN, config, events, running, service
+from .lockerkit import DOOR_S, STAFF_PIN, config, events, running, service
 
 import edge
 from edge.config import load
@@ -22,14 +22,14 @@ def test_gpio_locker_load_pickup_and_stop_leaves_relays_off(tmp_path):
         async with running(svc):
             sim = svc.sim
             comp = (await svc.load(STAFF_PIN, "H29-261207-0031", "L"))["compartment"]
-            assert await svc.wait_door(comp, "open", 3)
+            assert await svc.wait_door(comp, "open", DOOR_S)
             sim.close_door(comp)
-            assert await svc.wait_door(comp, "closed", 3)
+            assert await svc.wait_door(comp, "closed", DOOR_S)
             svc.clock.advance(0.55)  # past the rate limit, on the service's clock
             await svc.pickup("H29-261207-0031", {"method": "face", "ref": "s"}, actor="kiosk")
-            assert await svc.wait_door(comp, "open", 3)
+            assert await svc.wait_door(comp, "open", DOOR_S)
             sim.close_door(comp)
-            assert await svc.wait_door(comp, "closed", 3)
+            assert await svc.wait_door(comp, "closed", DOOR_S)
             assert (await svc.lookup("H29-261207-0031"))["status"] == "collected"
             assert [lock for lock, _ in sim.pulses] == [comp, comp] and sim.overlaps == 0
             factory.pin(DEFAULT_RELAY_PINS[0]).state = True  # something left a relay on

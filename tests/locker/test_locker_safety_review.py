@@ -40,7 +40,7 @@ def test_a_pickup_cancelled_mid_pulse_still_records_the_pulse_and_a_stuck_door_r
     import asyncio
     import threading
 
-    from .lockerkit import STAFF_PIN, bus, events, running, service, until
+    from .lockerkit import DOOR_S, STAFF_PIN, bus, events, running, service, until
 
     svc = service(tmp_path)
     in_open, release = threading.Event(), threading.Event()
@@ -49,7 +49,7 @@ def test_a_pickup_cancelled_mid_pulse_still_records_the_pulse_and_a_stuck_door_r
         async with running(svc):
             comp = (await svc.load(STAFF_PIN, "H29-261207-0007", "M"))["compartment"]
             bus(svc).close_door(0, comp)
-            assert await svc.wait_door(comp, "closed", 3)  # read closed before time moves on
+            assert await svc.wait_door(comp, "closed", DOOR_S)  # read closed before time moves on
             svc.clock.advance(0.55)  # past the rate limit, on the service's clock
             bus(svc).door(0, comp).stuck = True
             real_open = svc.driver.open
@@ -111,7 +111,7 @@ def test_a_pickup_whose_result_moved_to_another_compartment_while_it_waited_open
     import asyncio
 
     from edge.locker.flows import LockerRefused
-    from .lockerkit import STAFF_PIN, bus, running, service, until
+    from .lockerkit import DOOR_S, STAFF_PIN, bus, running, service, until
 
     svc = service(tmp_path)
 
@@ -119,7 +119,7 @@ def test_a_pickup_whose_result_moved_to_another_compartment_while_it_waited_open
         async with running(svc):
             comp = (await svc.load(STAFF_PIN, "H29-261207-0001", "M"))["compartment"]
             bus(svc).close_door(0, comp)
-            assert await svc.wait_door(comp, "closed", 3)  # read closed before time moves on
+            assert await svc.wait_door(comp, "closed", DOOR_S)  # read closed before time moves on
             svc.clock.advance(0.55)  # past the rate limit, on the service's clock
             await svc._hw.acquire()  # the bus is busy (another open): the pickup waits for it
             # The poll loop queues for the bus too: first it, then the pickup, so that the pickup's
@@ -147,7 +147,7 @@ def test_a_reclaim_of_a_result_collected_while_it_waited_opens_no_door(tmp_path)
     import asyncio
 
     from edge.locker.flows import LockerRefused
-    from .lockerkit import STAFF_PIN, bus, running, service, until
+    from .lockerkit import DOOR_S, STAFF_PIN, bus, running, service, until
 
     svc = service(tmp_path)
 
@@ -155,7 +155,7 @@ def test_a_reclaim_of_a_result_collected_while_it_waited_opens_no_door(tmp_path)
         async with running(svc):
             comp = (await svc.load(STAFF_PIN, "H29-261207-0010", "M"))["compartment"]
             bus(svc).close_door(0, comp)
-            assert await svc.wait_door(comp, "closed", 3)  # read closed before time moves on
+            assert await svc.wait_door(comp, "closed", DOOR_S)  # read closed before time moves on
             svc.clock.advance(0.55)  # past the rate limit, on the service's clock
             await svc._hw.acquire()
             # The poll loop queues for the bus too (and the reclaim checks the staff PIN in a thread
@@ -182,7 +182,7 @@ def test_a_verified_pin_is_used_up_by_the_pickup_it_allowed(tmp_path):
     import asyncio
 
     from edge.locker.flows import LockerRefused
-    from .lockerkit import STAFF_PIN, bus, events, running, service, until
+    from .lockerkit import DOOR_S, STAFF_PIN, bus, events, running, service, until
 
     svc = service(tmp_path)
 
@@ -190,7 +190,7 @@ def test_a_verified_pin_is_used_up_by_the_pickup_it_allowed(tmp_path):
         async with running(svc):
             comp = (await svc.load(STAFF_PIN, "H29-261207-0008", "M", pin="4321"))["compartment"]
             bus(svc).close_door(0, comp)
-            assert await svc.wait_door(comp, "closed", 3)  # read closed before time moves on
+            assert await svc.wait_door(comp, "closed", DOOR_S)  # read closed before time moves on
             svc.clock.advance(0.55)  # past the rate limit, on the service's clock
             bus(svc).door(0, comp).stuck = True
             assert await svc.verify_pin("H29-261207-0008", "4321")

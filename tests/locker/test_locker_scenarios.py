@@ -21,7 +21,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from .lockerkit import STAFF_PIN, Clock, config, events, polled, running, service, until
+from .lockerkit import DOOR_S, STAFF_PIN, Clock, config, events, polled, running, service, until
 
 from edge.errors import ConfigError
 from edge.locker.config import CompartmentConfig
@@ -51,10 +51,10 @@ async def do_step(svc, clock, step: dict):
     if act == "close":
         await svc.wait_door(comp, "open", 3)
         bus.close_door(where.board, where.lock)
-        return {"closed": await svc.wait_door(comp, "closed", 3)}
+        return {"closed": await svc.wait_door(comp, "closed", DOOR_S)}
     if act == "force":
         bus.force_open(where.board, where.lock)
-        return {"open": await svc.wait_door(comp, "open", 3)}
+        return {"open": await svc.wait_door(comp, "open", DOOR_S)}
     if act == "fault":
         bus.inject(step["fault"], step.get("count", 1))
     elif act == "stuck":

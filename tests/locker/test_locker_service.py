@@ -4,7 +4,7 @@ import asyncio
 import json
 
 import pytest
-from .lockerkit import STAFF_PIN, Clock, bus, config, events, running, service, states, until
+from .lockerkit import DOOR_S, STAFF_PIN, Clock, bus, config, events, running, service, states, until
 
 from edge.locker.flows import LockerRefused
 from edge.testing import FakeVision
@@ -75,17 +75,17 @@ def test_load_then_pickup_with_pin(tmp_path):
             loaded = await svc.load(STAFF_PIN, "h29-261207-0201", "M", pin="4321")
             comp = loaded["compartment"]
             assert comp == 2  # the smallest M that is not the accessible one
-            assert await svc.wait_door(comp, "open", 3)
+            assert await svc.wait_door(comp, "open", DOOR_S)
             assert await svc.lookup("H29-261207-0201") == {"status": "waiting", "compartment": comp,
                                                       "face_enrolled": False, "pin_set": True}
             bus(svc).close_door(0, comp)
-            assert await svc.wait_door(comp, "closed", 3)
+            assert await svc.wait_door(comp, "closed", DOOR_S)
             svc.clock.advance(0.5)  # past the rate limit, on the service's clock
             assert await svc.verify_pin("h29-261207-0201", "4321")
             assert await svc.pickup("h29-261207-0201", {"method": "pin", "ref": "s1"}, actor="kiosk") == {"compartment": comp}
-            assert await svc.wait_door(comp, "open", 3)
+            assert await svc.wait_door(comp, "open", DOOR_S)
             bus(svc).close_door(0, comp)
-            assert await svc.wait_door(comp, "closed", 3)
+            assert await svc.wait_door(comp, "closed", DOOR_S)
             assert (await svc.lookup("h29-261207-0201"))["status"] == "collected"
             types = [e["type"] for e in events(svc.ctx.store)]
             assert types == ["loaded", "pulse_sent", "door_opened", "door_closed",
@@ -143,7 +143,7 @@ def test_pickup_by_pin_needs_a_verified_pin_face_claim_opens(tmp_path):
         async with running(svc):
             comp = (await svc.load(STAFF_PIN, "H29-261207-0008", "L", pin="8888"))["compartment"]
             bus(svc).close_door(0, comp)
-            assert await svc.wait_door(comp, "closed", 3)  # read closed before time moves on
+            assert await svc.wait_door(comp, "closed", DOOR_S)  # read closed before time moves on
             svc.clock.advance(0.55)  # past the rate limit
             with pytest.raises(LockerRefused, match="not_verified"):
                 await svc.pickup("H29-261207-0008", {"method": "pin", "ref": "s"}, actor="kiosk")
@@ -184,7 +184,7 @@ def test_valid_open_pulses_even_if_the_sensor_says_open(tmp_path):
     async def body():
         async with running(svc):
             bus(svc).force_open(0, 4)
-            assert await svc.wait_door(4, "open", 3)
+            assert await svc.wait_door(4, "open", DOOR_S)
             await svc.open_compartment(4, reason="staff")
             assert bus(svc).pulses_for(0, 4) == 1
             assert events(svc.ctx.store, "pulse_sent")[0]["compartment"] == 4
@@ -259,7 +259,7 @@ def test_left_open_alarm(tmp_path):
     async def body():
         async with running(svc):
             await svc.open_compartment(2)
-            assert await svc.wait_door(2, "open", 3)
+            assert await svc.wait_door(2, "open", DOOR_S)
             svc.clock.advance(1.0)  # the door stays open past left_open_s
             assert await until(lambda: events(svc.ctx.store, "left_open"))
             assert not events(svc.ctx.store, "forced_open")
@@ -274,7 +274,7 @@ def test_open_not_detected_for_a_stuck_door_returns_the_pickup_to_waiting(tmp_pa
         async with running(svc):
             comp = (await svc.load(STAFF_PIN, "H29-261207-0009", "M"))["compartment"]
             bus(svc).close_door(0, comp)
-            assert await svc.wait_door(comp, "closed", 3)  # read closed before time moves on
+            assert await svc.wait_door(comp, "closed", DOOR_S)  # read closed before time moves on
             svc.clock.advance(0.55)  # past the rate limit
             bus(svc).door(0, comp).stuck = True
             await svc.pickup("H29-261207-0009", {"method": "face", "ref": "s"}, actor="kiosk")
@@ -285,7 +285,7 @@ def test_open_not_detected_for_a_stuck_door_returns_the_pickup_to_waiting(tmp_pa
             svc.clock.advance(5)  # the kiosk's wait runs out
             assert not await closing
             assert (await svc.lookup("H29-261207-0009"))["status"] == "waiting"
-            assert await svc.wait_door(comp, "closed", 1)  # asked again later: it simply is closed
+            assert await svc.wait_door(comp, "closed", DOOR_S)  # asked again later: it simply is closed
 
     run(body())
 
@@ -297,9 +297,9 @@ def test_flapping_sensor_raises_sensor_fault(tmp_path):
         async with running(svc):
             for _ in range(3):
                 bus(svc).force_open(0, 6)
-                assert await svc.wait_door(6, "open", 2)
+                assert await svc.wait_door(6, "open", DOOR_S)
                 bus(svc).close_door(0, 6)
-                assert await svc.wait_door(6, "closed", 2)
+                assert await svc.wait_door(6, "closed", DOOR_S)
             assert await until(lambda: events(svc.ctx.store, "sensor_fault"))
             assert svc.health() == "degraded"
 
@@ -386,12 +386,12 @@ def test_vision_peer_learns_waiting_and_templates_go_on_pickup(tmp_path):
             assert (await svc.lookup("H29-261207-0021"))["face_enrolled"] is True
             assert (await svc.lookup("H29-261207-0022"))["face_enrolled"] is False
             bus(svc).close_door(0, comp)
-            assert await svc.wait_door(comp, "closed", 3)
+            assert await svc.wait_door(comp, "closed", DOOR_S)
             svc.clock.advance(0.55)  # past the rate limit
             await svc.pickup("H29-261207-0021", {"method": "face", "ref": "s"}, actor="kiosk")
-            assert await svc.wait_door(comp, "open", 3)
+            assert await svc.wait_door(comp, "open", DOOR_S)
             bus(svc).close_door(0, comp)
-            assert await svc.wait_door(comp, "closed", 3)
+            assert await svc.wait_door(comp, "closed", DOOR_S)
             clock.offset = 2 * 86400
             await svc.handle_command("expire", {"receipt": None})
             assert await until(lambda: len(vision.told) == 4)
@@ -412,7 +412,7 @@ def test_templates_go_when_staff_reclaim_a_result(tmp_path):
         async with running(svc):
             comp = (await svc.load(STAFF_PIN, "H29-261207-0023", "M"))["compartment"]
             bus(svc).close_door(0, comp)
-            assert await svc.wait_door(comp, "closed", 3)
+            assert await svc.wait_door(comp, "closed", DOOR_S)
             svc.clock.advance(0.55)            # past the per-compartment rate limit of the load's open
             await svc.reclaim(STAFF_PIN, "H29-261207-0023")
             assert await until(lambda: len(vision.told) == 2)
