@@ -313,7 +313,7 @@ def test_audit_opens_one_at_a_time_after_each_door_closes(tmp_path):
 
     async def body():
         async with running(svc):
-            results = await svc.audit_open_all("staff:an", wait_close_s=3)
+            results = await svc.audit_open_all("staff:an", wait_close_s=DOOR_S)  # each door shuts 0.2 s after its pulse
             assert [r["compartment"] for r in results] == [1, 2, 3, 4, 5, 6]
             assert all(r["opened"] and r["closed"] for r in results)
             pulses = bus(svc).pulses
