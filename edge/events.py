@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -139,8 +140,11 @@ class EventBus:
     """One per store (`store.bus`, `ctx.bus`): the store publishes, services subscribe."""
 
     def __init__(self):
-        # Replaced, never mutated: a committing thread iterates a snapshot without a lock.
+        # Replaced, never mutated: a committing thread iterates a snapshot without a lock. Writers
+        # (loops subscribing, a commit dropping a closed loop's subscriber) take the lock, so two
+        # of them at once cannot lose each other's change.
         self._subs: tuple[Subscription, ...] = ()
+        self._write = threading.Lock()
 
     def subscribe(self, pattern: str, callback: Callable[[Message], Any], *,
                   loop: asyncio.AbstractEventLoop | None = None) -> Subscription:
@@ -153,7 +157,8 @@ class EventBus:
                 raise RuntimeError("bus.subscribe needs an event loop: call it from a coroutine "
                                    "or pass loop=") from None
         sub = Subscription(self, pattern, callback, loop)
-        self._subs = (*self._subs, sub)
+        with self._write:
+            self._subs = (*self._subs, sub)
         return sub
 
     def listen(self, pattern: str, maxsize: int = 1000) -> Listener:
@@ -163,7 +168,8 @@ class EventBus:
     def unsubscribe(self, sub: Subscription) -> None:
         """Stop delivering to `sub`, including what a commit already scheduled for it."""
         sub.closed = True
-        self._subs = tuple(s for s in self._subs if s is not sub)
+        with self._write:
+            self._subs = tuple(s for s in self._subs if s is not sub)
 
     def publish(self, messages: list[tuple[str, str, int]]) -> None:
         """Hand one committed transaction's (topic, JSON text, outbox row) to the subscribers.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import threading
 
 import pytest
@@ -174,6 +175,33 @@ def test_a_subscriber_whose_loop_is_gone_is_dropped_and_commits_go_on(store):
     with store.transaction() as tx:
         tx.emit("pager", "ticket_issued", ticket="A001")
     assert len(store.bus) == 0 and len(store.pending()) == 1
+
+
+def test_subscribing_and_unsubscribing_from_many_threads_at_once_loses_no_change():
+    # Screens open and close streams on the loop while a commit drops a dead loop's subscriber on
+    # its own thread: none of these changes may undo another (a closed stream must not come back,
+    # a new one must not vanish). A tiny switch interval makes threads interleave mid-update.
+    bus, loop = EventBus(), asyncio.new_event_loop()
+    kept: list = []
+
+    def churn():
+        mine = [bus.subscribe("pager/#", print, loop=loop) for _ in range(300)]
+        for sub in mine[1:]:
+            sub.close()
+        kept.append(mine[0])
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=churn) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+        loop.close()
+    assert sorted(map(id, bus._subs)) == sorted(map(id, kept))
 
 
 def test_a_listener_queues_for_a_stream_and_a_slow_reader_loses_the_oldest(store):
