@@ -54,6 +54,10 @@ class DoorWatch:
         self.failures = {b: 0 for b in by_board}
         self.changes: dict[int, collections.deque] = collections.defaultdict(collections.deque)
 
+    def answering(self) -> set[int]:
+        """The boards whose last status read (in the last poll round) got an answer."""
+        return {board for board, failed in self.failures.items() if not failed}
+
     def boards_all_offline(self) -> bool:
         return bool(self.by_board) and all(n >= self.config.offline_after for n in self.failures.values())
 

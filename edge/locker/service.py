@@ -80,6 +80,7 @@ class LockerService(Service):
         self.doors: DoorWatch | None = None  # from start(), with the flows
         self.opening: Opening | None = None  # from start(), with the flows
         self.kiosk_api: KioskApi | None = None  # from start(), with the flows
+        self.recovery: Recovery | None = None  # from start(), with the flows
         self._last_sweep = 0.0
         # Wrong staff codes lock loading out: the device's one lockout (edge.kiosk.staff), counted in
         # the store so that a restart (or a crash on purpose) does not hand a guesser fresh attempts.
@@ -113,11 +114,11 @@ class LockerService(Service):
                                   vision=self.ctx.vision, tell_vision=self._tell_vision)
         self.hardware.build()
         await asyncio.to_thread(self.driver.all_off, list(self._by_board))
-        recovery = Recovery(self.ctx.store, self.flows)
-        recovery.report_interrupted()
+        self.recovery = Recovery(self.ctx.store, self.flows, self.config)
+        self.recovery.report_interrupted()
         async with self._hw:
             await self.doors.poll_boards(boot=True)
-        recovery.recover_pickups()
+        self.recovery.recover_pickups(self.doors.answering())  # a silent board's pickups wait for it
         self.publish_state()
         log.info("locker: %d compartments on %d board(s) via %s at %s", len(self.config.compartments),
                  len(self._by_board), self.config.driver, self.hardware.port_name())
@@ -130,6 +131,8 @@ class LockerService(Service):
             self.heartbeat()
             async with self._hw:
                 await self.doors.poll_boards()
+                if self.recovery.resume(self.doors.answering()):  # a board silent at boot answers
+                    self.publish_state()
             self._check_timers()
             if self.clock() - self._last_sweep >= EXPIRY_SWEEP_S:
                 self._last_sweep = self.clock()
