@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import threading
 import time
 from typing import Any, Callable
@@ -17,6 +18,16 @@ from edge.mqtt import parse_broker_url
 # costs nothing when a test passes; it only has to outlast a busy 2-core CI machine, where a
 # thread, a task or a child process can be kept off the CPU for seconds.
 DEADLINE_S = 30.0
+
+
+def occupy_port(port: int) -> socket.socket:
+    """A listener on 127.0.0.1:`port` (use as a context manager): another process that took the
+    port between `free_port()` and a server's bind, for the tests of what the server does then."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    sock.listen()
+    return sock
 
 
 class MqttRecorder:

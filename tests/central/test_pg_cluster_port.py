@@ -4,32 +4,24 @@ moves to another port; a restart keeps its port (central reconnects to it) or fa
 
 from __future__ import annotations
 
-import socket
 import subprocess
 
 import pytest
 
 from edge.central.testing import PgCluster, PgDatabase
-
-
-def listener(port: int) -> socket.socket:
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", port))
-    sock.listen()
-    return sock
+from edge.testing import occupy_port
 
 
 def test_a_port_taken_before_the_first_start_is_replaced_and_a_restart_keeps_its_port():
     cluster = PgCluster()
     picked = cluster.port
     try:
-        with listener(picked):
+        with occupy_port(picked):
             cluster.start()
         assert cluster.port != picked
         PgDatabase(cluster).drop()  # the server on the new port answers
         cluster.stop("immediate")
-        with listener(cluster.port), pytest.raises(subprocess.CalledProcessError):
+        with occupy_port(cluster.port), pytest.raises(subprocess.CalledProcessError):
             cluster.start()
     finally:
         cluster.cleanup()

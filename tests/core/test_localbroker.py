@@ -4,26 +4,18 @@ another port, never report ready because some other listener answered on its por
 
 from __future__ import annotations
 
-import socket
 
 import pytest
 
 from edge.errors import DeviceNotReady
 from edge.localbroker import MosquittoBroker, listens_on
-
-
-def listener(port: int) -> socket.socket:
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", port))
-    sock.listen()
-    return sock
+from edge.testing import occupy_port
 
 
 def test_a_port_taken_before_mosquitto_binds_it_is_replaced_by_a_free_one(tmp_path):
     broker = MosquittoBroker(workdir=tmp_path)
     picked = broker.port
-    with listener(picked):  # someone else got there between free_port() and mosquitto's bind
+    with occupy_port(picked):  # someone else got there between free_port() and mosquitto's bind
         broker.start()
         try:
             assert broker.port != picked and broker.url.endswith(f":{broker.port}")
@@ -38,7 +30,7 @@ def test_a_restart_keeps_its_port_and_says_so_when_it_is_taken(tmp_path):
     port = broker.port
     try:
         broker.kill()  # clients will reconnect to this very port: it must not move
-        with listener(port), pytest.raises(DeviceNotReady, match=f"{port}: it is in use"):
+        with occupy_port(port), pytest.raises(DeviceNotReady, match=f"{port}: it is in use"):
             broker.start()
         broker.start()
         assert broker.port == port and listens_on(broker.process.pid, port)
