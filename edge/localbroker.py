@@ -19,7 +19,7 @@ from edge.errors import DeviceNotReady
 
 MOSQUITTO_PATHS = ("/usr/sbin/mosquitto", "/usr/bin/mosquitto", "/usr/local/sbin/mosquitto")
 START_TIMEOUT_S = 30.0  # ends as soon as mosquitto says it runs (tens of ms); a busy machine can be slow
-PORT_ATTEMPTS = 5
+PORT_ATTEMPTS = 5  # a first start whose free port was taken tries this many fresh ones (test servers too)
 
 
 def find_mosquitto() -> str | None:

@@ -21,11 +21,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from edge.localbroker import free_port  # noqa: F401  (re-exported for the central tests)
+from edge.localbroker import PORT_ATTEMPTS, free_port  # noqa: F401  (free_port re-exported for the central tests)
 
 PG_BIN_DIRS = ("/usr/lib/postgresql/17/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/15/bin")
 START_TIMEOUT_S = 30.0
-PORT_ATTEMPTS = 5
 MEMORY_DIR = "/dev/shm"
 MEMORY_MIN_FREE = 1 << 30           # leave /dev/shm alone when less than 1 GiB is free
 _template: Path | None = None       # an initdb'd data directory, copied for each cluster

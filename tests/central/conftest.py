@@ -23,7 +23,7 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from edge.central.testing import PgCluster, PgDatabase, free_port
-from edge.localbroker import MosquittoBroker
+from edge.localbroker import PORT_ATTEMPTS, MosquittoBroker
 
 REPO = Path(__file__).resolve().parents[2]
 DEADLINE_S = 60.0
@@ -238,8 +238,6 @@ class CentralProcess:
     own log says it listens on that port and /api/health answers ok, so a central of another
     test that holds the port is never mistaken for it."""
 
-    PORT_ATTEMPTS = 5
-
     def __init__(self, broker_url: str, dsn: str, instance: str, log_dir: Path, extra: list[str] = ()):
         if "--staff" not in extra:
             extra = ["--staff", staff_file(log_dir), *extra]
@@ -255,7 +253,7 @@ class CentralProcess:
                 "--listen", f"127.0.0.1:{self.port}", "--instance", self.instance, *self.extra]
 
     def start(self) -> "CentralProcess":
-        for attempt in range(self.PORT_ATTEMPTS):
+        for attempt in range(PORT_ATTEMPTS):
             logged = self.log_path.stat().st_size if self.log_path.exists() else 0
             self.proc = subprocess.Popen(self.argv, cwd=REPO, stdout=subprocess.DEVNULL,
                                          stderr=open(self.log_path, "ab"))
@@ -267,7 +265,7 @@ class CentralProcess:
                 self._started = True
                 return self
             taken = "address already in use" in self._log_since(logged).lower()
-            if self._started or not taken or attempt == self.PORT_ATTEMPTS - 1:
+            if self._started or not taken or attempt == PORT_ATTEMPTS - 1:
                 raise AssertionError(f"{self.instance} exited with {self.proc.returncode} (log {self.log_path})")
             self.port = free_port()
         raise AssertionError("unreachable")

@@ -22,13 +22,12 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 from edge.errors import DeviceNotReady
-from edge.localbroker import wait_running
+from edge.localbroker import PORT_ATTEMPTS, wait_running
 from edge.testing import DEADLINE_S, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy" / "mosquitto"
 WAIT_S = DEADLINE_S  # every wait below ends as soon as its answer is in
-PORT_ATTEMPTS = 5
 SITE = "hn-test"
 DEVICES = ("kiosk-a", "kiosk-b")
 
